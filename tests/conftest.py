@@ -1,0 +1,3 @@
+"""Shared fixtures: real servers on loopback, nothing mocked."""
+
+pytest_plugins = ["targets", "receivers"]

@@ -1,0 +1,1 @@
+"""A recording webhook receiver (placeholder until written)."""

@@ -1,0 +1,1 @@
+"""A controllable HTTP target server (placeholder until written)."""

@@ -1,0 +1,3 @@
+from vigild.cli import main
+
+raise SystemExit(main())

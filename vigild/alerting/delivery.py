@@ -1,0 +1,178 @@
+"""Delivery from the outbox: one worker per notifier, in order, until sent or expired.
+
+A notifier that is down holds back only its own messages. A message leaves
+the outbox only after its send succeeded, failed permanently or grew older
+than the notifier's ``max_age``; so a restart resumes where delivery stopped,
+and the only duplicate possible is a send that succeeded just before a crash,
+before its removal was recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+from collections.abc import Callable, Mapping
+
+import structlog
+
+from vigild.alerting.notifiers.base import DeliveryError, Notifier
+from vigild.alerting.store import OutboxEntry, Store
+from vigild.model import Notification
+
+__all__ = ["Delivery"]
+
+log = structlog.get_logger("vigild.delivery")
+
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 300.0
+
+OutcomeListener = Callable[[str, str, float], None]
+"""(notifier, outcome, seconds from the notification's creation to now)."""
+
+
+def backoff(attempts: int) -> float:
+    """Exponential with jitter, so many vigilds do not retry a service in step."""
+    return min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** max(attempts - 1, 0)) * random.uniform(0.8, 1.0)
+
+
+class Delivery:
+    def __init__(
+        self,
+        store: Store,
+        notifiers: Mapping[str, Notifier],
+        *,
+        clock: Callable[[], float] = time.time,
+        on_outcome: OutcomeListener = lambda notifier, outcome, age: None,
+    ) -> None:
+        self._store = store
+        self._notifiers = dict(notifiers)
+        self._clock = clock
+        self._on_outcome = on_outcome
+        self._wakeups = {name: asyncio.Event() for name in self._notifiers}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._last_error: dict[str, str] = {}
+
+    @property
+    def notifiers(self) -> Mapping[str, Notifier]:
+        return self._notifiers
+
+    def start(self) -> None:
+        for name in self._notifiers:
+            self._workers[name] = asyncio.create_task(self._work(name), name=f"deliver:{name}")
+
+    def wake(self) -> None:
+        for event in self._wakeups.values():
+            event.set()
+
+    def pending(self, name: str) -> int:
+        return self._store.outbox_pending(name)
+
+    async def stop(self, timeout: float) -> None:
+        """Give queued messages up to ``timeout`` to go out, then stop the workers."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(
+            self._due(name) for name in self._notifiers
+        ):
+            await asyncio.sleep(0.05)
+        for task in self._workers.values():
+            task.cancel()
+        for task in self._workers.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._workers.clear()
+
+    def _due(self, name: str) -> bool:
+        entry = self._store.outbox_head(name)
+        return entry is not None and entry.next_attempt <= self._clock()
+
+    async def deliver_due(self, timeout: float) -> None:
+        """One pass for ``--once``: send what is due, stop a notifier at its first failure."""
+
+        async def drain(name: str) -> None:
+            while (entry := self._store.outbox_head(name)) is not None:
+                if entry.next_attempt > self._clock() or not await self._attempt(name, entry):
+                    return
+
+        tasks = [asyncio.create_task(drain(name)) for name in self._notifiers]
+        if not tasks:
+            return
+        _done, still_running = await asyncio.wait(tasks, timeout=timeout)
+        for task in still_running:
+            task.cancel()
+        await asyncio.gather(*still_running, return_exceptions=True)
+
+    async def _work(self, name: str) -> None:
+        wakeup = self._wakeups[name]
+        while True:
+            entry = self._store.outbox_head(name)
+            if entry is None:
+                await wakeup.wait()
+                wakeup.clear()
+                continue
+            wait = entry.next_attempt - self._clock()
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wakeup.wait(), wait)
+                wakeup.clear()
+                continue
+            await self._attempt(name, entry)
+
+    async def _attempt(self, name: str, entry: OutboxEntry) -> bool:
+        """Try one message; True when it left the outbox (sent, failed for good, expired)."""
+        notifier = self._notifiers[name]
+        now = self._clock()
+        age = now - entry.created
+        if age > notifier.config.max_age:
+            self._store.outbox_remove(entry.id)
+            log.error("notification expired", notifier=name, attempts=entry.attempts, age=age)
+            self._on_outcome(name, "expired", age)
+            return True
+        notification = Notification.from_json(json.loads(entry.payload))
+        try:
+            await asyncio.wait_for(notifier.send(notification), notifier.config.timeout)
+        except (DeliveryError, TimeoutError) as exc:
+            if isinstance(exc, DeliveryError):
+                reason, retryable = exc.reason, exc.retryable
+            else:
+                reason, retryable = f"timeout after {notifier.config.timeout:g}s", True
+            return self._failed(name, entry, notifier.context.redact(reason), retryable)
+        except Exception as exc:  # a broken backend must not stop delivery for good
+            reason = notifier.context.redact(f"{type(exc).__name__}: {exc}")
+            return self._failed(name, entry, reason, True)
+        self._store.outbox_remove(entry.id)
+        self._last_error.pop(name, None)
+        latency = self._clock() - entry.created
+        log.info(
+            "notification sent",
+            notifier=name,
+            alerts=len(notification.events),
+            attempts=entry.attempts + 1,
+            latency=round(latency, 3),
+        )
+        self._on_outcome(name, "sent", latency)
+        return True
+
+    def _failed(self, name: str, entry: OutboxEntry, reason: str, retryable: bool) -> bool:
+        now = self._clock()
+        if not retryable:
+            self._store.outbox_remove(entry.id)
+            log.error("notification failed", notifier=name, error=reason, retryable=False)
+            self._on_outcome(name, "failed", now - entry.created)
+            return True
+        delay = backoff(entry.attempts + 1)
+        self._store.outbox_postpone(entry.id, now + delay, reason)
+        # One line per new error, not one per retry: an outage must not flood the log.
+        level = "debug" if self._last_error.get(name) == reason else "warning"
+        self._last_error[name] = reason
+        getattr(log, level)(
+            "notification retry",
+            notifier=name,
+            error=reason,
+            attempts=entry.attempts + 1,
+            retry_in=round(delay, 1),
+        )
+        self._on_outcome(name, "retried", now - entry.created)
+        return False

@@ -1,0 +1,1 @@
+"""Notifier backends, registered by name in the ``vigild.notifiers`` entry-point group."""

@@ -1,0 +1,88 @@
+"""The interface a notifier implements, and the registry that finds one by ``type``.
+
+A third party adds a backend by publishing a ``Notifier`` subclass under the
+``vigild.notifiers`` entry-point group; the config then accepts its ``type``
+and validates its keys with the backend's own ``Options`` model.
+"""
+
+from __future__ import annotations
+
+import functools
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from vigild.config import NotifierConfig
+    from vigild.model import Notification
+
+__all__ = ["DeliveryError", "Notifier", "NotifierContext", "Options", "backend"]
+
+GROUP = "vigild.notifiers"
+
+
+class DeliveryError(Exception):
+    """A send that failed; ``retryable`` says whether trying again can help.
+
+    The message is shown in logs and must not contain the notifier's URL or keys.
+    """
+
+    def __init__(self, reason: str, *, retryable: bool = True) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+
+
+class Options(BaseModel):
+    """Base for a backend's own keys; unknown keys are errors like everywhere else."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class NotifierContext:
+    """What a backend may use from the daemon."""
+
+    session: aiohttp.ClientSession
+    external_url: str
+    """Where a reader can see vigild's status, e.g. ``http://127.0.0.1:9469``."""
+    redact: Callable[[str], str]
+
+
+class Notifier(ABC):
+    Options: ClassVar[type[BaseModel]] = Options
+
+    def __init__(self, config: NotifierConfig, context: NotifierContext) -> None:
+        self.config = config
+        self.name = config.name
+        self.context = context
+
+    @classmethod
+    def is_disabled(cls, options: BaseModel) -> bool:
+        """True when the options leave nothing to send to (an empty ``${VAR:-}`` URL)."""
+        return False
+
+    @abstractmethod
+    async def send(self, notification: Notification) -> None:
+        """Deliver one message, or raise ``DeliveryError``. Timeouts are the caller's."""
+
+    async def close(self) -> None:  # noqa: B027 - most backends hold nothing of their own
+        """Release what the backend holds."""
+
+
+@functools.cache
+def backend(kind: str) -> type[Notifier]:
+    found = entry_points(group=GROUP, name=kind)
+    if not found:
+        known = sorted({ep.name for ep in entry_points(group=GROUP)})
+        raise LookupError(f"unknown notifier type {kind!r} (known: {', '.join(known)})")
+    cls = next(iter(found)).load()
+    if not (isinstance(cls, type) and issubclass(cls, Notifier)):
+        raise LookupError(f"notifier type {kind!r} does not name a vigild Notifier class")
+    return cls

@@ -1,0 +1,164 @@
+"""The ``vigild`` command. Imports are lazy: ``--once`` from cron must start fast."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vigild.config import Config
+
+__all__ = ["main"]
+
+EXIT_INVALID_CONFIG = 2
+EXIT_ONCE_UNUSABLE = 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    # Options shared by the top level and every subcommand, so `--config` works before
+    # or after the subcommand; SUPPRESS keeps a subcommand from erasing the top level's.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                        help="config file (default: $VIGILD_CONFIG, ./thresholds.toml, "
+                             "/etc/vigild/thresholds.toml)")
+    common.add_argument("--log-format", choices=["json", "console"], default=argparse.SUPPRESS)
+    common.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                        default=argparse.SUPPRESS)
+
+    parser = argparse.ArgumentParser(
+        prog="vigild", parents=[common],
+        description="Watch the services of one host; alert when they break and when they recover.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--once", action="store_true",
+                        help="probe everything once, notify, print a report, exit with the "
+                             "worst severity (0 ok, 1 warning, 2 critical, 3 unknown)")
+    parser.add_argument("--format", choices=["text", "json"], default="text",
+                        help="report format for --once")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("run", parents=[common], help="run the daemon (the default)")
+    commands.add_parser("check-config", parents=[common], help="validate and summarise the config")
+    notify = commands.add_parser("test-notify", parents=[common],
+                                 help="send a test message through each notifier")
+    notify.add_argument("--notifier", metavar="NAME", help="only this notifier")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.version:
+        from vigild import __version__
+
+        print(f"vigild {__version__}")
+        return 0
+    command = args.command or "run"
+    if args.once and command != "run":
+        print("vigild: --once cannot be combined with a command", file=sys.stderr)
+        return 2
+
+    from vigild import config as config_module
+
+    path = config_module.find_config(getattr(args, "config", None))
+    try:
+        config = config_module.load(path)
+    except config_module.ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        if command == "check-config":
+            print(f"{path}: invalid ({len(exc.problems)} problems)", file=sys.stderr)
+        return EXIT_ONCE_UNUSABLE if args.once else EXIT_INVALID_CONFIG
+
+    _configure_logging(config, args)
+    if command == "check-config":
+        print(_summary(config))
+        return 0
+    if command == "test-notify":
+        from vigild.daemon.once import test_notify
+
+        delivered, lines = asyncio.run(test_notify(config, args.notifier))
+        print("\n".join(lines))
+        return 0 if delivered else 1
+    if args.once:
+        return _once(config, args.format)
+    return _run(config)
+
+
+def _configure_logging(config: Config, args: argparse.Namespace) -> None:
+    import structlog
+
+    from vigild import logs
+
+    logs.configure(
+        getattr(args, "log_format", None) or config.daemon.log_format,
+        getattr(args, "log_level", None) or config.daemon.log_level,
+    )
+    logs.set_secrets(config.secrets)
+    for warning in config.warnings:
+        structlog.get_logger("vigild").warning(warning)
+
+
+def _once(config: Config, output: str) -> int:
+    from vigild.alerting.lock import StateLocked
+    from vigild.alerting.store import StoreError
+    from vigild.daemon.once import run_once
+
+    try:
+        result = asyncio.run(run_once(config, output))
+    except (StateLocked, StoreError) as exc:
+        print(f"vigild: {exc}", file=sys.stderr)
+        return EXIT_ONCE_UNUSABLE
+    print(result.report)
+    return result.exit_code
+
+
+def _run(config: Config) -> int:
+    from vigild.alerting.lock import StateLocked
+    from vigild.alerting.store import StoreError
+    from vigild.daemon.app import Daemon
+
+    async def serve() -> None:
+        await Daemon(config).serve()
+
+    try:
+        _event_loop_runner()(serve())
+    except (StateLocked, StoreError) as exc:
+        print(f"vigild: {exc}", file=sys.stderr)
+        return EXIT_INVALID_CONFIG
+    except OSError as exc:  # the listen address is taken or not ours to bind
+        print(f"vigild: cannot listen on {config.daemon.listen}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return EXIT_INVALID_CONFIG
+    return 0
+
+
+def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
+    """``uvloop`` when installed (``vigild[fast]``), else asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    return uvloop.run  # type: ignore[no-any-return]
+
+
+def _summary(config: Config) -> str:
+    by_type: dict[str, int] = {}
+    for target in config.targets:
+        by_type[target.type] = by_type.get(target.type, 0) + 1
+    intervals: dict[float, int] = {}
+    for target in config.targets:
+        interval = target.effective_interval(config.daemon)
+        intervals[interval] = intervals.get(interval, 0) + 1
+    lines = [
+        f"{config.path}: valid",
+        f"  targets:   {len(config.targets)} "
+        f"({', '.join(f'{k}: {v}' for k, v in sorted(by_type.items())) or 'none'})",
+        f"  cycles:    {', '.join(f'every {i:g}s: {n}' for i, n in sorted(intervals.items())) or 'none'}",
+        f"  notifiers: {', '.join(f'{n.name} ({n.type}, {n.min_severity}+)' for n in config.notifiers) or 'none'}",
+    ]
+    lines.extend(f"  disabled:  {name} (url or key empty)" for name in config.disabled_notifiers)
+    lines.append(f"  state:     {config.daemon.state_path}")
+    lines.append(f"  listen:    {config.daemon.listen}")
+    return "\n".join(config.redact(line) for line in lines)

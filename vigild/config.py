@@ -1,0 +1,570 @@
+"""``thresholds.toml``: reading, ``${VAR}`` interpolation, validation, defaults.
+
+Every problem becomes a ``ConfigError`` whose lines each name the file, the
+key path and the reason, so ``vigild check-config`` can print them as they
+are. Values that came from the environment are remembered as secrets, so the
+rest of vigild can redact them wherever text leaves the process.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from vigild import thresholds
+from vigild.model import Severity
+from vigild.probes import REPORTED_METRICS
+
+__all__ = [
+    "AlertingConfig",
+    "Config",
+    "ConfigError",
+    "DaemonConfig",
+    "HostTarget",
+    "HttpTarget",
+    "NotifierConfig",
+    "TargetConfig",
+    "ThresholdSpec",
+    "find_config",
+    "load",
+    "parse_duration",
+]
+
+DEFAULT_PATHS = (Path("thresholds.toml"), Path("/etc/vigild/thresholds.toml"))
+
+# Names from DESIGN.md whose features later work adds: they fail loudly, never silently.
+NOT_SUPPORTED_YET_TARGET_TYPES = frozenset({"prometheus", "container", "tls", "tcp"})
+NOT_SUPPORTED_YET_NOTIFIER_TYPES = frozenset({"pagerduty", "alertmanager"})
+NOT_SUPPORTED_YET_SECTIONS = frozenset({"actions", "silences"})
+NOT_SUPPORTED_YET_DAEMON_KEYS = frozenset(
+    {"api_token", "heartbeat_url", "connectivity_check", "actions_enabled", "shard", "retention"}
+)
+NOT_SUPPORTED_YET_TARGET_KEYS = frozenset({"depends_on"})
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; ``problems`` are complete, readable lines."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+# ---------------------------------------------------------------------------
+# Durations and sizes
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: Any) -> Any:
+    """"30s", "5m", "1h30m", "250ms" or a plain number of seconds, as float seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as \"30s\", \"5m\" or \"1h30m\"")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        parts = _DURATION_PART.findall(text)
+        if not text or "".join(n + u for n, u in parts) != text:
+            raise ValueError(
+                f"invalid duration {value!r}: expected a number with a unit, "
+                "such as \"30s\", \"5m\" or \"1h30m\""
+            )
+        seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+    else:
+        return value  # let pydantic report the type
+    if seconds < 0 or not math.isfinite(seconds):
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+_SIZE = re.compile(r"(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 10**6, "mib": 2**20, "gb": 10**9, "gib": 2**30}
+
+
+def _parse_size(value: Any) -> Any:
+    if isinstance(value, str):
+        match = _SIZE.fullmatch(value.strip())
+        if not match:
+            raise ValueError(f"invalid size {value!r}: expected bytes or e.g. \"1MiB\"")
+        return int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()]
+    return value
+
+
+ByteSize = Annotated[int, BeforeValidator(_parse_size), Field(gt=0)]
+
+
+# ---------------------------------------------------------------------------
+# Models
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ThresholdSpec(_Strict):
+    """One threshold table as written; merged key by key over the defaults."""
+
+    warning: float | None = None
+    critical: float | None = None
+    direction: Literal["above", "below"] | None = None
+    for_: Duration | None = Field(default=None, alias="for")
+    recover_for: Duration | None = None
+    runbook: str | None = None
+
+    def merged_over(self, base: ThresholdSpec | None) -> ThresholdSpec:
+        if base is None:
+            return self
+        return base.model_copy(update={k: getattr(self, k) for k in self.model_fields_set})
+
+
+# The numbers of our users' alert tables; `[thresholds]` in the file merges over them.
+BUILTIN_THRESHOLDS: dict[str, ThresholdSpec] = {
+    "up": ThresholdSpec(),
+    "cpu_percent": ThresholdSpec(warning=75, critical=80, for_=60),
+    "memory_percent": ThresholdSpec(warning=75, critical=85, for_=60),
+    "latency_seconds": ThresholdSpec(warning=5, critical=10),
+    "latency_p95_seconds": ThresholdSpec(warning=5, critical=10),
+    "health_status": ThresholdSpec(warning=0, critical=1),
+    "error_rate_percent": ThresholdSpec(warning=2, critical=5),
+    "cert_expiry_days": ThresholdSpec(warning=14, critical=7),
+}
+
+
+class DaemonConfig(BaseSettings):
+    """``[daemon]``; ``VIGILD_<KEY>`` environment variables override the file."""
+
+    model_config = SettingsConfigDict(env_prefix="VIGILD_", extra="forbid", frozen=True)
+
+    interval: Duration = Field(default=30.0, gt=0)
+    listen: str = "127.0.0.1:9469"
+    state_path: Path = Path("/var/lib/vigild/state.db")
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    concurrency: int = Field(default=100, ge=1, le=10_000)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_is_host_port(cls, value: str) -> str:
+        split_listen(value)
+        return value
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lowercase(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file: that is how containers configure vigild.
+        return (env_settings, init_settings)
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """``"127.0.0.1:9469"``, ``"[::1]:9469"`` or ``":9469"`` (all interfaces)."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"listen must be HOST:PORT, got {listen!r}")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
+
+
+class AlertingConfig(_Strict):
+    repeat_interval: Duration = Field(default=4 * 3600.0, gt=0)
+    flap_limit: int = Field(default=4, ge=1)
+    group_wait: Duration = 1.0
+
+
+class _TargetBase(_Strict):
+    name: str = Field(min_length=1)
+    interval: Duration | None = Field(default=None, gt=0)
+    timeout: Duration | None = Field(default=None, gt=0)
+    max_body: ByteSize = 2**20
+    labels: dict[str, str] = {}
+    thresholds: dict[str, ThresholdSpec] = {}
+
+    def effective_interval(self, daemon: DaemonConfig) -> float:
+        return self.interval if self.interval is not None else daemon.interval
+
+    def effective_timeout(self, daemon: DaemonConfig) -> float:
+        if self.timeout is not None:
+            return self.timeout
+        return min(10.0, self.effective_interval(daemon))
+
+
+class HttpTarget(_TargetBase):
+    type: Literal["http"] = "http"
+    url: str
+    method: str = "GET"
+    headers: dict[str, str] = {}
+    body: str | None = None
+    expect_status: list[int] | None = None
+    tls_verify: bool = True
+    follow_redirects: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("url must start with http:// or https:// and name a host")
+        return value
+
+    @field_validator("method")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
+
+    @field_validator("expect_status")
+    @classmethod
+    def _statuses(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and (not value or any(not 100 <= s <= 599 for s in value)):
+            raise ValueError("expect_status must list HTTP status codes (100-599)")
+        return value
+
+
+class HostTarget(_TargetBase):
+    type: Literal["host"] = "host"
+    disks: list[str] = ["/"]
+
+
+TargetConfig = HttpTarget | HostTarget
+_TARGET_MODELS: dict[str, type[_TargetBase]] = {"http": HttpTarget, "host": HostTarget}
+
+
+class NotifierConfig(_Strict):
+    """The keys every notifier takes; a backend's own keys are in ``options``."""
+
+    name: str = Field(min_length=1)
+    type: str = "apprise"
+    min_severity: Literal["warning", "critical"] = "warning"
+    send_resolved: bool = True
+    repeat_interval: Duration | None = Field(default=None, gt=0)
+    timeout: Duration = Field(default=10.0, gt=0)
+    max_age: Duration = Field(default=24 * 3600.0, gt=0)
+    options: BaseModel = Field(default_factory=BaseModel, exclude=True)
+
+    COMMON_KEYS: ClassVar[frozenset[str]] = frozenset(
+        {"name", "type", "min_severity", "send_resolved", "repeat_interval", "timeout", "max_age"}
+    )
+
+    @property
+    def min_rank(self) -> int:
+        return Severity.parse(self.min_severity).routing_rank
+
+
+class _FileShape(_Strict):
+    """The top level of the file, before targets and notifiers get their own models."""
+
+    daemon: dict[str, Any] = {}
+    alerting: AlertingConfig = AlertingConfig()
+    thresholds: dict[str, ThresholdSpec] = {}
+    targets: list[dict[str, Any]] = []
+    notifiers: list[dict[str, Any]] = []
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    daemon: DaemonConfig
+    alerting: AlertingConfig
+    targets: tuple[TargetConfig, ...]
+    rules: Mapping[str, Mapping[str, thresholds.Rule]]
+    """Per target name: metric → rule, defaults merged in."""
+    notifiers: tuple[NotifierConfig, ...]
+    """The enabled notifiers."""
+    secrets: frozenset[str] = frozenset()
+    warnings: tuple[str, ...] = ()
+    disabled_notifiers: tuple[str, ...] = field(default=())
+
+    def redact(self, text: str) -> str:
+        return redact(text, self.secrets)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+# ---------------------------------------------------------------------------
+# Loading
+
+
+def find_config(explicit: str | None) -> Path:
+    """``--config``, then ``$VIGILD_CONFIG``, then ./thresholds.toml, then /etc/vigild."""
+    chosen = explicit or os.environ.get("VIGILD_CONFIG")
+    if chosen:
+        return Path(chosen)
+    for candidate in DEFAULT_PATHS:
+        if candidate.exists():
+            return candidate
+    return DEFAULT_PATHS[0]
+
+
+def load(path: Path) -> Config:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read: {exc}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    return _Builder(path, os.environ).build(raw)
+
+
+class _Builder:
+    def __init__(self, path: Path, env: Mapping[str, str]) -> None:
+        self.path = path
+        self.env = env
+        self.problems: list[str] = []
+        self.secrets: set[str] = set()
+
+    def problem(self, loc: Iterable[str | int], reason: str) -> None:
+        self.problems.append(f"{self.path}: {_dotted(loc)}: {redact(reason, self.secrets)}")
+
+    def pydantic_problems(self, prefix: tuple[str | int, ...], exc: ValidationError) -> None:
+        for err in exc.errors():
+            loc = prefix + tuple(err["loc"])
+            self.problem(loc, _reason(err))
+
+    def build(self, raw: dict[str, Any]) -> Config:
+        raw = self.interpolate(raw, ())
+        for section in NOT_SUPPORTED_YET_SECTIONS & raw.keys():
+            self.problem((section,), "not supported yet")
+            del raw[section]
+        try:
+            shape = _FileShape.model_validate(raw)
+        except ValidationError as exc:
+            self.pydantic_problems((), exc)
+            raise ConfigError(self.problems) from None
+        daemon = self.daemon(shape.daemon)
+        defaults = self.default_thresholds(shape.thresholds)
+        targets, rules = self.targets(shape.targets, defaults)
+        notifiers, disabled = self.notifiers(shape.notifiers)
+        if self.problems or daemon is None:
+            raise ConfigError(self.problems)
+        warnings = tuple(
+            f"notifier {name!r} is disabled: its url or key is empty" for name in disabled
+        )
+        return Config(
+            path=self.path,
+            daemon=daemon,
+            alerting=shape.alerting,
+            targets=tuple(targets),
+            rules=rules,
+            notifiers=tuple(notifiers),
+            secrets=frozenset(self.secrets),
+            warnings=warnings,
+            disabled_notifiers=tuple(disabled),
+        )
+
+    # -- ${VAR} -----------------------------------------------------------
+
+    _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+    def interpolate(self, node: Any, loc: tuple[str | int, ...]) -> Any:
+        if isinstance(node, dict):
+            return {k: self.interpolate(v, (*loc, k)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [self.interpolate(v, (*loc, i)) for i, v in enumerate(node)]
+        if isinstance(node, str) and "$" in node:
+            return self._VAR.sub(lambda m: self._substitute(m, loc), node)
+        return node
+
+    def _substitute(self, match: re.Match[str], loc: tuple[str | int, ...]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, default = match.group(1), match.group(2)
+        value = self.env.get(name)
+        if value is None or (value == "" and default is not None):
+            if default is None:
+                self.problem(
+                    loc,
+                    f"environment variable {name} is not set "
+                    f"(write ${{{name}:-}} to make it optional)",
+                )
+                return ""
+            return default
+        if value:
+            self.secrets.add(value)
+        return value
+
+    # -- sections ---------------------------------------------------------
+
+    def daemon(self, raw: dict[str, Any]) -> DaemonConfig | None:
+        for key in NOT_SUPPORTED_YET_DAEMON_KEYS & raw.keys():
+            self.problem(("daemon", key), "not supported yet")
+        known = {k: v for k, v in raw.items() if k not in NOT_SUPPORTED_YET_DAEMON_KEYS}
+        try:
+            return DaemonConfig(**known)
+        except ValidationError as exc:
+            for err in exc.errors():
+                key = str(err["loc"][0]) if err["loc"] else ""
+                where: tuple[str | int, ...] = ("daemon", *err["loc"])
+                if key and key not in known and f"VIGILD_{key.upper()}" in self.env:
+                    where = (f"VIGILD_{key.upper()} (environment)",)
+                self.problem(where, _reason(err))
+            return None
+
+    def default_thresholds(self, overrides: dict[str, ThresholdSpec]) -> dict[str, ThresholdSpec]:
+        merged = dict(BUILTIN_THRESHOLDS)
+        for metric, spec in overrides.items():
+            merged[metric] = spec.merged_over(merged.get(metric))
+        for metric, spec in merged.items():
+            self.check_rule(("thresholds", metric), metric, spec)
+        return merged
+
+    def check_rule(
+        self, loc: tuple[str | int, ...], metric: str, spec: ThresholdSpec, explicit: bool = False
+    ) -> thresholds.Rule | None:
+        try:
+            return thresholds.Rule.from_spec(metric, spec, explicit=explicit)
+        except thresholds.RuleError as exc:
+            self.problem(loc, str(exc))
+            return None
+
+    def targets(
+        self, raws: list[dict[str, Any]], defaults: dict[str, ThresholdSpec]
+    ) -> tuple[list[TargetConfig], dict[str, dict[str, thresholds.Rule]]]:
+        targets: list[TargetConfig] = []
+        rules: dict[str, dict[str, thresholds.Rule]] = {}
+        seen: set[str] = set()
+        for i, raw in enumerate(raws):
+            loc: tuple[str | int, ...] = ("targets", i)
+            kind = raw.get("type")
+            if kind in NOT_SUPPORTED_YET_TARGET_TYPES:
+                self.problem((*loc, "type"), f"target type {kind!r} is not supported yet")
+                continue
+            if kind not in _TARGET_MODELS:
+                expected = ", ".join(sorted(_TARGET_MODELS))
+                reason = "required key missing" if kind is None else f"unknown type {kind!r}"
+                self.problem((*loc, "type"), f"{reason} (expected one of: {expected})")
+                continue
+            for key in NOT_SUPPORTED_YET_TARGET_KEYS & raw.keys():
+                self.problem((*loc, key), "not supported yet")
+            raw = {k: v for k, v in raw.items() if k not in NOT_SUPPORTED_YET_TARGET_KEYS}
+            try:
+                target: TargetConfig = _TARGET_MODELS[kind].model_validate(raw)  # type: ignore[assignment]
+            except ValidationError as exc:
+                self.pydantic_problems(loc, exc)
+                continue
+            if target.name in seen:
+                self.problem((*loc, "name"), f"duplicate target name {target.name!r}")
+            seen.add(target.name)
+            targets.append(target)
+            rules[target.name] = self.target_rules(loc, target, defaults)
+        return targets, rules
+
+    def target_rules(
+        self,
+        loc: tuple[str | int, ...],
+        target: TargetConfig,
+        defaults: dict[str, ThresholdSpec],
+    ) -> dict[str, thresholds.Rule]:
+        reported = REPORTED_METRICS[target.type]
+        result: dict[str, thresholds.Rule] = {}
+        for metric, spec in defaults.items():
+            if metric in target.thresholds or metric not in reported:
+                continue
+            rule = thresholds.Rule.from_spec(metric, spec)
+            result[metric] = rule
+        for metric, spec in target.thresholds.items():
+            where = (*loc, "thresholds", metric)
+            if metric not in reported:
+                self.problem(
+                    where,
+                    f"{target.type} targets do not report {metric!r} "
+                    f"(they report: {', '.join(sorted(reported))})",
+                )
+                continue
+            checked = self.check_rule(where, metric, spec.merged_over(defaults.get(metric)), True)
+            if checked is not None:
+                result[metric] = checked
+        return result
+
+    def notifiers(self, raws: list[dict[str, Any]]) -> tuple[list[NotifierConfig], list[str]]:
+        from vigild.alerting.notifiers import base
+
+        enabled: list[NotifierConfig] = []
+        disabled: list[str] = []
+        seen: set[str] = set()
+        for i, raw in enumerate(raws):
+            loc: tuple[str | int, ...] = ("notifiers", i)
+            kind = raw.get("type", "apprise")
+            if kind in NOT_SUPPORTED_YET_NOTIFIER_TYPES:
+                self.problem((*loc, "type"), f"notifier type {kind!r} is not supported yet")
+                continue
+            try:
+                backend = base.backend(kind)
+            except LookupError as exc:
+                self.problem((*loc, "type"), str(exc))
+                continue
+            common = {k: v for k, v in raw.items() if k in NotifierConfig.COMMON_KEYS}
+            own = {k: v for k, v in raw.items() if k not in NotifierConfig.COMMON_KEYS}
+            try:
+                options = backend.Options.model_validate(own)
+                notifier = NotifierConfig.model_validate({**common, "options": options})
+            except ValidationError as exc:
+                self.pydantic_problems(loc, exc)
+                continue
+            if notifier.name in seen:
+                self.problem((*loc, "name"), f"duplicate notifier name {notifier.name!r}")
+            seen.add(notifier.name)
+            if backend.is_disabled(options):
+                disabled.append(notifier.name)
+            else:
+                enabled.append(notifier)
+        return enabled, disabled
+
+
+def _dotted(loc: Iterable[str | int]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out or "(top level)"
+
+
+def _reason(err: Any) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key missing"
+    msg = str(err["msg"])
+    msg = msg.removeprefix("Value error, ")
+    if kind not in {"value_error", "assertion_error"} and "input" in err:
+        value = err["input"]
+        if not isinstance(value, dict | list):
+            msg += f" (got {value!r})"
+    return msg

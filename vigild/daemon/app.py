@@ -1,0 +1,161 @@
+"""``vigild run``: the long-running daemon and its lifecycle.
+
+setup() → start() → (reload() on SIGHUP)* → shutdown(). Stop order on
+SIGTERM: pause the scheduler → stop the HTTP site → let in-flight cycles
+finish within a deadline, then cancel them → drain notifications within a
+deadline → close the ClientSession → close SQLite → release the state lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Callable, Sequence
+
+import structlog
+from aiohttp import web
+
+from vigild import __version__, logs
+from vigild.config import Config, ConfigError, load, split_listen
+from vigild.daemon.cycle import Watched
+from vigild.daemon.metrics import Metrics
+from vigild.daemon.runtime import Runtime
+from vigild.daemon.scheduler import CycleScheduler
+from vigild.daemon.server import make_app
+
+__all__ = ["Daemon", "LifecycleError"]
+
+log = structlog.get_logger("vigild")
+
+CYCLE_GRACE = 2.0
+"""How long a stop waits for running cycles before cancelling their probes."""
+DRAIN = 5.0
+"""How long a stop gives queued notifications to go out (the rest stay in the outbox)."""
+
+
+class LifecycleError(RuntimeError):
+    """A lifecycle method called out of order."""
+
+
+class Daemon:
+    def __init__(self, config: Config, *, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.clock = clock
+        self._stage = "new"
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._stop = asyncio.Event()
+
+    def _expect(self, stage: str, action: str) -> None:
+        if self._stage != stage:
+            raise LifecycleError(f"cannot {action} a daemon that is {self._stage}")
+
+    @property
+    def ready(self) -> bool:
+        return self._stage == "running" and self.scheduler.running
+
+    async def setup(self) -> None:
+        self._expect("new", "set up")
+        self.runtime = await Runtime(self.config, clock=self.clock).open()
+        self.metrics = Metrics(self.runtime.engine)
+        self.runtime.result_listeners.append(self.metrics.observed)
+        self.runtime.outcome_listeners.append(self.metrics.notification)
+        app = make_app(
+            exposition=self.metrics.exposition,
+            status=lambda: self.runtime.board.document(self.config, self.runtime.engine),
+            ready=lambda: self.ready,
+            redact=lambda text: self.config.redact(text),
+        )
+        self.runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await self.runner.setup()
+        self.scheduler = CycleScheduler(self._cycle)
+        self._stage = "set up"
+
+    async def start(self) -> None:
+        self._expect("set up", "start")
+        host, port = split_listen(self.config.daemon.listen)
+        await web.TCPSite(self.runner, host, port).start()
+        self.runtime.delivery.start()
+        self.scheduler.start(self.runtime.cycles())
+        self._stage = "running"
+        log.info(
+            "vigild started",
+            version=__version__,
+            listen=self.config.daemon.listen,
+            targets=len(self.config.targets),
+            notifiers=[n.name for n in self.config.notifiers],
+        )
+
+    async def _cycle(self, watched: Sequence[Watched]) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._inflight.add(task)  # type: ignore[arg-type]
+        try:
+            await self.runtime.pipeline.run_cycle(watched)
+        finally:
+            self._inflight.discard(task)  # type: ignore[arg-type]
+
+    async def reload(self) -> None:
+        """Validate the file again; a broken one is logged and the running config stays."""
+        self._expect("running", "reload")
+        try:
+            new = await asyncio.to_thread(load, self.config.path)
+        except ConfigError as exc:
+            log.error("reload rejected, keeping the running config", problems=exc.problems)
+            return
+        logs.set_secrets(self.config.secrets | new.secrets)
+        for warning in new.warnings:
+            log.warning(warning)
+        self.config = new
+        await self.runtime.apply(new)
+        self.metrics.retain({t.name for t in new.targets})
+        self.scheduler.replace(self.runtime.cycles())
+        logs.set_secrets(new.secrets)
+        log.info("config reloaded", targets=len(new.targets), path=str(new.path))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def shutdown(self) -> None:
+        if self._stage in ("new", "stopped"):
+            return
+        self._stage = "stopping"
+        log.info("vigild stopping")
+        self.scheduler.pause()
+        await self.runner.cleanup()
+        if self._inflight:
+            _done, late = await asyncio.wait(self._inflight, timeout=CYCLE_GRACE)
+            for task in late:
+                task.cancel()
+            # Cancelled cycles still flush their state in their `finally`.
+            await asyncio.gather(*late, return_exceptions=True)
+        await self.runtime.close(drain=DRAIN)
+        self._stage = "stopped"
+        log.info("vigild stopped")
+
+    async def serve(self) -> None:
+        """Run until SIGTERM or SIGINT; SIGHUP reloads."""
+        loop = asyncio.get_running_loop()
+        reloads: set[asyncio.Task[None]] = set()
+
+        def on_hup() -> None:
+            task = loop.create_task(self.reload())
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        handlers = {signal.SIGTERM: self.stop, signal.SIGINT: self.stop, signal.SIGHUP: on_hup}
+        for signum, handler in handlers.items():
+            loop.add_signal_handler(signum, handler)
+        try:
+            await self.setup()
+            await self.start()
+            await self._stop.wait()
+        finally:
+            for signum in handlers:
+                loop.remove_signal_handler(signum)
+            for task in reloads:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*reloads, return_exceptions=True)
+            await self.shutdown()

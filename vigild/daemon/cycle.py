@@ -1,0 +1,101 @@
+"""A cycle: the targets that share an interval, probed together.
+
+Probes run concurrently through a fixed number of workers pulling from one
+iterator (no task per target per tick). Each result is evaluated and handed
+to the engine as it completes; the engine's transitions are flushed as one
+message per notifier when the cycle is done or ``group_wait`` after its first
+transition, whichever comes first, so a slow target never holds others back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from vigild.alerting.engine import Engine
+from vigild.config import TargetConfig
+from vigild.model import Observation
+from vigild.probes.base import Probe
+from vigild.thresholds import Rule, Verdict, evaluate
+
+__all__ = ["Pipeline", "Watched"]
+
+log = structlog.get_logger("vigild.cycle")
+
+
+@dataclass(frozen=True, slots=True)
+class Watched:
+    target: TargetConfig
+    probe: Probe
+    rules: Mapping[str, Rule]
+
+
+ResultListener = Callable[[Watched, Observation, list[Verdict]], None]
+
+
+class Pipeline:
+    """probe → evaluate → engine, for any set of targets, then flush and wake delivery."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock: Callable[[], float],
+        concurrency: int,
+        group_wait: float,
+        on_result: ResultListener,
+        on_queued: Callable[[], None],
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.concurrency = concurrency
+        self.group_wait = group_wait
+        self.on_result = on_result
+        self.on_queued = on_queued
+
+    async def run_cycle(self, watched: Sequence[Watched]) -> None:
+        now = self.clock()
+        loop = asyncio.get_running_loop()
+        pending = iter(watched)
+        timer: asyncio.TimerHandle | None = None
+
+        def group_due() -> None:
+            nonlocal timer
+            timer = None
+            self.flush()
+
+        async def worker() -> None:
+            nonlocal timer
+            for item in pending:
+                observation = await item.probe.observe(now)
+                try:
+                    verdicts = evaluate(observation, item.rules)
+                    moved = self.engine.observe(item.target.name, verdicts, now)
+                    self.on_result(item, observation, verdicts)
+                except Exception:
+                    log.exception("evaluation failed", target=item.target.name)
+                    continue
+                if not observation.up:
+                    log.info("probe failed", target=item.target.name, error=observation.error)
+                if moved and timer is None:
+                    timer = loop.call_later(self.group_wait, group_due)
+
+        try:
+            await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(watched)))))
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self.flush()
+
+    def flush(self) -> None:
+        try:
+            queued = self.engine.flush(self.clock())
+        except Exception:
+            # The state stays in memory and is written by the next flush.
+            log.exception("cannot record alert state")
+            return
+        if queued:
+            self.on_queued()

@@ -1,0 +1,100 @@
+"""``vigild --once`` and ``vigild test-notify``: one pass, then exit.
+
+``--once`` carries alert state between runs in ``state_path``, so cron runs
+follow ``for``, never repeat a notification and retry what a previous run
+could not deliver. Its exit code is the worst *current* verdict (the Nagios
+plugin convention), whatever ``for`` says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+
+from vigild.config import Config
+from vigild.daemon.runtime import Runtime, build_notifiers, make_session
+from vigild.model import AlertEvent, Notification, Severity
+from vigild.status import text_report
+
+__all__ = ["OnceResult", "run_once", "test_notify"]
+
+LOCK_WAIT = 10.0
+"""How long ``--once`` waits for a state file held by another vigild."""
+
+
+@dataclass(frozen=True)
+class OnceResult:
+    exit_code: int
+    report: str
+
+
+async def run_once(config: Config, output: str = "text") -> OnceResult:
+    runtime = await Runtime(config).open(lock_wait=LOCK_WAIT)
+    try:
+        await runtime.pipeline.run_cycle(runtime.watched)
+        timeout = max((n.timeout for n in config.notifiers), default=0.0) + 1.0
+        await runtime.delivery.deliver_due(timeout)
+        document = runtime.board.document(config, runtime.engine)
+        exit_code = int(runtime.board.worst())
+    finally:
+        await runtime.close(drain=0.0)
+    if output == "json":
+        document["exit_code"] = exit_code
+        report = json.dumps(document, indent=2)
+    else:
+        report = text_report(document)
+    return OnceResult(exit_code, config.redact(report))
+
+
+def _test_message(notifier: str) -> Notification:
+    now = time.time()
+    event = AlertEvent(
+        fingerprint="0" * 16,
+        target="vigild",
+        metric="test",
+        kind="test",
+        severity=Severity.WARNING,
+        previous=None,
+        value=None,
+        threshold=None,
+        since=now,
+    )
+    return Notification(notifier, now, (event,))
+
+
+async def test_notify(config: Config, only: str | None = None) -> tuple[bool, list[str]]:
+    """Send a marked test message through each notifier; (all delivered, one line each)."""
+    from vigild.alerting.notifiers.base import DeliveryError
+
+    names = [n.name for n in config.notifiers] + list(config.disabled_notifiers)
+    if only is not None and only not in names:
+        return False, [f"no notifier named {only!r} (configured: {', '.join(names) or 'none'})"]
+    if only is None and not config.notifiers:
+        return False, ["no notifier is enabled: nothing to test"]
+    lines: list[str] = []
+    delivered = True
+    async with make_session(4) as session:
+        notifiers = build_notifiers(config, session)
+        for name in names:
+            if only is not None and name != only:
+                continue
+            if name not in notifiers:
+                lines.append(f"{name}: disabled (its url or key is empty)")
+                delivered = delivered and only is None
+                continue
+            notifier = notifiers[name]
+            try:
+                await asyncio.wait_for(notifier.send(_test_message(name)), notifier.config.timeout)
+            except DeliveryError as exc:
+                lines.append(f"{name}: failed: {config.redact(exc.reason)}")
+                delivered = False
+            except TimeoutError:
+                lines.append(f"{name}: failed: timeout after {notifier.config.timeout:g}s")
+                delivered = False
+            else:
+                lines.append(f"{name}: delivered")
+            finally:
+                await notifier.close()
+    return delivered, lines

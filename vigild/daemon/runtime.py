@@ -1,0 +1,194 @@
+"""Everything one run needs, assembled in one place from one config.
+
+``vigild run`` and ``vigild --once`` differ only in what drives the cycles
+(APScheduler, or one pass) and what watches the results (/metrics, or a
+report): both open a ``Runtime``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Self
+
+import aiohttp
+import structlog
+
+from vigild import __version__
+from vigild.alerting.delivery import Delivery, OutcomeListener
+from vigild.alerting.engine import Engine, Route
+from vigild.alerting.lock import StateLock
+from vigild.alerting.notifiers.base import Notifier, NotifierContext, backend
+from vigild.alerting.store import Store
+from vigild.config import Config, split_listen
+from vigild.daemon.cycle import Pipeline, ResultListener, Watched
+from vigild.model import Observation
+from vigild.probes.base import build_probe
+from vigild.status import Board
+from vigild.thresholds import Verdict, base_metric
+
+__all__ = ["Runtime", "build_notifiers", "make_session"]
+
+log = structlog.get_logger("vigild")
+
+
+def make_session(concurrency: int) -> aiohttp.ClientSession:
+    """The one ClientSession of a run: probes and notifiers share its connection pool."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=concurrency, ttl_dns_cache=300),
+        cookie_jar=aiohttp.DummyCookieJar(),  # a probe must not carry state to the next
+        headers={"User-Agent": f"vigild/{__version__}"},
+    )
+
+
+def build_notifiers(config: Config, session: aiohttp.ClientSession) -> dict[str, Notifier]:
+    host, port = split_listen(config.daemon.listen)
+    shown = f"[{host}]" if ":" in host else host
+    context = NotifierContext(
+        session=session, external_url=f"http://{shown}:{port}", redact=config.redact
+    )
+    return {n.name: backend(n.type)(n, context) for n in config.notifiers}
+
+
+class Runtime:
+    def __init__(self, config: Config, *, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.clock = clock
+        self.result_listeners: list[ResultListener] = []
+        self.outcome_listeners: list[OutcomeListener] = []
+        self.board = Board()
+        self.lock = StateLock(config.daemon.state_path)
+        self._opened = False
+
+    async def open(self, lock_wait: float = 0.0) -> Self:
+        """Take the state lock, open the store, build probes, notifiers and the pipeline."""
+        await asyncio.to_thread(self.lock.acquire, lock_wait)
+        try:
+            self.store = Store(self.config.daemon.state_path)
+        except Exception:
+            self.lock.release()
+            raise
+        self.session = make_session(self.config.daemon.concurrency)
+        self.watched = self._watched()
+        self.engine = Engine(
+            self.store,
+            self._routes(),
+            flap_limit=self.config.alerting.flap_limit,
+            labels=self._labels,
+        )
+        self.delivery = self._delivery()
+        self.pipeline = Pipeline(
+            self.engine,
+            clock=self.clock,
+            concurrency=self.config.daemon.concurrency,
+            group_wait=self.config.alerting.group_wait,
+            on_result=self._on_result,
+            on_queued=self.delivery.wake,
+        )
+        self._opened = True
+        return self
+
+    async def close(self, drain: float) -> None:
+        """Stop delivery (giving queued messages ``drain`` seconds), then release in reverse."""
+        if not self._opened:
+            return
+        self._opened = False
+        errors: list[BaseException] = []
+        for step in (
+            lambda: self.delivery.stop(drain),
+            self._close_notifiers,
+            self.session.close,
+        ):
+            try:
+                await step()
+            except Exception as exc:
+                errors.append(exc)
+        self.store.close()
+        self.lock.release()
+        for exc in errors:
+            log.error("error while closing", error=str(exc))
+
+    async def _close_notifiers(self) -> None:
+        for notifier in self.delivery.notifiers.values():
+            await notifier.close()
+
+    # -- assembling -------------------------------------------------------
+
+    def _routes(self) -> list[Route]:
+        return [
+            Route(
+                name=n.name,
+                min_rank=n.min_rank,
+                send_resolved=n.send_resolved,
+                repeat_interval=n.repeat_interval or self.config.alerting.repeat_interval,
+            )
+            for n in self.config.notifiers
+        ]
+
+    def _labels(self, target: str) -> tuple[tuple[str, str], ...]:
+        return self._target_labels.get(target, ())
+
+    def _delivery(self) -> Delivery:
+        return Delivery(
+            self.store,
+            build_notifiers(self.config, self.session),
+            clock=self.clock,
+            on_outcome=self._on_outcome,
+        )
+
+    def _on_outcome(self, notifier: str, outcome: str, age: float) -> None:
+        for listener in self.outcome_listeners:
+            listener(notifier, outcome, age)
+
+    def _watched(self) -> list[Watched]:
+        daemon = self.config.daemon
+        self._target_labels = {
+            t.name: tuple(sorted(t.labels.items())) for t in self.config.targets
+        }
+        return [
+            Watched(t, build_probe(t, self.session, t.effective_timeout(daemon)), self.config.rules[t.name])
+            for t in self.config.targets
+        ]
+
+    def cycles(self) -> dict[float, list[Watched]]:
+        """Targets grouped by interval: one cycle, one scheduler job, per interval."""
+        grouped: dict[float, list[Watched]] = {}
+        for item in self.watched:
+            grouped.setdefault(item.target.effective_interval(self.config.daemon), []).append(item)
+        return grouped
+
+    def _on_result(self, item: Watched, observation: Observation, verdicts: list[Verdict]) -> None:
+        self.board.record(item.target.name, observation, verdicts)
+        for listener in self.result_listeners:
+            listener(item, observation, verdicts)
+
+    # -- reloading --------------------------------------------------------
+
+    async def apply(self, config: Config) -> None:
+        """Switch to a validated new config; alert state and the outbox carry over."""
+        old = self.config
+        self.config = config
+        for key in ("state_path", "listen"):
+            if getattr(old.daemon, key) != getattr(config.daemon, key):
+                log.warning("change takes effect after a restart", key=f"daemon.{key}")
+        self.watched = self._watched()
+        self.engine.configure(
+            self._routes(), flap_limit=config.alerting.flap_limit, labels=self._labels
+        )
+        rules = config.rules
+        self.engine.retain(
+            lambda target, metric: target in rules and base_metric(metric) in rules[target],
+            self.clock(),
+        )
+        self.board.retain(rules)
+        self.pipeline.concurrency = config.daemon.concurrency
+        self.pipeline.group_wait = config.alerting.group_wait
+        old_delivery = self.delivery
+        await old_delivery.stop(timeout=2.0)
+        for notifier in old_delivery.notifiers.values():
+            await notifier.close()
+        self.delivery = self._delivery()
+        self.pipeline.on_queued = self.delivery.wake
+        self.delivery.start()
+        self.pipeline.flush()

@@ -1,0 +1,68 @@
+"""structlog set-up: JSON off a TTY, key=value on one, secrets always redacted.
+
+Libraries that log through the standard library (APScheduler, aiohttp,
+apprise) go through the same renderer, so a line in the journal has one shape.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import structlog
+
+from vigild.config import redact
+
+__all__ = ["configure", "set_secrets"]
+
+_secrets: frozenset[str] = frozenset()
+
+
+def set_secrets(secrets: Iterable[str]) -> None:
+    """Values from ``${...}`` that must never reach a log line (updated on reload)."""
+    global _secrets
+    _secrets = frozenset(secrets)
+
+
+def _redact(_logger: Any, _method: str, rendered: str) -> str:
+    return redact(rendered, _secrets) if _secrets else rendered
+
+
+def configure(log_format: str = "auto", level: str = "info") -> None:
+    as_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if as_json
+        else structlog.processors.KeyValueRenderer(
+            key_order=["timestamp", "level", "event"], drop_missing=True
+        )
+    )
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    numeric = logging.getLevelName(level.upper())
+    structlog.configure(
+        processors=[*shared, structlog.processors.format_exc_info, renderer, _redact],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                renderer,
+                _redact,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    # Third-party libraries are chatty at INFO; their warnings still matter.
+    root.setLevel(max(numeric, logging.WARNING))

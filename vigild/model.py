@@ -1,0 +1,184 @@
+"""The values that flow one way through vigild.
+
+probe → ``Observation`` → thresholds → ``Verdict`` → engine → ``Notification``.
+Each stage only reads the value the previous one produced, so every stage can
+be tested on its own with plain values.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "AlertEvent",
+    "EventKind",
+    "Notification",
+    "Observation",
+    "Severity",
+    "fingerprint",
+]
+
+
+class Severity(enum.IntEnum):
+    """A verdict's or an alert's level; the values are those of ``vigild_alert_severity``."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    UNKNOWN = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @property
+    def urgency(self) -> int:
+        """Rank for "how bad": CRITICAL > UNKNOWN > WARNING > OK (the ``--once`` exit rank)."""
+        return _URGENCY[self]
+
+    @property
+    def routing_rank(self) -> int:
+        """Rank compared with a notifier's ``min_severity``: UNKNOWN counts as a warning."""
+        return 1 if self is Severity.UNKNOWN else int(self)
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        return cls[text.upper()]
+
+
+_URGENCY = {Severity.OK: 0, Severity.WARNING: 1, Severity.UNKNOWN: 2, Severity.CRITICAL: 3}
+
+
+def worst(severities: Any) -> Severity:
+    """The most urgent of ``severities`` (OK for none)."""
+    return max(severities, key=lambda s: s.urgency, default=Severity.OK)
+
+
+def fingerprint(target: str, metric: str) -> str:
+    """An alert's stable identity: the same across escalation, restarts and hosts."""
+    return hashlib.sha256(f"{target}\0{metric}".encode()).hexdigest()[:16]
+
+
+@dataclass(slots=True)
+class Observation:
+    """What one probe of one target saw. Probes fill it; they never judge it.
+
+    ``metrics`` always holds ``up`` (1.0 or 0.0). ``missing`` names metrics the
+    probe looked for and could not find on a reachable target (a JSON body
+    without a status field): thresholds turn those into UNKNOWN verdicts.
+    """
+
+    target: str
+    time: float
+    up: bool
+    error: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    missing: frozenset[str] = frozenset()
+    duration: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.metrics["up"] = 1.0 if self.up else 0.0
+
+
+EventKind = Literal[
+    "firing", "escalated", "deescalated", "resolved", "repeat", "flapping", "test"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """One alert's line in a notification: what changed, and everything a reader needs."""
+
+    fingerprint: str
+    target: str
+    metric: str
+    kind: EventKind
+    severity: Severity
+    """Current severity; for a resolved alert, the highest it reached."""
+    previous: Severity | None
+    value: float | None
+    threshold: float | None
+    since: float
+    """When the alert opened (unix seconds)."""
+    ended: float | None = None
+    runbook: str | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def status(self) -> Literal["firing", "resolved"]:
+        return "resolved" if self.kind == "resolved" else "firing"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "fingerprint": self.fingerprint,
+            "target": self.target,
+            "metric": self.metric,
+            "kind": self.kind,
+            "severity": self.severity.label,
+            "previous": self.previous.label if self.previous is not None else None,
+            "value": self.value,
+            "threshold": self.threshold,
+            "since": self.since,
+            "ended": self.ended,
+            "runbook": self.runbook,
+            "labels": dict(self.labels),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AlertEvent:
+        previous = data.get("previous")
+        return cls(
+            fingerprint=data["fingerprint"],
+            target=data["target"],
+            metric=data["metric"],
+            kind=data["kind"],
+            severity=Severity.parse(data["severity"]),
+            previous=Severity.parse(previous) if previous else None,
+            value=data.get("value"),
+            threshold=data.get("threshold"),
+            since=data["since"],
+            ended=data.get("ended"),
+            runbook=data.get("runbook"),
+            labels=tuple(sorted((data.get("labels") or {}).items())),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One message to one notifier: the alerts of one group, in the order they changed."""
+
+    notifier: str
+    created: float
+    events: tuple[AlertEvent, ...]
+
+    @property
+    def status(self) -> Literal["firing", "resolved"]:
+        """``firing`` while any alert in the message still fires."""
+        return "firing" if any(e.status == "firing" for e in self.events) else "resolved"
+
+    @property
+    def severity(self) -> Severity:
+        firing = [e.severity for e in self.events if e.status == "firing"]
+        return worst(firing) if firing else Severity.OK
+
+    @property
+    def is_test(self) -> bool:
+        return all(e.kind == "test" for e in self.events)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "notifier": self.notifier,
+            "created": self.created,
+            "events": [e.to_json() for e in self.events],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Notification:
+        return cls(
+            notifier=data["notifier"],
+            created=data["created"],
+            events=tuple(AlertEvent.from_json(e) for e in data["events"]),
+        )

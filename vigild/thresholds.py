@@ -1,0 +1,130 @@
+"""Observations held against warning/critical lines. Pure: no I/O, no clock.
+
+A qualified metric (``disk_percent:/var``) is judged by the rule of its base
+name and keeps its qualifier, so each series becomes its own alert.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from vigild.model import Observation, Severity
+
+if TYPE_CHECKING:
+    from vigild.config import ThresholdSpec
+
+__all__ = ["Rule", "RuleError", "Verdict", "base_metric", "evaluate"]
+
+
+class RuleError(ValueError):
+    """A threshold table that contradicts itself."""
+
+
+def base_metric(metric: str) -> str:
+    return metric.partition(":")[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A resolved threshold: defaults, ``[thresholds]`` and the target's override merged."""
+
+    metric: str
+    warning: float | None
+    critical: float | None
+    direction: Literal["above", "below"]
+    for_: float
+    recover_for: float
+    runbook: str | None = None
+    explicit: bool = False
+    """Named on the target itself, so a reachable target must report it."""
+
+    @classmethod
+    def from_spec(cls, metric: str, spec: ThresholdSpec, *, explicit: bool = False) -> Rule:
+        warning, critical = spec.warning, spec.critical
+        if metric == "up" and (warning is not None or critical is not None):
+            raise RuleError("`up` takes only for, recover_for and runbook: a failed probe is critical")
+        for name, level in (("warning", warning), ("critical", critical)):
+            if level is not None and not math.isfinite(level):
+                raise RuleError(f"{name} must be a finite number")
+        direction = spec.direction
+        if direction is None:
+            below = warning is not None and critical is not None and warning > critical
+            direction = "below" if below else "above"
+        if warning is not None and critical is not None:
+            if direction == "above" and warning > critical:
+                raise RuleError(
+                    f"warning ({warning:g}) is above critical ({critical:g}) "
+                    "but direction is \"above\" (higher is worse)"
+                )
+            if direction == "below" and warning < critical:
+                raise RuleError(
+                    f"warning ({warning:g}) is below critical ({critical:g}) "
+                    "but direction is \"below\" (lower is worse)"
+                )
+        return cls(
+            metric=metric,
+            warning=warning,
+            critical=critical,
+            direction=direction,
+            for_=spec.for_ or 0.0,
+            recover_for=spec.recover_for or 0.0,
+            runbook=spec.runbook,
+            explicit=explicit,
+        )
+
+    def worse(self, value: float, line: float) -> bool:
+        """Strictly on the bad side of ``line``, as the usual tables read."""
+        return value > line if self.direction == "above" else value < line
+
+    def judge(self, metric: str, value: float) -> Verdict:
+        if math.isnan(value):
+            return Verdict(metric, Severity.UNKNOWN, None, None, self)
+        if self.critical is not None and self.worse(value, self.critical):
+            return Verdict(metric, Severity.CRITICAL, value, self.critical, self)
+        if self.warning is not None and self.worse(value, self.warning):
+            return Verdict(metric, Severity.WARNING, value, self.warning, self)
+        return Verdict(metric, Severity.OK, value, self.line(Severity.OK), self)
+
+    def line(self, severity: Severity) -> float | None:
+        """The line that an alert of ``severity`` is about (the warning line for OK)."""
+        if severity is Severity.CRITICAL:
+            return self.critical
+        return self.warning if self.warning is not None else self.critical
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    metric: str
+    severity: Severity
+    value: float | None
+    threshold: float | None
+    rule: Rule
+
+
+def evaluate(observation: Observation, rules: Mapping[str, Rule]) -> list[Verdict]:
+    """Every verdict for one observation, ``up`` first.
+
+    A failed probe yields only ``up`` CRITICAL: the target's other metrics are
+    inhibited, neither judged nor UNKNOWN.
+    """
+    up_rule = rules["up"]
+    if not observation.up:
+        return [Verdict("up", Severity.CRITICAL, 0.0, None, up_rule)]
+    verdicts = [Verdict("up", Severity.OK, 1.0, None, up_rule)]
+    judged: set[str] = set()
+    for metric, value in observation.metrics.items():
+        base = base_metric(metric)
+        rule = rules.get(base)
+        if rule is None or base == "up":
+            continue
+        judged.add(base)
+        verdicts.append(rule.judge(metric, value))
+    for base, rule in rules.items():
+        if base in judged or base == "up":
+            continue
+        if rule.explicit or base in observation.missing:
+            verdicts.append(Verdict(base, Severity.UNKNOWN, None, None, rule))
+    return verdicts
