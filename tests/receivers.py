@@ -1,1 +1,178 @@
-"""A recording webhook receiver (placeholder until written)."""
+"""A real recording webhook receiver on 127.0.0.1, for notifier, engine and daemon tests.
+
+It serves real HTTP on a random port, so another process (a ``vigild``
+subprocess) can POST to it too; it records every request and answers with a
+status and delay the test sets. The server runs in the test's event loop:
+tests await ``wait_for`` (or anything else) to let it serve.
+
+    async def test_x(receiver: Receiver) -> None:
+        receiver.status = 503                    # every answer from now on
+        receiver.queue(503, 200)                 # or: these first, then .status
+        ...POST to receiver.url("/hook")...
+        [request] = await receiver.wait_for(1)
+        assert request.json["status"] == "firing"
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+__all__ = ["Receiver", "Recorded", "receiver"]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One request as the receiver saw it."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    """Header names as sent; look them up with ``header()`` for case-insensitivity."""
+    body: bytes
+    json: Any = None
+    """The parsed JSON body, or None when the body is not JSON."""
+    received_at: float = field(default_factory=time.monotonic)
+    """``time.monotonic()`` on arrival."""
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        wanted = name.lower()
+        return next((v for k, v in self.headers.items() if k.lower() == wanted), default)
+
+
+class Receiver:
+    """Records every request; answers with ``status`` after ``delay`` seconds.
+
+    Attributes a test may set at any time:
+        status: the HTTP status of answers (default 200) once ``queue`` is empty.
+        delay: seconds to wait before answering (0). Requests are recorded on
+            arrival, before the delay, so a request that times out is still seen.
+        response_body: the text of answers (default ``"ok"``).
+        response_headers: extra headers of answers (e.g. ``Retry-After``).
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.status = 200
+        self.delay = 0.0
+        self.response_body = "ok"
+        self.response_headers: dict[str, str] = {}
+        self._queued: deque[int] = deque()
+        self._closing = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.host = "127.0.0.1"
+        self.port = 0
+
+    # -- what tests use -----------------------------------------------------
+
+    def url(self, path: str = "/hook") -> str:
+        """``http://127.0.0.1:PORT/hook``: where to send."""
+        if not path.startswith("/"):
+            path = "/" + path
+        return f"http://{self.host}:{self.port}{path}"
+
+    def queue(self, *statuses: int) -> None:
+        """Answer the next requests with these statuses, in order, then with ``status``."""
+        self._queued.extend(statuses)
+
+    @property
+    def bodies(self) -> list[Any]:
+        """The parsed JSON bodies of all requests so far, in arrival order."""
+        return [r.json for r in self.requests]
+
+    def clear(self) -> None:
+        """Forget what was recorded (settings stay)."""
+        self.requests.clear()
+
+    async def wait_for(
+        self,
+        count: int = 1,
+        timeout: float = 5.0,  # noqa: ASYNC109 - a bounded wait is this helper's whole point
+    ) -> list[Recorded]:
+        """Wait until at least ``count`` requests arrived; return all requests so far.
+
+        Polls in short steps so the server (same event loop) gets to serve; fails
+        the test with what did arrive once ``timeout`` seconds have passed.
+        """
+        deadline = time.monotonic() + timeout
+        while len(self.requests) < count:
+            if time.monotonic() >= deadline:
+                raise AssertionError(
+                    f"receiver got {len(self.requests)} request(s) within {timeout}s, "
+                    f"expected {count}: {[(r.method, r.path) for r in self.requests]}"
+                )
+            await asyncio.sleep(0.01)
+        return list(self.requests)
+
+    async def wait_quiet(self, period: float = 0.2) -> list[Recorded]:
+        """Wait ``period`` seconds and return what arrived: for "nothing more was sent"."""
+        await asyncio.sleep(period)
+        return list(self.requests)
+
+    # -- lifecycle ----------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=16 * 2**20)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        # A short shutdown: a test that left a request hanging must not stall teardown.
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        # Bound here rather than by the site, so the random port is known without private API.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind((self.host, 0))
+        self.port = sock.getsockname()[1]
+        await web.SockSite(self._runner, sock).start()
+
+    async def stop(self) -> None:
+        self._closing.set()  # hanging handlers answer now instead of after their delay
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        parsed: Any = None
+        if body:
+            with contextlib.suppress(ValueError):
+                parsed = json.loads(body)
+        self.requests.append(
+            Recorded(
+                method=request.method,
+                path=request.path,
+                query=dict(request.query),
+                headers=dict(request.headers),
+                body=body,
+                json=parsed,
+            )
+        )
+        status = self._queued.popleft() if self._queued else self.status
+        if self.delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self.delay)
+        return web.Response(status=status, text=self.response_body, headers=self.response_headers)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A started ``Receiver`` on 127.0.0.1, stopped after the test."""
+    server = Receiver()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()

@@ -21,28 +21,39 @@ def _parser() -> argparse.ArgumentParser:
     # Options shared by the top level and every subcommand, so `--config` works before
     # or after the subcommand; SUPPRESS keeps a subcommand from erasing the top level's.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
-                        help="config file (default: $VIGILD_CONFIG, ./thresholds.toml, "
-                             "/etc/vigild/thresholds.toml)")
+    common.add_argument(
+        "--config",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="config file (default: $VIGILD_CONFIG, ./thresholds.toml, "
+        "/etc/vigild/thresholds.toml)",
+    )
     common.add_argument("--log-format", choices=["json", "console"], default=argparse.SUPPRESS)
-    common.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
-                        default=argparse.SUPPRESS)
+    common.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], default=argparse.SUPPRESS
+    )
 
     parser = argparse.ArgumentParser(
-        prog="vigild", parents=[common],
+        prog="vigild",
+        parents=[common],
         description="Watch the services of one host; alert when they break and when they recover.",
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    parser.add_argument("--once", action="store_true",
-                        help="probe everything once, notify, print a report, exit with the "
-                             "worst severity (0 ok, 1 warning, 2 critical, 3 unknown)")
-    parser.add_argument("--format", choices=["text", "json"], default="text",
-                        help="report format for --once")
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="probe everything once, notify, print a report, exit with the "
+        "worst severity (0 ok, 1 warning, 2 critical, 3 unknown)",
+    )
+    parser.add_argument(
+        "--format", choices=["text", "json"], default="text", help="report format for --once"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("run", parents=[common], help="run the daemon (the default)")
     commands.add_parser("check-config", parents=[common], help="validate and summarise the config")
-    notify = commands.add_parser("test-notify", parents=[common],
-                                 help="send a test message through each notifier")
+    notify = commands.add_parser(
+        "test-notify", parents=[common], help="send a test message through each notifier"
+    )
     notify.add_argument("--notifier", metavar="NAME", help="only this notifier")
     return parser
 
@@ -128,8 +139,10 @@ def _run(config: Config) -> int:
         print(f"vigild: {exc}", file=sys.stderr)
         return EXIT_INVALID_CONFIG
     except OSError as exc:  # the listen address is taken or not ours to bind
-        print(f"vigild: cannot listen on {config.daemon.listen}: {exc.strerror or exc}",
-              file=sys.stderr)
+        print(
+            f"vigild: cannot listen on {config.daemon.listen}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
         return EXIT_INVALID_CONFIG
     return 0
 
@@ -151,12 +164,14 @@ def _summary(config: Config) -> str:
     for target in config.targets:
         interval = target.effective_interval(config.daemon)
         intervals[interval] = intervals.get(interval, 0) + 1
+    types = ", ".join(f"{k}: {v}" for k, v in sorted(by_type.items()))
+    cycles = ", ".join(f"every {i:g}s: {n}" for i, n in sorted(intervals.items()))
+    notifiers = ", ".join(f"{n.name} ({n.type}, {n.min_severity}+)" for n in config.notifiers)
     lines = [
         f"{config.path}: valid",
-        f"  targets:   {len(config.targets)} "
-        f"({', '.join(f'{k}: {v}' for k, v in sorted(by_type.items())) or 'none'})",
-        f"  cycles:    {', '.join(f'every {i:g}s: {n}' for i, n in sorted(intervals.items())) or 'none'}",
-        f"  notifiers: {', '.join(f'{n.name} ({n.type}, {n.min_severity}+)' for n in config.notifiers) or 'none'}",
+        f"  targets:   {len(config.targets)} ({types or 'none'})",
+        f"  cycles:    {cycles or 'none'}",
+        f"  notifiers: {notifiers or 'none'}",
     ]
     lines.extend(f"  disabled:  {name} (url or key empty)" for name in config.disabled_notifiers)
     lines.append(f"  state:     {config.daemon.state_path}")

@@ -15,7 +15,7 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from vigild import thresholds
 from vigild.model import Severity
+from vigild.redaction import redact
 from vigild.probes import REPORTED_METRICS
 
 __all__ = [
@@ -74,9 +75,9 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_duration(value: Any) -> Any:
-    """"30s", "5m", "1h30m", "250ms" or a plain number of seconds, as float seconds."""
+    """ "30s", "5m", "1h30m", "250ms" or a plain number of seconds, as float seconds."""
     if isinstance(value, bool):
-        raise ValueError("expected a duration such as \"30s\", \"5m\" or \"1h30m\"")
+        raise ValueError('expected a duration such as "30s", "5m" or "1h30m"')
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):
@@ -85,7 +86,7 @@ def parse_duration(value: Any) -> Any:
         if not text or "".join(n + u for n, u in parts) != text:
             raise ValueError(
                 f"invalid duration {value!r}: expected a number with a unit, "
-                "such as \"30s\", \"5m\" or \"1h30m\""
+                'such as "30s", "5m" or "1h30m"'
             )
         seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
     else:
@@ -98,14 +99,22 @@ def parse_duration(value: Any) -> Any:
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 _SIZE = re.compile(r"(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?", re.IGNORECASE)
-_SIZE_UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 10**6, "mib": 2**20, "gb": 10**9, "gib": 2**30}
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 1000,
+    "kib": 1024,
+    "mb": 10**6,
+    "mib": 2**20,
+    "gb": 10**9,
+    "gib": 2**30,
+}
 
 
 def _parse_size(value: Any) -> Any:
     if isinstance(value, str):
         match = _SIZE.fullmatch(value.strip())
         if not match:
-            raise ValueError(f"invalid size {value!r}: expected bytes or e.g. \"1MiB\"")
+            raise ValueError(f'invalid size {value!r}: expected bytes or e.g. "1MiB"')
         return int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()]
     return value
 
@@ -278,12 +287,16 @@ class NotifierConfig(_Strict):
         return Severity.parse(self.min_severity).routing_rank
 
 
+_M = TypeVar("_M", bound=BaseModel)
+
+
 class _FileShape(_Strict):
-    """The top level of the file, before targets and notifiers get their own models."""
+    """The top level of the file; each section is then validated on its own, so one
+    run reports the problems of every section."""
 
     daemon: dict[str, Any] = {}
-    alerting: AlertingConfig = AlertingConfig()
-    thresholds: dict[str, ThresholdSpec] = {}
+    alerting: dict[str, Any] = {}
+    thresholds: dict[str, dict[str, Any]] = {}
     targets: list[dict[str, Any]] = []
     notifiers: list[dict[str, Any]] = []
 
@@ -304,13 +317,6 @@ class Config:
 
     def redact(self, text: str) -> str:
         return redact(text, self.secrets)
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, "***")
-    return text
 
 
 # ---------------------------------------------------------------------------
@@ -355,6 +361,15 @@ class _Builder:
             loc = prefix + tuple(err["loc"])
             self.problem(loc, _reason(err))
 
+    def validate(
+        self, model: type[_M], raw: dict[str, Any], loc: tuple[str | int, ...]
+    ) -> _M | None:
+        try:
+            return model.model_validate(raw)
+        except ValidationError as exc:
+            self.pydantic_problems(loc, exc)
+            return None
+
     def build(self, raw: dict[str, Any]) -> Config:
         raw = self.interpolate(raw, ())
         for section in NOT_SUPPORTED_YET_SECTIONS & raw.keys():
@@ -366,10 +381,21 @@ class _Builder:
             self.pydantic_problems((), exc)
             raise ConfigError(self.problems) from None
         daemon = self.daemon(shape.daemon)
-        defaults = self.default_thresholds(shape.thresholds)
-        targets, rules = self.targets(shape.targets, defaults)
+        alerting = self.validate(AlertingConfig, shape.alerting, ("alerting",))
+        overrides = {
+            metric: spec
+            for metric, raw_spec in shape.thresholds.items()
+            if (spec := self.validate(ThresholdSpec, raw_spec, ("thresholds", metric))) is not None
+        }
+        defaults = self.default_thresholds(overrides)
+        default_rules = {
+            metric: rule
+            for metric, spec in defaults.items()
+            if (rule := self.check_rule(("thresholds", metric), metric, spec)) is not None
+        }
+        targets, rules = self.targets(shape.targets, defaults, default_rules)
         notifiers, disabled = self.notifiers(shape.notifiers)
-        if self.problems or daemon is None:
+        if self.problems or daemon is None or alerting is None:
             raise ConfigError(self.problems)
         warnings = tuple(
             f"notifier {name!r} is disabled: its url or key is empty" for name in disabled
@@ -377,7 +403,7 @@ class _Builder:
         return Config(
             path=self.path,
             daemon=daemon,
-            alerting=shape.alerting,
+            alerting=alerting,
             targets=tuple(targets),
             rules=rules,
             notifiers=tuple(notifiers),
@@ -438,8 +464,6 @@ class _Builder:
         merged = dict(BUILTIN_THRESHOLDS)
         for metric, spec in overrides.items():
             merged[metric] = spec.merged_over(merged.get(metric))
-        for metric, spec in merged.items():
-            self.check_rule(("thresholds", metric), metric, spec)
         return merged
 
     def check_rule(
@@ -452,7 +476,10 @@ class _Builder:
             return None
 
     def targets(
-        self, raws: list[dict[str, Any]], defaults: dict[str, ThresholdSpec]
+        self,
+        raws: list[dict[str, Any]],
+        defaults: dict[str, ThresholdSpec],
+        default_rules: dict[str, thresholds.Rule],
     ) -> tuple[list[TargetConfig], dict[str, dict[str, thresholds.Rule]]]:
         targets: list[TargetConfig] = []
         rules: dict[str, dict[str, thresholds.Rule]] = {}
@@ -470,9 +497,9 @@ class _Builder:
                 continue
             for key in NOT_SUPPORTED_YET_TARGET_KEYS & raw.keys():
                 self.problem((*loc, key), "not supported yet")
-            raw = {k: v for k, v in raw.items() if k not in NOT_SUPPORTED_YET_TARGET_KEYS}
+            known = {k: v for k, v in raw.items() if k not in NOT_SUPPORTED_YET_TARGET_KEYS}
             try:
-                target: TargetConfig = _TARGET_MODELS[kind].model_validate(raw)  # type: ignore[assignment]
+                target: TargetConfig = _TARGET_MODELS[kind].model_validate(known)  # type: ignore[assignment]
             except ValidationError as exc:
                 self.pydantic_problems(loc, exc)
                 continue
@@ -480,7 +507,7 @@ class _Builder:
                 self.problem((*loc, "name"), f"duplicate target name {target.name!r}")
             seen.add(target.name)
             targets.append(target)
-            rules[target.name] = self.target_rules(loc, target, defaults)
+            rules[target.name] = self.target_rules(loc, target, defaults, default_rules)
         return targets, rules
 
     def target_rules(
@@ -488,14 +515,11 @@ class _Builder:
         loc: tuple[str | int, ...],
         target: TargetConfig,
         defaults: dict[str, ThresholdSpec],
+        default_rules: dict[str, thresholds.Rule],
     ) -> dict[str, thresholds.Rule]:
         reported = REPORTED_METRICS[target.type]
-        result: dict[str, thresholds.Rule] = {}
-        for metric, spec in defaults.items():
-            if metric in target.thresholds or metric not in reported:
-                continue
-            rule = thresholds.Rule.from_spec(metric, spec)
-            result[metric] = rule
+        # Shared Rule objects: 10,000 targets need not hold 10,000 copies of the defaults.
+        result = {m: r for m, r in default_rules.items() if m in reported}
         for metric, spec in target.thresholds.items():
             where = (*loc, "thresholds", metric)
             if metric not in reported:

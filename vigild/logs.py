@@ -13,21 +13,27 @@ from typing import Any
 
 import structlog
 
-from vigild.config import redact
+from vigild.redaction import redact_values
 
 __all__ = ["configure", "set_secrets"]
 
-_secrets: frozenset[str] = frozenset()
+
+class _Redactor:
+    """The processor before rendering: every value of every event, nested ones too."""
+
+    def __init__(self) -> None:
+        self.secrets: frozenset[str] = frozenset()
+
+    def __call__(self, _logger: Any, _method: str, event: Any) -> Any:
+        return redact_values(event, self.secrets) if self.secrets else event
+
+
+_redact = _Redactor()
 
 
 def set_secrets(secrets: Iterable[str]) -> None:
     """Values from ``${...}`` that must never reach a log line (updated on reload)."""
-    global _secrets
-    _secrets = frozenset(secrets)
-
-
-def _redact(_logger: Any, _method: str, rendered: str) -> str:
-    return redact(rendered, _secrets) if _secrets else rendered
+    _redact.secrets = frozenset(secrets)
 
 
 def configure(log_format: str = "auto", level: str = "info") -> None:
@@ -46,7 +52,7 @@ def configure(log_format: str = "auto", level: str = "info") -> None:
     ]
     numeric = logging.getLevelName(level.upper())
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer, _redact],
+        processors=[*shared, structlog.processors.format_exc_info, _redact, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,
@@ -57,8 +63,8 @@ def configure(log_format: str = "auto", level: str = "info") -> None:
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                renderer,
                 _redact,
+                renderer,
             ],
         )
     )

@@ -83,9 +83,7 @@ class Observation:
         self.metrics["up"] = 1.0 if self.up else 0.0
 
 
-EventKind = Literal[
-    "firing", "escalated", "deescalated", "resolved", "repeat", "flapping", "test"
-]
+EventKind = Literal["firing", "escalated", "deescalated", "resolved", "repeat", "flapping", "test"]
 
 
 @dataclass(frozen=True, slots=True)

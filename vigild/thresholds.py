@@ -45,7 +45,9 @@ class Rule:
     def from_spec(cls, metric: str, spec: ThresholdSpec, *, explicit: bool = False) -> Rule:
         warning, critical = spec.warning, spec.critical
         if metric == "up" and (warning is not None or critical is not None):
-            raise RuleError("`up` takes only for, recover_for and runbook: a failed probe is critical")
+            raise RuleError(
+                "`up` takes only for, recover_for and runbook: a failed probe is critical"
+            )
         for name, level in (("warning", warning), ("critical", critical)):
             if level is not None and not math.isfinite(level):
                 raise RuleError(f"{name} must be a finite number")
@@ -57,12 +59,12 @@ class Rule:
             if direction == "above" and warning > critical:
                 raise RuleError(
                     f"warning ({warning:g}) is above critical ({critical:g}) "
-                    "but direction is \"above\" (higher is worse)"
+                    'but direction is "above" (higher is worse)'
                 )
             if direction == "below" and warning < critical:
                 raise RuleError(
                     f"warning ({warning:g}) is below critical ({critical:g}) "
-                    "but direction is \"below\" (lower is worse)"
+                    'but direction is "below" (lower is worse)'
                 )
         return cls(
             metric=metric,

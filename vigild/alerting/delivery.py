@@ -35,7 +35,8 @@ OutcomeListener = Callable[[str, str, float], None]
 
 def backoff(attempts: int) -> float:
     """Exponential with jitter, so many vigilds do not retry a service in step."""
-    return min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** max(attempts - 1, 0)) * random.uniform(0.8, 1.0)
+    delay: float = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** max(attempts - 1, 0))
+    return delay * random.uniform(0.8, 1.0)
 
 
 class Delivery:
@@ -52,6 +53,8 @@ class Delivery:
         self._clock = clock
         self._on_outcome = on_outcome
         self._wakeups = {name: asyncio.Event() for name in self._notifiers}
+        # Set while a worker has nothing due: what a graceful stop waits for.
+        self._idle = {name: asyncio.Event() for name in self._notifiers}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._last_error: dict[str, str] = {}
 
@@ -64,19 +67,23 @@ class Delivery:
             self._workers[name] = asyncio.create_task(self._work(name), name=f"deliver:{name}")
 
     def wake(self) -> None:
-        for event in self._wakeups.values():
+        for name, event in self._wakeups.items():
+            self._idle[name].clear()
             event.set()
 
     def pending(self, name: str) -> int:
         return self._store.outbox_pending(name)
 
-    async def stop(self, timeout: float) -> None:
-        """Give queued messages up to ``timeout`` to go out, then stop the workers."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(
-            self._due(name) for name in self._notifiers
-        ):
-            await asyncio.sleep(0.05)
+    async def stop(self, drain: float) -> None:
+        """Give due messages up to ``drain`` seconds to go out, then stop the workers.
+
+        What is still queued stays in the outbox for the next start.
+        """
+        if self._workers and drain > 0:
+            waiters = [asyncio.create_task(self._idle[name].wait()) for name in self._workers]
+            await asyncio.wait(waiters, timeout=drain)
+            for waiter in waiters:
+                waiter.cancel()
         for task in self._workers.values():
             task.cancel()
         for task in self._workers.values():
@@ -84,11 +91,7 @@ class Delivery:
                 await task
         self._workers.clear()
 
-    def _due(self, name: str) -> bool:
-        entry = self._store.outbox_head(name)
-        return entry is not None and entry.next_attempt <= self._clock()
-
-    async def deliver_due(self, timeout: float) -> None:
+    async def deliver_due(self, within: float) -> None:
         """One pass for ``--once``: send what is due, stop a notifier at its first failure."""
 
         async def drain(name: str) -> None:
@@ -99,25 +102,23 @@ class Delivery:
         tasks = [asyncio.create_task(drain(name)) for name in self._notifiers]
         if not tasks:
             return
-        _done, still_running = await asyncio.wait(tasks, timeout=timeout)
+        _done, still_running = await asyncio.wait(tasks, timeout=within)
         for task in still_running:
             task.cancel()
         await asyncio.gather(*still_running, return_exceptions=True)
 
     async def _work(self, name: str) -> None:
-        wakeup = self._wakeups[name]
+        wakeup, idle = self._wakeups[name], self._idle[name]
         while True:
             entry = self._store.outbox_head(name)
-            if entry is None:
-                await wakeup.wait()
-                wakeup.clear()
-                continue
-            wait = entry.next_attempt - self._clock()
-            if wait > 0:
+            wait = None if entry is None else entry.next_attempt - self._clock()
+            if wait is None or wait > 0:
+                idle.set()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wakeup.wait(), wait)
                 wakeup.clear()
                 continue
+            assert entry is not None
             await self._attempt(name, entry)
 
     async def _attempt(self, name: str, entry: OutboxEntry) -> bool:

@@ -62,7 +62,7 @@ class Alert:
     threshold: float | None = None
     runbook: str | None = None
     breach: dict[str, float] = field(default_factory=dict)
-    """Level ("warning", "critical", "unknown") → time of the first reading of the current breach."""
+    """Level ("warning", "critical", "unknown") → first reading of the current breach."""
     good_since: float | None = None
     """First reading of the current run on the good side of the warning line."""
     calm_since: float | None = None

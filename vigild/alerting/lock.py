@@ -12,6 +12,8 @@ import os
 import time
 from pathlib import Path
 
+from vigild.alerting.store import StoreError
+
 __all__ = ["StateLock", "StateLocked"]
 
 
@@ -23,12 +25,16 @@ class StateLock:
     POLL = 0.05
 
     def __init__(self, state_path: Path) -> None:
+        self.state_path = state_path
         self.path = state_path.with_name(state_path.name + ".lock")
         self._fd: int | None = None
 
     def acquire(self, wait: float = 0.0) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StoreError(f"cannot use state file {self.state_path}: {exc}") from None
         deadline = time.monotonic() + wait
         while True:
             try:
@@ -37,7 +43,7 @@ class StateLock:
                 if time.monotonic() >= deadline:
                     os.close(fd)
                     raise StateLocked(
-                        f"state file {self.path.with_suffix('')} is in use by another vigild "
+                        f"state file {self.state_path} is in use by another vigild "
                         f"(lock {self.path}); waited {wait:g}s"
                     ) from None
                 time.sleep(self.POLL)

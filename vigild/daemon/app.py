@@ -65,7 +65,7 @@ class Daemon:
             exposition=self.metrics.exposition,
             status=lambda: self.runtime.board.document(self.config, self.runtime.engine),
             ready=lambda: self.ready,
-            redact=lambda text: self.config.redact(text),
+            secrets=lambda: self.config.secrets,  # a reload changes them
         )
         self.runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self.runner.setup()
@@ -90,11 +90,11 @@ class Daemon:
     async def _cycle(self, watched: Sequence[Watched]) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._inflight.add(task)  # type: ignore[arg-type]
+        self._inflight.add(task)
         try:
             await self.runtime.pipeline.run_cycle(watched)
         finally:
-            self._inflight.discard(task)  # type: ignore[arg-type]
+            self._inflight.discard(task)
 
     async def reload(self) -> None:
         """Validate the file again; a broken one is logged and the running config stays."""

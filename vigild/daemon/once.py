@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from vigild.config import Config
 from vigild.daemon.runtime import Runtime, build_notifiers, make_session
 from vigild.model import AlertEvent, Notification, Severity
+from vigild.redaction import redact_values
 from vigild.status import text_report
 
 __all__ = ["OnceResult", "run_once", "test_notify"]
@@ -34,18 +35,19 @@ async def run_once(config: Config, output: str = "text") -> OnceResult:
     runtime = await Runtime(config).open(lock_wait=LOCK_WAIT)
     try:
         await runtime.pipeline.run_cycle(runtime.watched)
-        timeout = max((n.timeout for n in config.notifiers), default=0.0) + 1.0
-        await runtime.delivery.deliver_due(timeout)
+        within = max((n.timeout for n in config.notifiers), default=0.0) + 1.0
+        await runtime.delivery.deliver_due(within)
         document = runtime.board.document(config, runtime.engine)
         exit_code = int(runtime.board.worst())
     finally:
         await runtime.close(drain=0.0)
+    document = redact_values(document, config.secrets)
     if output == "json":
         document["exit_code"] = exit_code
         report = json.dumps(document, indent=2)
     else:
         report = text_report(document)
-    return OnceResult(exit_code, config.redact(report))
+    return OnceResult(exit_code, report)
 
 
 def _test_message(notifier: str) -> Notification:

@@ -94,20 +94,14 @@ class Runtime:
         if not self._opened:
             return
         self._opened = False
-        errors: list[BaseException] = []
-        for step in (
-            lambda: self.delivery.stop(drain),
-            self._close_notifiers,
-            self.session.close,
-        ):
+        # Every step runs even when one fails, and every failure is logged.
+        for step in (self.delivery.stop(drain), self._close_notifiers(), self.session.close()):
             try:
-                await step()
+                await step
             except Exception as exc:
-                errors.append(exc)
+                log.error("error while closing", error=str(exc))
         self.store.close()
         self.lock.release()
-        for exc in errors:
-            log.error("error while closing", error=str(exc))
 
     async def _close_notifiers(self) -> None:
         for notifier in self.delivery.notifiers.values():
@@ -143,11 +137,13 @@ class Runtime:
 
     def _watched(self) -> list[Watched]:
         daemon = self.config.daemon
-        self._target_labels = {
-            t.name: tuple(sorted(t.labels.items())) for t in self.config.targets
-        }
+        self._target_labels = {t.name: tuple(sorted(t.labels.items())) for t in self.config.targets}
         return [
-            Watched(t, build_probe(t, self.session, t.effective_timeout(daemon)), self.config.rules[t.name])
+            Watched(
+                t,
+                build_probe(t, self.session, t.effective_timeout(daemon)),
+                self.config.rules[t.name],
+            )
             for t in self.config.targets
         ]
 
@@ -185,7 +181,7 @@ class Runtime:
         self.pipeline.concurrency = config.daemon.concurrency
         self.pipeline.group_wait = config.alerting.group_wait
         old_delivery = self.delivery
-        await old_delivery.stop(timeout=2.0)
+        await old_delivery.stop(drain=2.0)
         for notifier in old_delivery.notifiers.values():
             await notifier.close()
         self.delivery = self._delivery()

@@ -10,6 +10,8 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from vigild.redaction import redact_exposition, redact_values
+
 __all__ = ["make_app"]
 
 
@@ -18,12 +20,15 @@ def make_app(
     exposition: Callable[[], bytes],
     status: Callable[[], dict[str, Any]],
     ready: Callable[[], bool],
-    redact: Callable[[str], str],
+    secrets: Callable[[], frozenset[str]],
 ) -> web.Application:
     async def metrics(_request: web.Request) -> web.Response:
         # Rendering 10,000 targets' series takes long enough to be worth a thread.
         body = await asyncio.to_thread(exposition)
-        return web.Response(body=redact(body.decode()).encode(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(
+            body=redact_exposition(body.decode(), secrets()).encode(),
+            headers={"Content-Type": CONTENT_TYPE_LATEST},
+        )
 
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -34,7 +39,7 @@ def make_app(
         return web.json_response({"status": "starting"}, status=503)
 
     async def api_status(_request: web.Request) -> web.Response:
-        text = redact(json.dumps(status(), indent=2))
+        text = json.dumps(redact_values(status(), secrets()), indent=2)
         return web.Response(text=text, content_type="application/json")
 
     app = web.Application()

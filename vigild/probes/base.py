@@ -36,9 +36,8 @@ class Probe(ABC):
         try:
             observation = await self.probe(now)
         except Exception as exc:  # a bug in a probe must not stop the cycle
-            observation = Observation(
-                self.target.name, now, up=False, error=f"probe failed: {type(exc).__name__}: {exc}"
-            )
+            error = f"probe failed: {type(exc).__name__}: {exc}"
+            observation = Observation(self.target.name, now, up=False, error=error[:200])
         observation.duration = time.perf_counter() - started
         return observation
 

@@ -1,0 +1,228 @@
+"""``vigild run`` as a real process: endpoints, alerts end to end, signals, reload, restart."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from process import Daemon, environment, run, until
+from receivers import Receiver
+from targets import TargetServer, closed_port
+
+INTERVAL = "200ms"
+
+
+def write_config(
+    path: Path,
+    *,
+    listen: str,
+    target: TargetServer,
+    receiver: Receiver,
+    extra_targets: str = "",
+    thresholds: str = "",
+) -> Path:
+    path.write_text(
+        f"""
+[daemon]
+interval = "{INTERVAL}"
+listen = "{listen}"
+state_path = "{path.parent / "state.db"}"
+
+[alerting]
+group_wait = "0s"
+
+[thresholds]
+{thresholds}
+
+[[targets]]
+name = "api"
+type = "http"
+url = "{target.url()}"
+headers = {{ Authorization = "Bearer ${{API_TOKEN}}" }}
+labels = {{ team = "core" }}
+{extra_targets}
+
+[[notifiers]]
+name = "hook"
+type = "webhook"
+url = "{receiver.url("/hook")}"
+
+[[notifiers]]
+name = "chat"
+url = "json://127.0.0.1:{receiver.port}/chat"
+"""
+    )
+    return path
+
+
+def sent(receiver: Receiver, path: str) -> list[Any]:
+    return [r.json for r in receiver.requests if r.path == path]
+
+
+def listen_address() -> str:
+    return f"127.0.0.1:{closed_port()}"
+
+
+ENV = environment(API_TOKEN="tok-3f9a7c")
+
+
+async def test_outage_notifies_once_and_resolves_once_across_a_restart(
+    tmp_path: Path, target_server: TargetServer, receiver: Receiver
+) -> None:
+    listen = listen_address()
+    config = write_config(
+        tmp_path / "t.toml", listen=listen, target=target_server, receiver=receiver
+    )
+    daemon = await Daemon(config, listen, ENV).start()
+    await daemon.wait_ready()
+    await until(lambda: target_server.hits >= 2, what="probes")
+    assert receiver.requests == []  # healthy: nothing to say
+
+    target_server.status = 503
+    await receiver.wait_for(2)
+    await receiver.wait_quiet(0.6)  # three more cycles of the same outage
+    hooks, chats = sent(receiver, "/hook"), sent(receiver, "/chat")
+    assert len(hooks) == 1 and len(chats) == 1
+    alert = hooks[0]["alerts"][0]
+    assert hooks[0]["status"] == "firing" and hooks[0]["receiver"] == "hook"
+    assert alert["labels"]["alertname"] == "up"
+    assert alert["labels"]["target"] == "api" and alert["labels"]["severity"] == "critical"
+    assert alert["labels"]["team"] == "core"
+    assert alert["endsAt"] == "0001-01-01T00:00:00Z"
+    assert chats[0]["type"] == "failure" and "api" in chats[0]["title"]
+
+    assert await daemon.stop() == 0
+    assert daemon.events("vigild stopped")
+
+    restarted = await Daemon(config, listen, ENV).start()
+    await restarted.wait_ready()
+    hits = target_server.hits
+    await until(lambda: target_server.hits >= hits + 3, what="probes after restart")
+    assert len(receiver.requests) == 2  # still the same outage: no second page
+
+    target_server.status = 200
+    await receiver.wait_for(4)
+    await receiver.wait_quiet(0.6)
+    hooks, chats = sent(receiver, "/hook"), sent(receiver, "/chat")
+    assert [h["status"] for h in hooks] == ["firing", "resolved"]
+    assert hooks[1]["alerts"][0]["fingerprint"] == alert["fingerprint"]
+    assert hooks[1]["alerts"][0]["endsAt"] != "0001-01-01T00:00:00Z"
+    assert [c["type"] for c in chats] == ["failure", "success"]
+    assert await restarted.stop() == 0
+
+
+async def test_endpoints_metrics_and_status(
+    tmp_path: Path, target_server: TargetServer, receiver: Receiver
+) -> None:
+    listen = listen_address()
+    config = write_config(
+        tmp_path / "t.toml",
+        listen=listen,
+        target=target_server,
+        receiver=receiver,
+        extra_targets=f"""
+[[targets]]
+name = "down"
+type = "http"
+url = "http://127.0.0.1:{closed_port()}/x?token=${{API_TOKEN}}"
+""",
+    )
+    daemon = await Daemon(config, listen, ENV).start()
+    await daemon.wait_ready()
+    assert await daemon.get("/healthz") == (200, '{"status": "ok"}')
+    await until(lambda: target_server.hits >= 2, what="probes")
+
+    code, text = await daemon.get("/metrics")
+    assert code == 200
+    assert "tok-3f9a7c" not in text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in families.values()
+        for s in family.samples
+    }
+    assert samples[("vigild_probe_success", (("target", "api"), ("type", "http")))] == 1
+    assert samples[("vigild_probe_success", (("target", "down"), ("type", "http")))] == 0
+    assert samples[("vigild_build_info", (("version", "0.1.0"),))] == 1
+    api_latency = (("metric", "latency_seconds"), ("series", ""), ("target", "api"))
+    assert 0 < samples[("vigild_probe_value", api_latency)] < 1
+    assert samples[("vigild_alert_severity", api_latency)] == 0
+    assert (
+        samples[("vigild_alert_severity", (("metric", "up"), ("series", ""), ("target", "down")))]
+        == 2
+    )
+    assert families["vigild_probe_duration_seconds"].type == "histogram"
+    assert ("vigild_notifications_total", (("notifier", "hook"), ("outcome", "sent"))) in samples
+    assert "process_resident_memory_bytes" in families
+
+    status = await daemon.status()
+    assert "tok-3f9a7c" not in str(status)
+    by_name = {t["name"]: t for t in status["targets"]}
+    assert by_name["api"]["up"] is True and by_name["down"]["up"] is False
+    assert by_name["down"]["url"].endswith("token=***")
+    assert [(a["target"], a["metric"], a["severity"], a["state"]) for a in status["alerts"]] == [
+        ("down", "up", "critical", "firing")
+    ]
+    assert await daemon.stop() == 0
+    assert not any("tok-3f9a7c" in line for line in daemon.log)
+
+
+async def test_sighup_reloads_and_a_broken_config_keeps_the_running_one(
+    tmp_path: Path, target_server: TargetServer, receiver: Receiver
+) -> None:
+    listen = listen_address()
+    path = tmp_path / "t.toml"
+    write_config(path, listen=listen, target=target_server, receiver=receiver)
+    daemon = await Daemon(path, listen, ENV).start()
+    await daemon.wait_ready()
+    target_server.status = 503
+    await receiver.wait_for(2)
+
+    good = path.read_text()
+    path.write_text(good + '\n[[targets]]\nname = "host"\ntype = "host"\n')
+    daemon.signal(signal.SIGHUP)
+    await daemon.wait_log("config reloaded")
+    await until(lambda: len(daemon.events("config reloaded")) == 1)
+    status = await daemon.status()
+    assert [t["name"] for t in status["targets"]] == ["api", "host"]
+
+    path.write_text(good + "\n[daemon.oops]\n")
+    daemon.signal(signal.SIGHUP)
+    await daemon.wait_log("reload rejected, keeping the running config")
+    rejected = daemon.events("reload rejected, keeping the running config")[0]
+    assert any("daemon" in p for p in rejected["problems"])
+    status = await daemon.status()
+    assert [t["name"] for t in status["targets"]] == ["api", "host"]
+    assert [a["metric"] for a in status["alerts"] if a["target"] == "api"] == ["up"]
+
+    await receiver.wait_quiet(0.5)
+    assert len(receiver.requests) == 2  # the alert survived both reloads: no second firing
+    assert await daemon.stop() == 0
+
+
+async def test_sigint_stops_cleanly_and_the_state_lock_keeps_a_second_daemon_out(
+    tmp_path: Path, target_server: TargetServer, receiver: Receiver
+) -> None:
+    listen = listen_address()
+    config = write_config(
+        tmp_path / "t.toml", listen=listen, target=target_server, receiver=receiver
+    )
+    daemon = await Daemon(config, listen, ENV).start()
+    await daemon.wait_ready()
+    second = await run("run", "--config", str(config), env=ENV)
+    assert second.returncode == 2
+    assert "in use by another vigild" in second.stderr
+    daemon.signal(signal.SIGINT)
+    assert await daemon.wait() == 0
+
+
+async def test_invalid_config_exits_2_with_the_reason(tmp_path: Path) -> None:
+    config = tmp_path / "t.toml"
+    config.write_text('[daemon]\ninterval = "fast"\n')
+    finished = await run("run", "--config", str(config))
+    assert finished.returncode == 2
+    assert f"{config}: daemon.interval: invalid duration 'fast'" in finished.stderr
+    assert "Traceback" not in finished.stderr

@@ -1,0 +1,650 @@
+"""Notifier backends against a real HTTP receiver on 127.0.0.1: nothing mocked."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from pydantic import ValidationError
+from receivers import Receiver
+
+from vigild.alerting.notifiers import base, text
+from vigild.alerting.notifiers.apprise import AppriseNotifier
+from vigild.alerting.notifiers.webhook import (
+    ZERO_TIME,
+    WebhookNotifier,
+    _os_reason,
+    alertmanager_payload,
+    rfc3339,
+)
+from vigild.config import NotifierConfig
+from vigild.model import AlertEvent, EventKind, Notification, Severity, fingerprint
+
+EXTERNAL = "http://127.0.0.1:9469"
+T0 = 1_714_564_984.0  # 2024-05-01 12:03:04 UTC
+SECRET = "s3cr3t-t0ken"
+
+
+def event(
+    target: str = "covabot",
+    metric: str = "up",
+    kind: EventKind = "firing",
+    severity: Severity = Severity.CRITICAL,
+    *,
+    previous: Severity | None = None,
+    value: float | None = 0.0,
+    threshold: float | None = None,
+    since: float = T0,
+    ended: float | None = None,
+    runbook: str | None = None,
+    labels: tuple[tuple[str, str], ...] = (),
+) -> AlertEvent:
+    return AlertEvent(
+        fingerprint=fingerprint(target, metric),
+        target=target,
+        metric=metric,
+        kind=kind,
+        severity=severity,
+        previous=previous,
+        value=value,
+        threshold=threshold,
+        since=since,
+        ended=ended,
+        runbook=runbook,
+        labels=labels,
+    )
+
+
+def note(*events: AlertEvent, created: float = T0 + 720, notifier: str = "n") -> Notification:
+    return Notification(notifier=notifier, created=created, events=events)
+
+
+CPU_CRIT = event(
+    metric="cpu_percent",
+    kind="escalated",
+    previous=Severity.WARNING,
+    value=91.5,
+    threshold=80.0,
+    runbook="https://wiki.example/cpu",
+)
+DISK_RESOLVED = event(
+    target="host",
+    metric="disk_percent:/var",
+    kind="resolved",
+    severity=Severity.WARNING,
+    value=50.0,
+    threshold=75.0,
+    ended=T0 + 720,
+)
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client:
+        yield client
+
+
+def context(
+    session: aiohttp.ClientSession, redact: Callable[[str], str] = lambda s: s
+) -> base.NotifierContext:
+    return base.NotifierContext(session=session, external_url=EXTERNAL, redact=redact)
+
+
+def config(name: str, options: base.Options, **common: Any) -> NotifierConfig:
+    return NotifierConfig.model_validate({"name": name, **common, "options": options})
+
+
+# ---------------------------------------------------------------------------
+# text: what a human reads
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (0.25, "0.25"),
+        (5.0, "5"),
+        (91.5, "91.5"),
+        (-3.0, "-3"),
+        (-0.0, "0"),
+        (0.1 + 0.2, "0.3"),
+        (1_234_567.5, "1234570"),
+        (1e-7, "0.0000001"),
+        (float("nan"), "NaN"),
+        (float("inf"), "+Inf"),
+    ],
+)
+def test_numbers_are_short_and_plain(value: float, shown: str) -> None:
+    assert text.number(value) == shown
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (0, "0s"),
+        (45.9, "45s"),
+        (720, "12m"),
+        (779, "12m"),
+        (3600, "1h"),
+        (3900, "1h5m"),
+        (86400 * 2 + 3 * 3600 + 59, "2d3h"),
+        (86400, "1d"),
+        (-5, "0s"),
+    ],
+)
+def test_durations(seconds: float, shown: str) -> None:
+    assert text.duration(seconds) == shown
+
+
+def test_title_of_one_alert_holds_severity_and_target() -> None:
+    assert text.title(note(event())) == "[CRITICAL] covabot: up"
+    assert text.title(note(event(severity=Severity.WARNING))) == "[WARNING] covabot: up"
+    assert text.title(note(event(severity=Severity.UNKNOWN))) == "[UNKNOWN] covabot: up"
+
+
+def test_title_of_a_group_counts_alerts_and_names_targets_once() -> None:
+    group = note(
+        event(),
+        event(target="host", metric="cpu_percent", severity=Severity.WARNING),
+        event(metric="latency_seconds", severity=Severity.WARNING),
+    )
+    assert text.title(group) == "[CRITICAL] 3 alerts on covabot, host"
+
+
+def test_title_of_a_large_group_stays_short() -> None:
+    group = note(*(event(target=f"t{i}") for i in range(5)))
+    assert text.title(group) == "[CRITICAL] 5 alerts on t0, t1, t2 and 2 more"
+
+
+def test_title_when_everything_resolved() -> None:
+    assert text.title(note(event(kind="resolved", ended=T0 + 60))) == "[RESOLVED] covabot: up"
+    both = note(DISK_RESOLVED, event(kind="resolved", ended=T0 + 60))
+    assert text.title(both) == "[RESOLVED] 2 alerts on host, covabot"
+
+
+def test_title_of_a_mixed_group_takes_the_worst_firing_severity() -> None:
+    mixed = note(DISK_RESOLVED, event(severity=Severity.WARNING))
+    assert text.title(mixed) == "[WARNING] 2 alerts on host, covabot"
+
+
+def test_title_and_body_of_a_test_message() -> None:
+    message = note(event(target="vigild", metric="test", kind="test", severity=Severity.OK))
+    assert text.title(message) == "[TEST] test message from vigild"
+    assert "test message from vigild" in text.body(message)
+
+
+@pytest.mark.parametrize(
+    ("alert", "phrase"),
+    [
+        (event(), "firing"),
+        (event(kind="escalated", previous=Severity.WARNING), "escalated WARNING → CRITICAL"),
+        (
+            event(kind="deescalated", severity=Severity.WARNING, previous=Severity.CRITICAL),
+            "de-escalated CRITICAL → WARNING",
+        ),
+        (event(kind="resolved", ended=T0 + 720), "resolved after 12m (was CRITICAL)"),
+        (event(kind="repeat"), "still firing"),
+        (event(kind="flapping"), "flapping: notifications paused until stable for 1h"),
+    ],
+)
+def test_body_says_what_happened(alert: AlertEvent, phrase: str) -> None:
+    line = text.body(note(alert))
+    assert phrase in line
+    assert "`covabot`" in line
+    assert "`up`" in line
+    assert text.summary(alert, T0 + 720).endswith(phrase)
+
+
+def test_body_line_carries_value_threshold_since_and_runbook() -> None:
+    line = text.body(note(CPU_CRIT))
+    assert line == (
+        "- **CRITICAL** `covabot` `cpu_percent` = 91.5 (threshold 80): "
+        "escalated WARNING → CRITICAL · since 2024-05-01 12:03:04 UTC (12m) · "
+        "runbook: <https://wiki.example/cpu>"
+    )
+
+
+def test_body_of_a_resolved_alert_shows_start_and_end() -> None:
+    line = text.body(note(DISK_RESOLVED))
+    assert line == (
+        "- **RESOLVED** `host` `disk_percent:/var` = 50 (threshold 75): "
+        "resolved after 12m (was WARNING) · 2024-05-01 12:03:04 → 12:15:04 UTC"
+    )
+    next_day = event(kind="resolved", since=T0, ended=T0 + 86400)
+    assert "2024-05-01 12:03:04 UTC → 2024-05-02 12:03:04 UTC" in text.body(note(next_day))
+
+
+def test_body_has_one_line_per_alert_in_order_and_handles_missing_values() -> None:
+    unknown = event(metric="health_status", severity=Severity.UNKNOWN, value=None)
+    lines = text.body(note(CPU_CRIT, DISK_RESOLVED, unknown)).splitlines()
+    assert len(lines) == 3
+    assert "`cpu_percent`" in lines[0]
+    assert "`disk_percent:/var`" in lines[1]
+    assert "**UNKNOWN** `covabot` `health_status` = no value: firing" in lines[2]
+    assert "runbook" not in lines[1]
+
+
+# ---------------------------------------------------------------------------
+# apprise, through its json:// plugin to the receiver
+
+
+def apprise_notifier(
+    session: aiohttp.ClientSession, url: str, redact: Callable[[str], str] = lambda s: s
+) -> AppriseNotifier:
+    options = AppriseNotifier.Options(url=url)
+    return AppriseNotifier(config("discord", options), context(session, redact))
+
+
+def json_url(receiver: Receiver, path: str = "/apprise") -> str:
+    return f"json://127.0.0.1:{receiver.port}{path}"
+
+
+@pytest.mark.parametrize(
+    ("message", "title", "kind"),
+    [
+        (note(event()), "[CRITICAL] covabot: up", "failure"),
+        (note(event(severity=Severity.WARNING)), "[WARNING] covabot: up", "warning"),
+        (note(event(severity=Severity.UNKNOWN, value=None)), "[UNKNOWN] covabot: up", "warning"),
+        (note(event(kind="resolved", ended=T0 + 60)), "[RESOLVED] covabot: up", "success"),
+        (
+            note(event(), DISK_RESOLVED, event(target="host", metric="load1")),
+            "[CRITICAL] 3 alerts on covabot, host",
+            "failure",
+        ),
+        (
+            note(DISK_RESOLVED, event(severity=Severity.WARNING)),
+            "[WARNING] 2 alerts on host, covabot",
+            "warning",
+        ),
+        (
+            note(event(target="vigild", metric="test", kind="test", severity=Severity.OK)),
+            "[TEST] test message from vigild",
+            "info",
+        ),
+    ],
+)
+async def test_apprise_delivers_title_body_and_type(
+    receiver: Receiver,
+    session: aiohttp.ClientSession,
+    message: Notification,
+    title: str,
+    kind: str,
+) -> None:
+    notifier = apprise_notifier(session, json_url(receiver))
+    await notifier.send(message)
+    [request] = await receiver.wait_for(1)
+    assert request.method == "POST"
+    assert request.path == "/apprise"
+    assert request.json["title"] == title
+    assert request.json["type"] == kind
+    assert request.json["message"] == text.body(message)
+    assert len(request.json["message"].splitlines()) == len(message.events)
+
+
+async def test_apprise_builds_its_sender_once(
+    receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    notifier = apprise_notifier(session, json_url(receiver))
+    await notifier.send(note(event()))
+    first = notifier._apprise
+    await notifier.send(note(event(kind="resolved", ended=T0 + 60)))
+    assert notifier._apprise is first is not None
+    assert [b["type"] for b in receiver.bodies] == ["failure", "success"]
+
+
+async def test_apprise_failure_is_retryable_and_keeps_the_url_secret(
+    receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    receiver.status = 503
+    notifier = apprise_notifier(session, json_url(receiver, f"/hooks/{SECRET}"))
+    with pytest.raises(base.DeliveryError) as caught:
+        await notifier.send(note(event()))
+    assert caught.value.retryable
+    assert SECRET not in str(caught.value)
+    assert str(caught.value) == f"apprise could not deliver to json://127.0.0.1:{receiver.port}/…"
+    assert len(receiver.requests) == 1
+
+
+async def test_apprise_errors_pass_through_the_redactor(
+    receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    receiver.status = 500
+    port = str(receiver.port)
+    notifier = apprise_notifier(session, json_url(receiver), lambda s: s.replace(port, "***"))
+    with pytest.raises(base.DeliveryError) as caught:
+        await notifier.send(note(event()))
+    assert port not in str(caught.value)
+    assert "***" in str(caught.value)
+
+
+async def test_apprise_connection_refused_is_retryable(
+    session: aiohttp.ClientSession, free_port: int
+) -> None:
+    notifier = apprise_notifier(session, f"json://127.0.0.1:{free_port}/{SECRET}")
+    with pytest.raises(base.DeliveryError) as caught:
+        await notifier.send(note(event()))
+    assert caught.value.retryable
+    assert SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "scheme"),
+    [
+        ("nosuchscheme://host/x", "nosuchscheme://"),
+        (f"discord://{SECRET}", "discord://"),  # a webhook id without its token
+        ("not a url", "(no scheme)"),
+    ],
+)
+async def test_apprise_url_it_cannot_use_is_permanent(
+    session: aiohttp.ClientSession, url: str, scheme: str
+) -> None:
+    notifier = apprise_notifier(session, url)
+    for _ in range(2):  # and stays so, without parsing again
+        with pytest.raises(base.DeliveryError) as caught:
+            await notifier.send(note(event()))
+        assert not caught.value.retryable
+        assert f"scheme {scheme}" in str(caught.value)
+        assert "notifier 'discord'" in str(caught.value)
+        assert SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize(("url", "disabled"), [("", True), ("   ", True), ("json://h/p", False)])
+def test_apprise_empty_url_is_disabled(url: str, disabled: bool) -> None:
+    assert AppriseNotifier.is_disabled(AppriseNotifier.Options(url=url)) is disabled
+
+
+def test_apprise_options_reject_unknown_keys() -> None:
+    with pytest.raises(ValidationError):
+        AppriseNotifier.Options.model_validate({"url": "json://h/p", "urls": "x"})
+
+
+def test_loading_the_backends_does_not_import_apprise() -> None:
+    code = (
+        "import sys\n"
+        "from vigild.alerting.notifiers import base\n"
+        "base.backend('apprise'); base.backend('webhook')\n"
+        "assert 'apprise' not in sys.modules, 'apprise imported at load time'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# ---------------------------------------------------------------------------
+# webhook: the Alertmanager payload
+
+
+def test_payload_of_one_firing_alert_field_by_field() -> None:
+    alert = event(
+        metric="cpu_percent",
+        value=0.25,
+        threshold=5.0,
+        runbook="https://wiki.example/cpu",
+        labels=(("env", "prod"),),
+    )
+    payload = alertmanager_payload(note(alert), "hook", EXTERNAL)
+    labels = {
+        "env": "prod",
+        "alertname": "cpu_percent",
+        "target": "covabot",
+        "metric": "cpu_percent",
+        "severity": "critical",
+    }
+    annotations = {
+        "summary": "CRITICAL covabot cpu_percent = 0.25 (threshold 5): firing",
+        "value": "0.25",
+        "threshold": "5",
+        "runbook_url": "https://wiki.example/cpu",
+    }
+    assert payload == {
+        "version": "4",
+        "groupKey": '{}/{receiver="hook"}:{}',
+        "truncatedAlerts": 0,
+        "status": "firing",
+        "receiver": "hook",
+        "groupLabels": {},
+        "commonLabels": labels,
+        "commonAnnotations": annotations,
+        "externalURL": EXTERNAL,
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": labels,
+                "annotations": annotations,
+                "startsAt": "2024-05-01T12:03:04Z",
+                "endsAt": ZERO_TIME,
+                "generatorURL": "http://127.0.0.1:9469/api/status",
+                "fingerprint": fingerprint("covabot", "cpu_percent"),
+            }
+        ],
+    }
+
+
+def test_payload_alertname_is_the_base_metric_and_own_labels_cannot_hide_identity() -> None:
+    alert = event(
+        target="host",
+        metric="disk_percent:/var",
+        severity=Severity.WARNING,
+        labels=(("severity", "low"), ("target", "other"), ("team", "ops")),
+    )
+    [sent] = alertmanager_payload(note(alert), "hook", EXTERNAL)["alerts"]
+    assert sent["labels"] == {
+        "alertname": "disk_percent",
+        "target": "host",
+        "metric": "disk_percent:/var",
+        "severity": "warning",
+        "team": "ops",
+    }
+    assert sent["fingerprint"] == fingerprint("host", "disk_percent:/var")
+
+
+def test_payload_leaves_out_values_it_does_not_have() -> None:
+    [sent] = alertmanager_payload(note(event(value=None)), "hook", EXTERNAL)["alerts"]
+    assert sent["annotations"] == {"summary": "CRITICAL covabot up = no value: firing"}
+
+
+def test_payload_of_several_alerts_has_common_labels_and_a_firing_status() -> None:
+    other = event(metric="latency_seconds", severity=Severity.CRITICAL, value=4.0, threshold=3.0)
+    payload = alertmanager_payload(note(CPU_CRIT, other, DISK_RESOLVED), "hook", EXTERNAL)
+    assert payload["status"] == "firing"
+    assert [a["status"] for a in payload["alerts"]] == ["firing", "firing", "resolved"]
+    assert payload["commonLabels"] == {}
+    assert payload["commonAnnotations"] == {}
+    two = alertmanager_payload(note(CPU_CRIT, other), "hook", EXTERNAL)
+    assert two["commonLabels"] == {"target": "covabot", "severity": "critical"}
+    assert two["commonAnnotations"] == {}
+
+
+def test_rfc3339() -> None:
+    assert rfc3339(0) == "1970-01-01T00:00:00Z"
+    assert rfc3339(T0 + 0.25) == "2024-05-01T12:03:04.25Z"
+    assert rfc3339(T0 + 0.5004) == "2024-05-01T12:03:04.5Z"
+
+
+# ---------------------------------------------------------------------------
+# webhook: delivery to the receiver
+
+
+def webhook_notifier(
+    session: aiohttp.ClientSession,
+    url: str,
+    headers: dict[str, str] | None = None,
+    redact: Callable[[str], str] = lambda s: s,
+) -> WebhookNotifier:
+    options = WebhookNotifier.Options(url=url, headers=headers or {})
+    return WebhookNotifier(config("hook", options), context(session, redact))
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A port nothing listens on: bound, then released."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+async def test_webhook_posts_the_payload(
+    receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    message = note(CPU_CRIT, DISK_RESOLVED, notifier="hook")
+    await webhook_notifier(session, receiver.url("/alerts")).send(message)
+    [request] = await receiver.wait_for(1)
+    assert request.method == "POST"
+    assert request.path == "/alerts"
+    assert request.header("Content-Type") == "application/json"
+    assert request.json == alertmanager_payload(message, "hook", EXTERNAL)
+
+
+async def test_webhook_firing_then_resolved(
+    receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    notifier = webhook_notifier(session, receiver.url())
+    await notifier.send(note(event()))
+    resolved = event(kind="resolved", value=1.0, ended=T0 + 90.5)
+    await notifier.send(note(resolved))
+    firing, done = (r.json for r in await receiver.wait_for(2))
+    assert firing["status"] == firing["alerts"][0]["status"] == "firing"
+    assert firing["alerts"][0]["endsAt"] == ZERO_TIME
+    assert done["status"] == done["alerts"][0]["status"] == "resolved"
+    assert done["alerts"][0]["startsAt"] == "2024-05-01T12:03:04Z"
+    assert done["alerts"][0]["endsAt"] == "2024-05-01T12:04:34.5Z"
+    assert done["alerts"][0]["labels"]["severity"] == "critical"
+    assert done["alerts"][0]["fingerprint"] == firing["alerts"][0]["fingerprint"]
+
+
+async def test_webhook_escalation_keeps_the_fingerprint(
+    receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    notifier = webhook_notifier(session, receiver.url())
+    warning = event(metric="cpu_percent", severity=Severity.WARNING, value=77.0, threshold=75.0)
+    await notifier.send(note(warning))
+    await notifier.send(note(CPU_CRIT))
+    first, second = (r.json["alerts"][0] for r in await receiver.wait_for(2))
+    assert first["fingerprint"] == second["fingerprint"] == fingerprint("covabot", "cpu_percent")
+    assert (first["labels"]["severity"], second["labels"]["severity"]) == ("warning", "critical")
+    assert first["startsAt"] == second["startsAt"]
+    assert second["annotations"]["threshold"] == "80"
+
+
+async def test_webhook_sends_configured_headers(
+    receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    headers = {"Authorization": f"Bearer {SECRET}", "X-Vigild-Test": "yes"}
+    await webhook_notifier(session, receiver.url(), headers).send(note(event()))
+    [request] = await receiver.wait_for(1)
+    assert request.header("authorization") == f"Bearer {SECRET}"
+    assert request.header("x-vigild-test") == "yes"
+
+
+@pytest.mark.parametrize(
+    ("status", "retryable"),
+    [
+        (503, True),
+        (500, True),
+        (429, True),
+        (408, True),
+        (400, False),
+        (404, False),
+        (401, False),
+        (302, False),
+    ],
+)
+async def test_webhook_failures_say_whether_to_retry(
+    receiver: Receiver, session: aiohttp.ClientSession, status: int, retryable: bool
+) -> None:
+    receiver.status = status
+    url = receiver.url(f"/hooks/{SECRET}")
+    notifier = webhook_notifier(session, url, {"Authorization": f"Bearer {SECRET}"})
+    with pytest.raises(base.DeliveryError) as caught:
+        await notifier.send(note(event()))
+    assert caught.value.retryable is retryable
+    assert str(status) in str(caught.value)
+    assert url not in str(caught.value)
+    assert SECRET not in str(caught.value)
+    assert len(receiver.requests) == 1  # a redirect is not followed
+
+
+async def test_webhook_any_2xx_is_success(
+    receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    receiver.queue(201, 202, 204)
+    notifier = webhook_notifier(session, receiver.url())
+    for _ in range(3):
+        await notifier.send(note(event()))
+    assert len(await receiver.wait_for(3)) == 3
+
+
+async def test_webhook_connection_refused_is_retryable(
+    session: aiohttp.ClientSession, free_port: int
+) -> None:
+    url = f"http://127.0.0.1:{free_port}/hooks/{SECRET}"
+    with pytest.raises(base.DeliveryError) as caught:
+        await webhook_notifier(session, url).send(note(event()))
+    assert caught.value.retryable
+    assert str(caught.value) == "webhook cannot connect: Connection refused"
+    assert str(free_port) not in str(caught.value)
+    assert SECRET not in str(caught.value)
+
+
+def test_connection_errors_do_not_name_the_host() -> None:
+    lookup = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    assert _os_reason(lookup) == "name lookup failed (Name or service not known)"
+    refused = OSError(errno.ECONNREFUSED, "Connect call failed ('10.0.0.1', 8080)")
+    assert _os_reason(refused) == os.strerror(errno.ECONNREFUSED)
+    assert _os_reason(OSError()) == "connection error"
+
+
+async def test_webhook_timeout_is_the_callers(
+    receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    receiver.delay = 5.0
+    notifier = webhook_notifier(session, receiver.url())
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(notifier.send(note(event())), 0.2)
+    assert len(receiver.requests) == 1  # it arrived; the answer is what never came
+
+
+async def test_webhook_errors_pass_through_the_redactor(
+    receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    receiver.status = 503
+    notifier = webhook_notifier(session, receiver.url(), redact=lambda s: s.replace("503", "***"))
+    with pytest.raises(base.DeliveryError) as caught:
+        await notifier.send(note(event()))
+    assert "503" not in str(caught.value)
+
+
+def test_webhook_options() -> None:
+    assert WebhookNotifier.is_disabled(WebhookNotifier.Options(url=""))
+    assert WebhookNotifier.is_disabled(WebhookNotifier.Options(url="  "))
+    assert not WebhookNotifier.is_disabled(WebhookNotifier.Options(url="http://h/x"))
+    assert WebhookNotifier.Options(url="https://h/x").headers == {}
+    with pytest.raises(ValidationError) as caught:
+        WebhookNotifier.Options(url=f"ftp://h/{SECRET}")
+    # The reason is what config errors show (pydantic's own repr would echo the input).
+    [error] = caught.value.errors()
+    assert "http://" in error["msg"]
+    assert SECRET not in error["msg"]
+    with pytest.raises(ValidationError):
+        WebhookNotifier.Options.model_validate({"url": "http://h/x", "timeout": 5})
+
+
+# ---------------------------------------------------------------------------
+# the registry
+
+
+def test_backends_resolve_through_entry_points() -> None:
+    assert base.backend("apprise") is AppriseNotifier
+    assert base.backend("webhook") is WebhookNotifier
+    with pytest.raises(LookupError) as caught:
+        base.backend("nope")
+    message = str(caught.value)
+    assert "'nope'" in message
+    assert "apprise" in message
+    assert "webhook" in message

@@ -1,0 +1,131 @@
+"""``type = "apprise"`` (the default): any apprise URL, Discord, Slack, Telegram, e-mail ...
+
+apprise is imported on the first send, not with this module: it takes a good
+part of the time ``vigild --once`` may spend starting. Its ``notify`` is
+blocking, so it runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, field_validator
+
+from vigild.alerting.notifiers import base, text
+from vigild.model import Severity
+
+if TYPE_CHECKING:
+    import apprise
+
+    from vigild.config import NotifierConfig
+    from vigild.model import Notification
+
+__all__ = ["AppriseNotifier", "notify_type"]
+
+_SCHEME = re.compile(r"^\s*([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def notify_type(notification: Notification) -> str:
+    """apprise's notify type: the colour and icon a reader sees first."""
+    if notification.is_test:
+        return "info"
+    if notification.status == "resolved":
+        return "success"
+    severity = notification.severity
+    if severity is Severity.CRITICAL:
+        return "failure"
+    if severity.routing_rank == Severity.WARNING:  # UNKNOWN reads as a warning
+        return "warning"
+    return "info"
+
+
+class AppriseNotifier(base.Notifier):
+    """Sends the human-readable message of ``text`` through one apprise URL."""
+
+    class Options(base.Options):
+        url: str
+
+        @field_validator("url")
+        @classmethod
+        def _strip(cls, value: str) -> str:
+            return value.strip()
+
+    def __init__(self, config: NotifierConfig, context: base.NotifierContext) -> None:
+        super().__init__(config, context)
+        options = config.options
+        if not isinstance(options, self.Options):
+            options = self.Options.model_validate(options.model_dump())
+        self.options = options
+        self._apprise: apprise.Apprise | None = None
+        self._where = "apprise"
+        """The destination as it may be shown: apprise's privacy form, host only."""
+        self._unusable: str | None = None
+        """Why the URL cannot be used: it will not parse on the next send either."""
+        self._building = asyncio.Lock()
+
+    @classmethod
+    def is_disabled(cls, options: BaseModel) -> bool:
+        return isinstance(options, cls.Options) and not options.url
+
+    async def send(self, notification: Notification) -> None:
+        sender = await self._sender()
+        # A caller's timeout abandons the thread without stopping it; apprise's own
+        # socket timeouts (4 s connect, 4 s read by default) end it soon after.
+        delivered = await asyncio.to_thread(
+            sender.notify,
+            body=text.body(notification),
+            title=text.title(notification),
+            notify_type=notify_type(notification),
+            body_format="markdown",
+        )
+        # apprise says only yes or no; its own log line (at warning) has the reason.
+        if not delivered:
+            raise base.DeliveryError(
+                self.context.redact(f"apprise could not deliver to {self._where}"),
+                retryable=True,
+            )
+
+    async def close(self) -> None:
+        self._apprise = None
+
+    async def _sender(self) -> apprise.Apprise:
+        async with self._building:
+            if self._unusable is not None:
+                raise base.DeliveryError(self._unusable, retryable=False)
+            if self._apprise is None:
+                # The import and URL parsing take a few hundred ms: keep them off the loop.
+                self._apprise = await asyncio.to_thread(self._build)
+            return self._apprise
+
+    def _build(self) -> apprise.Apprise:
+        import apprise
+
+        # app_id is the sender name some services show (Discord's webhook user name).
+        asset = apprise.AppriseAsset(
+            app_id="vigild", app_desc="vigild monitoring", async_mode=False
+        )
+        plugin = apprise.Apprise.instantiate(self.options.url, asset=asset)
+        if plugin is None:
+            match = _SCHEME.match(self.options.url)
+            scheme = f"{match.group(1)}://" if match else "(no scheme)"
+            self._unusable = self.context.redact(
+                f"apprise cannot use the url of notifier {self.name!r} "
+                f"(scheme {scheme}): unknown scheme or malformed url"
+            )
+            raise base.DeliveryError(self._unusable, retryable=False)
+        sender = apprise.Apprise(asset=asset)
+        sender.add(plugin)
+        self._where = self.context.redact(_redacted(sender.urls(privacy=True)[0]))
+        return sender
+
+
+def _redacted(private_url: str) -> str:
+    """``scheme://host/…``: apprise masks passwords and tokens, but not every plugin
+    counts the path as secret (``json://host/<token>``), so the path and query go too."""
+    match = re.match(r"^([^:/?#]+://[^/?#]*)(.*)$", private_url)
+    if match is None:
+        return "apprise"
+    head, rest = match.groups()
+    return head + ("/…" if rest.strip("/") else "")

@@ -1,0 +1,152 @@
+"""What a human reads: a notification's title and markdown body, and one-line summaries.
+
+Pure functions, no I/O and no clock: "how long" is measured against the
+notification's own ``created`` time, so the same message always reads the same
+(and the outbox can resend it unchanged). The markdown is the subset Discord,
+Slack and apprise's markdown-to-HTML all render: bold, code spans and
+``<url>`` links.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from decimal import Decimal
+
+from vigild.model import AlertEvent, Notification, Severity
+
+__all__ = ["body", "duration", "number", "summary", "timestamp", "title"]
+
+FLAP_STABLE_FOR = 3600.0
+"""How long a flapping alert must stay stable before it is notified again (DESIGN)."""
+
+_TITLE_TARGETS = 3
+
+
+def number(value: float) -> str:
+    """A reading as a short plain number: ``0.25``, ``5``, ``91.5``, ``1234570``.
+
+    Six significant digits like ``:g``, but never in exponent form, so the text
+    is both readable and parseable as a number by any receiver.
+    """
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    short = f"{value:.6g}"
+    if "e" in short:
+        short = format(Decimal(short), "f")
+    return "0" if short == "-0" else short
+
+
+def duration(seconds: float) -> str:
+    """``45s``, ``12m``, ``1h5m``, ``2d3h``: at most two units, rounded down.
+
+    Seconds show only under a minute: past that they are noise in an alert.
+    """
+    total = max(0, int(seconds))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h{minutes}m" if minutes else f"{hours}h"
+    if minutes:
+        return f"{minutes}m"
+    return f"{secs}s"
+
+
+def timestamp(seconds: float) -> str:
+    """Unix seconds as ``2024-05-01 12:03:04 UTC``: one zone for every reader."""
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
+
+
+def title(notification: Notification) -> str:
+    """``[CRITICAL] covabot: up``, ``[WARNING] 3 alerts on covabot, host``, ``[RESOLVED] ...``."""
+    events = notification.events
+    if not events:
+        return "[vigild] no alerts"
+    if notification.is_test:
+        return "[TEST] test message from vigild"
+    tag = "RESOLVED" if notification.status == "resolved" else notification.severity.name
+    if len(events) == 1:
+        return f"[{tag}] {events[0].target}: {events[0].metric}"
+    targets = list(dict.fromkeys(e.target for e in events))
+    shown = ", ".join(targets[:_TITLE_TARGETS])
+    if len(targets) > _TITLE_TARGETS:
+        shown += f" and {len(targets) - _TITLE_TARGETS} more"
+    return f"[{tag}] {len(events)} alerts on {shown}"
+
+
+def body(notification: Notification) -> str:
+    """One markdown line per alert, in the order they changed."""
+    if not notification.events:
+        return "No alerts."
+    now = notification.created
+    return "\n".join(_line(event, now) for event in notification.events)
+
+
+def summary(event: AlertEvent, now: float) -> str:
+    """One plain-text line for one alert: ``CRITICAL covabot cpu_percent = 91.5 (...)``.
+
+    No timestamps: receivers show ``startsAt``/``endsAt`` themselves.
+    """
+    if event.kind == "test":
+        return "test message from vigild"
+    tag = "RESOLVED" if event.kind == "resolved" else event.severity.name
+    return f"{tag} {event.target} {event.metric}{_reading(event)}: {_phrase(event, now)}"
+
+
+def _line(event: AlertEvent, now: float) -> str:
+    if event.kind == "test":
+        return "This is a test message from vigild: if you can read it, this notifier delivers."
+    tag = "RESOLVED" if event.kind == "resolved" else event.severity.name
+    parts = [
+        f"- **{tag}** `{event.target}` `{event.metric}`{_reading(event)}: {_phrase(event, now)}",
+        _when(event, now),
+    ]
+    if event.runbook:
+        parts.append(f"runbook: <{event.runbook}>")
+    return " · ".join(parts)
+
+
+def _reading(event: AlertEvent) -> str:
+    value = "no value" if event.value is None else number(event.value)
+    text = f" = {value}"
+    if event.threshold is not None:
+        text += f" (threshold {number(event.threshold)})"
+    return text
+
+
+def _phrase(event: AlertEvent, now: float) -> str:
+    previous = event.previous.name if event.previous is not None else "?"
+    match event.kind:
+        case "escalated":
+            return f"escalated {previous} → {event.severity.name}"
+        case "deescalated":
+            return f"de-escalated {previous} → {event.severity.name}"
+        case "resolved":
+            end = event.ended if event.ended is not None else now
+            # The highest level reached is what the reader wants to know was over.
+            was = "" if event.severity is Severity.OK else f" (was {event.severity.name})"
+            return f"resolved after {duration(end - event.since)}{was}"
+        case "repeat":
+            return "still firing"
+        case "flapping":
+            return f"flapping: notifications paused until stable for {duration(FLAP_STABLE_FOR)}"
+        case "test":
+            return "test message from vigild"
+        case _:
+            return "firing"
+
+
+def _when(event: AlertEvent, now: float) -> str:
+    if event.kind == "resolved":
+        end = event.ended if event.ended is not None else now
+        start, stop = timestamp(event.since), timestamp(end)
+        if start[:10] == stop[:10]:  # same day: the date once is enough
+            start = start.removesuffix(" UTC")
+            stop = stop[11:]
+        return f"{start} → {stop}"
+    return f"since {timestamp(event.since)} ({duration(now - event.since)})"

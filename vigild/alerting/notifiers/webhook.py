@@ -1,0 +1,169 @@
+"""``type = "webhook"``: an Alertmanager-compatible webhook POST.
+
+The payload has exactly the fields Alertmanager's webhook receiver sends
+(version "4"), so any receiver written for Alertmanager works unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from pydantic import BaseModel, field_validator
+
+from vigild.alerting.notifiers import base, text
+from vigild.thresholds import base_metric
+
+if TYPE_CHECKING:
+    from vigild.config import NotifierConfig
+    from vigild.model import AlertEvent, Notification
+
+__all__ = ["ZERO_TIME", "WebhookNotifier", "alertmanager_payload", "rfc3339"]
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+"""Go's zero ``time.Time``: what Alertmanager sends as ``endsAt`` while an alert fires."""
+
+_RETRYABLE_4XX = frozenset({408, 429})
+
+
+def rfc3339(seconds: float) -> str:
+    """Unix seconds as RFC 3339 UTC with millisecond precision, trailing zeros trimmed."""
+    moment = datetime.fromtimestamp(seconds, UTC)
+    stamp = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    millis = moment.microsecond // 1000
+    if millis:
+        stamp += f".{millis:03d}".rstrip("0")
+    return stamp + "Z"
+
+
+def alertmanager_payload(
+    notification: Notification, receiver: str, external_url: str
+) -> dict[str, Any]:
+    """The webhook body for ``notification``, as Alertmanager would send it to ``receiver``."""
+    alerts = [_alert(event, notification.created, external_url) for event in notification.events]
+    return {
+        "version": "4",
+        # No group_by: one group per receiver, keyed as Alertmanager keys a route without labels.
+        "groupKey": f"{{}}/{{receiver={json.dumps(receiver)}}}:{{}}",
+        "truncatedAlerts": 0,
+        "status": notification.status,
+        "receiver": receiver,
+        "groupLabels": {},
+        "commonLabels": _common(a["labels"] for a in alerts),
+        "commonAnnotations": _common(a["annotations"] for a in alerts),
+        "externalURL": external_url,
+        "alerts": alerts,
+    }
+
+
+def _alert(event: AlertEvent, now: float, external_url: str) -> dict[str, Any]:
+    # The alert's own labels first: vigild's identity labels must not be overridden by them.
+    labels = dict(event.labels)
+    labels.update(
+        alertname=base_metric(event.metric),
+        target=event.target,
+        metric=event.metric,
+        severity=event.severity.label,
+    )
+    # Absent values are left out rather than sent as "": Go templates read both the same,
+    # and a receiver that parses numbers never meets an empty string.
+    annotations = {"summary": text.summary(event, now)}
+    if event.value is not None:
+        annotations["value"] = text.number(event.value)
+    if event.threshold is not None:
+        annotations["threshold"] = text.number(event.threshold)
+    if event.runbook:
+        annotations["runbook_url"] = event.runbook
+    if event.status == "resolved":
+        ends_at = rfc3339(event.ended if event.ended is not None else now)
+    else:
+        ends_at = ZERO_TIME
+    return {
+        "status": event.status,
+        "labels": labels,
+        "annotations": annotations,
+        "startsAt": rfc3339(event.since),
+        "endsAt": ends_at,
+        "generatorURL": external_url.rstrip("/") + "/api/status",
+        "fingerprint": event.fingerprint,
+    }
+
+
+def _common(maps: Iterable[Mapping[str, str]]) -> dict[str, str]:
+    """The pairs every map holds with the same value (Alertmanager's common labels)."""
+    iterator = iter(maps)
+    first = next(iterator, None)
+    if first is None:
+        return {}
+    common = dict(first)
+    for other in iterator:
+        common = {k: v for k, v in common.items() if other.get(k) == v}
+    return common
+
+
+class WebhookNotifier(base.Notifier):
+    """POSTs ``alertmanager_payload`` as JSON to ``url`` through the shared session."""
+
+    class Options(base.Options):
+        url: str
+        headers: dict[str, str] = {}
+
+        @field_validator("url")
+        @classmethod
+        def _http_url(cls, value: str) -> str:
+            # The message must not echo the value: the url usually holds a secret token.
+            if value.strip() and not re.match(r"^https?://[^/\s]+", value.strip()):
+                raise ValueError("url must start with http:// or https:// and name a host")
+            return value.strip()
+
+    def __init__(self, config: NotifierConfig, context: base.NotifierContext) -> None:
+        super().__init__(config, context)
+        options = config.options
+        if not isinstance(options, self.Options):
+            options = self.Options.model_validate(options.model_dump())
+        self.options = options
+
+    @classmethod
+    def is_disabled(cls, options: BaseModel) -> bool:
+        return isinstance(options, cls.Options) and not options.url
+
+    async def send(self, notification: Notification) -> None:
+        payload = alertmanager_payload(notification, self.name, self.context.external_url)
+        try:
+            async with self.context.session.post(
+                self.options.url,
+                json=payload,
+                headers=self.options.headers,
+                # A redirect would turn the POST into a GET and lose the body: a config error.
+                allow_redirects=False,
+            ) as response:
+                await response.read()  # drained, so the connection is kept alive
+                status, reason = response.status, response.reason or ""
+        except aiohttp.ClientSSLError:
+            raise self._error("TLS handshake failed") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise self._error(f"cannot connect: {_os_reason(exc.os_error)}") from None
+        except aiohttp.ClientError as exc:
+            raise self._error(f"request failed: {type(exc).__name__}") from None
+        if 200 <= status < 300:
+            return
+        retryable = status >= 500 or status in _RETRYABLE_4XX
+        raise self._error(f"receiver answered {status} {reason}".rstrip(), retryable=retryable)
+
+    def _error(self, reason: str, *, retryable: bool = True) -> base.DeliveryError:
+        return base.DeliveryError(self.context.redact(f"webhook {reason}"), retryable=retryable)
+
+
+def _os_reason(error: OSError) -> str:
+    """What went wrong, without the host and port that ``str(error)`` carries."""
+    if isinstance(error, socket.gaierror):
+        return f"name lookup failed ({error.strerror or 'no address'})"
+    if error.errno:
+        return os.strerror(error.errno)
+    return "connection error"

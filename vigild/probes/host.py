@@ -1,0 +1,94 @@
+"""Host probe: CPU, memory and disk use of the machine vigild runs on.
+
+psutil's calls block (``statvfs`` on a dead NFS mount can hang), so they all
+run together in one worker thread, bounded by the target's timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import psutil
+
+from vigild.config import HostTarget
+from vigild.model import Observation
+from vigild.probes.base import Probe
+
+__all__ = ["HostProbe"]
+
+_NO_DISK = frozenset({"disk_percent"})
+
+CPU_MIN_WINDOW = 0.25
+"""Shortest span CPU use is measured over: the kernel counts in 10 ms ticks, so a
+window of a few ms reads as 0 or 100 %. Only a first probe right after start
+(``--once``) waits for it, and never for more than half the probe's timeout."""
+
+
+class HostProbe(Probe):
+    """Reports ``cpu_percent``, ``memory_percent`` and ``disk_percent:<mount>`` per mount.
+
+    A mount that cannot be read (missing, no permission) is left out, and the
+    host stays up: one bad path in ``disks`` must not hide the others.
+    ``missing`` holds ``disk_percent`` only when no mount could be read,
+    because thresholds look ``missing`` up by base name: naming a qualified
+    ``disk_percent:/nope`` there would never reach a verdict.
+    """
+
+    target: HostTarget
+
+    def __init__(self, target: HostTarget, timeout: float) -> None:
+        super().__init__(target, timeout)
+        self._disks = tuple((mount, f"disk_percent:{mount}") for mount in target.disks)
+        self._timeout_error = f"timeout after {timeout:g}s"
+        # CPU use is a rate between two samples: take the first now, so the
+        # first cycle already reports a real value.
+        self._cpu_times = psutil.cpu_times()
+        self._cpu_sampled = time.monotonic()
+        self._cpu_window = min(CPU_MIN_WINDOW, timeout / 2)
+
+    async def probe(self, now: float) -> Observation:
+        name = self.target.name
+        try:
+            metrics = await asyncio.wait_for(asyncio.to_thread(self._read), self.timeout)
+        except TimeoutError:
+            # The thread cannot be stopped; it finishes on its own, its result unused.
+            return Observation(name, now, False, self._timeout_error)
+        no_disk = self._disks and not any(metric in metrics for _, metric in self._disks)
+        missing = _NO_DISK if no_disk else frozenset()
+        return Observation(name, now, True, None, metrics, missing=missing)
+
+    def _read(self) -> dict[str, float]:
+        metrics = {
+            "cpu_percent": self._cpu_percent(),
+            "memory_percent": psutil.virtual_memory().percent,
+        }
+        for mount, metric in self._disks:
+            try:
+                metrics[metric] = psutil.disk_usage(mount).percent
+            except OSError:
+                continue
+        return metrics
+
+    def _cpu_percent(self) -> float:
+        """``psutil.cpu_percent(interval=None)``'s number, since this probe's last sample.
+
+        psutil keeps its "last call" per thread, and ``to_thread`` gives no
+        stable thread: its own function would compare against whatever sample
+        that pool thread took last, or none (0.0). So this probe keeps its own
+        sample and computes the same figure as psutil does.
+        """
+        wait = self._cpu_sampled + self._cpu_window - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)  # in the probe's worker thread, never on the event loop
+        before, after = self._cpu_times, psutil.cpu_times()
+        self._cpu_times, self._cpu_sampled = after, time.monotonic()
+        deltas: dict[str, float] = {
+            f: max(0.0, getattr(after, f) - getattr(before, f)) for f in after._fields
+        }
+        # Linux counts guest time inside user/nice, and iowait apart from idle.
+        total = sum(deltas.values()) - deltas.get("guest", 0.0) - deltas.get("guest_nice", 0.0)
+        idle = deltas["idle"] + deltas.get("iowait", 0.0)
+        if total <= 0:
+            return 0.0
+        return round(min(100.0, max(0.0, (total - idle) / total * 100)), 1)
