@@ -6,9 +6,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from process import Daemon, environment, run, until
+from prometheus_client.parser import text_string_to_metric_families
 from receivers import Receiver
 from targets import TargetServer, closed_port
 

@@ -12,7 +12,6 @@ import shutil
 from pathlib import Path
 
 import aiohttp
-
 from process import Daemon, environment, until
 from receivers import Receiver
 from targets import TargetServer, closed_port

@@ -29,8 +29,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from vigild import thresholds
 from vigild.model import Severity
-from vigild.redaction import redact
 from vigild.probes import REPORTED_METRICS
+from vigild.redaction import redact
 
 __all__ = [
     "AlertingConfig",

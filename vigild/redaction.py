@@ -48,8 +48,9 @@ def redact_exposition(text: str, secrets: frozenset[str]) -> str:
         start, end = line.find("{"), line.rfind("}")
         if not line.startswith("#") and 0 < start < end:
             labels = _LABEL_VALUE.sub(label_value, line[start + 1 : end])
-            line = line[: start + 1] + labels + line[end:]
-        lines.append(line)
+            lines.append(line[: start + 1] + labels + line[end:])
+        else:
+            lines.append(line)
     return "\n".join(lines)
 
 
