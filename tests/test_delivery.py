@@ -1,0 +1,182 @@
+"""Delivery from the SQLite outbox to a real receiver: order, retries, expiry, isolation."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from receivers import Receiver
+
+from vigild.alerting.delivery import Delivery
+from vigild.alerting.notifiers.base import NotifierContext
+from vigild.alerting.notifiers.webhook import WebhookNotifier
+from vigild.alerting.store import Store
+from vigild.config import NotifierConfig
+from vigild.model import AlertEvent, Notification, Severity
+from vigild.testing import FakeClock
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client:
+        yield client
+
+
+def webhook(
+    name: str, url: str, session: aiohttp.ClientSession, **common: object
+) -> WebhookNotifier:
+    config = NotifierConfig.model_validate(
+        {"name": name, "type": "webhook", "options": WebhookNotifier.Options(url=url), **common}
+    )
+    context = NotifierContext(session=session, external_url="http://127.0.0.1:9469", redact=str)
+    return WebhookNotifier(config, context)
+
+
+def queue(store: Store, notifier: str, created: float, target: str) -> None:
+    event = AlertEvent(
+        fingerprint="f" * 16,
+        target=target,
+        metric="up",
+        kind="firing",
+        severity=Severity.CRITICAL,
+        previous=None,
+        value=0.0,
+        threshold=None,
+        since=created,
+    )
+    notification = Notification(notifier, created, (event,))
+    store.commit([], [], [(notifier, created, json.dumps(notification.to_json()))])
+
+
+def targets_sent(receiver: Receiver, path: str = "/hook") -> list[str]:
+    return [r.json["alerts"][0]["labels"]["target"] for r in receiver.requests if r.path == path]
+
+
+async def test_a_notifier_that_is_down_keeps_its_messages_in_order(
+    tmp_path: Path, receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    clock = FakeClock()
+    store = Store(tmp_path / "s.db")
+    outcomes: list[tuple[str, str]] = []
+    delivery = Delivery(
+        store,
+        {"hook": webhook("hook", receiver.url("/hook"), session)},
+        clock=clock,
+        on_outcome=lambda notifier, outcome, age: outcomes.append((notifier, outcome)),
+    )
+    queue(store, "hook", clock(), "first")
+    queue(store, "hook", clock(), "second")
+    receiver.status = 503
+    await delivery.deliver_due(5)
+    assert targets_sent(receiver) == ["first"]  # the head failed: the second waits behind it
+    assert store.outbox_pending("hook") == 2
+    await delivery.deliver_due(5)
+    assert len(receiver.requests) == 1  # not due yet: backing off
+
+    receiver.status = 200
+    clock.advance(2)
+    await delivery.deliver_due(5)
+    assert targets_sent(receiver) == ["first", "first", "second"]
+    assert store.outbox_pending("hook") == 0
+    assert outcomes == [("hook", "retried"), ("hook", "sent"), ("hook", "sent")]
+
+
+async def test_backoff_grows_and_is_remembered_across_a_restart(
+    tmp_path: Path, receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    clock = FakeClock()
+    store = Store(tmp_path / "s.db")
+    delivery = Delivery(store, {"hook": webhook("hook", receiver.url(), session)}, clock=clock)
+    queue(store, "hook", clock(), "api")
+    receiver.status = 503
+    waits = []
+    for _ in range(4):
+        await delivery.deliver_due(5)
+        entry = store.outbox_head("hook")
+        assert entry is not None
+        waits.append(entry.next_attempt - clock())
+        clock.advance(entry.next_attempt - clock())
+    assert all(later > earlier for earlier, later in zip(waits, waits[1:], strict=False))
+    store.close()
+
+    store = Store(tmp_path / "s.db")
+    entry = store.outbox_head("hook")
+    assert entry is not None and entry.attempts == 4
+    receiver.status = 200
+    delivery = Delivery(store, {"hook": webhook("hook", receiver.url(), session)}, clock=clock)
+    await delivery.deliver_due(5)
+    assert len(receiver.requests) == 5 and store.outbox_head("hook") is None
+
+
+async def test_permanent_failure_and_expiry_leave_the_outbox_counted(
+    tmp_path: Path, receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    clock = FakeClock()
+    store = Store(tmp_path / "s.db")
+    outcomes: list[str] = []
+    delivery = Delivery(
+        store,
+        {"hook": webhook("hook", receiver.url(), session, max_age="1h")},
+        clock=clock,
+        on_outcome=lambda notifier, outcome, age: outcomes.append(outcome),
+    )
+    queue(store, "hook", clock(), "rejected")
+    receiver.status = 400
+    await delivery.deliver_due(5)
+    assert outcomes == ["failed"] and store.outbox_pending("hook") == 0
+
+    queue(store, "hook", clock(), "stale")
+    clock.advance(3601)
+    await delivery.deliver_due(5)
+    assert outcomes == ["failed", "expired"]
+    assert len(receiver.requests) == 1  # the expired one was never sent
+
+
+async def test_one_notifier_down_does_not_delay_another(
+    tmp_path: Path, receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    hanging = Receiver()
+    await hanging.start()
+    hanging.delay = 5.0  # longer than the notifier's timeout
+    store = Store(tmp_path / "s.db")
+    delivery = Delivery(
+        store,
+        {
+            "slow": webhook("slow", hanging.url(), session, timeout="0.5s"),
+            "fast": webhook("fast", receiver.url(), session),
+        },
+    )
+    try:
+        delivery.start()
+        now = time.time()
+        queue(store, "slow", now, "a")
+        queue(store, "fast", now, "b")
+        delivery.wake()
+        await receiver.wait_for(1, timeout=3)
+        assert targets_sent(receiver) == ["b"]
+        assert len(hanging.requests) == 1
+        assert store.outbox_pending("slow") == 1  # timed out: kept for a retry
+        await delivery.stop(drain=0.1)
+        assert store.outbox_pending("fast") == 0
+        assert store.outbox_pending("slow") == 1  # still queued for the next start
+    finally:
+        await delivery.stop(drain=0)
+        await hanging.stop()
+
+
+async def test_stop_drains_what_is_due_within_its_deadline(
+    tmp_path: Path, receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    store = Store(tmp_path / "s.db")
+    delivery = Delivery(store, {"hook": webhook("hook", receiver.url(), session)})
+    delivery.start()
+    receiver.delay = 0.2
+    queue(store, "hook", time.time(), "late")
+    delivery.wake()
+    await delivery.stop(drain=5)
+    assert targets_sent(receiver) == ["late"]
+    assert store.outbox_pending("hook") == 0
