@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import AsyncIterator
@@ -100,7 +101,7 @@ async def test_backoff_grows_and_is_remembered_across_a_restart(
         assert entry is not None
         waits.append(entry.next_attempt - clock())
         clock.advance(entry.next_attempt - clock())
-    assert all(later > earlier for earlier, later in zip(waits, waits[1:], strict=False))
+    assert all(later > earlier for earlier, later in itertools.pairwise(waits))
     store.close()
 
     store = Store(tmp_path / "s.db")
