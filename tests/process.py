@@ -63,6 +63,7 @@ class Daemon:
 
     def __init__(self, config: Path, listen: str, env: dict[str, str] | None = None) -> None:
         self.config = config
+        self.listen = listen
         self.base = f"http://{listen}"
         self.env = env or environment()
         self.log: list[str] = []

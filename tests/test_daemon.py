@@ -68,15 +68,27 @@ def listen_address() -> str:
 ENV = environment(API_TOKEN="tok-3f9a7c")
 
 
+async def start_daemon(
+    tmp_path: Path,
+    target: TargetServer,
+    receiver: Receiver,
+    env: dict[str, str] = ENV,
+    **config: str,
+) -> Daemon:
+    """Write a config for ``target`` and ``receiver``, start ``vigild run``, wait until ready."""
+    listen = listen_address()
+    path = write_config(
+        tmp_path / "t.toml", listen=listen, target=target, receiver=receiver, **config
+    )
+    daemon = await Daemon(path, listen, env).start()
+    await daemon.wait_ready()
+    return daemon
+
+
 async def test_outage_notifies_once_and_resolves_once_across_a_restart(
     tmp_path: Path, target_server: TargetServer, receiver: Receiver
 ) -> None:
-    listen = listen_address()
-    config = write_config(
-        tmp_path / "t.toml", listen=listen, target=target_server, receiver=receiver
-    )
-    daemon = await Daemon(config, listen, ENV).start()
-    await daemon.wait_ready()
+    daemon = await start_daemon(tmp_path, target_server, receiver)
     await until(lambda: target_server.hits >= 2, what="probes")
     assert receiver.requests == []  # healthy: nothing to say
 
@@ -96,7 +108,7 @@ async def test_outage_notifies_once_and_resolves_once_across_a_restart(
     assert await daemon.stop() == 0
     assert daemon.events("vigild stopped")
 
-    restarted = await Daemon(config, listen, ENV).start()
+    restarted = await Daemon(daemon.config, daemon.listen, ENV).start()
     await restarted.wait_ready()
     hits = target_server.hits
     await until(lambda: target_server.hits >= hits + 3, what="probes after restart")
@@ -116,12 +128,10 @@ async def test_outage_notifies_once_and_resolves_once_across_a_restart(
 async def test_endpoints_metrics_and_status(
     tmp_path: Path, target_server: TargetServer, receiver: Receiver
 ) -> None:
-    listen = listen_address()
-    config = write_config(
-        tmp_path / "t.toml",
-        listen=listen,
-        target=target_server,
-        receiver=receiver,
+    daemon = await start_daemon(
+        tmp_path,
+        target_server,
+        receiver,
         extra_targets=f"""
 [[targets]]
 name = "down"
@@ -129,8 +139,6 @@ type = "http"
 url = "http://127.0.0.1:{closed_port()}/x?token=${{API_TOKEN}}"
 """,
     )
-    daemon = await Daemon(config, listen, ENV).start()
-    await daemon.wait_ready()
     assert await daemon.get("/healthz") == (200, '{"status": "ok"}')
     await until(lambda: target_server.hits >= 2, what="probes")
 
@@ -172,11 +180,8 @@ url = "http://127.0.0.1:{closed_port()}/x?token=${{API_TOKEN}}"
 async def test_sighup_reloads_and_a_broken_config_keeps_the_running_one(
     tmp_path: Path, target_server: TargetServer, receiver: Receiver
 ) -> None:
-    listen = listen_address()
-    path = tmp_path / "t.toml"
-    write_config(path, listen=listen, target=target_server, receiver=receiver)
-    daemon = await Daemon(path, listen, ENV).start()
-    await daemon.wait_ready()
+    daemon = await start_daemon(tmp_path, target_server, receiver)
+    path = daemon.config
     target_server.status = 503
     await receiver.wait_for(2)
 
@@ -205,13 +210,8 @@ async def test_sighup_reloads_and_a_broken_config_keeps_the_running_one(
 async def test_sigint_stops_cleanly_and_the_state_lock_keeps_a_second_daemon_out(
     tmp_path: Path, target_server: TargetServer, receiver: Receiver
 ) -> None:
-    listen = listen_address()
-    config = write_config(
-        tmp_path / "t.toml", listen=listen, target=target_server, receiver=receiver
-    )
-    daemon = await Daemon(config, listen, ENV).start()
-    await daemon.wait_ready()
-    second = await run("run", "--config", str(config), env=ENV)
+    daemon = await start_daemon(tmp_path, target_server, receiver)
+    second = await run("run", "--config", str(daemon.config), env=ENV)
     assert second.returncode == 2
     assert "in use by another vigild" in second.stderr
     daemon.signal(signal.SIGINT)

@@ -12,10 +12,10 @@ import shutil
 from pathlib import Path
 
 import aiohttp
-from process import Daemon, environment, until
+from process import environment, until
 from receivers import Receiver
 from targets import TargetServer, closed_port
-from test_daemon import listen_address, write_config
+from test_daemon import start_daemon
 
 ENV = environment(API_TOKEN="t")
 
@@ -25,12 +25,7 @@ async def test_metrics_pass_promtool_check_metrics(
 ) -> None:
     promtool = shutil.which("promtool")
     assert promtool, "promtool is missing: scripts/test installs Debian's prometheus package"
-    listen = listen_address()
-    config = write_config(
-        tmp_path / "t.toml", listen=listen, target=target_server, receiver=receiver
-    )
-    daemon = await Daemon(config, listen, ENV).start()
-    await daemon.wait_ready()
+    daemon = await start_daemon(tmp_path, target_server, receiver, ENV)
     await until(lambda: target_server.hits >= 1, what="a probe")
     _, text = await daemon.get("/metrics")
     await daemon.stop()
@@ -53,12 +48,7 @@ async def test_prometheus_scrapes_vigild(
 ) -> None:
     prometheus = shutil.which("prometheus")
     assert prometheus, "prometheus is missing: scripts/test installs Debian's prometheus package"
-    listen = listen_address()
-    config = write_config(
-        tmp_path / "t.toml", listen=listen, target=target_server, receiver=receiver
-    )
-    daemon = await Daemon(config, listen, ENV).start()
-    await daemon.wait_ready()
+    daemon = await start_daemon(tmp_path, target_server, receiver, ENV)
 
     web = f"127.0.0.1:{closed_port()}"
     (tmp_path / "prometheus.yml").write_text(
@@ -68,7 +58,7 @@ global:
 scrape_configs:
   - job_name: vigild
     static_configs:
-      - targets: ["{listen}"]
+      - targets: ["{daemon.listen}"]
 """
     )
     server = await asyncio.create_subprocess_exec(

@@ -361,6 +361,11 @@ class _Builder:
             loc = prefix + tuple(err["loc"])
             self.problem(loc, _reason(err))
 
+    def unique(self, loc: tuple[str | int, ...], kind: str, name: str, seen: set[str]) -> None:
+        if name in seen:
+            self.problem(loc, f"duplicate {kind} name {name!r}")
+        seen.add(name)
+
     def validate(
         self, model: type[_M], raw: dict[str, Any], loc: tuple[str | int, ...]
     ) -> _M | None:
@@ -503,9 +508,7 @@ class _Builder:
             except ValidationError as exc:
                 self.pydantic_problems(loc, exc)
                 continue
-            if target.name in seen:
-                self.problem((*loc, "name"), f"duplicate target name {target.name!r}")
-            seen.add(target.name)
+            self.unique((*loc, "name"), "target", target.name, seen)
             targets.append(target)
             rules[target.name] = self.target_rules(loc, target, defaults, default_rules)
         return targets, rules
@@ -559,9 +562,7 @@ class _Builder:
             except ValidationError as exc:
                 self.pydantic_problems(loc, exc)
                 continue
-            if notifier.name in seen:
-                self.problem((*loc, "name"), f"duplicate notifier name {notifier.name!r}")
-            seen.add(notifier.name)
+            self.unique((*loc, "name"), "notifier", notifier.name, seen)
             if backend.is_disabled(options):
                 disabled.append(notifier.name)
             else:

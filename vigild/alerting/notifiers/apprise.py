@@ -54,10 +54,7 @@ class AppriseNotifier(base.Notifier):
 
     def __init__(self, config: NotifierConfig, context: base.NotifierContext) -> None:
         super().__init__(config, context)
-        options = config.options
-        if not isinstance(options, self.Options):
-            options = self.Options.model_validate(options.model_dump())
-        self.options = options
+        self.options = base.own_options(config, self.Options)
         self._apprise: apprise.Apprise | None = None
         self._where = "apprise"
         """The destination as it may be shown: apprise's privacy form, host only."""

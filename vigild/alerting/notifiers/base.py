@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from vigild.config import NotifierConfig
     from vigild.model import Notification
 
-__all__ = ["DeliveryError", "Notifier", "NotifierContext", "Options", "backend"]
+__all__ = ["DeliveryError", "Notifier", "NotifierContext", "Options", "backend", "own_options"]
 
 GROUP = "vigild.notifiers"
 
@@ -74,6 +74,15 @@ class Notifier(ABC):
 
     async def close(self) -> None:  # noqa: B027 - most backends hold nothing of their own
         """Release what the backend holds."""
+
+
+_O = TypeVar("_O", bound=BaseModel)
+
+
+def own_options(config: NotifierConfig, model: type[_O]) -> _O:
+    """A backend's own keys, typed as its ``Options`` model (the config validated them)."""
+    options = config.options
+    return options if isinstance(options, model) else model.model_validate(options.model_dump())
 
 
 @functools.cache

@@ -124,10 +124,7 @@ class WebhookNotifier(base.Notifier):
 
     def __init__(self, config: NotifierConfig, context: base.NotifierContext) -> None:
         super().__init__(config, context)
-        options = config.options
-        if not isinstance(options, self.Options):
-            options = self.Options.model_validate(options.model_dump())
-        self.options = options
+        self.options = base.own_options(config, self.Options)
 
     @classmethod
     def is_disabled(cls, options: BaseModel) -> bool:
