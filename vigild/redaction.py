@@ -16,7 +16,8 @@ MASK = "***"
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
+    # Longest first: a secret that contains a shorter one must vanish whole.
+    for secret in sorted(secrets, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, MASK)
     return text
