@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 
 import structlog
+from structlog.typing import FilteringBoundLogger
 
 from vigild.alerting.notifiers.base import DeliveryError, Notifier
 from vigild.alerting.store import OutboxEntry, Store
@@ -126,41 +127,45 @@ class Delivery:
         notifier = self._notifiers[name]
         now = self._clock()
         age = now - entry.created
+        try:
+            notification = Notification.from_json(json.loads(entry.payload))
+        except (ValueError, KeyError, TypeError) as exc:
+            # Only a newer vigild's outbox could hold this; it can never be sent here.
+            self._store.outbox_remove(entry.id)
+            log.error("notification dropped: unreadable", notifier=name, error=str(exc))
+            self._on_outcome(name, "dropped", age)
+            return True
+        bound = log.bind(
+            notifier=name, severity=notification.severity.label, alerts=_about(notification)
+        )
         if age > notifier.config.max_age:
             self._store.outbox_remove(entry.id)
-            log.error("notification expired", notifier=name, attempts=entry.attempts, age=age)
+            bound.error("notification expired", attempts=entry.attempts, age=round(age))
             self._on_outcome(name, "expired", age)
             return True
-        notification = Notification.from_json(json.loads(entry.payload))
         try:
             await asyncio.wait_for(notifier.send(notification), notifier.config.timeout)
-        except (DeliveryError, TimeoutError) as exc:
-            if isinstance(exc, DeliveryError):
-                reason, retryable = exc.reason, exc.retryable
-            else:
-                reason, retryable = f"timeout after {notifier.config.timeout:g}s", True
-            return self._failed(name, entry, notifier.context.redact(reason), retryable)
+        except DeliveryError as exc:
+            return self._failed(bound, entry, notifier.context.redact(exc.reason), exc.retryable)
+        except TimeoutError:
+            return self._failed(bound, entry, f"timeout after {notifier.config.timeout:g}s", True)
         except Exception as exc:  # a broken backend must not stop delivery for good
             reason = notifier.context.redact(f"{type(exc).__name__}: {exc}")
-            return self._failed(name, entry, reason, True)
+            return self._failed(bound, entry, reason, True)
         self._store.outbox_remove(entry.id)
         self._last_error.pop(name, None)
         latency = self._clock() - entry.created
-        log.info(
-            "notification sent",
-            notifier=name,
-            alerts=len(notification.events),
-            attempts=entry.attempts + 1,
-            latency=round(latency, 3),
-        )
+        bound.info("notification sent", attempts=entry.attempts + 1, latency=round(latency, 3))
         self._on_outcome(name, "sent", latency)
         return True
 
-    def _failed(self, name: str, entry: OutboxEntry, reason: str, retryable: bool) -> bool:
-        now = self._clock()
+    def _failed(
+        self, bound: FilteringBoundLogger, entry: OutboxEntry, reason: str, retryable: bool
+    ) -> bool:
+        now, name = self._clock(), entry.notifier
         if not retryable:
             self._store.outbox_remove(entry.id)
-            log.error("notification failed", notifier=name, error=reason, retryable=False)
+            bound.error("notification failed", error=reason, retryable=False)
             self._on_outcome(name, "failed", now - entry.created)
             return True
         delay = backoff(entry.attempts + 1)
@@ -168,12 +173,19 @@ class Delivery:
         # One line per new error, not one per retry: an outage must not flood the log.
         level = "debug" if self._last_error.get(name) == reason else "warning"
         self._last_error[name] = reason
-        getattr(log, level)(
+        getattr(bound, level)(
             "notification retry",
-            notifier=name,
             error=reason,
             attempts=entry.attempts + 1,
             retry_in=round(delay, 1),
         )
         self._on_outcome(name, "retried", now - entry.created)
         return False
+
+
+def _about(notification: Notification, most: int = 10) -> list[str]:
+    """The alerts of a message as a log line can carry them: "target metric kind"."""
+    about = [f"{e.target} {e.metric} {e.kind}" for e in notification.events[:most]]
+    if len(notification.events) > most:
+        about.append(f"and {len(notification.events) - most} more")
+    return about

@@ -79,7 +79,13 @@ class Pipeline:
                     log.exception("evaluation failed", target=item.target.name)
                     continue
                 if not observation.up:
-                    log.info("probe failed", target=item.target.name, error=observation.error)
+                    log.info(
+                        "probe failed",
+                        target=item.target.name,
+                        metric="up",
+                        severity="critical",
+                        error=observation.error,
+                    )
                 if moved and timer is None:
                     timer = loop.call_later(self.group_wait, group_due)
 
