@@ -1,3 +1,16 @@
 """Shared fixtures: real servers on loopback, nothing mocked."""
 
+from collections.abc import AsyncIterator
+
+import pytest
+from process import RUNNING
+
 pytest_plugins = ["targets", "receivers"]
+
+
+@pytest.fixture(autouse=True)
+async def no_daemon_outlives_its_test() -> AsyncIterator[None]:
+    """A test that fails half-way must not leave ``vigild run`` behind."""
+    yield
+    for daemon in list(RUNNING):
+        await daemon.kill()

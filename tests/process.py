@@ -58,6 +58,10 @@ async def run(
     return Finished(process.returncode, stdout.decode(), stderr.decode())
 
 
+RUNNING: set[Daemon] = set()
+"""Daemons started and not yet stopped: the conftest kills what a failed test left."""
+
+
 class Daemon:
     """``vigild run`` in a subprocess, with its stderr (the log) collected as it comes."""
 
@@ -84,6 +88,7 @@ class Daemon:
             env=self.env,
         )
         self._reader = asyncio.create_task(self._read())
+        RUNNING.add(self)
         return self
 
     async def _read(self) -> None:
@@ -140,7 +145,14 @@ class Daemon:
         code = await asyncio.wait_for(self._process.wait(), timeout)
         if self._reader is not None:
             await self._reader
+        RUNNING.discard(self)
         return code
+
+    async def kill(self) -> None:
+        if self._process is not None and self._process.returncode is None:
+            self._process.kill()
+            await self._process.wait()
+        RUNNING.discard(self)
 
     async def stop(self) -> int:
         """SIGTERM and the exit code; kills it if it does not stop within the bound."""
