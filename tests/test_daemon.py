@@ -6,10 +6,15 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from process import Daemon, environment, run, until
 from prometheus_client.parser import text_string_to_metric_families
 from receivers import Receiver
 from targets import TargetServer, closed_port
+
+from vigild.config import load
+from vigild.daemon.app import Daemon as InProcessDaemon
+from vigild.daemon.app import LifecycleError
 
 INTERVAL = "200ms"
 
@@ -225,3 +230,24 @@ async def test_invalid_config_exits_2_with_the_reason(tmp_path: Path) -> None:
     assert finished.returncode == 2
     assert f"{config}: daemon.interval: invalid duration 'fast'" in finished.stderr
     assert "Traceback" not in finished.stderr
+
+
+async def test_lifecycle_out_of_order_fails_loudly(tmp_path: Path) -> None:
+    path = tmp_path / "t.toml"
+    path.write_text(
+        f'[daemon]\nlisten = "{listen_address()}"\nstate_path = "{tmp_path / "s.db"}"\n'
+        '[[targets]]\nname = "host"\ntype = "host"\n'
+    )
+    app = InProcessDaemon(load(path))
+    with pytest.raises(LifecycleError, match="cannot start a daemon that is new"):
+        await app.start()
+    await app.setup()
+    try:
+        with pytest.raises(LifecycleError, match="cannot set up a daemon that is set up"):
+            await app.setup()
+        await app.start()
+        assert app.ready
+    finally:
+        await app.shutdown()
+    assert not app.ready
+    await app.shutdown()  # a second stop is harmless
