@@ -190,6 +190,17 @@ def test_send_resolved_false(tmp_path: Path) -> None:
     assert [e.kind for n in h.outbox("quiet") for e in n.events] == ["firing", "firing"]
 
 
+def test_a_failed_probe_says_why_and_resolving_does_not(tmp_path: Path) -> None:
+    h = Harness(tmp_path / "s.db")
+    now = h.clock.advance(30)
+    down = Verdict("up", Severity.CRITICAL, 0.0, None, UP, note="connection refused")
+    h.engine.observe("api", [down], now)
+    [fired] = [e for n in h.engine.flush(now) for e in n.events]
+    assert fired.note == "connection refused"
+    h.restart()
+    assert [e.note for e in h.read(10)] == [None]  # the resolution carries no stale reason
+
+
 def test_down_target_inhibits_its_other_alerts(tmp_path: Path) -> None:
     h = Harness(tmp_path / "s.db")
     assert kinds(h.read(78)) == [("firing", "warning")]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
+    "FLAP_WINDOW",
     "AlertEvent",
     "EventKind",
     "Notification",
@@ -20,6 +21,10 @@ __all__ = [
     "Severity",
     "fingerprint",
 ]
+
+
+FLAP_WINDOW = 3600.0
+"""Fires counted for flap detection, and how long a flapping alert must be stable."""
 
 
 class Severity(enum.IntEnum):
@@ -104,6 +109,8 @@ class AlertEvent:
     ended: float | None = None
     runbook: str | None = None
     labels: tuple[tuple[str, str], ...] = ()
+    note: str | None = None
+    """Why, in the probe's words (``connection refused``), when there is more than a number."""
 
     @property
     def status(self) -> Literal["firing", "resolved"]:
@@ -123,6 +130,7 @@ class AlertEvent:
             "ended": self.ended,
             "runbook": self.runbook,
             "labels": dict(self.labels),
+            "note": self.note,
         }
 
     @classmethod
@@ -141,6 +149,7 @@ class AlertEvent:
             ended=data.get("ended"),
             runbook=data.get("runbook"),
             labels=tuple(sorted((data.get("labels") or {}).items())),
+            note=data.get("note"),
         )
 
 

@@ -113,6 +113,7 @@ def _alert(alert: Alert, inhibited: bool, now: float) -> dict[str, Any]:
         "value": alert.value,
         "threshold": alert.threshold,
         "runbook": alert.runbook,
+        "note": alert.note,
         "inhibited": inhibited,
     }
 
@@ -147,6 +148,7 @@ def text_report(document: dict[str, Any]) -> str:
             f"  {alert['severity'].upper():<8} {alert['target']} {alert['metric']} "
             f"value={_number(alert['value'])} threshold={_number(alert['threshold'])} "
             f"since {alert['since']} [{alert['state']}]{extra}"
+            + (f" ({alert['note']})" if alert["note"] else "")
         )
     return "\n".join(lines)
 

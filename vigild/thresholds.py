@@ -104,6 +104,7 @@ class Verdict:
     value: float | None
     threshold: float | None
     rule: Rule
+    note: str | None = None
 
 
 def evaluate(observation: Observation, rules: Mapping[str, Rule]) -> list[Verdict]:
@@ -114,7 +115,7 @@ def evaluate(observation: Observation, rules: Mapping[str, Rule]) -> list[Verdic
     """
     up_rule = rules["up"]
     if not observation.up:
-        return [Verdict("up", Severity.CRITICAL, 0.0, None, up_rule)]
+        return [Verdict("up", Severity.CRITICAL, 0.0, None, up_rule, observation.error)]
     verdicts = [Verdict("up", Severity.OK, 1.0, None, up_rule)]
     judged: set[str] = set()
     for metric, value in observation.metrics.items():

@@ -22,15 +22,12 @@ from typing import Any
 import structlog
 
 from vigild.alerting.store import AlertRow, Store
-from vigild.model import AlertEvent, EventKind, Notification, Severity, fingerprint
+from vigild.model import FLAP_WINDOW, AlertEvent, EventKind, Notification, Severity, fingerprint
 from vigild.thresholds import Verdict
 
 __all__ = ["Alert", "Engine", "Route"]
 
 log = structlog.get_logger("vigild.engine")
-
-FLAP_WINDOW = 3600.0
-"""Fires counted for flapping, and how long a flapping alert must be stable."""
 
 FLAPPING = "flapping"
 
@@ -61,6 +58,7 @@ class Alert:
     value: float | None = None
     threshold: float | None = None
     runbook: str | None = None
+    note: str | None = None
     breach: dict[str, float] = field(default_factory=dict)
     """Level ("warning", "critical", "unknown") → first reading of the current breach."""
     good_since: float | None = None
@@ -102,6 +100,7 @@ class Alert:
                 "value": self.value,
                 "threshold": self.threshold,
                 "runbook": self.runbook,
+                "note": self.note,
                 "breach": self.breach,
                 "good_since": self.good_since,
                 "calm_since": self.calm_since,
@@ -127,6 +126,7 @@ class Alert:
             value=data.get("value"),
             threshold=data.get("threshold"),
             runbook=data.get("runbook"),
+            note=data.get("note"),
             breach=dict(data.get("breach") or {}),
             good_since=data.get("good_since"),
             calm_since=data.get("calm_since"),
@@ -154,6 +154,17 @@ _LEVELS = {
 """The breach clocks a reading keeps running: a critical reading is a warning breach too."""
 
 
+Labels = Callable[[str], tuple[tuple[str, str], ...]]
+
+
+def _no_labels(target: str) -> tuple[tuple[str, str], ...]:
+    return ()
+
+
+def _unchanged(text: str) -> str:
+    return text
+
+
 class Engine:
     def __init__(
         self,
@@ -161,12 +172,11 @@ class Engine:
         routes: Iterable[Route],
         *,
         flap_limit: int,
-        labels: Callable[[str], tuple[tuple[str, str], ...]] = lambda target: (),
+        labels: Labels = _no_labels,
+        redact: Callable[[str], str] = _unchanged,
     ) -> None:
         self._store = store
-        self.routes = tuple(routes)
-        self.flap_limit = flap_limit
-        self._labels = labels
+        self.configure(routes, flap_limit=flap_limit, labels=labels, redact=redact)
         self._alerts: dict[tuple[str, str], Alert] = {}
         self._touched: dict[tuple[str, str], Alert] = {}
         for row in store.load_alerts():
@@ -178,11 +188,14 @@ class Engine:
         routes: Iterable[Route],
         *,
         flap_limit: int,
-        labels: Callable[[str], tuple[tuple[str, str], ...]],
+        labels: Labels,
+        redact: Callable[[str], str],
     ) -> None:
+        """Take a (reloaded) config's notifiers and settings; alert state stays."""
         self.routes = tuple(routes)
         self.flap_limit = flap_limit
         self._labels = labels
+        self._redact = redact
 
     # -- reading ----------------------------------------------------------
 
@@ -220,6 +233,7 @@ class Engine:
             alert.calm_since = now
         alert.value = verdict.value
         alert.runbook = rule.runbook
+        alert.note = self._redact(verdict.note) if verdict.note else None
 
         def held(level: str) -> bool:
             since = alert.breach.get(level)
@@ -401,6 +415,7 @@ class Engine:
             ended=alert.ended if kind == "resolved" else None,
             runbook=alert.runbook,
             labels=self._labels(alert.target),
+            note=alert.note if kind != "resolved" else None,
         )
 
     # -- reading the state ------------------------------------------------

@@ -76,6 +76,7 @@ class Runtime:
             self._routes(),
             flap_limit=self.config.alerting.flap_limit,
             labels=self._labels,
+            redact=self.config.redact,
         )
         self.delivery = self._delivery()
         self.pipeline = Pipeline(
@@ -170,7 +171,10 @@ class Runtime:
                 log.warning("change takes effect after a restart", key=f"daemon.{key}")
         self.watched = self._watched()
         self.engine.configure(
-            self._routes(), flap_limit=config.alerting.flap_limit, labels=self._labels
+            self._routes(),
+            flap_limit=config.alerting.flap_limit,
+            labels=self._labels,
+            redact=config.redact,
         )
         rules = config.rules
         self.engine.retain(

@@ -13,12 +13,9 @@ import math
 import time
 from decimal import Decimal
 
-from vigild.model import AlertEvent, Notification, Severity
+from vigild.model import FLAP_WINDOW, AlertEvent, Notification, Severity
 
 __all__ = ["body", "duration", "number", "summary", "timestamp", "title"]
-
-FLAP_STABLE_FOR = 3600.0
-"""How long a flapping alert must stay stable before it is notified again (DESIGN)."""
 
 _TITLE_TARGETS = 3
 
@@ -132,13 +129,17 @@ def _phrase(event: AlertEvent, now: float) -> str:
             was = "" if event.severity is Severity.OK else f" (was {event.severity.name})"
             return f"resolved after {duration(end - event.since)}{was}"
         case "repeat":
-            return "still firing"
+            return "still firing" + _note(event)
         case "flapping":
-            return f"flapping: notifications paused until stable for {duration(FLAP_STABLE_FOR)}"
+            return f"flapping: notifications paused until stable for {duration(FLAP_WINDOW)}"
         case "test":
             return "test message from vigild"
         case _:
-            return "firing"
+            return "firing" + _note(event)
+
+
+def _note(event: AlertEvent) -> str:
+    return f" ({event.note})" if event.note else ""
 
 
 def _when(event: AlertEvent, now: float) -> str:

@@ -80,6 +80,8 @@ def _alert(event: AlertEvent, now: float, external_url: str) -> dict[str, Any]:
         annotations["threshold"] = text.number(event.threshold)
     if event.runbook:
         annotations["runbook_url"] = event.runbook
+    if event.note:
+        annotations["description"] = event.note
     if event.status == "resolved":
         ends_at = rfc3339(event.ended if event.ended is not None else now)
     else:
