@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import aiohttp
+import yarl
 
 from vigild.config import HttpTarget
 from vigild.model import Observation
@@ -53,7 +54,8 @@ class HttpProbe(Probe):
         super().__init__(target, timeout)
         self.session = session
         # Everything that does not change between requests is built once: this runs
-        # for every target every cycle.
+        # for every target every cycle (a parsed URL is not parsed again by aiohttp).
+        self._url = yarl.URL(target.url)
         self._request: dict[str, Any] = {
             "headers": target.headers or None,
             "data": target.body,
@@ -76,7 +78,7 @@ class HttpProbe(Probe):
         metrics: dict[str, float] = {}
         started = time.perf_counter()
         try:
-            async with self.session.request(target.method, target.url, **self._request) as resp:
+            async with self.session.request(target.method, self._url, **self._request) as resp:
                 status = resp.status
                 metrics["status_code"] = float(status)
                 body = await self._read_body(resp)
