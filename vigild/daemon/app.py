@@ -107,6 +107,11 @@ class Daemon:
         self._inflight.add(task)
         try:
             await self.runtime.pipeline.run_cycle(watched)
+        except asyncio.CancelledError:
+            if self._stage != "stopping":
+                raise
+            # Our own shutdown cut a slow cycle short: not an error worth a line.
+            log.debug("cycle cancelled by shutdown")
         finally:
             self._inflight.discard(task)
 
@@ -145,6 +150,7 @@ class Daemon:
                 task.cancel()
             # Cancelled cycles still flush their state in their `finally`.
             await asyncio.gather(*late, return_exceptions=True)
+        self.scheduler.shutdown()
         await self.runtime.close(drain=DRAIN)
         self._stage = "stopped"
         log.info("vigild stopped")

@@ -65,6 +65,11 @@ class CycleScheduler:
         log.info("cycles scheduled", cycles={f"{i:g}s": len(w) for i, w in cycles.items()})
 
     def pause(self) -> None:
+        """No new cycles; running ones go on (a shutdown would cancel them at once)."""
+        if self._scheduler.running:
+            self._scheduler.pause()
+
+    def shutdown(self) -> None:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
 
