@@ -256,11 +256,11 @@ async def test_lifecycle_out_of_order_fails_loudly(tmp_path: Path) -> None:
     await app.shutdown()  # a second stop is harmless
 
 
-async def test_sigterm_cuts_a_hanging_probe_short_without_an_error(
-    tmp_path: Path, target_server: TargetServer, receiver: Receiver
-) -> None:
-    hanging = target_server.route("/slow", delay=60.0)
-    daemon = await start_daemon(
+async def start_with_slow_target(
+    tmp_path: Path, target_server: TargetServer, receiver: Receiver, probe_timeout: str
+) -> Daemon:
+    """A daemon that also probes ``/slow`` every 30 s, with ``probe_timeout``."""
+    return await start_daemon(
         tmp_path,
         target_server,
         receiver,
@@ -270,9 +270,16 @@ name = "slow"
 type = "http"
 url = "{target_server.url("/slow")}"
 interval = "30s"
-timeout = "50s"
+timeout = "{probe_timeout}"
 """,
     )
+
+
+async def test_sigterm_cuts_a_hanging_probe_short_without_an_error(
+    tmp_path: Path, target_server: TargetServer, receiver: Receiver
+) -> None:
+    hanging = target_server.route("/slow", delay=60.0)
+    daemon = await start_with_slow_target(tmp_path, target_server, receiver, "50s")
     await until(lambda: hanging.hits >= 1, what="the hanging probe")
     started = asyncio.get_running_loop().time()
     assert await daemon.stop() == 0
@@ -286,19 +293,7 @@ async def test_sigterm_lets_a_running_cycle_finish_and_its_alert_go_out(
     tmp_path: Path, target_server: TargetServer, receiver: Receiver
 ) -> None:
     slow = target_server.route("/slow", delay=1.0, status=503)
-    daemon = await start_daemon(
-        tmp_path,
-        target_server,
-        receiver,
-        extra_targets=f"""
-[[targets]]
-name = "slow"
-type = "http"
-url = "{target_server.url("/slow")}"
-interval = "30s"
-timeout = "5s"
-""",
-    )
+    daemon = await start_with_slow_target(tmp_path, target_server, receiver, "5s")
     await until(lambda: slow.hits >= 1, what="the slow probe")
     assert await daemon.stop() == 0  # within the 2 s grace the probe answers 503
     fired = [r.json for r in receiver.requests if r.path == "/hook"]
