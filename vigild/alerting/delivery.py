@@ -72,9 +72,6 @@ class Delivery:
             self._idle[name].clear()
             event.set()
 
-    def pending(self, name: str) -> int:
-        return self._store.outbox_pending(name)
-
     async def stop(self, drain: float) -> None:
         """Give due messages up to ``drain`` seconds to go out, then stop the workers.
 

@@ -129,9 +129,6 @@ class Store:
         ).fetchone()
         return OutboxEntry(*row) if row else None
 
-    def outbox_notifiers(self) -> set[str]:
-        return {row[0] for row in self._db.execute("SELECT DISTINCT notifier FROM outbox")}
-
     def outbox_pending(self, notifier: str) -> int:
         row = self._db.execute("SELECT count(*) FROM outbox WHERE notifier = ?", (notifier,))
         return int(row.fetchone()[0])
