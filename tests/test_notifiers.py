@@ -23,10 +23,9 @@ from vigild.alerting.notifiers.webhook import (
     WebhookNotifier,
     _os_reason,
     alertmanager_payload,
-    rfc3339,
 )
 from vigild.config import NotifierConfig
-from vigild.model import AlertEvent, EventKind, Notification, Severity, fingerprint
+from vigild.model import AlertEvent, EventKind, Notification, Severity, fingerprint, rfc3339
 
 EXTERNAL = "http://127.0.0.1:9469"
 T0 = 1_714_564_984.0  # 2024-05-01 12:03:04 UTC

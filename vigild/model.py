@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "Observation",
     "Severity",
     "fingerprint",
+    "rfc3339",
 ]
 
 
@@ -60,6 +62,16 @@ _URGENCY = {Severity.OK: 0, Severity.WARNING: 1, Severity.UNKNOWN: 2, Severity.C
 def worst(severities: Any) -> Severity:
     """The most urgent of ``severities`` (OK for none)."""
     return max(severities, key=lambda s: s.urgency, default=Severity.OK)
+
+
+def rfc3339(seconds: float) -> str:
+    """Unix seconds as RFC 3339 UTC with millisecond precision, trailing zeros trimmed."""
+    moment = datetime.fromtimestamp(seconds, UTC)
+    stamp = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    millis = moment.microsecond // 1000
+    if millis:
+        stamp += f".{millis:03d}".rstrip("0")
+    return stamp + "Z"
 
 
 def fingerprint(target: str, metric: str) -> str:

@@ -8,22 +8,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 from vigild import __version__
 from vigild.alerting.engine import Alert, Engine
 from vigild.config import Config, TargetConfig
-from vigild.model import Observation, Severity, worst
+from vigild.model import Observation, Severity, rfc3339, worst
 from vigild.thresholds import Verdict
 
-__all__ = ["Board", "rfc3339", "text_report"]
+__all__ = ["Board", "text_report"]
 
 
-def rfc3339(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+def _stamp(ts: float | None) -> str | None:
+    return None if ts is None else rfc3339(ts)
 
 
 class Board:
@@ -48,7 +45,7 @@ class Board:
         now = time.time() if now is None else now
         return {
             "version": __version__,
-            "generated_at": rfc3339(now),
+            "generated_at": _stamp(now),
             "worst": self.worst().label,
             "targets": [self._target(t) for t in config.targets],
             "alerts": [
@@ -74,7 +71,7 @@ class Board:
         entry.update(
             up=observation.up,
             observation={
-                "time": rfc3339(observation.time),
+                "time": _stamp(observation.time),
                 "up": observation.up,
                 "error": observation.error,
                 "duration_seconds": round(observation.duration, 6),
@@ -108,7 +105,7 @@ def _alert(alert: Alert, inhibited: bool, now: float) -> dict[str, Any]:
         "metric": alert.metric,
         "state": state,
         "severity": (alert.severity or alert.peak or Severity.OK).label,
-        "since": rfc3339(since),
+        "since": _stamp(since),
         "for_seconds": round(now - since, 3) if since is not None else None,
         "value": alert.value,
         "threshold": alert.threshold,

@@ -59,10 +59,6 @@ class Delivery:
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._last_error: dict[str, str] = {}
 
-    @property
-    def notifiers(self) -> Mapping[str, Notifier]:
-        return self._notifiers
-
     def start(self) -> None:
         for name in self._notifiers:
             self._workers[name] = asyncio.create_task(self._work(name), name=f"deliver:{name}")
@@ -73,7 +69,8 @@ class Delivery:
             event.set()
 
     async def stop(self, drain: float) -> None:
-        """Give due messages up to ``drain`` seconds to go out, then stop the workers.
+        """Give due messages up to ``drain`` seconds to go out, then stop the workers
+        and close the notifiers.
 
         What is still queued stays in the outbox for the next start.
         """
@@ -88,6 +85,8 @@ class Delivery:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._workers.clear()
+        for notifier in self._notifiers.values():
+            await notifier.close()
 
     async def deliver_due(self, within: float) -> None:
         """One pass for ``--once``: send what is due, stop a notifier at its first failure."""

@@ -96,17 +96,13 @@ class Runtime:
             return
         self._opened = False
         # Every step runs even when one fails, and every failure is logged.
-        for step in (self.delivery.stop(drain), self._close_notifiers(), self.session.close()):
+        for step in (self.delivery.stop(drain), self.session.close()):
             try:
                 await step
             except Exception as exc:
                 log.error("error while closing", error=str(exc))
         self.store.close()
         self.lock.release()
-
-    async def _close_notifiers(self) -> None:
-        for notifier in self.delivery.notifiers.values():
-            await notifier.close()
 
     # -- assembling -------------------------------------------------------
 
@@ -184,10 +180,7 @@ class Runtime:
         self.board.retain(rules)
         self.pipeline.concurrency = config.daemon.concurrency
         self.pipeline.group_wait = config.alerting.group_wait
-        old_delivery = self.delivery
-        await old_delivery.stop(drain=2.0)
-        for notifier in old_delivery.notifiers.values():
-            await notifier.close()
+        await self.delivery.stop(drain=2.0)
         self.delivery = self._delivery()
         self.pipeline.on_queued = self.delivery.wake
         self.delivery.start()

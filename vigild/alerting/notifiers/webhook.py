@@ -11,35 +11,25 @@ import os
 import re
 import socket
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from pydantic import BaseModel, field_validator
 
 from vigild.alerting.notifiers import base, text
+from vigild.model import rfc3339
 from vigild.thresholds import base_metric
 
 if TYPE_CHECKING:
     from vigild.config import NotifierConfig
     from vigild.model import AlertEvent, Notification
 
-__all__ = ["ZERO_TIME", "WebhookNotifier", "alertmanager_payload", "rfc3339"]
+__all__ = ["ZERO_TIME", "WebhookNotifier", "alertmanager_payload"]
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 """Go's zero ``time.Time``: what Alertmanager sends as ``endsAt`` while an alert fires."""
 
 _RETRYABLE_4XX = frozenset({408, 429})
-
-
-def rfc3339(seconds: float) -> str:
-    """Unix seconds as RFC 3339 UTC with millisecond precision, trailing zeros trimmed."""
-    moment = datetime.fromtimestamp(seconds, UTC)
-    stamp = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    millis = moment.microsecond // 1000
-    if millis:
-        stamp += f".{millis:03d}".rstrip("0")
-    return stamp + "Z"
 
 
 def alertmanager_payload(
