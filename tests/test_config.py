@@ -255,7 +255,6 @@ name = "rollback"
     text = "\n".join(found)
     for where in (
         "daemon.api_token",
-        "targets[0].type",
         "targets[1].depends_on",
         "notifiers[0].type",
         "actions",
@@ -270,7 +269,7 @@ def test_duplicate_names_and_unknown_types(tmp_path: Path) -> None:
     found = problems(tmp_path, MINIMAL + MINIMAL + '[[targets]]\nname = "z"\ntype = "smtp"\n')
     text = "\n".join(found)
     assert "targets[1].name: duplicate target name 'api'" in text
-    assert "targets[2].type: unknown type 'smtp' (expected one of: host, http)" in text
+    assert "targets[2].type: unknown type 'smtp' (expected one of: container, host, http, prometheus, tcp, tls)" in text
 
 
 def test_broken_toml_is_one_line(tmp_path: Path) -> None:

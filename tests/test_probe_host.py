@@ -10,7 +10,6 @@ import psutil
 import pytest
 
 from vigild.config import HostTarget
-from vigild.model import Observation
 from vigild.probes.base import build_probe
 from vigild.probes.host import HostProbe
 
@@ -21,7 +20,7 @@ def make_probe(probe_timeout: float = 5.0, **keys: Any) -> HostProbe:
 
 
 async def test_reports_cpu_memory_and_root_disk() -> None:
-    obs = await make_probe().probe(now=42.0)
+    obs = (await make_probe().probe(now=42.0))[0]
     assert obs.up is True
     assert obs.error is None
     assert obs.target == "host"
@@ -36,7 +35,7 @@ async def test_reports_cpu_memory_and_root_disk() -> None:
 
 async def test_each_mount_is_its_own_qualified_metric(tmp_path: Path) -> None:
     mounts = ["/", str(tmp_path)]
-    obs = await make_probe(disks=mounts).probe(now=1.0)
+    obs = (await make_probe(disks=mounts).probe(now=1.0))[0]
     for mount in mounts:
         assert obs.metrics[f"disk_percent:{mount}"] == pytest.approx(
             psutil.disk_usage(mount).percent, abs=1
@@ -45,7 +44,7 @@ async def test_each_mount_is_its_own_qualified_metric(tmp_path: Path) -> None:
 
 
 async def test_unreadable_mount_is_absent_and_the_host_stays_up() -> None:
-    obs = await make_probe(disks=["/", "/no/such/mount"]).probe(now=1.0)
+    obs = (await make_probe(disks=["/", "/no/such/mount"]).probe(now=1.0))[0]
     assert obs.up is True
     assert "disk_percent:/" in obs.metrics
     assert "disk_percent:/no/such/mount" not in obs.metrics
@@ -53,14 +52,14 @@ async def test_unreadable_mount_is_absent_and_the_host_stays_up() -> None:
 
 
 async def test_no_readable_mount_makes_disk_percent_missing() -> None:
-    obs = await make_probe(disks=["/no/such/mount", "/nor/this"]).probe(now=1.0)
+    obs = (await make_probe(disks=["/no/such/mount", "/nor/this"]).probe(now=1.0))[0]
     assert obs.up is True
     assert not any(name.startswith("disk_percent") for name in obs.metrics)
     assert obs.missing == frozenset({"disk_percent"})
 
 
 async def test_no_configured_disk_reports_none_and_misses_none() -> None:
-    obs = await make_probe(disks=[]).probe(now=1.0)
+    obs = (await make_probe(disks=[]).probe(now=1.0))[0]
     assert set(obs.metrics) == {"up", "cpu_percent", "memory_percent"}
     assert obs.missing == frozenset()
 
@@ -72,7 +71,7 @@ async def test_first_cycle_has_a_real_cpu_value() -> None:
     deadline = time.perf_counter() + 0.3
     while time.perf_counter() < deadline:
         pass
-    obs = await probe.probe(now=1.0)
+    obs = (await probe.probe(now=1.0))[0]
     assert obs.metrics["cpu_percent"] > 0.0
 
 
@@ -81,13 +80,13 @@ async def test_cpu_is_measured_since_the_probe_s_own_last_sample() -> None:
     deadline = time.perf_counter() + 0.3
     while time.perf_counter() < deadline:
         pass
-    await idle.probe(now=1.0)  # another probe's sample must not reset this one's window
-    obs = await busy.probe(now=1.0)
+    (await idle.probe(now=1.0))[0]  # another probe's sample must not reset this one's window
+    obs = (await busy.probe(now=1.0))[0]
     assert obs.metrics["cpu_percent"] > 0.0
 
 
 async def test_runs_well_inside_its_timeout() -> None:
-    obs = await make_probe(probe_timeout=2.0).observe(now=1.0)
+    obs = (await make_probe(probe_timeout=2.0).observe(now=1.0))[0]
     assert obs.up is True
     assert obs.duration < 2.0
 
@@ -103,7 +102,7 @@ class _StuckHostProbe(HostProbe):
 async def test_hanging_reads_time_out() -> None:
     target = HostTarget.model_validate({"name": "host", "type": "host"})
     started = time.perf_counter()
-    obs = await _StuckHostProbe(target, 0.05).probe(now=1.0)
+    obs = (await _StuckHostProbe(target, 0.05).probe(now=1.0))[0]
     assert time.perf_counter() - started < 0.4
     assert obs.up is False
     assert obs.error == "timeout after 0.05s"
@@ -114,7 +113,7 @@ async def test_build_probe_makes_a_host_probe() -> None:
     target = HostTarget.model_validate({"name": "box", "type": "host", "disks": ["/"]})
     probe = build_probe(target, None, 3.0)  # type: ignore[arg-type]  # a host probe needs no session
     assert isinstance(probe, HostProbe)
-    obs: Observation = await probe.observe(now=7.0)
+    (obs,) = await probe.observe(now=7.0)
     assert obs.target == "box"
     assert obs.up is True
     assert "disk_percent:/" in obs.metrics

@@ -35,7 +35,8 @@ def make_probe(
 async def probe_once(
     session: aiohttp.ClientSession, url: str, probe_timeout: float = 5.0, **keys: Any
 ) -> Observation:
-    return await make_probe(session, url, probe_timeout, **keys).probe(now=1000.0)
+    (obs,) = await make_probe(session, url, probe_timeout, **keys).probe(now=1000.0)
+    return obs
 
 
 def assert_short(error: str | None) -> None:
@@ -335,10 +336,10 @@ async def test_session_still_works_after_an_oversized_body(
     target_server.body = b"z" * 65536
     target_server.endless = True
     probe = make_probe(session, target_server.url(), max_body="64KiB")
-    assert (await probe.probe(1.0)).error == "body larger than 65536 bytes"
+    assert (await probe.probe(1.0))[0].error == "body larger than 65536 bytes"
     target_server.endless = False
     target_server.body = {"status": "ok"}
-    obs = await probe.probe(2.0)
+    (obs,) = await probe.probe(2.0)
     assert obs.up is True
     assert obs.metrics["health_status"] == 0.0
 
@@ -578,7 +579,7 @@ async def test_probe_is_reusable_and_follows_the_server(
     ]
     for status, body in answers:
         target_server.status, target_server.body = status, body
-        obs = await probe.probe(time.time())
+        (obs,) = await probe.probe(time.time())
         states.append((obs.up, obs.metrics.get("health_status")))
     assert states == [(True, 0.0), (False, None), (True, 1.0)]
     assert target_server.hits == 3
@@ -590,7 +591,7 @@ async def test_build_probe_and_observe(
     target = HttpTarget.model_validate({"name": "built", "url": target_server.url()})
     probe = build_probe(target, session, 2.0)
     assert isinstance(probe, HttpProbe)
-    obs = await probe.observe(5.0)
+    (obs,) = await probe.observe(5.0)
     assert obs.up is True
     assert obs.target == "built"
     assert 0.0 < obs.duration < 2.0
@@ -603,6 +604,6 @@ async def test_concurrent_probes_share_the_session(
     probes = [make_probe(session, target_server.url(f"/t{i}")) for i in range(20)]
     started = time.perf_counter()
     results = await asyncio.gather(*(p.probe(1.0) for p in probes))
-    assert all(obs.up for obs in results)
+    assert all(obs.up for (obs,) in results)
     assert time.perf_counter() - started < 2.0  # concurrent, not 20 times 0.2 s
     assert target_server.hits == 20

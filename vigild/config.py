@@ -14,16 +14,19 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -36,12 +39,17 @@ __all__ = [
     "AlertingConfig",
     "Config",
     "ConfigError",
+    "ContainerTarget",
     "DaemonConfig",
     "HostTarget",
     "HttpTarget",
     "NotifierConfig",
+    "ProcessCheck",
+    "PrometheusTarget",
     "TargetConfig",
+    "TcpTarget",
     "ThresholdSpec",
+    "TlsTarget",
     "find_config",
     "load",
     "parse_duration",
@@ -50,7 +58,6 @@ __all__ = [
 DEFAULT_PATHS = (Path("thresholds.toml"), Path("/etc/vigild/thresholds.toml"))
 
 # Names from DESIGN.md whose features later work adds: they fail loudly, never silently.
-NOT_SUPPORTED_YET_TARGET_TYPES = frozenset({"prometheus", "container", "tls", "tcp"})
 NOT_SUPPORTED_YET_NOTIFIER_TYPES = frozenset({"pagerduty", "alertmanager"})
 NOT_SUPPORTED_YET_SECTIONS = frozenset({"actions", "silences"})
 NOT_SUPPORTED_YET_DAEMON_KEYS = frozenset(
@@ -156,6 +163,8 @@ BUILTIN_THRESHOLDS: dict[str, ThresholdSpec] = {
     "health_status": ThresholdSpec(warning=0, critical=1),
     "error_rate_percent": ThresholdSpec(warning=2, critical=5),
     "cert_expiry_days": ThresholdSpec(warning=14, critical=7),
+    # A container that restarted in the last `restart_window` is worth a look; a crash loop is not.
+    "recent_restarts": ThresholdSpec(warning=0, critical=2),
 }
 
 
@@ -218,6 +227,10 @@ class _TargetBase(_Strict):
     labels: dict[str, str] = {}
     thresholds: dict[str, ThresholdSpec] = {}
 
+    def reported_metrics(self) -> frozenset[str]:
+        """The base names of every metric this target can report (for threshold checks)."""
+        return REPORTED_METRICS[self.type]  # type: ignore[attr-defined]
+
     def effective_interval(self, daemon: DaemonConfig) -> float:
         return self.interval if self.interval is not None else daemon.interval
 
@@ -227,9 +240,18 @@ class _TargetBase(_Strict):
         return min(10.0, self.effective_interval(daemon))
 
 
+def _http_url(value: str) -> str:
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError("url must start with http:// or https:// and name a host")
+    return value
+
+
+HttpUrlText = Annotated[str, AfterValidator(_http_url)]
+
+
 class HttpTarget(_TargetBase):
     type: Literal["http"] = "http"
-    url: str
+    url: HttpUrlText
     method: str = "GET"
     headers: dict[str, str] = {}
     body: str | None = None
@@ -237,12 +259,9 @@ class HttpTarget(_TargetBase):
     tls_verify: bool = True
     follow_redirects: bool = True
 
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("url must start with http:// or https:// and name a host")
-        return value
+    def reported_metrics(self) -> frozenset[str]:
+        reported = REPORTED_METRICS["http"]
+        return reported if self.url.startswith("https://") else reported - {"cert_expiry_days"}
 
     @field_validator("method")
     @classmethod
@@ -257,13 +276,165 @@ class HttpTarget(_TargetBase):
         return value
 
 
+class ProcessCheck(_Strict):
+    """``processes = [{ name = "postgres", min = 1 }]``: at least ``min`` running."""
+
+    name: str = Field(min_length=1)
+    min: int = Field(default=1, ge=1)
+
+    @property
+    def metric(self) -> str:
+        return f"processes:{self.name}"
+
+
 class HostTarget(_TargetBase):
     type: Literal["host"] = "host"
     disks: list[str] = ["/"]
+    processes: list[ProcessCheck] = []
+
+    @field_validator("processes")
+    @classmethod
+    def _distinct(cls, value: list[ProcessCheck]) -> list[ProcessCheck]:
+        names = [check.name for check in value]
+        if len(set(names)) != len(names):
+            raise ValueError("each process name may be listed once")
+        return value
 
 
-TargetConfig = HttpTarget | HostTarget
-_TARGET_MODELS: dict[str, type[_TargetBase]] = {"http": HttpTarget, "host": HostTarget}
+_QUANTILE_DIGITS = re.compile(r"[^0-9]")
+
+
+def quantile_metric(quantile: float) -> str:
+    """0.95 → ``latency_p95_seconds``; 0.5 → ``latency_p50_seconds``; 0.999 → ``…p999…``."""
+    digits = _QUANTILE_DIGITS.sub("", f"{quantile * 100:g}")
+    return f"latency_p{digits}_seconds"
+
+
+class PrometheusTarget(_TargetBase):
+    """A Prometheus (or OpenMetrics) exposition page, read as error rate, quantiles, gauges."""
+
+    type: Literal["prometheus"] = "prometheus"
+    url: HttpUrlText
+    headers: dict[str, str] = {}
+    tls_verify: bool = True
+    requests: str | None = None
+    """Series selector of the request counter, e.g. ``http_requests_total``."""
+    errors: str | None = None
+    """Series selector of the failed requests, e.g. ``http_requests_total{status=~"5.."}``."""
+    latency_histogram: str | None = None
+    """A histogram's (or summary's) family name, optionally with label matchers."""
+    quantiles: list[float] = [0.95, 0.99]
+    gauges: dict[str, str] = {}
+    """Metric name → series selector: any gauge of the target, thresholded like the rest."""
+
+    @field_validator("quantiles")
+    @classmethod
+    def _quantiles(cls, value: list[float]) -> list[float]:
+        if not value or any(not 0 < q < 1 for q in value):
+            raise ValueError("quantiles must be numbers between 0 and 1, such as 0.95")
+        return value
+
+    @field_validator("gauges")
+    @classmethod
+    def _gauge_names(cls, value: dict[str, str]) -> dict[str, str]:
+        taken = REPORTED_METRICS["prometheus"]
+        for name in value:
+            if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", name) or name in taken:
+                raise ValueError(
+                    f"gauge name {name!r} must be a metric name of letters, digits and _ "
+                    "that vigild does not already report"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _errors_need_requests(self) -> Self:
+        if (self.errors is None) != (self.requests is None):
+            raise ValueError("requests and errors go together: the error rate is errors / requests")
+        return self
+
+    def reported_metrics(self) -> frozenset[str]:
+        metrics = {"up", "latency_seconds"}
+        if self.requests is not None:
+            metrics.add("error_rate_percent")
+        if self.latency_histogram is not None:
+            metrics.update(quantile_metric(q) for q in self.quantiles)
+        return frozenset(metrics | self.gauges.keys())
+
+
+DEFAULT_ENGINES = (
+    "unix:///var/run/docker.sock",
+    "unix:///run/podman/podman.sock",
+    "unix://${XDG_RUNTIME_DIR}/podman/podman.sock",
+)
+
+
+_ENGINE_URL = re.compile(r"^(unix://.+|tcp://[^/\s]+|https?://[^/\s]+)")
+
+
+class ContainerTarget(_TargetBase):
+    """Containers under Docker or Podman, through the Engine API both serve."""
+
+    type: Literal["container"] = "container"
+    container: str | None = None
+    """A container's name or id."""
+    container_labels: dict[str, str] = {}
+    """Every container carrying these labels (``com.docker.compose.service``), one each."""
+    engine: str | None = None
+    """``unix:///var/run/docker.sock`` or ``tcp://host:2375``; unset: ``$DOCKER_HOST``,
+    then the first of ``DEFAULT_ENGINES`` that exists."""
+    restart_window: Duration = Field(default=3600.0, gt=0)
+    """``recent_restarts`` counts restarts within this long."""
+
+    @field_validator("engine")
+    @classmethod
+    def _engine_url(cls, value: str | None) -> str | None:
+        if value is not None and not _ENGINE_URL.match(value):
+            raise ValueError("engine must be unix:///path/to/docker.sock or tcp://host:port")
+        return value
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> Self:
+        if (self.container is None) == (not self.container_labels):
+            raise ValueError("give either container (a name or id) or container_labels")
+        return self
+
+    @property
+    def expands(self) -> bool:
+        """Selected by labels: one observation per matching container, ``name/container``."""
+        return bool(self.container_labels)
+
+
+class TlsTarget(_TargetBase):
+    """A TLS endpoint's handshake and leaf certificate."""
+
+    type: Literal["tls"] = "tls"
+    host: str = Field(min_length=1)
+    port: int = Field(default=443, ge=1, le=65535)
+    server_name: str | None = None
+    """SNI and the name the certificate must carry; default ``host``."""
+    tls_verify: bool = True
+
+
+class TcpTarget(_TargetBase):
+    """A TCP port: connect, optionally send a line and expect a banner."""
+
+    type: Literal["tcp"] = "tcp"
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+    send: str | None = None
+    expect: str | None = None
+    """Text the first bytes the server sends must contain."""
+
+
+TargetConfig = HttpTarget | HostTarget | PrometheusTarget | ContainerTarget | TlsTarget | TcpTarget
+_TARGET_MODELS: dict[str, type[_TargetBase]] = {
+    "http": HttpTarget,
+    "host": HostTarget,
+    "prometheus": PrometheusTarget,
+    "container": ContainerTarget,
+    "tls": TlsTarget,
+    "tcp": TcpTarget,
+}
 
 
 class NotifierConfig(_Strict):
@@ -317,6 +488,24 @@ class Config:
 
     def redact(self, text: str) -> str:
         return redact(text, self.secrets)
+
+    @cached_property
+    def _expanding(self) -> frozenset[str]:
+        return frozenset(
+            t.name for t in self.targets if isinstance(t, ContainerTarget) and t.expands
+        )
+
+    def owner_of(self, observed: str) -> str | None:
+        """The configured target an observed name belongs to: itself, or for a target
+        that expands into several (``web/web-1``), the target it came from."""
+        if observed in self.rules:
+            return observed
+        head = observed
+        while "/" in head:
+            head = head.rpartition("/")[0]
+            if head in self._expanding:
+                return head
+        return None
 
 
 # ---------------------------------------------------------------------------
@@ -492,9 +681,6 @@ class _Builder:
         for i, raw in enumerate(raws):
             loc: tuple[str | int, ...] = ("targets", i)
             kind = raw.get("type")
-            if kind in NOT_SUPPORTED_YET_TARGET_TYPES:
-                self.problem((*loc, "type"), f"target type {kind!r} is not supported yet")
-                continue
             if kind not in _TARGET_MODELS:
                 expected = ", ".join(sorted(_TARGET_MODELS))
                 reason = "required key missing" if kind is None else f"unknown type {kind!r}"
@@ -520,9 +706,11 @@ class _Builder:
         defaults: dict[str, ThresholdSpec],
         default_rules: dict[str, thresholds.Rule],
     ) -> dict[str, thresholds.Rule]:
-        reported = REPORTED_METRICS[target.type]
+        reported = target.reported_metrics()
         # Shared Rule objects: 10,000 targets need not hold 10,000 copies of the defaults.
         result = {m: r for m, r in default_rules.items() if m in reported}
+        if isinstance(target, HostTarget):
+            result.update(self.process_rules(loc, target, defaults))
         for metric, spec in target.thresholds.items():
             where = (*loc, "thresholds", metric)
             if metric not in reported:
@@ -536,6 +724,22 @@ class _Builder:
             if checked is not None:
                 result[metric] = checked
         return result
+
+    def process_rules(
+        self, loc: tuple[str | int, ...], target: HostTarget, defaults: dict[str, ThresholdSpec]
+    ) -> dict[str, thresholds.Rule]:
+        """One rule per process check, keyed by its qualified metric: fewer than ``min``
+        running is critical. ``thresholds.processes`` may add ``for`` and a runbook."""
+        timing = target.thresholds.get("processes", defaults.get("processes", ThresholdSpec()))
+        rules = {}
+        for i, check in enumerate(target.processes):
+            spec = timing.model_copy(
+                update={"critical": check.min, "warning": None, "direction": "below"}
+            )
+            rule = self.check_rule((*loc, "processes", i), check.metric, spec, True)
+            if rule is not None:
+                rules[check.metric] = rule
+        return rules
 
     def notifiers(self, raws: list[dict[str, Any]]) -> tuple[list[NotifierConfig], list[str]]:
         from vigild.alerting.notifiers import base

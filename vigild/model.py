@@ -86,6 +86,8 @@ class Observation:
     ``metrics`` always holds ``up`` (1.0 or 0.0). ``missing`` names metrics the
     probe looked for and could not find on a reachable target (a JSON body
     without a status field): thresholds turn those into UNKNOWN verdicts.
+    ``target`` is the configured target's name, or ``name/container`` for a
+    target that expands into one observation per container.
     """
 
     target: str
@@ -94,6 +96,9 @@ class Observation:
     error: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     missing: frozenset[str] = frozenset()
+    no_data: frozenset[str] = frozenset()
+    """Metrics with no value this time for a good reason (a rate's first scrape, no
+    requests in the interval): absent, never UNKNOWN, even where a threshold names them."""
     duration: float = 0.0
 
     def __post_init__(self) -> None:

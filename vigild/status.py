@@ -7,12 +7,12 @@ The same document is served as ``/api/status`` and printed by
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from vigild import __version__
 from vigild.alerting.engine import Alert, Engine
-from vigild.config import Config, TargetConfig
+from vigild.config import Config, HttpTarget, PrometheusTarget, TargetConfig
 from vigild.model import Observation, Severity, rfc3339, worst
 from vigild.thresholds import Verdict
 
@@ -28,14 +28,22 @@ class Board:
 
     def __init__(self) -> None:
         self.latest: dict[str, tuple[Observation, list[Verdict]]] = {}
+        """By observed name: the target's, or ``target/container`` for one that expands."""
+        self.expanded: dict[str, set[str]] = {}
+        """Configured target → the observed names it expanded into."""
 
     def record(self, target: str, observation: Observation, verdicts: list[Verdict]) -> None:
-        self.latest[target] = (observation, verdicts)
+        self.latest[observation.target] = (observation, verdicts)
+        if observation.target != target:
+            self.expanded.setdefault(target, set()).add(observation.target)
 
-    def retain(self, targets: Iterable[str]) -> None:
-        keep = set(targets)
-        for name in self.latest.keys() - keep:
+    def retain(self, owner_of: Callable[[str], str | None]) -> None:
+        """After a reload: forget what no configured target observes any more."""
+        for name in [n for n in self.latest if owner_of(n) is None]:
             del self.latest[name]
+        for target in list(self.expanded):
+            if owner_of(target) is None:
+                del self.expanded[target]
 
     def worst(self) -> Severity:
         """The worst current verdict of all targets: the ``--once`` exit code."""
@@ -47,7 +55,7 @@ class Board:
             "version": __version__,
             "generated_at": _stamp(now),
             "worst": self.worst().label,
-            "targets": [self._target(t) for t in config.targets],
+            "targets": [entry for t in config.targets for entry in self._entries(t)],
             "alerts": [
                 _alert(a, engine.inhibited(a), now)
                 for a in sorted(engine.alerts(), key=lambda a: (a.target, a.metric))
@@ -55,15 +63,24 @@ class Board:
             ],
         }
 
-    def _target(self, target: TargetConfig) -> dict[str, Any]:
+    def _entries(self, target: TargetConfig) -> Iterator[dict[str, Any]]:
+        """One entry per target, or per container a target selected by labels."""
+        expanded = self.expanded.get(target.name)
+        if not expanded:
+            yield self._entry(target, target.name)
+            return
+        for name in sorted(expanded):
+            yield self._entry(target, name)
+
+    def _entry(self, target: TargetConfig, name: str) -> dict[str, Any]:
         entry: dict[str, Any] = {
-            "name": target.name,
+            "name": name,
             "type": target.type,
             "labels": target.labels,
         }
-        if target.type == "http":
+        if isinstance(target, HttpTarget | PrometheusTarget):
             entry["url"] = target.url
-        latest = self.latest.get(target.name)
+        latest = self.latest.get(name)
         if latest is None:
             entry.update(up=None, observation=None, verdicts=[])
             return entry

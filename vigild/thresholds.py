@@ -1,7 +1,8 @@
 """Observations held against warning/critical lines. Pure: no I/O, no clock.
 
 A qualified metric (``disk_percent:/var``) is judged by the rule of its base
-name and keeps its qualifier, so each series becomes its own alert.
+name and keeps its qualifier, so each series becomes its own alert; a rule
+keyed by the qualified name itself (``processes:postgres``) wins over it.
 """
 
 from __future__ import annotations
@@ -119,15 +120,16 @@ def evaluate(observation: Observation, rules: Mapping[str, Rule]) -> list[Verdic
     verdicts = [Verdict("up", Severity.OK, 1.0, None, up_rule)]
     judged: set[str] = set()
     for metric, value in observation.metrics.items():
-        base = base_metric(metric)
-        rule = rules.get(base)
-        if rule is None or base == "up":
+        # A rule of its own (``processes:postgres``) before the rule of its base name.
+        key = metric if metric in rules else base_metric(metric)
+        rule = rules.get(key)
+        if rule is None or key == "up":
             continue
-        judged.add(base)
+        judged.add(key)
         verdicts.append(rule.judge(metric, value))
-    for base, rule in rules.items():
-        if base in judged or base == "up":
+    for key, rule in rules.items():
+        if key in judged or key == "up" or key in observation.no_data:
             continue
-        if rule.explicit or base in observation.missing:
-            verdicts.append(Verdict(base, Severity.UNKNOWN, None, None, rule))
+        if rule.explicit or key in observation.missing:
+            verdicts.append(Verdict(key, Severity.UNKNOWN, None, None, rule))
     return verdicts

@@ -1,4 +1,4 @@
-"""SQLite state: alert states and the notification outbox, in one file.
+"""SQLite state: alert states, the notification outbox and probes' last samples, in one file.
 
 Alert transitions and the notifications they cause are written in one
 transaction, so after any crash either both exist or neither does. WAL with
@@ -8,14 +8,16 @@ last commits), and keeps readers from blocking the writer.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = ["OutboxEntry", "Store", "StoreError"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -35,6 +37,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_by_notifier ON outbox (notifier, id);
+CREATE TABLE IF NOT EXISTS probe_state (target TEXT PRIMARY KEY, state TEXT NOT NULL);
 """
 
 
@@ -76,14 +79,16 @@ class Store:
 
     def _check_version(self) -> None:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        if row is None:
-            self._db.execute(
-                "INSERT INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
-            )
-        elif int(row[0]) > SCHEMA_VERSION:
+        if row is not None and int(row[0]) > SCHEMA_VERSION:
             raise StoreError(
                 f"state file {self.path} was written by a newer vigild (schema {row[0]})"
             )
+        # Every schema change so far only adds tables, which the script above created.
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(SCHEMA_VERSION),),
+        )
 
     def close(self) -> None:
         self._db.close()
@@ -113,6 +118,25 @@ class Store:
             self._db.executemany(
                 "INSERT INTO outbox (notifier, created, payload, next_attempt) VALUES (?, ?, ?, ?)",
                 ((notifier, created, payload, created) for notifier, created, payload in outbox),
+            )
+
+    # -- probe state -----------------------------------------------------
+
+    def load_probe_states(self) -> dict[str, dict[str, Any]]:
+        states = {}
+        for target, text in self._db.execute("SELECT target, state FROM probe_state"):
+            try:
+                states[target] = json.loads(text)
+            except ValueError:
+                continue  # a rate starts again; nothing else depends on it
+        return states
+
+    def save_probe_states(self, states: Iterable[tuple[str, dict[str, Any]]]) -> None:
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO probe_state (target, state) VALUES (?, ?) "
+                "ON CONFLICT (target) DO UPDATE SET state = excluded.state",
+                ((target, json.dumps(state)) for target, state in states),
             )
 
     def _transaction(self) -> _Transaction:

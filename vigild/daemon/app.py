@@ -133,7 +133,7 @@ class Daemon:
             log.warning(warning)
         self.config = new
         await self.runtime.apply(new)
-        self.metrics.retain((t.name, t.type) for t in new.targets)
+        self.metrics.retain(new)
         self.scheduler.replace(self.runtime.cycles())
         logs.set_secrets(new.secrets)
         _settle_heap()

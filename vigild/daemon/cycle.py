@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import structlog
 
 from vigild.alerting.engine import Engine
+from vigild.alerting.store import Store
 from vigild.config import TargetConfig
 from vigild.model import Observation
 from vigild.probes.base import Probe
@@ -42,6 +43,7 @@ class Pipeline:
     def __init__(
         self,
         engine: Engine,
+        store: Store,
         *,
         clock: Callable[[], float],
         concurrency: int,
@@ -50,6 +52,7 @@ class Pipeline:
         on_queued: Callable[[], None],
     ) -> None:
         self.engine = engine
+        self.store = store
         self.clock = clock
         self.concurrency = concurrency
         self.group_wait = group_wait
@@ -70,24 +73,24 @@ class Pipeline:
         async def worker() -> None:
             nonlocal timer
             for item in pending:
-                observation = await item.probe.observe(now)
-                try:
-                    verdicts = evaluate(observation, item.rules)
-                    moved = self.engine.observe(item.target.name, verdicts, now)
-                    self.on_result(item, observation, verdicts)
-                except Exception:
-                    log.exception("evaluation failed", target=item.target.name)
-                    continue
-                if not observation.up:
-                    log.info(
-                        "probe failed",
-                        target=item.target.name,
-                        metric="up",
-                        severity="critical",
-                        error=observation.error,
-                    )
-                if moved and timer is None:
-                    timer = loop.call_later(self.group_wait, group_due)
+                for observation in await item.probe.observe(now):
+                    try:
+                        verdicts = evaluate(observation, item.rules)
+                        moved = self.engine.observe(observation.target, verdicts, now)
+                        self.on_result(item, observation, verdicts)
+                    except Exception:
+                        log.exception("evaluation failed", target=observation.target)
+                        continue
+                    if not observation.up:
+                        log.info(
+                            "probe failed",
+                            target=observation.target,
+                            metric="up",
+                            severity="critical",
+                            error=observation.error,
+                        )
+                    if moved and timer is None:
+                        timer = loop.call_later(self.group_wait, group_due)
 
         try:
             await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(watched)))))
@@ -95,6 +98,21 @@ class Pipeline:
             if timer is not None:
                 timer.cancel()
             self.flush()
+            self.save_probe_states(watched)
+
+    def save_probe_states(self, watched: Sequence[Watched]) -> None:
+        states = [
+            (item.target.name, state)
+            for item in watched
+            if item.probe.keeps_state and (state := item.probe.saved_state()) is not None
+        ]
+        if not states:
+            return
+        try:
+            self.store.save_probe_states(states)
+        except Exception:
+            # Only a rate's previous sample is lost: the next scrape starts it again.
+            log.exception("cannot record probe state")
 
     def flush(self) -> None:
         try:

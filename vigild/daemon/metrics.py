@@ -12,7 +12,7 @@ the daemon's own, and is appended to the same exposition.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Info, disable_created_metrics
@@ -24,6 +24,7 @@ from prometheus_client.utils import floatToGoString
 
 from vigild import __version__
 from vigild.alerting.engine import Engine
+from vigild.config import Config
 from vigild.daemon.cycle import Watched
 from vigild.model import Observation
 from vigild.redaction import redact, redact_exposition
@@ -92,10 +93,10 @@ class Metrics:
     # -- recording --------------------------------------------------------
 
     def observed(self, item: Watched, observation: Observation, verdicts: list[Verdict]) -> None:
-        target = item.target
-        series = self._targets.get(target.name)
+        name = observation.target
+        series = self._targets.get(name)
         if series is None:
-            series = self._targets[target.name] = self._series(target.name, target.type)
+            series = self._targets[name] = self._series(name, item.target.type)
         series.success = "1" if observation.up else "0"
         series.buckets[bisect.bisect_left(DURATION_BUCKETS, observation.duration)] += 1
         series.duration_sum += observation.duration
@@ -103,18 +104,19 @@ class Metrics:
         series.values = observation.metrics  # never changed after the probe made it
         severity_of = self.engine.severity_of
         for verdict in verdicts:
-            series.severities[verdict.metric] = int(severity_of(target.name, verdict.metric))
+            series.severities[verdict.metric] = int(severity_of(name, verdict.metric))
 
     def notification(self, notifier: str, outcome: str, _age: float) -> None:
         self.notifications.labels(notifier, outcome).inc()
 
-    def retain(self, targets: Iterable[tuple[str, str]]) -> None:
+    def retain(self, config: Config) -> None:
         """After a reload: drop targets that are gone, relabel the rest (secrets may differ)."""
+        kinds = {t.name: t.type for t in config.targets}
         kept = {}
-        for name, kind in targets:
-            series = self._targets.get(name)
-            if series is not None:
-                fresh = self._series(name, kind)
+        for name, series in self._targets.items():
+            owner = config.owner_of(name)
+            if owner is not None:
+                fresh = self._series(name, kinds[owner])
                 series.labels, series.target_label = fresh.labels, fresh.target_label
                 kept[name] = series
         self._targets = kept

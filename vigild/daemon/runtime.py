@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Self
 
 import aiohttp
@@ -71,6 +71,11 @@ class Runtime:
             raise
         self.session = make_session(self.config.daemon.concurrency)
         self.watched = self._watched()
+        states = self.store.load_probe_states()
+        for item in self.watched:
+            state = states.get(item.target.name)
+            if state is not None and item.probe.keeps_state:
+                item.probe.restore_state(state)
         self.engine = Engine(
             self.store,
             self._routes(),
@@ -81,6 +86,7 @@ class Runtime:
         self.delivery = self._delivery()
         self.pipeline = Pipeline(
             self.engine,
+            self.store,
             clock=self.clock,
             concurrency=self.config.daemon.concurrency,
             group_wait=self.config.alerting.group_wait,
@@ -132,17 +138,22 @@ class Runtime:
         for listener in self.outcome_listeners:
             listener(notifier, outcome, age)
 
-    def _watched(self) -> list[Watched]:
+    def _watched(self, previous: Sequence[Watched] = ()) -> list[Watched]:
+        """A probe per target; after a reload, an unchanged target keeps its probe, and
+        with it a rate's previous sample."""
         daemon = self.config.daemon
         self._target_labels = {t.name: tuple(sorted(t.labels.items())) for t in self.config.targets}
-        return [
-            Watched(
-                t,
-                build_probe(t, self.session, t.effective_timeout(daemon)),
-                self.config.rules[t.name],
-            )
-            for t in self.config.targets
-        ]
+        kept = {item.target.name: item for item in previous}
+        watched = []
+        for target in self.config.targets:
+            timeout = target.effective_timeout(daemon)
+            old = kept.get(target.name)
+            if old is not None and old.target == target and old.probe.timeout == timeout:
+                probe = old.probe
+            else:
+                probe = build_probe(target, self.session, timeout)
+            watched.append(Watched(target, probe, self.config.rules[target.name]))
+        return watched
 
     def cycles(self) -> dict[float, list[Watched]]:
         """Targets grouped by interval: one cycle, one scheduler job, per interval."""
@@ -165,7 +176,7 @@ class Runtime:
         for key in ("state_path", "listen"):
             if getattr(old.daemon, key) != getattr(config.daemon, key):
                 log.warning("change takes effect after a restart", key=f"daemon.{key}")
-        self.watched = self._watched()
+        self.watched = self._watched(self.watched)
         self.engine.configure(
             self._routes(),
             flap_limit=config.alerting.flap_limit,
@@ -173,11 +184,15 @@ class Runtime:
             redact=config.redact,
         )
         rules = config.rules
-        self.engine.retain(
-            lambda target, metric: target in rules and base_metric(metric) in rules[target],
-            self.clock(),
-        )
-        self.board.retain(rules)
+
+        def still_watched(observed: str, metric: str) -> bool:
+            owner = config.owner_of(observed)
+            return owner is not None and (
+                metric in rules[owner] or base_metric(metric) in rules[owner]
+            )
+
+        self.engine.retain(still_watched, self.clock())
+        self.board.retain(config.owner_of)
         self.pipeline.concurrency = config.daemon.concurrency
         self.pipeline.group_wait = config.alerting.group_wait
         await self.delivery.stop(drain=2.0)

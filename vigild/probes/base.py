@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import time
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from vigild.model import Observation
 
@@ -21,32 +23,59 @@ class Probe(ABC):
 
     Subclasses implement ``probe``; ``observe`` guarantees that nothing but
     cancellation escapes, so one broken target never breaks a cycle.
+
+    A probe that computes rates keeps its previous sample: ``saved_state`` and
+    ``restore_state`` carry it through the state file, so ``--once`` from cron
+    computes a rate between two runs and a restart does not lose it.
     """
+
+    keeps_state = False
 
     def __init__(self, target: TargetConfig, timeout: float) -> None:
         self.target = target
         self.timeout = timeout
 
     @abstractmethod
-    async def probe(self, now: float) -> Observation:
-        """Read the target once; ``now`` is the cycle's tick, the observation's time."""
+    async def probe(self, now: float) -> Sequence[Observation]:
+        """Read the target once; ``now`` is the cycle's tick, the observations' time.
 
-    async def observe(self, now: float) -> Observation:
+        One observation, or for a target that expands (containers selected by
+        label) one per thing it found, each named ``target/thing``.
+        """
+
+    async def observe(self, now: float) -> Sequence[Observation]:
         started = time.perf_counter()
         try:
-            observation = await self.probe(now)
+            observations = await self.probe(now)
         except Exception as exc:  # a bug in a probe must not stop the cycle
             error = f"probe failed: {type(exc).__name__}: {exc}"
-            observation = Observation(self.target.name, now, up=False, error=error[:200])
-        observation.duration = time.perf_counter() - started
-        return observation
+            observations = (Observation(self.target.name, now, up=False, error=error[:200]),)
+        duration = time.perf_counter() - started
+        for observation in observations:
+            observation.duration = duration
+        return observations
+
+    def saved_state(self) -> dict[str, Any] | None:
+        """What the next run needs (JSON-able), when ``keeps_state``."""
+        return None
+
+    def restore_state(self, state: dict[str, Any]) -> None:  # noqa: B027 (most probes keep none)
+        """Take back ``saved_state`` from an earlier run; a state that does not fit is ignored."""
+
+
+_PROBES = {
+    "http": "vigild.probes.http:HttpProbe",
+    "host": "vigild.probes.host:HostProbe",
+    "prometheus": "vigild.probes.prometheus:PrometheusProbe",
+    "container": "vigild.probes.container:ContainerProbe",
+    "tls": "vigild.probes.tls:TlsProbe",
+    "tcp": "vigild.probes.tcp:TcpProbe",
+}
+"""Imported when a config uses the type: ``--once`` pays only for what it watches."""
 
 
 def build_probe(target: TargetConfig, session: aiohttp.ClientSession, timeout: float) -> Probe:
-    if target.type == "http":
-        from vigild.probes.http import HttpProbe
-
-        return HttpProbe(target, timeout, session)
-    from vigild.probes.host import HostProbe
-
-    return HostProbe(target, timeout)
+    module, _, name = _PROBES[target.type].partition(":")
+    probe_class: Any = getattr(importlib.import_module(module), name)
+    probe: Probe = probe_class(target, timeout, session)
+    return probe

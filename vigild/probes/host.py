@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import aiohttp
 import psutil
 
 from vigild.config import HostTarget
@@ -37,7 +38,9 @@ class HostProbe(Probe):
 
     target: HostTarget
 
-    def __init__(self, target: HostTarget, timeout: float) -> None:
+    def __init__(
+        self, target: HostTarget, timeout: float, _session: aiohttp.ClientSession | None = None
+    ) -> None:
         super().__init__(target, timeout)
         self._disks = tuple((mount, f"disk_percent:{mount}") for mount in target.disks)
         self._timeout_error = f"timeout after {timeout:g}s"
@@ -47,16 +50,16 @@ class HostProbe(Probe):
         self._cpu_sampled = time.monotonic()
         self._cpu_window = min(CPU_MIN_WINDOW, timeout / 2)
 
-    async def probe(self, now: float) -> Observation:
+    async def probe(self, now: float) -> tuple[Observation]:
         name = self.target.name
         try:
             metrics = await asyncio.wait_for(asyncio.to_thread(self._read), self.timeout)
         except TimeoutError:
             # The thread cannot be stopped; it finishes on its own, its result unused.
-            return Observation(name, now, False, self._timeout_error)
+            return (Observation(name, now, False, self._timeout_error),)
         no_disk = self._disks and not any(metric in metrics for _, metric in self._disks)
         missing = _NO_DISK if no_disk else frozenset()
-        return Observation(name, now, True, None, metrics, missing=missing)
+        return (Observation(name, now, True, None, metrics, missing=missing),)
 
     def _read(self) -> dict[str, float]:
         metrics = {

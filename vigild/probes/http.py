@@ -77,7 +77,10 @@ class HttpProbe(Probe):
         # A HEAD answer's Content-Length is that of the body it does not send.
         self._trust_length = target.method != "HEAD"
 
-    async def probe(self, now: float) -> Observation:
+    async def probe(self, now: float) -> tuple[Observation]:
+        return (await self._exchange(now),)
+
+    async def _exchange(self, now: float) -> Observation:
         target = self.target
         metrics: dict[str, float] = {}
         started = time.perf_counter()
