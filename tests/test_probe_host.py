@@ -111,7 +111,7 @@ async def test_hanging_reads_time_out() -> None:
 
 async def test_build_probe_makes_a_host_probe() -> None:
     target = HostTarget.model_validate({"name": "box", "type": "host", "disks": ["/"]})
-    probe = build_probe(target, None, 3.0)  # type: ignore[arg-type]  # a host probe needs no session
+    probe = build_probe(target, None, 3.0)  # type: ignore[arg-type]  # a host probe needs no context
     assert isinstance(probe, HostProbe)
     (obs,) = await probe.observe(now=7.0)
     assert obs.target == "box"

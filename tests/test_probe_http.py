@@ -13,7 +13,7 @@ from targets import TargetServer
 
 from vigild.config import HttpTarget
 from vigild.model import Observation
-from vigild.probes.base import build_probe
+from vigild.probes.base import ProbeContext, build_probe
 from vigild.probes.http import HttpProbe
 
 MiB = 2**20
@@ -29,7 +29,7 @@ def make_probe(
     session: aiohttp.ClientSession, url: str, probe_timeout: float = 5.0, **keys: Any
 ) -> HttpProbe:
     target = HttpTarget.model_validate({"name": "svc", "type": "http", "url": url, **keys})
-    return HttpProbe(target, probe_timeout, session)
+    return HttpProbe(target, probe_timeout, ProbeContext(session))
 
 
 async def probe_once(
@@ -589,7 +589,7 @@ async def test_build_probe_and_observe(
     session: aiohttp.ClientSession, target_server: TargetServer
 ) -> None:
     target = HttpTarget.model_validate({"name": "built", "url": target_server.url()})
-    probe = build_probe(target, session, 2.0)
+    probe = build_probe(target, ProbeContext(session), 2.0)
     assert isinstance(probe, HttpProbe)
     (obs,) = await probe.observe(5.0)
     assert obs.up is True

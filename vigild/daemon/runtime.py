@@ -24,7 +24,7 @@ from vigild.alerting.store import Store
 from vigild.config import Config, split_listen
 from vigild.daemon.cycle import Pipeline, ResultListener, Watched
 from vigild.model import Observation
-from vigild.probes.base import build_probe
+from vigild.probes.base import ProbeContext, build_probe
 from vigild.status import Board
 from vigild.thresholds import Verdict, base_metric
 
@@ -70,6 +70,7 @@ class Runtime:
             self.lock.release()
             raise
         self.session = make_session(self.config.daemon.concurrency)
+        self.probe_context = ProbeContext(self.session)
         self.watched = self._watched()
         states = self.store.load_probe_states()
         for item in self.watched:
@@ -102,7 +103,7 @@ class Runtime:
             return
         self._opened = False
         # Every step runs even when one fails, and every failure is logged.
-        for step in (self.delivery.stop(drain), self.session.close()):
+        for step in (self.delivery.stop(drain), self.probe_context.close(), self.session.close()):
             try:
                 await step
             except Exception as exc:
@@ -151,7 +152,7 @@ class Runtime:
             if old is not None and old.target == target and old.probe.timeout == timeout:
                 probe = old.probe
             else:
-                probe = build_probe(target, self.session, timeout)
+                probe = build_probe(target, self.probe_context, timeout)
             watched.append(Watched(target, probe, self.config.rules[target.name]))
         return watched
 

@@ -14,8 +14,9 @@ if TYPE_CHECKING:
     import aiohttp
 
     from vigild.config import TargetConfig
+    from vigild.engine_api import EngineClient
 
-__all__ = ["Probe", "build_probe"]
+__all__ = ["Probe", "ProbeContext", "build_probe"]
 
 
 class Probe(ABC):
@@ -74,8 +75,31 @@ _PROBES = {
 """Imported when a config uses the type: ``--once`` pays only for what it watches."""
 
 
-def build_probe(target: TargetConfig, session: aiohttp.ClientSession, timeout: float) -> Probe:
+class ProbeContext:
+    """What the probes of one run share: its ClientSession, and one client per container
+    engine (a unix-socket connection pool each), closed with the run."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+        self._engines: dict[str | None, EngineClient] = {}
+
+    def engine(self, url: str | None) -> EngineClient:
+        """The client of ``url``, or of the engine found on this host for None."""
+        client = self._engines.get(url)
+        if client is None:
+            from vigild.engine_api import connect
+
+            client = self._engines[url] = connect(url)
+        return client
+
+    async def close(self) -> None:
+        engines, self._engines = list(self._engines.values()), {}
+        for client in engines:
+            await client.close()
+
+
+def build_probe(target: TargetConfig, context: ProbeContext, timeout: float) -> Probe:
     module, _, name = _PROBES[target.type].partition(":")
     probe_class: Any = getattr(importlib.import_module(module), name)
-    probe: Probe = probe_class(target, timeout, session)
+    probe: Probe = probe_class(target, timeout, context)
     return probe

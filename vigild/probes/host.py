@@ -9,12 +9,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-import aiohttp
 import psutil
 
 from vigild.config import HostTarget
 from vigild.model import Observation
-from vigild.probes.base import Probe
+from vigild.probes.base import Probe, ProbeContext
 
 __all__ = ["HostProbe"]
 
@@ -39,7 +38,7 @@ class HostProbe(Probe):
     target: HostTarget
 
     def __init__(
-        self, target: HostTarget, timeout: float, _session: aiohttp.ClientSession | None = None
+        self, target: HostTarget, timeout: float, _context: ProbeContext | None = None
     ) -> None:
         super().__init__(target, timeout)
         self._disks = tuple((mount, f"disk_percent:{mount}") for mount in target.disks)

@@ -21,7 +21,7 @@ import yarl
 
 from vigild.config import HttpTarget
 from vigild.model import Observation
-from vigild.probes.base import Probe
+from vigild.probes.base import Probe, ProbeContext
 
 __all__ = ["HttpProbe", "health_of"]
 
@@ -50,9 +50,9 @@ class HttpProbe(Probe):
 
     target: HttpTarget
 
-    def __init__(self, target: HttpTarget, timeout: float, session: aiohttp.ClientSession) -> None:
+    def __init__(self, target: HttpTarget, timeout: float, context: ProbeContext) -> None:
         super().__init__(target, timeout)
-        self.session = session
+        self.session = context.session
         # Everything that does not change between requests is built once: this runs
         # for every target every cycle (a parsed URL is not parsed again by aiohttp).
         self._url: yarl.URL | str
