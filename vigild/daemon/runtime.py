@@ -46,7 +46,10 @@ def build_notifiers(config: Config, session: aiohttp.ClientSession) -> dict[str,
     host, port = split_listen(config.daemon.listen)
     shown = f"[{host}]" if ":" in host else host
     context = NotifierContext(
-        session=session, external_url=f"http://{shown}:{port}", redact=config.redact
+        session=session,
+        external_url=f"http://{shown}:{port}",
+        redact=config.redact,
+        interval=config.daemon.interval,
     )
     return {n.name: backend(n.type)(n, context) for n in config.notifiers}
 
@@ -119,7 +122,9 @@ class Runtime:
                 name=n.name,
                 min_rank=n.min_rank,
                 send_resolved=n.send_resolved,
-                repeat_interval=n.repeat_interval or self.config.alerting.repeat_interval,
+                repeat_interval=self.config.daemon.interval
+                if backend(n.type).keepalive
+                else n.repeat_interval or self.config.alerting.repeat_interval,
             )
             for n in self.config.notifiers
         ]
