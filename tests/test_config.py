@@ -234,35 +234,64 @@ def test_features_not_built_yet_fail_loudly(tmp_path: Path) -> None:
         tmp_path,
         """
 [daemon]
-api_token = "x"
-[[targets]]
-name = "m"
-type = "prometheus"
-url = "http://127.0.0.1:1/metrics"
+actions_enabled = true
 [[targets]]
 name = "api"
 type = "http"
 url = "http://127.0.0.1:1/"
-depends_on = ["m"]
-[[notifiers]]
-name = "oncall"
-type = "pagerduty"
-routing_key = "k"
 [[actions]]
 name = "rollback"
 """,
     )
     text = "\n".join(found)
-    for where in (
-        "daemon.api_token",
-        "targets[1].depends_on",
-        "notifiers[0].type",
-        "actions",
-    ):
+    for where in ("daemon.actions_enabled", "actions"):
         assert (
             f"{where}: " in text
             and "not supported yet" in text.split(f"{where}: ")[1].split("\n")[0]
         )
+
+
+def test_references_must_name_targets(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        """
+[daemon]
+connectivity_check = "router"
+[[targets]]
+name = "api"
+type = "http"
+url = "http://127.0.0.1:1/"
+depends_on = ["db", "api"]
+""",
+    )
+    assert any(p.endswith("daemon.connectivity_check: no target named 'router'") for p in found)
+    assert any(p.endswith("targets[0].depends_on: no target named 'db'") for p in found)
+    assert any(p.endswith("targets[0].depends_on: a target cannot depend on itself") for p in found)
+
+
+def test_silences_need_a_span_and_a_valid_schedule(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        MINIMAL
+        + """
+[[silences]]
+matchers = { target = "api" }
+[[silences]]
+schedule = "Sun 02:00-04:00"
+timezone = "Mars/Olympus"
+[[silences]]
+schedule = "Someday 02:00-04:00"
+[[silences]]
+schedule = "Sat,Sun 23:00-01:00"
+timezone = "Europe/Berlin"
+comment = "weekly maintenance"
+""",
+    )
+    text = "\n".join(found)
+    assert "silences[0]: a silence needs ends, duration or schedule" in text
+    assert "silences[1]: unknown time zone 'Mars/Olympus'" in text
+    assert "silences[2]: 'someday' is not a day" in text
+    assert "silences[3]" not in text
 
 
 def test_duplicate_names_and_unknown_types(tmp_path: Path) -> None:

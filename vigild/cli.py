@@ -55,6 +55,25 @@ def _parser() -> argparse.ArgumentParser:
         "test-notify", parents=[common], help="send a test message through each notifier"
     )
     notify.add_argument("--notifier", metavar="NAME", help="only this notifier")
+    silence = commands.add_parser(
+        "silence", parents=[common], help="mute notifications in the running daemon"
+    )
+    verbs = silence.add_subparsers(dest="verb", metavar="VERB", required=True)
+    add = verbs.add_parser(
+        "add", parents=[common], help="add a silence (matchers are globs, default *)"
+    )
+    add.add_argument("--target", default="*", help="target glob, e.g. 'covabot*'")
+    add.add_argument("--metric", default="*", help="metric glob, e.g. 'disk_percent:*'")
+    add.add_argument("--severity", default="*", help="warning, critical, unknown or *")
+    span = add.add_mutually_exclusive_group(required=True)
+    span.add_argument("--duration", help='how long from now (or --starts), e.g. "2h"')
+    span.add_argument("--ends", help="RFC 3339 end, e.g. 2026-11-24T04:00:00Z")
+    add.add_argument("--starts", help="RFC 3339 start (default: now)")
+    add.add_argument("--comment", default="", help="why, for whoever looks next")
+    add.add_argument("--created-by", default="", help="who (default: $USER)")
+    verbs.add_parser("list", parents=[common], help="list silences and whether they are active")
+    expire = verbs.add_parser("expire", parents=[common], help="end a silence now")
+    expire.add_argument("id", help="the silence's id, as `silence list` shows it")
     return parser
 
 
@@ -92,9 +111,60 @@ def main(argv: Sequence[str] | None = None) -> int:
         delivered, lines = asyncio.run(test_notify(config, args.notifier))
         print("\n".join(lines))
         return 0 if delivered else 1
+    if command == "silence":
+        return _silence(config, args)
     if args.once:
         return _once(config, args.format)
     return _run(config)
+
+
+def _silence(config: Config, args: argparse.Namespace) -> int:
+    import getpass
+
+    from vigild.client import ApiError, call
+
+    try:
+        if args.verb == "add":
+            body = {
+                "matchers": {
+                    "target": args.target,
+                    "metric": args.metric,
+                    "severity": args.severity,
+                },
+                "comment": args.comment,
+                "created_by": args.created_by or getpass.getuser(),
+            }
+            for key in ("duration", "starts", "ends"):
+                if getattr(args, key):
+                    body[key] = getattr(args, key)
+            answer = asyncio.run(call(config, "POST", "/api/silences", body))
+            print(answer["id"])
+        elif args.verb == "list":
+            listing = asyncio.run(call(config, "GET", "/api/silences"))
+            print(_silence_table(listing))
+        else:
+            asyncio.run(call(config, "DELETE", f"/api/silences/{args.id}"))
+            print(f"expired {args.id}")
+    except ApiError as exc:
+        print(f"vigild: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _silence_table(listing: list[dict[str, Any]]) -> str:
+    if not listing:
+        return "no silences"
+    lines = []
+    for s in listing:
+        m = s["matchers"]
+        when = s["schedule"] or f"{s['starts'] or 'now'} .. {s['ends']}"
+        state = "active" if s["active"] else "inactive"
+        comment = f"  # {s['comment']}" if s["comment"] else ""
+        lines.append(
+            f"{s['id']}  {state:<8} target={m['target']} metric={m['metric']} "
+            f"severity={m['severity']}  {when}  ({s['source']}){comment}"
+        )
+    return "\n".join(lines)
 
 
 def _configure_logging(config: Config, args: argparse.Namespace) -> None:

@@ -16,10 +16,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -35,6 +36,9 @@ from vigild.model import Severity
 from vigild.probes import REPORTED_METRICS
 from vigild.redaction import redact
 
+if TYPE_CHECKING:
+    from vigild.alerting.silences import Silence
+
 __all__ = [
     "AlertingConfig",
     "Config",
@@ -46,6 +50,7 @@ __all__ = [
     "NotifierConfig",
     "ProcessCheck",
     "PrometheusTarget",
+    "SilenceConfig",
     "TargetConfig",
     "TcpTarget",
     "ThresholdSpec",
@@ -58,12 +63,8 @@ __all__ = [
 DEFAULT_PATHS = (Path("thresholds.toml"), Path("/etc/vigild/thresholds.toml"))
 
 # Names from DESIGN.md whose features later work adds: they fail loudly, never silently.
-NOT_SUPPORTED_YET_NOTIFIER_TYPES = frozenset({"pagerduty", "alertmanager"})
-NOT_SUPPORTED_YET_SECTIONS = frozenset({"actions", "silences"})
-NOT_SUPPORTED_YET_DAEMON_KEYS = frozenset(
-    {"api_token", "heartbeat_url", "connectivity_check", "actions_enabled", "shard", "retention"}
-)
-NOT_SUPPORTED_YET_TARGET_KEYS = frozenset({"depends_on"})
+NOT_SUPPORTED_YET_SECTIONS = frozenset({"actions"})
+NOT_SUPPORTED_YET_DAEMON_KEYS = frozenset({"actions_enabled", "shard", "retention"})
 
 
 class ConfigError(Exception):
@@ -179,6 +180,23 @@ class DaemonConfig(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     concurrency: int = Field(default=100, ge=1, le=10_000)
+    api_token: str | None = None
+    """Bearer token that POST/DELETE on the API must carry; unset: writes are refused
+    (except on a unix-socket listener, which file permissions guard)."""
+    heartbeat_url: str | None = None
+    """Pinged after every completed cycle (a healthchecks.io-style dead-man's switch)."""
+    connectivity_check: str | None = None
+    """A target whose failure means vigild itself lost its network."""
+
+    @field_validator("heartbeat_url")
+    @classmethod
+    def _heartbeat_is_http(cls, value: str | None) -> str | None:
+        return _http_url(value) if value else None
+
+    @field_validator("api_token")
+    @classmethod
+    def _token_or_none(cls, value: str | None) -> str | None:
+        return value or None
 
     @field_validator("listen")
     @classmethod
@@ -204,11 +222,18 @@ class DaemonConfig(BaseSettings):
         return (env_settings, init_settings)
 
 
+def unix_listen(listen: str) -> str | None:
+    """The socket path of ``"unix:/run/vigild/api.sock"``, None for HOST:PORT."""
+    return listen.removeprefix("unix:") if listen.startswith("unix:") else None
+
+
 def split_listen(listen: str) -> tuple[str, int]:
     """``"127.0.0.1:9469"``, ``"[::1]:9469"`` or ``":9469"`` (all interfaces)."""
+    if unix_listen(listen) is not None:
+        return "localhost", 0
     host, sep, port = listen.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"listen must be HOST:PORT, got {listen!r}")
+        raise ValueError(f"listen must be HOST:PORT or unix:/path, got {listen!r}")
     host = host.strip("[]") or "0.0.0.0"
     return host, int(port)
 
@@ -217,6 +242,70 @@ class AlertingConfig(_Strict):
     repeat_interval: Duration = Field(default=4 * 3600.0, gt=0)
     flap_limit: int = Field(default=4, ge=1)
     group_wait: Duration = 1.0
+    max_alerts_per_message: int = Field(default=50, ge=1)
+    """A host going down is one message, but a message stays readable (and under
+    Discord's and Slack's size limits): beyond this, the rest go in further messages."""
+
+
+class SilenceMatchers(_Strict):
+    """Globs: ``covabot*``, ``disk_percent:*``; severity ``warning``, ``critical``, ``*``."""
+
+    target: str = "*"
+    metric: str = "*"
+    severity: str = "*"
+
+
+class SilenceConfig(_Strict):
+    """``[[silences]]`` (and the body of ``POST /api/silences``)."""
+
+    matchers: SilenceMatchers = SilenceMatchers()
+    starts: AwareDatetime | None = None
+    ends: AwareDatetime | None = None
+    duration: Duration | None = Field(default=None, gt=0)
+    """Instead of ``ends``: how long from ``starts`` (or from now)."""
+    schedule: str | None = None
+    """A weekly maintenance window: ``"Sun 02:00-04:00"``, ``"Mon-Fri 22:00-23:00"``."""
+    timezone: str = "UTC"
+    comment: str = ""
+    created_by: str = ""
+
+    @model_validator(mode="after")
+    def _one_span(self) -> Self:
+        if self.schedule is not None:
+            if self.starts or self.ends or self.duration:
+                raise ValueError("a silence has either a schedule or starts/ends, not both")
+            from vigild.alerting.silences import parse_schedule
+
+            parse_schedule(self.schedule, self.timezone)
+        elif self.ends is None and self.duration is None:
+            raise ValueError("a silence needs ends, duration or schedule")
+        elif self.ends is not None and self.duration is not None:
+            raise ValueError("give ends or duration, not both")
+        elif self.ends is not None and self.starts is not None and self.ends <= self.starts:
+            raise ValueError("ends must be after starts")
+        return self
+
+    def silence(self, silence_id: str, now: float, source: str) -> Silence:
+        from vigild.alerting.silences import Silence, parse_schedule
+
+        window = parse_schedule(self.schedule, self.timezone) if self.schedule is not None else None
+        starts = self.starts.timestamp() if self.starts is not None else None
+        if self.duration is not None:
+            ends: float | None = (starts if starts is not None else now) + self.duration
+        else:
+            ends = self.ends.timestamp() if self.ends is not None else None
+        return Silence(
+            id=silence_id,
+            target=self.matchers.target,
+            metric=self.matchers.metric,
+            severity=self.matchers.severity,
+            starts=starts if window is None else None,
+            ends=ends,
+            window=window,
+            comment=self.comment,
+            created_by=self.created_by,
+            source=source,
+        )
 
 
 class _TargetBase(_Strict):
@@ -226,6 +315,8 @@ class _TargetBase(_Strict):
     max_body: ByteSize = 2**20
     labels: dict[str, str] = {}
     thresholds: dict[str, ThresholdSpec] = {}
+    depends_on: list[str] = []
+    """Targets this one needs: while one is down, this one's alerts are held back."""
 
     def reported_metrics(self) -> frozenset[str]:
         """The base names of every metric this target can report (for threshold checks)."""
@@ -447,10 +538,21 @@ class NotifierConfig(_Strict):
     repeat_interval: Duration | None = Field(default=None, gt=0)
     timeout: Duration = Field(default=10.0, gt=0)
     max_age: Duration = Field(default=24 * 3600.0, gt=0)
+    max_pending: int = Field(default=1000, ge=1)
+    """Outbox bound: beyond it, superseded messages go first, then the oldest."""
     options: BaseModel = Field(default_factory=BaseModel, exclude=True)
 
     COMMON_KEYS: ClassVar[frozenset[str]] = frozenset(
-        {"name", "type", "min_severity", "send_resolved", "repeat_interval", "timeout", "max_age"}
+        {
+            "name",
+            "type",
+            "min_severity",
+            "send_resolved",
+            "repeat_interval",
+            "timeout",
+            "max_age",
+            "max_pending",
+        }
     )
 
     @property
@@ -470,6 +572,7 @@ class _FileShape(_Strict):
     thresholds: dict[str, dict[str, Any]] = {}
     targets: list[dict[str, Any]] = []
     notifiers: list[dict[str, Any]] = []
+    silences: list[dict[str, Any]] = []
 
 
 @dataclass(frozen=True)
@@ -485,6 +588,7 @@ class Config:
     secrets: frozenset[str] = frozenset()
     warnings: tuple[str, ...] = ()
     disabled_notifiers: tuple[str, ...] = field(default=())
+    silences: tuple[SilenceConfig, ...] = ()
 
     def redact(self, text: str) -> str:
         return redact(text, self.secrets)
@@ -589,6 +693,12 @@ class _Builder:
         }
         targets, rules = self.targets(shape.targets, defaults, default_rules)
         notifiers, disabled = self.notifiers(shape.notifiers)
+        silences = [
+            silence
+            for i, raw_silence in enumerate(shape.silences)
+            if (silence := self.validate(SilenceConfig, raw_silence, ("silences", i))) is not None
+        ]
+        self.references(daemon, targets)
         if self.problems or daemon is None or alerting is None:
             raise ConfigError(self.problems)
         warnings = tuple(
@@ -604,7 +714,21 @@ class _Builder:
             secrets=frozenset(self.secrets),
             warnings=warnings,
             disabled_notifiers=tuple(disabled),
+            silences=tuple(silences),
         )
+
+    def references(self, daemon: DaemonConfig | None, targets: list[TargetConfig]) -> None:
+        """Names that must name a target: ``depends_on``, ``connectivity_check``."""
+        names = {t.name for t in targets}
+        for i, target in enumerate(targets):
+            for dependency in target.depends_on:
+                if dependency == target.name:
+                    self.problem(("targets", i, "depends_on"), "a target cannot depend on itself")
+                elif dependency not in names:
+                    self.problem(("targets", i, "depends_on"), f"no target named {dependency!r}")
+        check = daemon.connectivity_check if daemon is not None else None
+        if check is not None and check not in names:
+            self.problem(("daemon", "connectivity_check"), f"no target named {check!r}")
 
     # -- ${VAR} -----------------------------------------------------------
 
@@ -686,11 +810,8 @@ class _Builder:
                 reason = "required key missing" if kind is None else f"unknown type {kind!r}"
                 self.problem((*loc, "type"), f"{reason} (expected one of: {expected})")
                 continue
-            for key in NOT_SUPPORTED_YET_TARGET_KEYS & raw.keys():
-                self.problem((*loc, key), "not supported yet")
-            known = {k: v for k, v in raw.items() if k not in NOT_SUPPORTED_YET_TARGET_KEYS}
             try:
-                target: TargetConfig = _TARGET_MODELS[kind].model_validate(known)  # type: ignore[assignment]
+                target: TargetConfig = _TARGET_MODELS[kind].model_validate(raw)  # type: ignore[assignment]
             except ValidationError as exc:
                 self.pydantic_problems(loc, exc)
                 continue
@@ -750,9 +871,6 @@ class _Builder:
         for i, raw in enumerate(raws):
             loc: tuple[str | int, ...] = ("notifiers", i)
             kind = raw.get("type", "apprise")
-            if kind in NOT_SUPPORTED_YET_NOTIFIER_TYPES:
-                self.problem((*loc, "type"), f"notifier type {kind!r} is not supported yet")
-                continue
             try:
                 backend = base.backend(kind)
             except LookupError as exc:

@@ -12,6 +12,7 @@ from typing import Any
 
 from vigild import __version__
 from vigild.alerting.engine import Alert, Engine
+from vigild.alerting.silences import Silence
 from vigild.config import Config, HttpTarget, PrometheusTarget, TargetConfig
 from vigild.model import Observation, Severity, rfc3339, worst
 from vigild.thresholds import Verdict
@@ -51,16 +52,18 @@ class Board:
 
     def document(self, config: Config, engine: Engine, now: float | None = None) -> dict[str, Any]:
         now = time.time() if now is None else now
+        down = engine.down_targets()
         return {
             "version": __version__,
             "generated_at": _stamp(now),
             "worst": self.worst().label,
             "targets": [entry for t in config.targets for entry in self._entries(t)],
             "alerts": [
-                _alert(a, engine.inhibited(a), now)
+                _alert(a, engine.held_back(a, down), engine.silenced(a, now), now)
                 for a in sorted(engine.alerts(), key=lambda a: (a.target, a.metric))
                 if a.visible or a.pending
             ],
+            "silences": engine.silences.listing(now),
         }
 
     def _entries(self, target: TargetConfig) -> Iterator[dict[str, Any]]:
@@ -107,7 +110,9 @@ class Board:
         return entry
 
 
-def _alert(alert: Alert, inhibited: bool, now: float) -> dict[str, Any]:
+def _alert(
+    alert: Alert, held_back: str | None, silence: Silence | None, now: float
+) -> dict[str, Any]:
     if alert.flapping:
         state = "flapping"
     elif alert.severity is None:
@@ -128,7 +133,9 @@ def _alert(alert: Alert, inhibited: bool, now: float) -> dict[str, Any]:
         "threshold": alert.threshold,
         "runbook": alert.runbook,
         "note": alert.note,
-        "inhibited": inhibited,
+        "inhibited": held_back is not None,
+        "inhibited_because": held_back,
+        "silenced_by": silence.id if silence is not None else None,
     }
 
 
@@ -157,7 +164,9 @@ def text_report(document: dict[str, Any]) -> str:
     if alerts:
         lines.append("open alerts:")
     for alert in alerts:
-        extra = " (inhibited: target down)" if alert["inhibited"] else ""
+        extra = f" (held back: {alert['inhibited_because']})" if alert["inhibited"] else ""
+        if alert["silenced_by"]:
+            extra += f" (silenced by {alert['silenced_by']})"
         lines.append(
             f"  {alert['severity'].upper():<8} {alert['target']} {alert['metric']} "
             f"value={_number(alert['value'])} threshold={_number(alert['threshold'])} "

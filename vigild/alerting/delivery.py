@@ -58,15 +58,56 @@ class Delivery:
         self._idle = {name: asyncio.Event() for name in self._notifiers}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._last_error: dict[str, str] = {}
+        self.pending = {name: store.outbox_pending(name) for name in self._notifiers}
+        """Messages waiting per notifier, for ``vigild_outbox_pending``."""
 
     def start(self) -> None:
         for name in self._notifiers:
             self._workers[name] = asyncio.create_task(self._work(name), name=f"deliver:{name}")
 
     def wake(self) -> None:
+        """New messages are queued: bound each outbox, then let the workers at them."""
         for name, event in self._wakeups.items():
+            self._bound(name)
             self._idle[name].clear()
             event.set()
+
+    def _bound(self, name: str) -> None:
+        """Keep a notifier's outbox within ``max_pending``.
+
+        What goes first is what its reader would never miss: a message every
+        alert of which a later message also covers (resolved ones before
+        firing ones), and only then the oldest.
+        """
+        limit = self._notifiers[name].config.max_pending
+        count = self.pending[name] = self._store.outbox_pending(name)
+        if count <= limit:
+            return
+        ranked: list[tuple[int, int]] = []  # (preference, id): lower goes first
+        covered_later: set[str] = set()
+        for entry_id, payload in reversed(self._store.outbox_entries(name)):
+            try:
+                events = json.loads(payload)["events"]
+                alerts = {e["fingerprint"] for e in events}
+                resolved = all(e["kind"] == "resolved" for e in events)
+            except (ValueError, KeyError, TypeError):
+                alerts, resolved = set(), True  # unreadable: it could never be sent anyway
+            superseded = alerts <= covered_later
+            covered_later |= alerts
+            ranked.append((0 if superseded and resolved else 1 if superseded else 2, entry_id))
+        ranked.sort()
+        victims = ranked[: count - limit]
+        for _preference, entry_id in victims:
+            self._store.outbox_remove(entry_id)
+            self._on_outcome(name, "dropped", 0.0)
+        self.pending[name] = limit
+        log.error(
+            "outbox full: notifications dropped",
+            notifier=name,
+            dropped=len(victims),
+            max_pending=limit,
+            superseded=sum(1 for preference, _ in victims if preference < 2),
+        )
 
     async def stop(self, drain: float) -> None:
         """Give due messages up to ``drain`` seconds to go out, then stop the workers
@@ -120,6 +161,12 @@ class Delivery:
 
     async def _attempt(self, name: str, entry: OutboxEntry) -> bool:
         """Try one message; True when it left the outbox (sent, failed for good, expired)."""
+        left = await self._try(name, entry)
+        if left:
+            self.pending[name] = max(0, self.pending[name] - 1)
+        return left
+
+    async def _try(self, name: str, entry: OutboxEntry) -> bool:
         notifier = self._notifiers[name]
         now = self._clock()
         age = now - entry.created

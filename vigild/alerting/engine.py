@@ -15,12 +15,13 @@ the notifications of that flush, in one transaction.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
+from vigild.alerting.silences import Silence, Silences
 from vigild.alerting.store import AlertRow, Store
 from vigild.model import FLAP_WINDOW, AlertEvent, EventKind, Notification, Severity, fingerprint
 from vigild.thresholds import Verdict
@@ -190,12 +191,20 @@ class Engine:
         flap_limit: int,
         labels: Labels,
         redact: Callable[[str], str],
+        silences: Silences | None = None,
+        dependencies: Mapping[str, Sequence[str]] | None = None,
+        connectivity: str | None = None,
+        max_per_message: int = 50,
     ) -> None:
         """Take a (reloaded) config's notifiers and settings; alert state stays."""
         self.routes = tuple(routes)
         self.flap_limit = flap_limit
         self._labels = labels
         self._redact = redact
+        self.silences = silences if silences is not None else Silences(_NoSilenceStore())
+        self._dependencies = dependencies or {}
+        self.connectivity = connectivity
+        self.max_per_message = max_per_message
 
     # -- reading ----------------------------------------------------------
 
@@ -299,12 +308,37 @@ class Engine:
 
     # -- notifying --------------------------------------------------------
 
-    def inhibited(self, alert: Alert) -> bool:
-        """A target that is down says nothing about its other metrics."""
-        if alert.metric == "up":
-            return False
-        up = self._alerts.get((alert.target, "up"))
-        return up is not None and up.severity is not None
+    def down_targets(self) -> set[str]:
+        """Targets whose ``up`` alert is open; a target that expands (containers by
+        label) counts as down when any of its parts is."""
+        down = set()
+        for (target, metric), alert in self._alerts.items():
+            if metric == "up" and alert.severity is not None:
+                down.add(target)
+                part = target
+                while "/" in part:
+                    part = part.rpartition("/")[0]
+                    down.add(part)
+        return down
+
+    def held_back(self, alert: Alert, down: set[str]) -> str | None:
+        """Why this alert must not be told now, if it must not: the readings behind it
+        say more about something else that is down (``down`` from ``down_targets``)."""
+        if not down:
+            return None
+        if self.connectivity in down and alert.target != self.connectivity:
+            return "vigild lost its network"
+        if alert.metric != "up" and alert.target in down:
+            return "target down"
+        owner = alert.target if alert.target in self._dependencies else alert.target.split("/")[0]
+        for dependency in self._dependencies.get(owner, ()):
+            if dependency in down:
+                return f"depends on {dependency}, which is down"
+        return None
+
+    def silenced(self, alert: Alert, now: float) -> Silence | None:
+        severity = (alert.severity or alert.peak or Severity.WARNING).label
+        return self.silences.covering(alert.target, alert.metric, severity, now)
 
     def flush(self, now: float) -> list[Notification]:
         """Persist what changed and queue the notifications it causes, in one transaction."""
@@ -312,9 +346,10 @@ class Engine:
             return []
         events: dict[str, list[AlertEvent]] = {route.name: [] for route in self.routes}
         told_updates: list[tuple[Alert, str, tuple[str, float] | None]] = []
+        down = self.down_targets()
         for alert in self._touched.values():
-            if self.inhibited(alert):
-                continue
+            if self.held_back(alert, down) is not None or self.silenced(alert, now) is not None:
+                continue  # told nothing now; told what it missed once released
             for route in self.routes:
                 event, told = self._difference(alert, route, now)
                 if told is not _UNCHANGED:
@@ -322,8 +357,11 @@ class Engine:
                 if event is not None:
                     events[route.name].append(event)
         route_names = {route.name for route in self.routes}
+        size = self.max_per_message
         notifications = [
-            Notification(name, now, tuple(items)) for name, items in events.items() if items
+            Notification(name, now, tuple(items[start : start + size]))
+            for name, items in events.items()
+            for start in range(0, len(items), size)
         ]
         upserts: list[AlertRow] = []
         deletes: list[str] = []
@@ -415,8 +453,14 @@ class Engine:
             ended=alert.ended if kind == "resolved" else None,
             runbook=alert.runbook,
             labels=self._labels(alert.target),
-            note=alert.note if kind != "resolved" else None,
+            note=self._note(alert) if kind != "resolved" else None,
         )
+
+    def _note(self, alert: Alert) -> str | None:
+        if alert.target == self.connectivity and alert.metric == "up":
+            cause = f" ({alert.note})" if alert.note else ""
+            return f"vigild lost its network{cause}: other alerts are held back until it is back"
+        return alert.note
 
     # -- reading the state ------------------------------------------------
 
@@ -442,6 +486,16 @@ class Engine:
 
 
 _UNCHANGED = object()
+
+
+class _NoSilenceStore:
+    """For an engine built without silences (tests, tools): nothing to keep."""
+
+    def save_silence(self, silence_id: str, row: dict[str, Any]) -> None:
+        raise RuntimeError("this engine keeps no silences")
+
+    def delete_silence(self, silence_id: str) -> None:
+        raise RuntimeError("this engine keeps no silences")
 
 
 def _apply_told(alert: Alert, notifier: str, told: tuple[str, float] | None) -> None:

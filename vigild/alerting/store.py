@@ -1,4 +1,4 @@
-"""SQLite state: alert states, the notification outbox and probes' last samples, in one file.
+"""SQLite state: alerts, the notification outbox, probes' last samples and silences.
 
 Alert transitions and the notifications they cause are written in one
 transaction, so after any crash either both exist or neither does. WAL with
@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_by_notifier ON outbox (notifier, id);
 CREATE TABLE IF NOT EXISTS probe_state (target TEXT PRIMARY KEY, state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS silences (id TEXT PRIMARY KEY, silence TEXT NOT NULL);
 """
 
 
@@ -139,6 +140,27 @@ class Store:
                 ((target, json.dumps(state)) for target, state in states),
             )
 
+    # -- silences ---------------------------------------------------------
+
+    def load_silences(self) -> list[tuple[str, dict[str, Any]]]:
+        rows = []
+        for silence_id, text in self._db.execute("SELECT id, silence FROM silences"):
+            try:
+                rows.append((silence_id, json.loads(text)))
+            except ValueError:
+                continue
+        return rows
+
+    def save_silence(self, silence_id: str, row: dict[str, Any]) -> None:
+        self._db.execute(
+            "INSERT INTO silences (id, silence) VALUES (?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET silence = excluded.silence",
+            (silence_id, json.dumps(row)),
+        )
+
+    def delete_silence(self, silence_id: str) -> None:
+        self._db.execute("DELETE FROM silences WHERE id = ?", (silence_id,))
+
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
 
@@ -156,6 +178,13 @@ class Store:
     def outbox_pending(self, notifier: str) -> int:
         row = self._db.execute("SELECT count(*) FROM outbox WHERE notifier = ?", (notifier,))
         return int(row.fetchone()[0])
+
+    def outbox_entries(self, notifier: str) -> list[tuple[int, str]]:
+        """(id, payload) of every queued message of ``notifier``, oldest first."""
+        rows = self._db.execute(
+            "SELECT id, payload FROM outbox WHERE notifier = ? ORDER BY id", (notifier,)
+        )
+        return [(int(entry_id), payload) for entry_id, payload in rows]
 
     def outbox_remove(self, entry_id: int) -> None:
         self._db.execute("DELETE FROM outbox WHERE id = ?", (entry_id,))

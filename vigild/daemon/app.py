@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -19,7 +20,7 @@ import structlog
 from aiohttp import web
 
 from vigild import __version__, logs
-from vigild.config import Config, ConfigError, load, split_listen
+from vigild.config import Config, ConfigError, load, split_listen, unix_listen
 from vigild.daemon.cycle import Watched
 from vigild.daemon.metrics import Metrics
 from vigild.daemon.runtime import Runtime
@@ -71,14 +72,24 @@ class Daemon:
     async def setup(self) -> None:
         self._expect("new", "set up")
         self.runtime = await Runtime(self.config, clock=self.clock).open()
-        self.metrics = Metrics(self.runtime.engine, secrets=lambda: self.config.secrets)
+        self.metrics = Metrics(
+            self.runtime.engine,
+            secrets=lambda: self.config.secrets,
+            pending=lambda: self.runtime.delivery.pending,
+        )
         self.runtime.result_listeners.append(self.metrics.observed)
         self.runtime.outcome_listeners.append(self.metrics.notification)
+        self.runtime.cycle_listeners.append(self.metrics.cycle_completed)
+        self.runtime.heartbeat_listeners.append(self.metrics.heartbeat)
         app = make_app(
             exposition=self.metrics.exposition,
             status=lambda: self.runtime.board.document(self.config, self.runtime.engine),
             ready=lambda: self.ready,
             secrets=lambda: self.config.secrets,  # a reload changes them
+            silences=lambda: self.runtime.engine.silences,
+            api_token=lambda: self.config.daemon.api_token,
+            unix_socket=unix_listen(self.config.daemon.listen) is not None,
+            clock=self.clock,
         )
         self.runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self.runner.setup()
@@ -87,8 +98,15 @@ class Daemon:
 
     async def start(self) -> None:
         self._expect("set up", "start")
-        host, port = split_listen(self.config.daemon.listen)
-        await web.TCPSite(self.runner, host, port).start()
+        listen = self.config.daemon.listen
+        socket_path = unix_listen(listen)
+        if socket_path is not None:
+            # Group-writable: the socket's permissions are who may write through the API.
+            await web.UnixSite(self.runner, socket_path).start()
+            os.chmod(socket_path, 0o660)
+        else:
+            host, port = split_listen(listen)
+            await web.TCPSite(self.runner, host, port).start()
         self.runtime.delivery.start()
         _settle_heap()
         self.scheduler.start(self.runtime.cycles())
@@ -106,7 +124,7 @@ class Daemon:
         assert task is not None
         self._inflight.add(task)
         try:
-            await self.runtime.pipeline.run_cycle(watched)
+            await self.runtime.run_cycle(watched)
             # A cycle's results replace the last cycle's, so allocations and frees cancel
             # out and GC's young generation fills up unnoticed; the first allocation of
             # the next cycle would pay for it (tens of ms at 10,000 targets). Pay now,

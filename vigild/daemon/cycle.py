@@ -50,6 +50,7 @@ class Pipeline:
         group_wait: float,
         on_result: ResultListener,
         on_queued: Callable[[], None],
+        first: str | None = None,
     ) -> None:
         self.engine = engine
         self.store = store
@@ -58,8 +59,12 @@ class Pipeline:
         self.group_wait = group_wait
         self.on_result = on_result
         self.on_queued = on_queued
+        self.first = first
+        """A target probed before the others (the connectivity check): its result
+        decides whether the others' alerts are told, so it must be known first."""
 
-    async def run_cycle(self, watched: Sequence[Watched]) -> None:
+    async def run_cycle(self, watched: Sequence[Watched]) -> bool:
+        """Probe, evaluate and flush ``watched``; True when everything was recorded."""
         now = self.clock()
         loop = asyncio.get_running_loop()
         pending = iter(watched)
@@ -93,12 +98,17 @@ class Pipeline:
                         timer = loop.call_later(self.group_wait, group_due)
 
         try:
+            if any(item.target.name == self.first for item in watched):
+                pending = iter([item for item in watched if item.target.name == self.first])
+                await worker()
+                pending = iter([item for item in watched if item.target.name != self.first])
             await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(watched)))))
         finally:
             if timer is not None:
                 timer.cancel()
-            self.flush()
+            recorded = self.flush()
             self.save_probe_states(watched)
+        return recorded
 
     def save_probe_states(self, watched: Sequence[Watched]) -> None:
         states = [
@@ -114,12 +124,13 @@ class Pipeline:
             # Only a rate's previous sample is lost: the next scrape starts it again.
             log.exception("cannot record probe state")
 
-    def flush(self) -> None:
+    def flush(self) -> bool:
         try:
             queued = self.engine.flush(self.clock())
         except Exception:
             # The state stays in memory and is written by the next flush.
             log.exception("cannot record alert state")
-            return
+            return False
         if queued:
             self.on_queued()
+        return True

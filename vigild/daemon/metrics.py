@@ -12,14 +12,23 @@ the daemon's own, and is appended to the same exposition.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Info, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    disable_created_metrics,
+)
 from prometheus_client import generate_latest as render_registry
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from vigild import __version__
@@ -49,6 +58,21 @@ _FAMILIES = {
 }
 
 
+class _OutboxCollector(Collector):
+    """``vigild_outbox_pending``, read from delivery's counts at scrape time."""
+
+    def __init__(self, pending: Callable[[], Mapping[str, int]]) -> None:
+        self._pending = pending
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "vigild_outbox_pending", "Notifications waiting to be delivered.", labels=["notifier"]
+        )
+        for notifier, count in dict(self._pending()).items():
+            family.add_metric([notifier], count)
+        yield family
+
+
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
@@ -69,7 +93,12 @@ class _Series:
 
 
 class Metrics:
-    def __init__(self, engine: Engine, secrets: Callable[[], frozenset[str]]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        secrets: Callable[[], frozenset[str]],
+        pending: Callable[[], Mapping[str, int]] = dict,
+    ) -> None:
         self.engine = engine
         self._secrets = secrets
         self._targets: dict[str, _Series] = {}
@@ -89,6 +118,25 @@ class Metrics:
         Info("vigild_build", "The running vigild.", registry=self.registry).info(
             {"version": __version__}
         )
+        self.notification_latency = Histogram(
+            "vigild_notification_latency_seconds",
+            "From the alert transition to the notifier accepting the message.",
+            ["notifier"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+            registry=self.registry,
+        )
+        self.last_cycle = Gauge(
+            "vigild_last_cycle_timestamp_seconds",
+            "When the last cycle completed and was recorded (unix time).",
+            registry=self.registry,
+        )
+        self.heartbeats = Counter(
+            "vigild_heartbeats",
+            "Pings of heartbeat_url by outcome: sent, failed.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.registry.register(_OutboxCollector(pending))
 
     # -- recording --------------------------------------------------------
 
@@ -106,8 +154,16 @@ class Metrics:
         for verdict in verdicts:
             series.severities[verdict.metric] = int(severity_of(name, verdict.metric))
 
-    def notification(self, notifier: str, outcome: str, _age: float) -> None:
+    def notification(self, notifier: str, outcome: str, age: float) -> None:
         self.notifications.labels(notifier, outcome).inc()
+        if outcome == "sent":
+            self.notification_latency.labels(notifier).observe(age)
+
+    def cycle_completed(self, now: float) -> None:
+        self.last_cycle.set(now)
+
+    def heartbeat(self, outcome: str) -> None:
+        self.heartbeats.labels(outcome).inc()
 
     def retain(self, config: Config) -> None:
         """After a reload: drop targets that are gone, relabel the rest (secrets may differ)."""

@@ -34,9 +34,9 @@ class OnceResult:
 async def run_once(config: Config, output: str = "text") -> OnceResult:
     runtime = await Runtime(config).open(lock_wait=LOCK_WAIT)
     try:
-        await runtime.pipeline.run_cycle(runtime.watched)
+        await runtime.run_cycle(runtime.watched)
         within = max((n.timeout for n in config.notifiers), default=0.0) + 1.0
-        await runtime.delivery.deliver_due(within)
+        await asyncio.gather(runtime.delivery.deliver_due(within), runtime.heartbeat.settle())
         document = runtime.board.document(config, runtime.engine)
         exit_code = int(runtime.board.worst())
     finally:

@@ -20,9 +20,11 @@ from vigild.alerting.delivery import Delivery, OutcomeListener
 from vigild.alerting.engine import Engine, Route
 from vigild.alerting.lock import StateLock
 from vigild.alerting.notifiers.base import Notifier, NotifierContext, backend
+from vigild.alerting.silences import Silences
 from vigild.alerting.store import Store
 from vigild.config import Config, split_listen
 from vigild.daemon.cycle import Pipeline, ResultListener, Watched
+from vigild.daemon.heartbeat import Heartbeat
 from vigild.model import Observation
 from vigild.probes.base import ProbeContext, build_probe
 from vigild.status import Board
@@ -60,6 +62,8 @@ class Runtime:
         self.clock = clock
         self.result_listeners: list[ResultListener] = []
         self.outcome_listeners: list[OutcomeListener] = []
+        self.cycle_listeners: list[Callable[[float], None]] = []
+        self.heartbeat_listeners: list[Callable[[str], None]] = []
         self.board = Board()
         self.lock = StateLock(config.daemon.state_path)
         self._opened = False
@@ -80,13 +84,9 @@ class Runtime:
             state = states.get(item.target.name)
             if state is not None and item.probe.keeps_state:
                 item.probe.restore_state(state)
-        self.engine = Engine(
-            self.store,
-            self._routes(),
-            flap_limit=self.config.alerting.flap_limit,
-            labels=self._labels,
-            redact=self.config.redact,
-        )
+        self._runtime_silences = Silences.from_rows(self.store.load_silences(), self.clock())
+        self.engine = Engine(self.store, (), flap_limit=self.config.alerting.flap_limit)
+        self._configure_engine()
         self.delivery = self._delivery()
         self.pipeline = Pipeline(
             self.engine,
@@ -96,9 +96,26 @@ class Runtime:
             group_wait=self.config.alerting.group_wait,
             on_result=self._on_result,
             on_queued=self.delivery.wake,
+            first=self.config.daemon.connectivity_check,
+        )
+        self.heartbeat = Heartbeat(
+            self.session,
+            self.config.daemon.heartbeat_url,
+            redact=self.config.redact,
+            on_outcome=self._on_heartbeat,
         )
         self._opened = True
         return self
+
+    async def run_cycle(self, watched: Sequence[Watched]) -> None:
+        """One cycle; a completed one is announced to listeners and the heartbeat."""
+        if not await self.pipeline.run_cycle(watched):
+            return
+        now = self.clock()
+        self.engine.silences.prune(now)
+        for listener in self.cycle_listeners:
+            listener(now)
+        self.heartbeat.ping()
 
     async def close(self, drain: float) -> None:
         """Stop delivery (giving queued messages ``drain`` seconds), then release in reverse."""
@@ -106,7 +123,12 @@ class Runtime:
             return
         self._opened = False
         # Every step runs even when one fails, and every failure is logged.
-        for step in (self.delivery.stop(drain), self.probe_context.close(), self.session.close()):
+        for step in (
+            self.heartbeat.close(),
+            self.delivery.stop(drain),
+            self.probe_context.close(),
+            self.session.close(),
+        ):
             try:
                 await step
             except Exception as exc:
@@ -115,6 +137,27 @@ class Runtime:
         self.lock.release()
 
     # -- assembling -------------------------------------------------------
+
+    def _configure_engine(self) -> None:
+        config = self.config
+        now = self.clock()
+        silences = Silences(
+            self.store,
+            configured=tuple(
+                s.silence(f"config-{i}", now, "config") for i, s in enumerate(config.silences)
+            ),
+            runtime=self._runtime_silences,  # shared: the API adds to it, a reload keeps it
+        )
+        self.engine.configure(
+            self._routes(),
+            flap_limit=config.alerting.flap_limit,
+            labels=self._labels,
+            redact=config.redact,
+            silences=silences,
+            dependencies={t.name: tuple(t.depends_on) for t in config.targets if t.depends_on},
+            connectivity=config.daemon.connectivity_check,
+            max_per_message=config.alerting.max_alerts_per_message,
+        )
 
     def _routes(self) -> list[Route]:
         return [
@@ -139,6 +182,10 @@ class Runtime:
             clock=self.clock,
             on_outcome=self._on_outcome,
         )
+
+    def _on_heartbeat(self, outcome: str) -> None:
+        for listener in self.heartbeat_listeners:
+            listener(outcome)
 
     def _on_outcome(self, notifier: str, outcome: str, age: float) -> None:
         for listener in self.outcome_listeners:
@@ -183,12 +230,7 @@ class Runtime:
             if getattr(old.daemon, key) != getattr(config.daemon, key):
                 log.warning("change takes effect after a restart", key=f"daemon.{key}")
         self.watched = self._watched(self.watched)
-        self.engine.configure(
-            self._routes(),
-            flap_limit=config.alerting.flap_limit,
-            labels=self._labels,
-            redact=config.redact,
-        )
+        self._configure_engine()
         rules = config.rules
 
         def still_watched(observed: str, metric: str) -> bool:
@@ -201,6 +243,8 @@ class Runtime:
         self.board.retain(config.owner_of)
         self.pipeline.concurrency = config.daemon.concurrency
         self.pipeline.group_wait = config.alerting.group_wait
+        self.pipeline.first = config.daemon.connectivity_check
+        self.heartbeat.url = config.daemon.heartbeat_url
         await self.delivery.stop(drain=2.0)
         self.delivery = self._delivery()
         self.pipeline.on_queued = self.delivery.wake

@@ -1,18 +1,30 @@
-"""The HTTP endpoints on ``listen``: /metrics, /healthz, /readyz, /api/status."""
+"""The HTTP endpoints on ``listen``: /metrics, /healthz, /readyz, /api/status, /api/silences.
+
+Reads are open, like ``/metrics``; writes (creating and expiring silences)
+need ``[daemon] api_token`` as a bearer token, or a unix-socket listener,
+whose file permissions decide who may write.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import ValidationError
 
+from vigild.alerting.silences import Silences
+from vigild.config import SilenceConfig
 from vigild.redaction import redact_exposition, redact_values
 
 __all__ = ["make_app"]
+
+MAX_REQUEST_BODY = 64 * 1024
 
 
 def make_app(
@@ -21,7 +33,33 @@ def make_app(
     status: Callable[[], dict[str, Any]],
     ready: Callable[[], bool],
     secrets: Callable[[], frozenset[str]],
+    silences: Callable[[], Silences],
+    api_token: Callable[[], str | None],
+    unix_socket: bool = False,
+    clock: Callable[[], float] = time.time,
 ) -> web.Application:
+    def json_response(document: Any, status: int = 200) -> web.Response:
+        text = json.dumps(redact_values(document, secrets()), indent=2)
+        return web.Response(text=text, status=status, content_type="application/json")
+
+    def refuse_write(request: web.Request) -> web.Response | None:
+        if unix_socket:
+            return None
+        token = api_token()
+        if token is None:
+            return json_response(
+                {"error": "writes are disabled: set [daemon] api_token (or listen on unix:)"},
+                403,
+            )
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+            return web.json_response(
+                {"error": "a valid bearer token is required"},
+                status=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return None
+
     async def metrics(_request: web.Request) -> web.Response:
         # Rendering 10,000 targets' series takes long enough to be worth a thread.
         body = await asyncio.to_thread(exposition)
@@ -39,12 +77,44 @@ def make_app(
         return web.json_response({"status": "starting"}, status=503)
 
     async def api_status(_request: web.Request) -> web.Response:
-        text = json.dumps(redact_values(status(), secrets()), indent=2)
-        return web.Response(text=text, content_type="application/json")
+        return json_response(status())
 
-    app = web.Application()
+    async def list_silences(_request: web.Request) -> web.Response:
+        return json_response(silences().listing(clock()))
+
+    async def add_silence(request: web.Request) -> web.Response:
+        if (refused := refuse_write(request)) is not None:
+            return refused
+        try:
+            spec = SilenceConfig.model_validate_json(await request.read())
+        except ValidationError as exc:
+            problems = [
+                f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
+                for err in exc.errors()
+            ]
+            return json_response({"error": "invalid silence", "problems": problems}, 400)
+        silence = silences().add(spec, clock())
+        return json_response({"id": silence.id, "silence": silence.to_json(clock())}, 201)
+
+    async def expire_silence(request: web.Request) -> web.Response:
+        if (refused := refuse_write(request)) is not None:
+            return refused
+        silence_id = request.match_info["id"]
+        current = silences()
+        if current.expire(silence_id):
+            return json_response({"id": silence_id, "expired": True})
+        if any(s.id == silence_id for s in current):
+            return json_response(
+                {"error": f"silence {silence_id} is defined in the config file"}, 409
+            )
+        return json_response({"error": f"no silence {silence_id}"}, 404)
+
+    app = web.Application(client_max_size=MAX_REQUEST_BODY)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/api/status", api_status)
+    app.router.add_get("/api/silences", list_silences)
+    app.router.add_post("/api/silences", add_silence)
+    app.router.add_delete("/api/silences/{id}", expire_silence)
     return app

@@ -1,0 +1,61 @@
+"""Talking to the running daemon's API from the command line (``vigild silence``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+
+from vigild.config import Config, split_listen, unix_listen
+
+__all__ = ["ApiError", "call"]
+
+TIMEOUT = 10.0
+
+
+class ApiError(Exception):
+    """The daemon could not be reached, or refused the request; the message says why."""
+
+
+def _base(config: Config) -> tuple[str, aiohttp.BaseConnector | None]:
+    listen = config.daemon.listen
+    socket_path = unix_listen(listen)
+    if socket_path is not None:
+        return "http://localhost", aiohttp.UnixConnector(path=socket_path)
+    host, port = split_listen(listen)
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}", None
+
+
+async def call(config: Config, method: str, path: str, body: Any = None) -> Any:
+    """One API request; the JSON answer, or ``ApiError`` with the daemon's own reason."""
+    base, connector = _base(config)
+    headers = {}
+    if config.daemon.api_token:
+        headers["Authorization"] = f"Bearer {config.daemon.api_token}"
+    timeout = aiohttp.ClientTimeout(total=TIMEOUT)
+    try:
+        async with (
+            aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
+            session.request(method, base + path, json=body, headers=headers) as resp,
+        ):
+            text = await resp.text()
+            status = resp.status
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
+        raise ApiError(
+            f"cannot reach vigild at {config.daemon.listen}: {reason} (is the daemon running?)"
+        ) from None
+    try:
+        document = json.loads(text)
+    except ValueError:
+        raise ApiError(f"vigild answered HTTP {status} with something that is not JSON") from None
+    if status >= 400:
+        problems = document.get("problems") if isinstance(document, dict) else None
+        error = document.get("error") if isinstance(document, dict) else None
+        details = "".join(f"\n  {p}" for p in problems or [])
+        raise ApiError(f"vigild refused: {error or f'HTTP {status}'}{details}")
+    return document
