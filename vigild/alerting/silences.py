@@ -63,6 +63,9 @@ def _day(token: str) -> str:
     raise ValueError(f"{token!r} is not a day (Mon, Tue, ... Sun)")
 
 
+_TICK = timedelta(microseconds=1)
+
+
 @dataclass(frozen=True)
 class MaintenanceWindow:
     """A weekly window such as ``"Sun 02:00-04:00"`` in a named time zone.
@@ -77,7 +80,8 @@ class MaintenanceWindow:
 
     def active(self, now: float) -> bool:
         moment = datetime.fromtimestamp(now, UTC)
-        start = self.trigger.get_next_fire_time(None, moment - self.length)
+        # The end is exclusive: at 04:00 a 02:00-04:00 window is over.
+        start = self.trigger.get_next_fire_time(None, moment - self.length + _TICK)
         return start is not None and start <= moment
 
 

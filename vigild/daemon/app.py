@@ -101,9 +101,13 @@ class Daemon:
         listen = self.config.daemon.listen
         socket_path = unix_listen(listen)
         if socket_path is not None:
-            # Group-writable: the socket's permissions are who may write through the API.
-            await web.UnixSite(self.runner, socket_path).start()
-            os.chmod(socket_path, 0o660)
+            # Owner and group only, from the moment it exists: the socket's permissions
+            # are who may write through the API.
+            previous = os.umask(0o117)
+            try:
+                await web.UnixSite(self.runner, socket_path).start()
+            finally:
+                os.umask(previous)
         else:
             host, port = split_listen(listen)
             await web.TCPSite(self.runner, host, port).start()
