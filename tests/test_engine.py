@@ -242,6 +242,31 @@ def test_flapping_is_said_once_then_quiet_until_stable(tmp_path: Path) -> None:
     assert kinds(h.read(90, step=60)) == [("firing", "critical")]
 
 
+def test_a_keepalive_receiver_hears_of_a_flapping_alert_every_interval(tmp_path: Path) -> None:
+    keepalive = Route("am", min_rank=1, send_resolved=True, repeat_interval=60, keepalive=True)
+    h = Harness(tmp_path / "s.db", routes=(EVERYONE, keepalive), flap_limit=2)
+    for _ in range(3):
+        h.read(90, step=60)
+        h.read(10, step=60)
+    h.read(90, step=60)  # flapping now
+    h.outbox("all")
+    h.outbox("am")
+    for _ in range(10):
+        h.read(10, step=60)
+    assert h.outbox("all") == []  # quiet, as flapping is
+    repeats = [e.kind for n in h.outbox("am") for e in n.events]
+    assert repeats == ["repeat"] * 10
+
+
+def test_a_resolution_names_the_level_the_notifier_last_heard(tmp_path: Path) -> None:
+    h = Harness(tmp_path / "s.db")
+    h.read(90)
+    h.read(77)  # de-escalated to warning
+    [resolved] = h.read(10)
+    assert resolved.kind == "resolved" and resolved.previous is Severity.WARNING
+    assert resolved.severity is Severity.CRITICAL  # the highest it reached
+
+
 def test_state_survives_a_restart_exactly(tmp_path: Path) -> None:
     rule = Rule.from_spec("cpu_percent", ThresholdSpec(warning=75, critical=80, for_=60))
     h = Harness(tmp_path / "s.db")

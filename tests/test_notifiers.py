@@ -18,10 +18,10 @@ from receivers import Receiver
 
 from vigild.alerting.notifiers import base, text
 from vigild.alerting.notifiers.apprise import AppriseNotifier
+from vigild.alerting.notifiers.posting import os_reason
 from vigild.alerting.notifiers.webhook import (
     ZERO_TIME,
     WebhookNotifier,
-    _os_reason,
     alertmanager_payload,
 )
 from vigild.config import NotifierConfig
@@ -593,10 +593,10 @@ async def test_webhook_connection_refused_is_retryable(
 
 def test_connection_errors_do_not_name_the_host() -> None:
     lookup = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-    assert _os_reason(lookup) == "name lookup failed (Name or service not known)"
+    assert os_reason(lookup) == "name lookup failed (Name or service not known)"
     refused = OSError(errno.ECONNREFUSED, "Connect call failed ('10.0.0.1', 8080)")
-    assert _os_reason(refused) == os.strerror(errno.ECONNREFUSED)
-    assert _os_reason(OSError()) == "connection error"
+    assert os_reason(refused) == os.strerror(errno.ECONNREFUSED)
+    assert os_reason(OSError()) == "connection error"
 
 
 async def test_webhook_timeout_is_the_callers(

@@ -41,6 +41,8 @@ class Route:
     min_rank: int
     send_resolved: bool
     repeat_interval: float
+    keepalive: bool = False
+    """Repeat every open alert each ``repeat_interval``, flapping ones too."""
 
 
 @dataclass(slots=True)
@@ -144,6 +146,10 @@ def _label(severity: Severity | None) -> str | None:
 
 def _severity(label: str | None) -> Severity | None:
     return Severity.parse(label) if label else None
+
+
+def _severity_told(told: str) -> Severity | None:
+    return None if told == FLAPPING else _severity(told)
 
 
 _LEVELS = {
@@ -413,13 +419,19 @@ class Engine:
         if want is None:
             if told is None:
                 return None, _UNCHANGED
-            return (self._event(alert, "resolved", None) if route.send_resolved else None), None
+            if not route.send_resolved:
+                return None, None
+            # ``previous`` names the level the notifier last heard: the one that ends.
+            return self._event(alert, "resolved", _severity_told(told[0])), None
         if told is not None and told[0] == want:
-            if want != FLAPPING and now - told[1] >= route.repeat_interval:
+            # A flapping alert is quiet, except to a receiver that forgets what it is
+            # not told again (Alertmanager would resolve it by itself).
+            quiet = want == FLAPPING and not route.keepalive
+            if not quiet and now - told[1] >= route.repeat_interval:
                 return self._event(alert, "repeat", alert.severity), (want, now)
             return None, _UNCHANGED
         kind: EventKind
-        previous = _severity(told[0]) if told and told[0] != FLAPPING else None
+        previous = _severity_told(told[0]) if told else None
         if want == FLAPPING:
             kind = "flapping"
         elif previous is None or alert.severity is None:

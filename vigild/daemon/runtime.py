@@ -51,7 +51,11 @@ def build_notifiers(config: Config, session: aiohttp.ClientSession) -> dict[str,
         session=session,
         external_url=f"http://{shown}:{port}",
         redact=config.redact,
-        interval=config.daemon.interval,
+        # The longest: an alert is repeated only when its target is probed again.
+        interval=max(
+            (t.effective_interval(config.daemon) for t in config.targets),
+            default=config.daemon.interval,
+        ),
     )
     return {n.name: backend(n.type)(n, context) for n in config.notifiers}
 
@@ -168,6 +172,7 @@ class Runtime:
                 repeat_interval=self.config.daemon.interval
                 if backend(n.type).keepalive
                 else n.repeat_interval or self.config.alerting.repeat_interval,
+                keepalive=backend(n.type).keepalive,
             )
             for n in self.config.notifiers
         ]

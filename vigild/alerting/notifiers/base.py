@@ -54,15 +54,16 @@ class NotifierContext:
     """Where a reader can see vigild's status, e.g. ``http://127.0.0.1:9469``."""
     redact: Callable[[str], str]
     interval: float = 30.0
-    """``[daemon] interval``: how often a ``keepalive`` backend hears of each open alert."""
+    """The longest target interval: at most this long passes before a ``keepalive``
+    backend hears of an open alert again."""
 
 
 class Notifier(ABC):
     Options: ClassVar[type[BaseModel]] = Options
     keepalive: ClassVar[bool] = False
     """The receiver forgets an alert it is not told about again (Alertmanager resolves
-    it at ``endsAt``): the engine then repeats every open alert each ``interval``
-    instead of each ``repeat_interval``."""
+    it at ``endsAt``): the engine then repeats every open alert each time its target
+    is probed, instead of each ``repeat_interval``."""
 
     def __init__(self, config: NotifierConfig, context: NotifierContext) -> None:
         self.config = config

@@ -7,16 +7,13 @@ The payload has exactly the fields Alertmanager's webhook receiver sends
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 from pydantic import BaseModel, field_validator
 
-from vigild.alerting.notifiers import base, text
+from vigild.alerting.notifiers import base, posting, text
 from vigild.model import rfc3339
 from vigild.thresholds import base_metric
 
@@ -24,19 +21,19 @@ if TYPE_CHECKING:
     from vigild.config import NotifierConfig
     from vigild.model import AlertEvent, Notification
 
-__all__ = ["ZERO_TIME", "WebhookNotifier", "alertmanager_payload"]
+__all__ = ["ZERO_TIME", "WebhookNotifier", "alert_json", "alertmanager_payload"]
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 """Go's zero ``time.Time``: what Alertmanager sends as ``endsAt`` while an alert fires."""
-
-_RETRYABLE_4XX = frozenset({408, 429})
 
 
 def alertmanager_payload(
     notification: Notification, receiver: str, external_url: str
 ) -> dict[str, Any]:
     """The webhook body for ``notification``, as Alertmanager would send it to ``receiver``."""
-    alerts = [_alert(event, notification.created, external_url) for event in notification.events]
+    alerts = [
+        alert_json(event, notification.created, external_url) for event in notification.events
+    ]
     return {
         "version": "4",
         # No group_by: one group per receiver, keyed as Alertmanager keys a route without labels.
@@ -52,7 +49,7 @@ def alertmanager_payload(
     }
 
 
-def _alert(event: AlertEvent, now: float, external_url: str) -> dict[str, Any]:
+def alert_json(event: AlertEvent, now: float, external_url: str) -> dict[str, Any]:
     # The alert's own labels first: vigild's identity labels must not be overridden by them.
     labels = dict(event.labels)
     labels.update(
@@ -125,34 +122,17 @@ class WebhookNotifier(base.Notifier):
     async def send(self, notification: Notification) -> None:
         payload = alertmanager_payload(notification, self.name, self.context.external_url)
         try:
-            async with self.context.session.post(
+            status, reason, _answer = await posting.post(
+                self.context.session,
                 self.options.url,
-                json=payload,
+                json_body=payload,
                 headers=self.options.headers,
-                # A redirect would turn the POST into a GET and lose the body: a config error.
-                allow_redirects=False,
-            ) as response:
-                await response.read()  # drained, so the connection is kept alive
-                status, reason = response.status, response.reason or ""
-        except aiohttp.ClientSSLError:
-            raise self._error("TLS handshake failed") from None
-        except aiohttp.ClientConnectorError as exc:
-            raise self._error(f"cannot connect: {_os_reason(exc.os_error)}") from None
-        except aiohttp.ClientError as exc:
-            raise self._error(f"request failed: {type(exc).__name__}") from None
-        if 200 <= status < 300:
-            return
-        retryable = status >= 500 or status in _RETRYABLE_4XX
-        raise self._error(f"receiver answered {status} {reason}".rstrip(), retryable=retryable)
+            )
+        except base.DeliveryError as exc:
+            raise self._error(exc.reason) from None
+        if not 200 <= status < 300:
+            error = posting.answer_error(status, reason)
+            raise self._error(f"receiver {error.reason}", retryable=error.retryable)
 
     def _error(self, reason: str, *, retryable: bool = True) -> base.DeliveryError:
         return base.DeliveryError(self.context.redact(f"webhook {reason}"), retryable=retryable)
-
-
-def _os_reason(error: OSError) -> str:
-    """What went wrong, without the host and port that ``str(error)`` carries."""
-    if isinstance(error, socket.gaierror):
-        return f"name lookup failed ({error.strerror or 'no address'})"
-    if error.errno:
-        return os.strerror(error.errno)
-    return "connection error"

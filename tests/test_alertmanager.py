@@ -1,0 +1,705 @@
+"""The ``alertmanager`` notifier: the postableAlerts body, delivery to every peer, real
+Alertmanagers (one, and an HA pair behind two real ``vigild``), nothing mocked."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import structlog
+from alertmanager import PEER_TIMEOUT, Alertmanager, StartAlertmanagers, running_alertmanagers
+from process import Daemon, environment
+from pydantic import ValidationError
+from receivers import Receiver
+from targets import TargetServer, closed_port
+
+from vigild.alerting.notifiers import base
+from vigild.alerting.notifiers.alertmanager import (
+    KEEPALIVE_INTERVALS,
+    AlertmanagerNotifier,
+    AlertmanagerOptions,
+    postable_alerts,
+)
+from vigild.config import ConfigError, NotifierConfig, load
+from vigild.model import AlertEvent, EventKind, Notification, Severity, fingerprint
+from vigild.model import rfc3339 as stamp
+
+EXTERNAL = "http://127.0.0.1:9469"
+T0 = 1_714_564_984.0  # 2024-05-01 12:03:04 UTC
+NOW = T0 + 720
+INTERVAL = 30.0
+SECRET = "s3cr3t-pa55"
+
+# Alertmanager's API v2 postableAlert: every field it defines, and the ones it requires.
+POSTABLE_FIELDS = {"labels", "annotations", "startsAt", "endsAt", "generatorURL"}
+
+
+def event(
+    target: str = "covabot",
+    metric: str = "cpu_percent",
+    kind: EventKind = "firing",
+    severity: Severity = Severity.CRITICAL,
+    *,
+    previous: Severity | None = None,
+    value: float | None = 91.5,
+    threshold: float | None = 80.0,
+    ended: float | None = None,
+    runbook: str | None = None,
+    labels: tuple[tuple[str, str], ...] = (),
+    note: str | None = None,
+) -> AlertEvent:
+    return AlertEvent(
+        fingerprint=fingerprint(target, metric),
+        target=target,
+        metric=metric,
+        kind=kind,
+        severity=severity,
+        previous=previous,
+        value=value,
+        threshold=threshold,
+        since=T0,
+        ended=ended,
+        runbook=runbook,
+        labels=labels,
+        note=note,
+    )
+
+
+def note(*events: AlertEvent, created: float = NOW) -> Notification:
+    return Notification(notifier="am", created=created, events=events)
+
+
+def alerts(*events: AlertEvent, **kwargs: Any) -> list[dict[str, Any]]:
+    return postable_alerts(note(*events), EXTERNAL, now=NOW, interval=INTERVAL, **kwargs)
+
+
+def severities(posted: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(a["labels"]["severity"], a["endsAt"]) for a in posted]
+
+
+AHEAD = stamp(NOW + KEEPALIVE_INTERVALS * INTERVAL)
+
+
+# ---------------------------------------------------------------------------
+# The body
+
+
+def test_firing_alert_field_by_field() -> None:
+    alert = event(
+        runbook="https://wiki.example/cpu",
+        labels=(("env", "prod"),),
+        note="backups running",
+    )
+    assert alerts(alert) == [
+        {
+            "labels": {
+                "env": "prod",
+                "alertname": "cpu_percent",
+                "target": "covabot",
+                "metric": "cpu_percent",
+                "severity": "critical",
+            },
+            "annotations": {
+                "summary": "CRITICAL covabot cpu_percent = 91.5 (threshold 80): "
+                "firing (backups running)",
+                "value": "91.5",
+                "threshold": "80",
+                "runbook_url": "https://wiki.example/cpu",
+                "description": "backups running",
+            },
+            "startsAt": "2024-05-01T12:03:04Z",
+            "endsAt": stamp(NOW + 4 * INTERVAL),
+            "generatorURL": "http://127.0.0.1:9469/api/status",
+        }
+    ]
+
+
+def test_repeat_is_the_firing_alert_again_with_a_later_end() -> None:
+    [first] = alerts(event())
+    [again] = postable_alerts(
+        note(event(kind="repeat")), EXTERNAL, now=NOW + INTERVAL, interval=INTERVAL
+    )
+    assert again["labels"] == first["labels"]
+    assert again["annotations"] == first["annotations"]  # a keep-alive, not news
+    assert again["startsAt"] == first["startsAt"]
+    assert again["endsAt"] == stamp(NOW + INTERVAL + 4 * INTERVAL)
+
+
+def test_resolution_ends_the_alert_when_it_ended() -> None:
+    [done] = alerts(event(kind="resolved", ended=T0 + 90.5))
+    assert done["endsAt"] == "2024-05-01T12:04:34.5Z"
+    assert done["startsAt"] == "2024-05-01T12:03:04Z"
+    assert done["labels"]["severity"] == "critical"
+    assert done["annotations"]["summary"].endswith("resolved after 1m (was CRITICAL)")
+    [now] = alerts(event(kind="resolved"))
+    assert now["endsAt"] == stamp(NOW)
+
+
+@pytest.mark.parametrize(
+    ("kind", "severity", "previous"),
+    [
+        ("escalated", Severity.CRITICAL, Severity.WARNING),
+        ("deescalated", Severity.WARNING, Severity.CRITICAL),
+        ("escalated", Severity.CRITICAL, Severity.UNKNOWN),
+    ],
+)
+def test_a_severity_change_ends_the_old_severity_alert(
+    kind: EventKind, severity: Severity, previous: Severity
+) -> None:
+    old, new = alerts(event(kind=kind, severity=severity, previous=previous))
+    assert severities([old, new]) == [(previous.label, stamp(NOW)), (severity.label, AHEAD)]
+    assert {k: v for k, v in old["labels"].items() if k != "severity"} == {
+        k: v for k, v in new["labels"].items() if k != "severity"
+    }
+    assert old["startsAt"] == new["startsAt"]
+    # The ended alert says why it ended; the new one reads as firing, as its repeats will.
+    assert f"{previous.name} → {severity.name}" in old["annotations"]["summary"]
+    assert new["annotations"]["summary"].endswith(": firing")
+
+
+def test_resolution_ends_the_severity_last_posted_not_the_highest() -> None:
+    resolved = event(kind="resolved", severity=Severity.CRITICAL, ended=NOW)
+    [default] = alerts(resolved)
+    assert default["labels"]["severity"] == "critical"
+    known = {fingerprint("covabot", "cpu_percent"): Severity.WARNING}
+    [after_deescalation] = alerts(resolved, posted=known)
+    assert after_deescalation["labels"]["severity"] == "warning"
+    told = event(kind="resolved", previous=Severity.UNKNOWN, ended=NOW)
+    [named] = alerts(told)
+    assert named["labels"]["severity"] == "unknown"  # the level the engine last told
+    both = alerts(told, posted=known)
+    assert severities(both) == [("warning", stamp(NOW)), ("unknown", stamp(NOW))]
+
+
+def test_firing_after_flapping_at_another_level_ends_the_level_posted() -> None:
+    # Flapping ends with "firing" and no previous: what this process posted is the guide.
+    known = {fingerprint("covabot", "cpu_percent"): Severity.WARNING}
+    old, new = alerts(event(), posted=known)
+    assert severities([old, new]) == [("warning", stamp(NOW)), ("critical", AHEAD)]
+    [same] = alerts(event(kind="repeat", previous=Severity.CRITICAL), posted={})
+    assert severities([same]) == [("critical", AHEAD)]
+
+
+def test_flapping_alert_is_kept_alive_like_any_other() -> None:
+    # The engine repeats flapping alerts to keep-alive backends (test_engine has that).
+    [flapping] = alerts(event(kind="flapping"))
+    assert flapping["endsAt"] == AHEAD
+    assert "flapping" in flapping["annotations"]["summary"]
+
+
+def test_labels_are_valid_for_alertmanager_and_identity_wins() -> None:
+    [alert] = alerts(
+        event(
+            labels=(("team-name", "core"), ("1st", "a"), ("empty", ""), ("severity", "low")),
+        )
+    )
+    assert alert["labels"] == {
+        "team_name": "core",
+        "_1st": "a",
+        "alertname": "cpu_percent",
+        "target": "covabot",
+        "metric": "cpu_percent",
+        "severity": "critical",
+    }
+
+
+def test_qualified_metric_keeps_its_series_in_the_metric_label() -> None:
+    disk = event(target="host", metric="disk_percent:/var", severity=Severity.WARNING)
+    [alert] = alerts(disk)
+    labels = alert["labels"]
+    assert (labels["alertname"], labels["metric"]) == ("disk_percent", "disk_percent:/var")
+
+
+def test_every_alert_has_only_postable_fields() -> None:
+    posted = alerts(
+        event(),
+        event(kind="escalated", previous=Severity.WARNING),
+        event(target="db", kind="resolved", ended=NOW),
+        event(target="x", kind="flapping"),
+        event(target="vigild", metric="test", kind="test", severity=Severity.WARNING),
+    )
+    assert len(posted) == 6
+    for alert in posted:
+        assert alert.keys() == POSTABLE_FIELDS
+        assert all(isinstance(v, str) for v in alert["labels"].values())
+        assert all(isinstance(v, str) for v in alert["annotations"].values())
+        assert datetime.fromisoformat(alert["endsAt"]) >= datetime.fromisoformat(alert["startsAt"])
+    json.dumps(posted, allow_nan=False)
+
+
+# ---------------------------------------------------------------------------
+# Options
+
+
+def test_options_keep_the_peers_and_drop_empty_ones() -> None:
+    options = AlertmanagerOptions.model_validate(
+        {"urls": [" http://am-1:9093/ ", "", "http://am-2:9093/api/v2/alerts", "https://x/am"]}
+    )
+    assert options.urls == ["http://am-1:9093", "http://am-2:9093", "https://x/am"]
+    assert not AlertmanagerNotifier.is_disabled(options)
+    unset = AlertmanagerOptions.model_validate({"urls": ["", "  "]})
+    assert AlertmanagerNotifier.is_disabled(unset)
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        {"urls": []},
+        {"urls": ["am-1:9093"]},
+        {"urls": ["ftp://am-1"]},
+        {"url": "http://am-1:9093"},
+        {"urls": ["http://am"], "basic_auth": {"username": "u"}},
+    ],
+)
+def test_options_reject_bad_keys(keys: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        AlertmanagerOptions.model_validate(keys)
+
+
+def test_registered_with_keepalive() -> None:
+    assert base.backend("alertmanager") is AlertmanagerNotifier
+    assert AlertmanagerNotifier.keepalive is True
+    auth = {"username": "vigild", "password": SECRET}
+    options = AlertmanagerOptions.model_validate({"urls": ["http://am"], "basic_auth": auth})
+    assert SECRET not in repr(options)
+
+
+# ---------------------------------------------------------------------------
+# Delivery to receivers standing in for peers
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client:
+        yield client
+
+
+@pytest.fixture
+async def alertmanagers(tmp_path: Path) -> AsyncIterator[StartAlertmanagers]:
+    """Real Alertmanager processes (tests/alertmanager.py), stopped at teardown."""
+    async with running_alertmanagers(tmp_path) as start:
+        yield start
+
+
+@pytest.fixture
+async def second() -> AsyncIterator[Receiver]:
+    server = Receiver()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+def notifier(
+    session: aiohttp.ClientSession,
+    urls: list[str],
+    *,
+    timeout: float = 5.0,
+    interval: float = INTERVAL,
+    **keys: Any,
+) -> AlertmanagerNotifier:
+    options = AlertmanagerOptions.model_validate({"urls": urls, **keys})
+    config = NotifierConfig.model_validate(
+        {"name": "am", "type": "alertmanager", "timeout": timeout, "options": options}
+    )
+    context = base.NotifierContext(
+        session=session, external_url=EXTERNAL, redact=lambda s: s, interval=interval
+    )
+    return AlertmanagerNotifier(config, context)
+
+
+async def test_posts_the_alerts_to_every_peer(
+    receiver: Receiver, second: Receiver, session: aiohttp.ClientSession
+) -> None:
+    am = notifier(
+        session,
+        [receiver.url("/am"), second.url("/")],
+        headers={"X-Scope-OrgID": "home"},
+        basic_auth={"username": "vigild", "password": SECRET},
+    )
+    before = time.time() - 0.001  # endsAt has millisecond precision
+    await am.send(note(event(), event(target="db", kind="resolved", ended=NOW)))
+    [one], [two] = await receiver.wait_for(1), await second.wait_for(1)
+    assert (one.method, one.path, two.path) == ("POST", "/am/api/v2/alerts", "/api/v2/alerts")
+    assert one.body == two.body
+    assert one.header("Content-Type") == "application/json"
+    assert one.header("X-Scope-OrgID") == "home"
+    assert one.header("Authorization") == "Basic dmlnaWxkOnMzY3IzdC1wYTU1"  # vigild:s3cr3t-pa55
+    firing, resolved = one.json
+    assert firing["labels"]["target"] == "covabot"
+    ends = datetime.fromisoformat(firing["endsAt"]).timestamp()
+    assert before + 4 * INTERVAL <= ends <= time.time() + 4 * INTERVAL
+    assert resolved["endsAt"] == stamp(NOW)
+
+
+async def test_one_peer_accepting_is_a_delivery_and_the_other_is_logged_once(
+    receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    down = f"http://127.0.0.1:{closed_port()}"
+    am = notifier(session, [down, receiver.url("/am")])
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(3):
+            await am.send(note(event(kind="repeat")))
+    assert len(receiver.requests) == 3
+    warnings = [e for e in logs if e["log_level"] == "warning"]
+    assert len(warnings) == 1
+    assert warnings[0]["peer"] == down
+    assert warnings[0]["error"] == "cannot connect: Connection refused"
+
+
+@pytest.mark.parametrize(
+    ("statuses", "retryable"),
+    [((503, 503), True), ((400, 400), False), ((400, 429), True), ((401, 404), False)],
+)
+async def test_when_no_peer_accepts_the_error_names_each(
+    receiver: Receiver,
+    second: Receiver,
+    session: aiohttp.ClientSession,
+    statuses: tuple[int, int],
+    retryable: bool,
+) -> None:
+    first, other = statuses
+    receiver.status, second.status = first, other
+    receiver.response_body = '"bad alert: start time must be before end time"'
+    am = notifier(session, [receiver.url("/am"), second.url("/am")])
+    with pytest.raises(base.DeliveryError) as caught:
+        await am.send(note(event()))
+    assert caught.value.retryable is retryable
+    assert str(caught.value) == (
+        "alertmanager: no peer accepted the alerts: "
+        f"http://127.0.0.1:{receiver.port}: answered {first}: "
+        "bad alert: start time must be before end time; "
+        f"http://127.0.0.1:{second.port}: answered {other}: ok"
+    )
+
+
+async def test_errors_never_show_credentials_in_a_url(session: aiohttp.ClientSession) -> None:
+    port = closed_port()
+    am = notifier(session, [f"http://vigild:{SECRET}@127.0.0.1:{port}/am"])
+    with pytest.raises(base.DeliveryError) as caught:
+        await am.send(note(event()))
+    assert caught.value.retryable
+    assert SECRET not in str(caught.value)
+    assert f"http://127.0.0.1:{port}: cannot connect" in str(caught.value)
+
+
+async def test_a_hanging_peer_does_not_hold_back_the_others(
+    receiver: Receiver, second: Receiver, session: aiohttp.ClientSession
+) -> None:
+    second.delay = 5.0
+    am = notifier(session, [receiver.url(), second.url()], timeout=1.0)
+    started = time.monotonic()
+    # The caller's bound (the delivery timeout) is not hit: the peer's own bound is shorter.
+    await asyncio.wait_for(am.send(note(event())), 1.0)
+    assert time.monotonic() - started < 1.0
+    assert len(receiver.requests) == 1 and len(second.requests) == 1
+
+
+async def test_resolution_after_deescalation_ends_the_warning_alert(
+    receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    am = notifier(session, [receiver.url()])
+    await am.send(note(event(severity=Severity.WARNING, value=77.0, threshold=75.0)))
+    await am.send(note(event(kind="escalated", previous=Severity.WARNING)))
+    await am.send(
+        note(event(kind="deescalated", severity=Severity.WARNING, previous=Severity.CRITICAL))
+    )
+    await am.send(note(event(kind="resolved", severity=Severity.CRITICAL, ended=NOW)))
+    now = time.time()
+    posted = [[(a["labels"]["severity"], ended(a, now)) for a in b] for b in receiver.bodies]
+    assert posted == [
+        [("warning", False)],
+        [("warning", True), ("critical", False)],
+        [("critical", True), ("warning", False)],
+        [("warning", True)],  # not the critical one, already ended at the de-escalation
+    ]
+
+
+ENV_P = (("env", "p"),)
+"""A target's labels: part of an Alertmanager alert's identity, like severity."""
+
+
+def ended(alert: dict[str, Any], now: float) -> bool:
+    return datetime.fromisoformat(alert["endsAt"]).timestamp() <= now
+
+
+# ---------------------------------------------------------------------------
+# A real Alertmanager
+
+
+async def test_a_real_alertmanager_takes_the_alerts_and_escalation_replaces_the_old_one(
+    alertmanagers: StartAlertmanagers, receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    [peer] = await alertmanagers(1, route_to=receiver.url("/am"))
+    am = notifier(session, [peer.url])
+    warning = event(severity=Severity.WARNING, value=77.0, threshold=75.0, labels=ENV_P)
+    await am.send(note(warning))
+    [held] = await peer.alerts()
+    assert held["labels"] == {
+        "alertname": "cpu_percent",
+        "target": "covabot",
+        "metric": "cpu_percent",
+        "severity": "warning",
+        "env": "p",
+    }
+    assert held["status"]["state"] == "active"
+    assert held["annotations"]["value"] == "77"
+    assert held["generatorURL"] == EXTERNAL + "/api/status"
+    assert datetime.fromisoformat(held["startsAt"]).timestamp() == T0
+
+    await am.send(note(event(kind="escalated", previous=Severity.WARNING, labels=ENV_P)))
+    assert [a["labels"]["severity"] for a in await peer.alerts()] == ["critical"]
+
+    await am.send(note(event(kind="resolved", ended=time.time(), labels=ENV_P)))
+    assert await peer.alerts() == []
+
+
+# ---------------------------------------------------------------------------
+# A real vigild: keep-alive, then the HA cluster
+
+
+def vigild_config(
+    tmp_path: Path, name: str, target: TargetServer, urls: list[str], interval: str
+) -> tuple[Path, str]:
+    listen = f"127.0.0.1:{closed_port()}"
+    directory = tmp_path / name
+    directory.mkdir()
+    path = directory / "thresholds.toml"
+    path.write_text(
+        f"""
+[daemon]
+interval = "{interval}"
+listen = "{listen}"
+state_path = "{directory / "state.db"}"
+
+[alerting]
+group_wait = "0s"
+
+[[targets]]
+name = "api"
+type = "http"
+url = "{target.url()}"
+labels = {{ team = "core" }}
+
+[[notifiers]]
+name = "am"
+type = "alertmanager"
+urls = {json.dumps(urls)}
+headers = {{ Authorization = "Bearer ${{AM_TOKEN}}" }}
+"""
+    )
+    return path, listen
+
+
+ENV = environment(AM_TOKEN=SECRET)
+
+
+async def start_vigild(
+    tmp_path: Path, name: str, target: TargetServer, urls: list[str], interval: str
+) -> Daemon:
+    path, listen = vigild_config(tmp_path, name, target, urls, interval)
+    daemon = await Daemon(path, listen, ENV).start()
+    await daemon.wait_ready()
+    return daemon
+
+
+async def test_vigild_keeps_open_alerts_alive_then_resolves_them(
+    tmp_path: Path, target_server: TargetServer, receiver: Receiver
+) -> None:
+    wall = time.time() - time.monotonic()
+    daemon = await start_vigild(tmp_path, "one", target_server, [receiver.url("/am")], "200ms")
+    target_server.status = 503
+    requests = await receiver.wait_for(4)
+    assert all(r.path == "/am/api/v2/alerts" for r in requests)
+    assert all(r.header("Authorization") == f"Bearer {SECRET}" for r in requests)
+    posted = [r.json for r in requests]
+    assert all(len(body) == 1 for body in posted)
+    first = posted[0][0]
+    assert first["labels"] == {
+        "team": "core",
+        "alertname": "up",
+        "target": "api",
+        "metric": "up",
+        "severity": "critical",
+    }
+    assert "503" in first["annotations"]["description"]
+    ends = []
+    for request in requests:
+        [alert] = request.json
+        assert (alert["labels"], alert["startsAt"]) == (first["labels"], first["startsAt"])
+        end = datetime.fromisoformat(alert["endsAt"]).timestamp()
+        ahead = end - (request.received_at + wall)
+        assert 0.4 < ahead <= 0.85, ahead  # four 200 ms intervals ahead, every time
+        ends.append(end)
+    assert ends == sorted(ends) and len(set(ends)) == len(ends)
+
+    target_server.status = 200
+    await receiver.wait_for(len(receiver.requests) + 1)
+    await until_quiet(receiver, 0.6)
+    last = receiver.requests[-1]
+    [resolved] = last.json
+    assert resolved["labels"] == first["labels"]
+    assert datetime.fromisoformat(resolved["endsAt"]).timestamp() <= last.received_at + wall
+    assert await daemon.stop() == 0
+    assert not any(SECRET in line for line in daemon.log)
+
+
+async def until_quiet(receiver: Receiver, period: float, within: float = 5.0) -> None:
+    """Wait until nothing arrived for ``period`` seconds (a last repeat may be in flight)."""
+    deadline = time.monotonic() + within
+    while True:
+        count = len(receiver.requests)
+        await receiver.wait_quiet(period)
+        if len(receiver.requests) == count:
+            return
+        assert time.monotonic() < deadline, "the receiver never went quiet"
+
+
+async def test_ha_pair_behind_two_vigilds_notifies_once_per_change(
+    tmp_path: Path,
+    alertmanagers: StartAlertmanagers,
+    receiver: Receiver,
+    target_server: TargetServer,
+) -> None:
+    started = time.monotonic()
+    target_server.status = 503
+    # group_interval well over peer-timeout: the second peer's delayed flush then always
+    # sees the first peer's notification log before it decides (see DESIGN.md).
+    peers = await alertmanagers(
+        2, route_to=receiver.url("/am"), group_wait="1s", group_interval="2s"
+    )
+    urls = [peer.url for peer in peers]
+    daemons = await asyncio.gather(
+        *(start_vigild(tmp_path, name, target_server, urls, "500ms") for name in ("a", "b"))
+    )
+
+    await receiver.wait_for(1, timeout=15)
+    # The outage goes on past peers times peer-timeout: a second copy would have come by now.
+    await receiver.wait_quiet(2 * PEER_TIMEOUT + 1.0)
+    assert len(receiver.requests) == 1, receiver.bodies
+    fired = receiver.requests[0]
+    assert fired.json["status"] == "firing"
+    [alert] = fired.json["alerts"]
+    assert alert["status"] == "firing"
+    assert alert["labels"] == {
+        "team": "core",
+        "alertname": "up",
+        "target": "api",
+        "metric": "up",
+        "severity": "critical",
+    }
+    await both_hold(peers, "active")
+
+    target_server.status = 200
+    await receiver.wait_for(2, timeout=10)
+    await receiver.wait_quiet(2 * PEER_TIMEOUT + 1.0)
+    assert len(receiver.requests) == 2, receiver.bodies
+    resolved = receiver.requests[1].json
+    assert resolved["status"] == "resolved"
+    assert [a["labels"] for a in resolved["alerts"]] == [alert["labels"]]
+    await both_hold(peers, None)
+
+    for daemon in daemons:
+        assert await daemon.stop() == 0
+        assert daemon.events("notification sent")
+        assert not daemon.events("notification retry")
+    assert time.monotonic() - started < 40
+
+
+async def both_hold(peers: list[Alertmanager], state: str | None) -> None:
+    """Each peer holds the alert in ``state``, or (None) holds no open alert."""
+    for peer in peers:
+        held = await peer.alerts()
+        if state is None:
+            assert held == [], (peer.name, held)
+        else:
+            assert [a["status"]["state"] for a in held] == [state], (peer.name, held)
+
+
+# ---------------------------------------------------------------------------
+# In the config file
+
+TARGET = """
+[[targets]]
+name = "api"
+type = "http"
+url = "http://127.0.0.1:1/health"
+"""
+
+
+def test_config_file_takes_alertmanager_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AM_PASSWORD", SECRET)
+    monkeypatch.delenv("AM_UNSET", raising=False)
+    path = tmp_path / "thresholds.toml"
+    path.write_text(
+        TARGET
+        + """
+[[notifiers]]
+name = "am"
+type = "alertmanager"
+urls = ["http://am-1:9093", "${AM_UNSET:-}"]
+basic_auth = { username = "vigild", password = "${AM_PASSWORD}" }
+
+[[notifiers]]
+name = "spare"
+type = "alertmanager"
+urls = ["${AM_UNSET:-}"]
+"""
+    )
+    config = load(path)
+    [am] = config.notifiers
+    assert isinstance(am.options, AlertmanagerOptions)
+    assert am.options.urls == ["http://am-1:9093"]
+    assert config.disabled_notifiers == ("spare",)
+    assert config.redact(SECRET) == "***"
+
+
+def test_config_file_rejects_bad_alertmanager_keys(tmp_path: Path) -> None:
+    path = tmp_path / "thresholds.toml"
+    path.write_text(
+        TARGET
+        + """
+[[notifiers]]
+name = "none"
+type = "alertmanager"
+urls = []
+
+[[notifiers]]
+name = "typo"
+type = "alertmanager"
+url = "http://am-1:9093"
+"""
+    )
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    found = "\n".join(caught.value.problems)
+    assert "notifiers[0].urls: " in found
+    assert "notifiers[1].url: unknown key" in found
+    assert "notifiers[1].urls: required key missing" in found
+
+
+async def test_test_message_is_a_firing_alert_that_ends_by_itself(
+    receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    test = event(target="vigild", metric="test", kind="test", severity=Severity.WARNING)
+    await notifier(session, [receiver.url()], interval=30.0).send(note(test))
+    [alert] = receiver.bodies[0]
+    assert alert["labels"] == {
+        "alertname": "test",
+        "target": "vigild",
+        "metric": "test",
+        "severity": "warning",
+    }
+    assert alert["annotations"]["summary"] == "test message from vigild"
+    ends = datetime.fromisoformat(alert["endsAt"]).timestamp()
+    assert time.time() < ends <= time.time() + 4 * 30.0

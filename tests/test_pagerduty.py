@@ -1,0 +1,763 @@
+"""The ``pagerduty`` notifier: Events API v2 bodies checked field by field against the
+spec, delivery to a real receiver on 127.0.0.1, the outbox, and a real ``vigild``."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import socket
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from process import Daemon, environment, run, until
+from pydantic import ValidationError
+from receivers import Receiver
+from targets import TargetServer, closed_port
+
+from vigild.alerting.delivery import Delivery
+from vigild.alerting.notifiers import base, text
+from vigild.alerting.notifiers.pagerduty import (
+    DEFAULT_EVENTS_URL,
+    SUMMARY_MAX,
+    PagerDutyNotifier,
+    PagerDutyOptions,
+    pagerduty_events,
+)
+from vigild.alerting.store import Store
+from vigild.config import ConfigError, NotifierConfig, load
+from vigild.model import AlertEvent, EventKind, Notification, Severity, fingerprint
+from vigild.testing import FakeClock
+
+EXTERNAL = "http://127.0.0.1:9469"
+STATUS_URL = EXTERNAL + "/api/status"
+T0 = 1_714_564_984.0  # 2024-05-01 12:03:04 UTC
+KEY = "R0UT1NGKEY0123456789abcdef012345"  # 32 characters, like a real integration key
+SOURCE = "box-1.example"
+
+# ---------------------------------------------------------------------------
+# PagerDuty's Events API v2 (OpenAPI spec of PagerDuty/api-schema,
+# reference/events-v2/openapiv3.json): the request body of POST /v2/enqueue.
+
+EVENT_PROPERTIES = {
+    "payload",
+    "routing_key",
+    "event_action",
+    "dedup_key",
+    "client",
+    "client_url",
+    "links",
+    "images",
+}
+EVENT_REQUIRED = {"routing_key", "event_action"}
+EVENT_ACTIONS = {"trigger", "acknowledge", "resolve"}
+PAYLOAD_PROPERTIES = {
+    "summary",
+    "timestamp",
+    "severity",
+    "source",
+    "component",
+    "group",
+    "class",
+    "custom_details",
+}
+PAYLOAD_REQUIRED = {"summary", "severity", "source"}
+PAYLOAD_SEVERITIES = {"critical", "warning", "error", "info"}
+LINK_PROPERTIES = {"href", "text"}
+LINK_REQUIRED = {"href"}
+STRING_FIELDS = ("routing_key", "dedup_key", "client", "client_url")
+PAYLOAD_STRING_FIELDS = ("summary", "timestamp", "source", "component", "group", "class")
+
+
+def assert_events_v2(body: Any) -> None:
+    """``body`` is a valid Events API v2 event, as the spec describes it."""
+    assert isinstance(body, dict)
+    assert EVENT_REQUIRED <= body.keys() <= EVENT_PROPERTIES, sorted(body)
+    assert body["event_action"] in EVENT_ACTIONS
+    for name in STRING_FIELDS:
+        assert name not in body or isinstance(body[name], str), name
+    if body["event_action"] == "trigger":
+        # The spec's prose: a trigger carries the payload; other events name their alert.
+        payload = body["payload"]
+        assert isinstance(payload, dict)
+        assert PAYLOAD_REQUIRED <= payload.keys() <= PAYLOAD_PROPERTIES, sorted(payload)
+        assert payload["severity"] in PAYLOAD_SEVERITIES
+        for name in PAYLOAD_STRING_FIELDS:
+            assert name not in payload or isinstance(payload[name], str), name
+        assert payload["summary"] and len(payload["summary"]) <= SUMMARY_MAX
+        if "timestamp" in payload:  # format: date-time
+            assert datetime.fromisoformat(payload["timestamp"]).tzinfo is not None
+        assert isinstance(payload.get("custom_details", {}), dict)
+    else:
+        assert isinstance(body["dedup_key"], str) and body["dedup_key"]
+    links = body.get("links", [])
+    assert isinstance(links, list)
+    for link in links:
+        assert LINK_REQUIRED <= link.keys() <= LINK_PROPERTIES
+        assert re.match(r"^https?://\S+$", link["href"])  # format: url
+    # What goes on the wire must be strict JSON: NaN would be refused.
+    json.dumps(body, allow_nan=False)
+
+
+# ---------------------------------------------------------------------------
+# Building blocks
+
+
+def event(
+    target: str = "covabot",
+    metric: str = "up",
+    kind: EventKind = "firing",
+    severity: Severity = Severity.CRITICAL,
+    *,
+    previous: Severity | None = None,
+    value: float | None = 0.0,
+    threshold: float | None = None,
+    ended: float | None = None,
+    runbook: str | None = None,
+    labels: tuple[tuple[str, str], ...] = (),
+    note: str | None = None,
+) -> AlertEvent:
+    return AlertEvent(
+        fingerprint=fingerprint(target, metric),
+        target=target,
+        metric=metric,
+        kind=kind,
+        severity=severity,
+        previous=previous,
+        value=value,
+        threshold=threshold,
+        since=T0,
+        ended=ended,
+        runbook=runbook,
+        labels=labels,
+        note=note,
+    )
+
+
+def note(*events: AlertEvent, created: float = T0 + 720) -> Notification:
+    return Notification(notifier="oncall", created=created, events=events)
+
+
+TEST_EVENT = event(target="vigild", metric="test", kind="test", severity=Severity.WARNING)
+
+
+def options(**keys: Any) -> PagerDutyOptions:
+    return PagerDutyOptions.model_validate({"routing_key": KEY, "source": SOURCE, **keys})
+
+
+def bodies(message: Notification, **keys: Any) -> list[dict[str, Any]]:
+    return pagerduty_events(message, options(**keys), EXTERNAL, SOURCE)
+
+
+class PagerDutyReceiver(Receiver):
+    """Answers as the Events API does: 202 with the event's dedup_key, unless told otherwise."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.status = 202
+        self.response_headers = {"Content-Type": "application/json"}
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        response = await super()._handle(request)
+        if response.status == 202:
+            sent = self.requests[-1].json or {}
+            response.text = json.dumps(
+                {
+                    "status": "success",
+                    "message": "Event processed",
+                    "dedup_key": sent.get("dedup_key"),
+                }
+            )
+        return response
+
+
+@pytest.fixture
+async def pd() -> AsyncIterator[PagerDutyReceiver]:
+    server = PagerDutyReceiver()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client:
+        yield client
+
+
+def notifier(
+    session: aiohttp.ClientSession, events_url: str, redact: Any = lambda s: s, **keys: Any
+) -> PagerDutyNotifier:
+    config = NotifierConfig.model_validate(
+        {"name": "oncall", "type": "pagerduty", "options": options(events_url=events_url, **keys)}
+    )
+    context = base.NotifierContext(session=session, external_url=EXTERNAL, redact=redact)
+    return PagerDutyNotifier(config, context)
+
+
+def sent(receiver: Receiver) -> list[tuple[str, str]]:
+    return [(b["event_action"], b["dedup_key"]) for b in receiver.bodies]
+
+
+# ---------------------------------------------------------------------------
+# Bodies
+
+
+def test_trigger_body_field_by_field() -> None:
+    escalated = event(
+        metric="cpu_percent",
+        kind="escalated",
+        previous=Severity.WARNING,
+        value=91.5,
+        threshold=80.0,
+        runbook="https://wiki.example/cpu",
+        labels=(("env", "prod"),),
+        note="load from backups",
+    )
+    [body] = bodies(note(escalated))
+    assert body == {
+        "routing_key": KEY,
+        "event_action": "trigger",
+        "dedup_key": fingerprint("covabot", "cpu_percent"),
+        "payload": {
+            "summary": "[CRITICAL] covabot cpu_percent = 91.5 (threshold 80): "
+            "escalated WARNING → CRITICAL",
+            "source": SOURCE,
+            "severity": "critical",
+            "timestamp": "2024-05-01T12:15:04Z",
+            "component": "covabot",
+            "class": "cpu_percent",
+            "custom_details": {
+                "target": "covabot",
+                "metric": "cpu_percent",
+                "kind": "escalated",
+                "severity": "critical",
+                "previous": "warning",
+                "value": 91.5,
+                "threshold": 80.0,
+                "since": "2024-05-01T12:03:04Z",
+                "note": "load from backups",
+                "labels": {"env": "prod"},
+            },
+        },
+        "client": "vigild",
+        "client_url": STATUS_URL,
+        "links": [
+            {"href": "https://wiki.example/cpu", "text": "Runbook"},
+            {"href": STATUS_URL, "text": "vigild status"},
+        ],
+    }
+    assert_events_v2(body)
+
+
+def test_firing_summary_says_why_in_the_probe_words() -> None:
+    [body] = bodies(note(event(note="connection refused")))
+    assert body["payload"]["summary"] == "[CRITICAL] covabot up = 0: firing (connection refused)"
+    assert body["links"] == [{"href": STATUS_URL, "text": "vigild status"}]  # no runbook
+    assert "previous" not in body["payload"]["custom_details"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "action"),
+    [
+        ("firing", "trigger"),
+        ("escalated", "trigger"),
+        ("deescalated", "trigger"),
+        ("repeat", "trigger"),
+        ("flapping", "trigger"),
+        ("resolved", "resolve"),
+    ],
+)
+def test_event_action_per_kind(kind: EventKind, action: str) -> None:
+    previous = Severity.WARNING if kind in ("escalated", "deescalated") else None
+    alert = event(kind=kind, previous=previous, ended=T0 + 60 if kind == "resolved" else None)
+    [body] = bodies(note(alert))
+    assert body["event_action"] == action
+    assert body["dedup_key"] == fingerprint("covabot", "up")  # one PagerDuty alert throughout
+    assert_events_v2(body)
+
+
+@pytest.mark.parametrize(
+    ("severity", "shown"),
+    [
+        (Severity.CRITICAL, "critical"),
+        (Severity.WARNING, "warning"),
+        (Severity.UNKNOWN, "error"),
+    ],
+)
+def test_severity_maps_to_the_spec_enum(severity: Severity, shown: str) -> None:
+    [body] = bodies(note(event(metric="health_status", severity=severity)))
+    assert body["payload"]["severity"] == shown
+    assert body["payload"]["custom_details"]["severity"] == severity.label
+
+
+def test_resolve_names_only_the_alert() -> None:
+    [body] = bodies(note(event(kind="resolved", ended=T0 + 90)))
+    assert body == {
+        "routing_key": KEY,
+        "event_action": "resolve",
+        "dedup_key": fingerprint("covabot", "up"),
+    }
+    assert_events_v2(body)
+
+
+def test_every_body_of_a_mixed_notification_meets_the_spec() -> None:
+    message = note(
+        event(note="HTTP 503"),
+        event(target="host", metric="disk_percent:/var", severity=Severity.WARNING, value=80.0),
+        event(metric="health_status", severity=Severity.UNKNOWN, value=None),
+        event(target="db", kind="resolved", ended=T0 + 30),
+        TEST_EVENT,
+    )
+    sent_bodies = bodies(message, component="api", group="prod", **{"class": "http"})
+    assert [b["event_action"] for b in sent_bodies] == [
+        "trigger",
+        "trigger",
+        "trigger",
+        "resolve",
+        "trigger",
+        "resolve",
+    ]
+    for body in sent_bodies:
+        assert_events_v2(body)
+    disk = sent_bodies[1]["payload"]
+    assert (disk["component"], disk["group"], disk["class"]) == ("api", "prod", "http")
+    assert "value" not in sent_bodies[2]["payload"]["custom_details"]
+
+
+def test_summary_is_cut_to_the_spec_limit() -> None:
+    [body] = bodies(note(event(note="x" * 5000)))
+    summary = body["payload"]["summary"]
+    assert len(summary) == SUMMARY_MAX
+    assert summary.startswith("[CRITICAL] covabot up = 0: firing (xxx") and summary.endswith("…")
+
+
+def test_values_json_cannot_carry_are_sent_as_text() -> None:
+    [body] = bodies(note(event(value=math.nan, threshold=math.inf)))
+    details = body["payload"]["custom_details"]
+    assert (details["value"], details["threshold"]) == ("NaN", "+Inf")
+    assert_events_v2(body)
+
+
+def test_test_message_triggers_then_resolves_the_same_alert() -> None:
+    trigger, resolve = bodies(note(TEST_EVENT))
+    assert trigger["event_action"] == "trigger"
+    assert trigger["payload"]["summary"] == f"[TEST] vigild test-notify from {SOURCE}"
+    assert trigger["payload"]["custom_details"] == {"message": "test message from vigild"}
+    assert resolve == {
+        "routing_key": KEY,
+        "event_action": "resolve",
+        "dedup_key": trigger["dedup_key"],
+    }
+    assert_events_v2(trigger)
+
+
+# ---------------------------------------------------------------------------
+# Options
+
+
+def test_options_defaults_and_overrides() -> None:
+    plain = PagerDutyOptions.model_validate({"routing_key": f"  {KEY} "})
+    assert plain.routing_key == KEY
+    assert plain.events_url == DEFAULT_EVENTS_URL
+    assert (plain.source, plain.component, plain.group, plain.class_) == (None, None, None, None)
+    assert KEY not in repr(plain)
+    custom = PagerDutyOptions.model_validate({"routing_key": KEY, "class": "disk"})
+    assert custom.class_ == "disk"
+
+
+async def test_source_defaults_to_the_host_name(session: aiohttp.ClientSession) -> None:
+    config = NotifierConfig.model_validate(
+        {"name": "oncall", "options": PagerDutyOptions(routing_key=KEY)}
+    )
+    context = base.NotifierContext(session=session, external_url=EXTERNAL, redact=str)
+    assert PagerDutyNotifier(config, context).source == socket.gethostname()
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        {"routing_key": KEY, "events_url": "ftp://example/x"},
+        {"routing_key": KEY, "events_url": "events.pagerduty.com/v2/enqueue"},
+        {"routing_key": KEY, "severity": "critical"},  # unknown key
+        {"events_url": DEFAULT_EVENTS_URL},  # no routing key
+    ],
+)
+def test_options_reject_bad_keys(keys: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        PagerDutyOptions.model_validate(keys)
+
+
+@pytest.mark.parametrize(("key", "disabled"), [("", True), ("   ", True), (KEY, False)])
+def test_empty_routing_key_disables(key: str, disabled: bool) -> None:
+    assert PagerDutyNotifier.is_disabled(PagerDutyOptions(routing_key=key)) is disabled
+
+
+def test_registered_as_a_notifier_type() -> None:
+    assert base.backend("pagerduty") is PagerDutyNotifier
+    assert PagerDutyNotifier.keepalive is False  # repeats follow repeat_interval
+
+
+# ---------------------------------------------------------------------------
+# Delivery to a receiver
+
+
+async def test_one_request_per_event_in_order(
+    pd: PagerDutyReceiver, session: aiohttp.ClientSession
+) -> None:
+    message = note(
+        event(),
+        event(target="db", kind="resolved", ended=T0 + 30),
+        event(target="host", metric="load1", severity=Severity.WARNING),
+    )
+    await notifier(session, pd.url("/v2/enqueue")).send(message)
+    requests = await pd.wait_for(3)
+    assert [(r.method, r.path) for r in requests] == [("POST", "/v2/enqueue")] * 3
+    assert all(r.header("Content-Type") == "application/json" for r in requests)
+    assert pd.bodies == bodies(message)
+    assert sent(pd) == [
+        ("trigger", fingerprint("covabot", "up")),
+        ("resolve", fingerprint("db", "up")),
+        ("trigger", fingerprint("host", "load1")),
+    ]
+
+
+async def test_rejected_event_is_permanent_and_the_others_still_go(
+    pd: PagerDutyReceiver, session: aiohttp.ClientSession
+) -> None:
+    pd.queue(400)
+    pd.response_body = json.dumps(
+        {
+            "status": "invalid event",
+            "message": "Event object is invalid",
+            "errors": [f"'routing_key' {KEY} is not a known integration"],
+        }
+    )
+    message = note(event(), event(target="db"))
+    with pytest.raises(base.DeliveryError) as caught:
+        await notifier(session, pd.url()).send(message)
+    assert not caught.value.retryable
+    reason = str(caught.value)
+    assert reason == (
+        "pagerduty rejected 1 of 2 events: answered 400: "
+        "Event object is invalid: 'routing_key' *** is not a known integration"
+    )
+    assert KEY not in reason
+    assert len(pd.requests) == 2  # the second alert was not held back by the first
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 408])
+async def test_rate_limits_and_server_errors_are_retryable(
+    pd: PagerDutyReceiver, session: aiohttp.ClientSession, status: int
+) -> None:
+    pd.status = status
+    pd.response_body = ""
+    with pytest.raises(base.DeliveryError) as caught:
+        await notifier(session, pd.url()).send(note(event(), event(target="db")))
+    assert caught.value.retryable
+    assert str(caught.value).startswith(f"pagerduty answered {status}")
+    assert len(pd.requests) == 1  # the rest wait for the retry, in order
+
+
+async def test_a_retry_carries_on_where_the_last_attempt_stopped(
+    pd: PagerDutyReceiver, session: aiohttp.ClientSession
+) -> None:
+    pager = notifier(session, pd.url())
+    message = note(event(target="a"), event(target="b"), event(target="c"))
+    pd.queue(202, 503)
+    with pytest.raises(base.DeliveryError):
+        await pager.send(message)
+    await pager.send(message)
+    a, b, c = (fingerprint(t, "up") for t in "abc")
+    assert sent(pd) == [("trigger", a), ("trigger", b), ("trigger", b), ("trigger", c)]
+
+    # Done: the same notification sent again (a restart's duplicate) starts over.
+    pd.clear()
+    await pager.send(message)
+    assert sent(pd) == [("trigger", a), ("trigger", b), ("trigger", c)]
+
+
+async def test_another_notification_does_not_inherit_progress(
+    pd: PagerDutyReceiver, session: aiohttp.ClientSession
+) -> None:
+    pager = notifier(session, pd.url())
+    pd.queue(202, 503)
+    with pytest.raises(base.DeliveryError):
+        await pager.send(note(event(target="a"), event(target="b")))
+    pd.clear()
+    later = note(event(target="a"), event(target="b"), created=T0 + 900)
+    await pager.send(later)
+    assert [k for _, k in sent(pd)] == [fingerprint("a", "up"), fingerprint("b", "up")]
+
+
+async def test_connection_refused_is_retryable_and_shows_no_address(
+    session: aiohttp.ClientSession,
+) -> None:
+    port = closed_port()
+    with pytest.raises(base.DeliveryError) as caught:
+        await notifier(session, f"http://127.0.0.1:{port}/v2/enqueue").send(note(event()))
+    assert caught.value.retryable
+    assert str(caught.value) == "pagerduty cannot connect: Connection refused"
+
+
+async def test_errors_pass_through_the_redactor(
+    pd: PagerDutyReceiver, session: aiohttp.ClientSession
+) -> None:
+    pd.status = 400
+    pd.response_body = json.dumps({"status": "x", "message": "bad source box-1.example"})
+    pager = notifier(session, pd.url(), redact=lambda s: s.replace(SOURCE, "***"))
+    with pytest.raises(base.DeliveryError) as caught:
+        await pager.send(note(event()))
+    assert str(caught.value) == "pagerduty rejected event: answered 400: bad source ***"
+
+
+async def test_test_message_leaves_no_incident_open(
+    pd: PagerDutyReceiver, session: aiohttp.ClientSession
+) -> None:
+    await notifier(session, pd.url()).send(note(TEST_EVENT))
+    trigger, resolve = (r.json for r in await pd.wait_for(2))
+    assert (trigger["event_action"], resolve["event_action"]) == ("trigger", "resolve")
+    assert trigger["dedup_key"] == resolve["dedup_key"]
+    assert trigger["payload"]["summary"].startswith("[TEST] vigild test-notify")
+
+
+# ---------------------------------------------------------------------------
+# Through the outbox
+
+
+def queued(store: Store, created: float, *events: AlertEvent) -> None:
+    message = Notification("oncall", created, events)
+    store.commit([], [], [("oncall", created, json.dumps(message.to_json()))])
+
+
+async def test_outbox_counts_a_rejection_as_failed_and_never_retries_it(
+    tmp_path: Path, pd: PagerDutyReceiver, session: aiohttp.ClientSession
+) -> None:
+    clock, store, outcomes = FakeClock(), Store(tmp_path / "s.db"), list[str]()
+    delivery = Delivery(
+        store,
+        {"oncall": notifier(session, pd.url())},
+        clock=clock,
+        on_outcome=lambda _name, outcome, _age: outcomes.append(outcome),
+    )
+    pd.status = 400
+    queued(store, clock(), event())
+    await delivery.deliver_due(5)
+    clock.advance(3600)
+    await delivery.deliver_due(5)
+    assert outcomes == ["failed"]
+    assert len(pd.requests) == 1
+    assert store.outbox_pending("oncall") == 0
+    store.close()
+
+
+async def test_outbox_retries_429_and_503_until_pagerduty_accepts(
+    tmp_path: Path, pd: PagerDutyReceiver, session: aiohttp.ClientSession
+) -> None:
+    clock, store, outcomes = FakeClock(), Store(tmp_path / "s.db"), list[str]()
+    delivery = Delivery(
+        store,
+        {"oncall": notifier(session, pd.url())},
+        clock=clock,
+        on_outcome=lambda _name, outcome, _age: outcomes.append(outcome),
+    )
+    pd.queue(202, 429, 503)
+    queued(store, clock(), event(target="a"), event(target="b"))
+    for _ in range(3):
+        await delivery.deliver_due(5)
+        clock.advance(600)  # past any backoff
+    assert outcomes == ["retried", "retried", "sent"]
+    assert [k for _, k in sent(pd)] == [fingerprint(t, "up") for t in "abbb"]
+    assert store.outbox_pending("oncall") == 0
+    store.close()
+
+
+# ---------------------------------------------------------------------------
+# A real vigild
+
+ENV = environment(PD_ROUTING_KEY=KEY)
+
+
+def write_config(tmp_path: Path, target: TargetServer, events_url: str) -> tuple[Path, str]:
+    listen = f"127.0.0.1:{closed_port()}"
+    path = tmp_path / "thresholds.toml"
+    path.write_text(
+        f"""
+[daemon]
+interval = "200ms"
+listen = "{listen}"
+state_path = "{tmp_path / "state.db"}"
+
+[alerting]
+group_wait = "0s"
+
+[[targets]]
+name = "api"
+type = "http"
+url = "{target.url()}"
+
+[[notifiers]]
+name = "oncall"
+type = "pagerduty"
+routing_key = "${{PD_ROUTING_KEY}}"
+events_url = "{events_url}"
+source = "{SOURCE}"
+min_severity = "critical"
+"""
+    )
+    return path, listen
+
+
+async def test_daemon_triggers_then_resolves_the_same_alert(
+    tmp_path: Path, target_server: TargetServer, pd: PagerDutyReceiver
+) -> None:
+    path, listen = write_config(tmp_path, target_server, pd.url("/v2/enqueue"))
+    daemon = await Daemon(path, listen, ENV).start()
+    await daemon.wait_ready()
+    await until(lambda: target_server.hits >= 2, what="probes")
+    assert pd.requests == []
+
+    target_server.status = 503
+    [request] = await pd.wait_for(1)
+    trigger = request.json
+    assert_events_v2(trigger)
+    assert trigger["routing_key"] == KEY
+    assert trigger["event_action"] == "trigger"
+    assert trigger["dedup_key"] == fingerprint("api", "up")
+    payload = trigger["payload"]
+    assert (payload["severity"], payload["source"], payload["component"]) == (
+        "critical",
+        SOURCE,
+        "api",
+    )
+    assert payload["summary"].startswith("[CRITICAL] api up = 0: firing (")
+    assert "503" in payload["custom_details"]["note"]
+    assert trigger["links"] == [{"href": f"http://{listen}/api/status", "text": "vigild status"}]
+
+    target_server.status = 200
+    await pd.wait_for(2)
+    await pd.wait_quiet(0.6)  # three more cycles: nothing more to say
+    assert sent(pd) == [("trigger", trigger["dedup_key"]), ("resolve", trigger["dedup_key"])]
+    assert_events_v2(pd.bodies[1])
+
+    status = await daemon.status()
+    assert KEY not in json.dumps(status)
+    assert await daemon.stop() == 0
+    assert daemon.events("notification sent")
+    assert not any(KEY in line for line in daemon.log)
+
+
+async def test_daemon_rejection_is_logged_and_counted_without_the_key(
+    tmp_path: Path, target_server: TargetServer, pd: PagerDutyReceiver
+) -> None:
+    pd.status = 400
+    pd.response_body = json.dumps(
+        {"status": "invalid event", "message": "Event object is invalid", "errors": [KEY]}
+    )
+    target_server.status = 503
+    path, listen = write_config(tmp_path, target_server, pd.url("/v2/enqueue"))
+    daemon = await Daemon(path, listen, ENV).start()
+    await daemon.wait_ready()
+    await daemon.wait_log("notification failed")
+    [failed] = daemon.events("notification failed")
+    assert failed["error"] == (
+        "pagerduty rejected event: answered 400: Event object is invalid: ***"
+    )
+    assert failed["retryable"] is False
+    _, metrics = await daemon.get("/metrics")
+    assert 'vigild_notifications_total{notifier="oncall",outcome="failed"} 1.0' in metrics
+    await pd.wait_quiet(0.4)
+    assert len(pd.requests) == 1  # never retried
+    for text_out in (metrics, json.dumps(await daemon.status()), *daemon.log):
+        assert KEY not in text_out
+    assert await daemon.stop() == 0
+
+
+async def test_test_notify_command_triggers_and_resolves(
+    tmp_path: Path, target_server: TargetServer, pd: PagerDutyReceiver
+) -> None:
+    path, _ = write_config(tmp_path, target_server, pd.url("/v2/enqueue"))
+    done = await run("test-notify", "--config", str(path), env=ENV)
+    assert done.returncode == 0, done.stderr
+    assert "oncall: delivered" in done.stdout
+    trigger, resolve = pd.bodies
+    assert trigger["payload"]["summary"] == f"[TEST] vigild test-notify from {SOURCE}"
+    assert (resolve["event_action"], resolve["dedup_key"]) == ("resolve", trigger["dedup_key"])
+    assert KEY not in done.stdout + done.stderr
+
+
+def test_text_summary_wording_is_what_pagerduty_shows() -> None:
+    # The summary is text.summary with its tag boxed: one wording for every backend.
+    alert = event(kind="repeat", note="HTTP 503")
+    [body] = bodies(note(alert))
+    assert body["payload"]["summary"] == "[" + text.summary(alert, T0 + 720).replace(" ", "] ", 1)
+
+
+# ---------------------------------------------------------------------------
+# In the config file
+
+TARGET = """
+[[targets]]
+name = "api"
+type = "http"
+url = "http://127.0.0.1:1/health"
+"""
+
+
+def test_config_file_takes_pagerduty_keys_and_disables_an_empty_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PD_ROUTING_KEY", KEY)
+    monkeypatch.delenv("PD_UNSET", raising=False)
+    path = tmp_path / "thresholds.toml"
+    path.write_text(
+        TARGET
+        + """
+[[notifiers]]
+name = "oncall"
+type = "pagerduty"
+routing_key = "${PD_ROUTING_KEY}"
+class = "http"
+group = "prod"
+min_severity = "critical"
+
+[[notifiers]]
+name = "spare"
+type = "pagerduty"
+routing_key = "${PD_UNSET:-}"
+"""
+    )
+    config = load(path)
+    [oncall] = config.notifiers
+    assert oncall.type == "pagerduty" and oncall.min_severity == "critical"
+    assert isinstance(oncall.options, PagerDutyOptions)
+    assert (oncall.options.class_, oncall.options.group) == ("http", "prod")
+    assert config.disabled_notifiers == ("spare",)
+    assert config.redact(KEY) == "***"
+
+
+def test_config_file_rejects_unknown_pagerduty_keys(tmp_path: Path) -> None:
+    path = tmp_path / "thresholds.toml"
+    path.write_text(
+        TARGET
+        + """
+[[notifiers]]
+name = "oncall"
+type = "pagerduty"
+routing_key = "k"
+service_key = "k"
+events_url = "events.pagerduty.com"
+"""
+    )
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    found = "\n".join(caught.value.problems)
+    assert "notifiers[0].service_key: unknown key" in found
+    assert "notifiers[0].events_url: events_url must start with http://" in found
