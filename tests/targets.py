@@ -12,13 +12,16 @@ the next request sees them::
         url = target_server.url()          # http://127.0.0.1:PORT/health
 
 Fixtures: ``target_server``, ``tls_target_server``, ``target_server_factory``,
-``tls_ca``, ``closed_url``. Helper: ``closed_port()``.
+``tls_ca``, ``closed_url``. Helper: ``closed_port()``. For tcp and tls
+targets: ``stream_server``, ``stream_server_factory`` and
+``certificate_authority`` (issues certificates of any validity).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime
+import ipaddress
 import json
 import socket
 import ssl
@@ -32,11 +35,19 @@ from typing import Any, Protocol, TypeVar
 import pytest
 import trustme
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from multidict import CIMultiDict, CIMultiDictProxy
 
 __all__ = [
+    "CertificateAuthority",
+    "IssuedCertificate",
     "Reply",
     "SeenRequest",
+    "StreamServer",
+    "StreamServerFactory",
     "TargetServer",
     "TargetServerFactory",
     "closed_port",
@@ -284,3 +295,234 @@ def tls_target_server(target_server_factory: TargetServerFactory) -> TargetServe
 def closed_url() -> str:
     """An http URL on a loopback port nobody listens on."""
     return f"http://127.0.0.1:{closed_port()}/health"
+
+
+# ---------------------------------------------------------------------------
+# Raw TCP and TLS servers, and certificates with chosen names and dates
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    """A leaf certificate and its key, as files a server context loads."""
+
+    certificate: x509.Certificate
+    cert_file: Path
+    key_file: Path
+
+    @property
+    def der(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.DER)
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+
+class CertificateAuthority:
+    """A CA made with ``cryptography``, for certificates of any validity.
+
+    ``ca_file`` is its PEM: point ``SSL_CERT_FILE`` at it to make vigild trust it.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "vigild test CA")])
+        now = datetime.datetime.now(datetime.UTC)
+        public = self.key.public_key()
+        self.certificate = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=False,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+            .sign(self.key, hashes.SHA256())
+        )
+        self.ca_file = directory / "ca.pem"
+        self.ca_file.write_bytes(self.certificate.public_bytes(serialization.Encoding.PEM))
+        self._issued = 0
+
+    def issue(
+        self,
+        name: str,
+        *more_names: str,
+        not_after: datetime.datetime,
+        not_before: datetime.datetime | None = None,
+    ) -> IssuedCertificate:
+        """A server certificate for host names or IP addresses; valid from 30 days before
+        ``not_after`` or now, whichever is earlier, unless ``not_before`` says."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        if not_before is None:
+            earliest = min(not_after, datetime.datetime.now(datetime.UTC))
+            not_before = earliest - datetime.timedelta(days=30)
+        alternative: list[x509.GeneralName] = []
+        for each in (name, *more_names):
+            try:
+                alternative.append(x509.IPAddress(ipaddress.ip_address(each)))
+            except ValueError:
+                alternative.append(x509.DNSName(each))
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(self.certificate.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before)
+            .not_valid_after(not_after)
+            .add_extension(x509.SubjectAlternativeName(alternative), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
+                critical=False,
+            )
+            .sign(self.key, hashes.SHA256())
+        )
+        self._issued += 1
+        cert_file = self.directory / f"leaf{self._issued}.pem"
+        key_file = self.directory / f"leaf{self._issued}.key"
+        cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        key_file.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        return IssuedCertificate(certificate, cert_file, key_file)
+
+
+@pytest.fixture(scope="session")
+def certificate_authority(tmp_path_factory: pytest.TempPathFactory) -> CertificateAuthority:
+    """A CA of our own; trusted only where a test points ``SSL_CERT_FILE`` at ``ca_file``."""
+    return CertificateAuthority(tmp_path_factory.mktemp("test-ca"))
+
+
+_STREAM_CHUNK = 16 * 1024
+
+
+class StreamServer:
+    """A raw TCP server on 127.0.0.1 (TLS when started with a certificate).
+
+    On each connection it sends ``banner``, then: streams ``banner`` (or
+    filler) without end when ``endless``; closes when ``close_after_banner``;
+    otherwise reads until the client leaves, echoing when ``echo``. With no
+    banner and no TLS it never speaks first: a TLS client waits forever.
+    Change any setting at any time; the next connection sees it.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.host = "127.0.0.1"
+        self.port = port
+        self.banner = b""
+        self.echo = False
+        self.endless = False
+        self.close_after_banner = False
+        self.connections = 0
+        self.received = bytearray()
+        self.server_names: list[str | None] = []
+        """The SNI name of every TLS handshake, None when the client sent none."""
+        self.streamed = 0
+        """Bytes written to clients by ``endless``."""
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    def record_sni(self, _ssl: ssl.SSLObject, name: str | None, _context: ssl.SSLContext) -> None:
+        self.server_names.append(name)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self._writers.add(writer)
+        try:
+            if self.banner:
+                writer.write(self.banner)
+                await writer.drain()
+            if self.endless:
+                chunk = self.banner or b"." * _STREAM_CHUNK
+                while True:
+                    writer.write(chunk)
+                    await writer.drain()  # paced by the client's reading, as a real server is
+                    self.streamed += len(chunk)
+            if self.close_after_banner:
+                return
+            while data := await reader.read(_STREAM_CHUNK):
+                self.received += data
+                if self.echo:
+                    writer.write(data)
+                    await writer.drain()
+        except OSError:  # the client went away mid-write, as probes do
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+    def abort_all(self) -> None:
+        for writer in list(self._writers):
+            writer.transport.abort()
+
+
+class StreamServerFactory(Protocol):
+    def __call__(self, *, certificate: IssuedCertificate | None = None) -> StreamServer: ...
+
+
+@pytest.fixture
+def stream_server_factory() -> Iterator[StreamServerFactory]:
+    """Start raw TCP/TLS servers on their own loop thread; all stop at teardown."""
+    loop_thread = _LoopThread()
+    started: list[tuple[StreamServer, asyncio.Server]] = []
+
+    async def start(
+        server: StreamServer, sock: socket.socket, context: ssl.SSLContext | None
+    ) -> asyncio.Server:
+        return await asyncio.start_server(server.handle, sock=sock, ssl=context)
+
+    def make(*, certificate: IssuedCertificate | None = None) -> StreamServer:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        server = StreamServer(sock.getsockname()[1])
+        context = None
+        if certificate is not None:
+            context = certificate.server_context()
+            context.sni_callback = server.record_sni
+        started.append((server, loop_thread.run(start(server, sock, context))))
+        return server
+
+    async def stop(server: StreamServer, listener: asyncio.Server) -> None:
+        listener.close()
+        server.abort_all()
+        await listener.wait_closed()
+        await asyncio.sleep(0)  # let the aborted transports close their sockets
+
+    try:
+        yield make
+    finally:
+        try:
+            for server, listener in reversed(started):
+                loop_thread.run(stop(server, listener))
+        finally:
+            loop_thread.close()
+
+
+@pytest.fixture
+def stream_server(stream_server_factory: StreamServerFactory) -> StreamServer:
+    """A plain TCP server on 127.0.0.1 that reads and says nothing until told to."""
+    return stream_server_factory()

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import shutil
+import subprocess
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 
-from vigild.config import HostTarget
+from vigild.config import Config, HostTarget, load
+from vigild.model import Severity
 from vigild.probes.base import build_probe
 from vigild.probes.host import HostProbe
+from vigild.thresholds import evaluate
 
 
 def make_probe(probe_timeout: float = 5.0, **keys: Any) -> HostProbe:
@@ -19,18 +26,64 @@ def make_probe(probe_timeout: float = 5.0, **keys: Any) -> HostProbe:
     return HostProbe(target, probe_timeout)
 
 
-async def test_reports_cpu_memory_and_root_disk() -> None:
+HAS_SWAP = psutil.swap_memory().total > 0
+BASE_METRICS = {"up", "cpu_percent", "memory_percent", "load1"} | (
+    {"swap_percent"} if HAS_SWAP else set()
+)
+
+
+async def test_reports_cpu_memory_load_and_root_disk() -> None:
     obs = (await make_probe().probe(now=42.0))[0]
     assert obs.up is True
     assert obs.error is None
     assert obs.target == "host"
     assert obs.time == 42.0
     assert obs.missing == frozenset()
-    assert set(obs.metrics) == {"up", "cpu_percent", "memory_percent", "disk_percent:/"}
+    assert set(obs.metrics) == BASE_METRICS | {"disk_percent:/"}
     assert 0.0 <= obs.metrics["cpu_percent"] <= 100.0
     assert 0.0 < obs.metrics["memory_percent"] <= 100.0
-    assert obs.metrics["memory_percent"] == pytest.approx(psutil.virtual_memory().percent, abs=5)
     assert obs.metrics["disk_percent:/"] == pytest.approx(psutil.disk_usage("/").percent, abs=1)
+
+
+async def test_memory_is_used_as_free_counts_it() -> None:
+    obs = (await make_probe().probe(now=1.0))[0]
+    memory = psutil.virtual_memory()
+    # What `free` shows: what the kernel could not hand out. Page cache is not "used".
+    expected = (memory.total - memory.available) / memory.total * 100
+    assert obs.metrics["memory_percent"] == pytest.approx(expected, abs=1.0)
+    cache_as_used = (memory.total - memory.free) / memory.total * 100
+    if cache_as_used - expected > 3:  # where the page cache is big enough to tell them apart
+        assert obs.metrics["memory_percent"] < cache_as_used - 1
+
+
+async def test_swap_is_reported_only_where_there_is_swap() -> None:
+    obs = (await make_probe().probe(now=1.0))[0]
+    swap = psutil.swap_memory()
+    if swap.total == 0:
+        assert "swap_percent" not in obs.metrics
+        assert obs.no_data == frozenset({"swap_percent"})
+    else:
+        expected = (swap.total - swap.free) / swap.total * 100
+        assert obs.metrics["swap_percent"] == pytest.approx(expected, abs=1.0)
+        assert obs.no_data == frozenset()
+
+
+async def test_no_swap_is_not_unknown_even_with_a_threshold(tmp_path: Path) -> None:
+    config = load_config(tmp_path, "thresholds.swap_percent = { warning = 50, critical = 80 }")
+    obs = (await make_probe_from(config).probe(now=1.0))[0]
+    verdicts = {v.metric: v.severity for v in evaluate(obs, config.rules["host"])}
+    if HAS_SWAP:
+        assert "swap_percent" in verdicts
+    else:
+        assert "swap_percent" not in verdicts
+    assert Severity.UNKNOWN not in verdicts.values()
+
+
+async def test_load1_is_the_load_average_per_core() -> None:
+    obs = (await make_probe().probe(now=1.0))[0]
+    cores = os.cpu_count() or 1
+    assert obs.metrics["load1"] == pytest.approx(os.getloadavg()[0] / cores, abs=0.5 / cores)
+    assert obs.metrics["load1"] >= 0.0
 
 
 async def test_each_mount_is_its_own_qualified_metric(tmp_path: Path) -> None:
@@ -60,7 +113,7 @@ async def test_no_readable_mount_makes_disk_percent_missing() -> None:
 
 async def test_no_configured_disk_reports_none_and_misses_none() -> None:
     obs = (await make_probe(disks=[]).probe(now=1.0))[0]
-    assert set(obs.metrics) == {"up", "cpu_percent", "memory_percent"}
+    assert set(obs.metrics) == BASE_METRICS
     assert obs.missing == frozenset()
 
 
@@ -117,3 +170,118 @@ async def test_build_probe_makes_a_host_probe() -> None:
     assert obs.target == "box"
     assert obs.up is True
     assert "disk_percent:/" in obs.metrics
+
+
+# --- process checks ---------------------------------------------------------------
+
+
+def load_config(tmp_path: Path, *host_lines: str) -> Config:
+    path = tmp_path / "thresholds.toml"
+    path.write_text(
+        '[[targets]]\nname = "host"\ntype = "host"\ndisks = []\n' + "\n".join(host_lines) + "\n"
+    )
+    return load(path)
+
+
+def make_probe_from(config: Config) -> HostProbe:
+    (target,) = config.targets
+    assert isinstance(target, HostTarget)
+    return HostProbe(target, 5.0)
+
+
+@pytest.fixture
+def program(tmp_path: Path) -> Iterator[Callable[[str], subprocess.Popen[bytes]]]:
+    """Starts copies of ``sleep`` under a name of the test's choosing; all end at teardown."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(name: str) -> subprocess.Popen[bytes]:
+        path = tmp_path / name
+        if not path.exists():
+            shutil.copy(shutil.which("sleep") or "/bin/sleep", path)
+        process = subprocess.Popen([str(path), "60"])
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+        process.wait()
+
+
+async def count(probe: HostProbe, name: str) -> float:
+    (obs,) = await probe.probe(now=1.0)
+    return obs.metrics[f"processes:{name}"]
+
+
+async def test_processes_are_counted_by_name(
+    tmp_path: Path, program: Callable[[str], subprocess.Popen[bytes]]
+) -> None:
+    config = load_config(tmp_path, 'processes = [{ name = "vigildtestproc", min = 1 }]')
+    probe, rules = make_probe_from(config), config.rules["host"]
+
+    first = program("vigildtestproc")
+    assert await count(probe, "vigildtestproc") == 1.0
+    second = program("vigildtestproc")
+    assert await count(probe, "vigildtestproc") == 2.0
+    for process in (first, second):
+        process.kill()
+        process.wait()
+    (obs,) = await probe.probe(now=1.0)
+    assert obs.metrics["processes:vigildtestproc"] == 0.0
+
+    # config.process_rules: fewer than `min` running is critical.
+    verdict = next(v for v in evaluate(obs, rules) if v.metric == "processes:vigildtestproc")
+    assert verdict.severity is Severity.CRITICAL
+    assert verdict.threshold == 1
+
+
+async def test_enough_processes_are_ok(
+    tmp_path: Path, program: Callable[[str], subprocess.Popen[bytes]]
+) -> None:
+    config = load_config(tmp_path, 'processes = [{ name = "vigildtestproc", min = 2 }]')
+    probe = make_probe_from(config)
+    program("vigildtestproc")
+    (obs,) = await probe.probe(now=1.0)
+    severity = {v.metric: v.severity for v in evaluate(obs, config.rules["host"])}
+    assert severity["processes:vigildtestproc"] is Severity.CRITICAL
+    program("vigildtestproc")
+    (obs,) = await probe.probe(now=1.0)
+    severity = {v.metric: v.severity for v in evaluate(obs, config.rules["host"])}
+    assert severity["processes:vigildtestproc"] is Severity.OK
+
+
+async def test_a_zombie_does_not_count(
+    tmp_path: Path, program: Callable[[str], subprocess.Popen[bytes]]
+) -> None:
+    probe = make_probe(processes=[{"name": "vigildtestproc"}])
+    process = program("vigildtestproc")
+    assert await count(probe, "vigildtestproc") == 1.0
+    process.kill()  # not reaped: a zombie until the fixture waits for it
+    deadline = time.monotonic() + 5.0
+    while psutil.Process(process.pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the killed process never became a zombie"
+        await asyncio.sleep(0.005)
+    assert await count(probe, "vigildtestproc") == 0.0
+
+
+async def test_a_name_longer_than_the_kernel_keeps_is_matched_whole(
+    program: Callable[[str], subprocess.Popen[bytes]],
+) -> None:
+    # The kernel keeps 15 characters ("vigildtestproce"); argv[0] has the rest.
+    name = "vigildtestprocess-long"
+    probe = make_probe(processes=[{"name": name}, {"name": name[:15]}])
+    program(name)
+    (obs,) = await probe.probe(now=1.0)
+    assert obs.metrics[f"processes:{name}"] == 1.0
+    assert obs.metrics[f"processes:{name[:15]}"] == 0.0
+
+
+async def test_every_checked_name_is_reported_even_when_none_run() -> None:
+    probe = make_probe(processes=[{"name": "vigild-no-such-process"}])
+    (obs,) = await probe.probe(now=1.0)
+    assert obs.metrics["processes:vigild-no-such-process"] == 0.0
+
+
+async def test_no_process_checks_report_no_process_metrics() -> None:
+    (obs,) = await make_probe().probe(now=1.0)
+    assert not any(metric.startswith("processes") for metric in obs.metrics)

@@ -1,4 +1,4 @@
-"""Host probe: CPU, memory and disk use of the machine vigild runs on.
+"""Host probe: CPU, memory, swap, disk, load and processes of the machine vigild runs on.
 
 psutil's calls block (``statvfs`` on a dead NFS mount can hang), so they all
 run together in one worker thread, bounded by the target's timeout.
@@ -7,6 +7,8 @@ run together in one worker thread, bounded by the target's timeout.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import time
 
 import psutil
@@ -18,6 +20,9 @@ from vigild.probes.base import Probe, ProbeContext
 __all__ = ["HostProbe"]
 
 _NO_DISK = frozenset({"disk_percent"})
+_NO_SWAP = frozenset({"swap_percent"})
+_NO_LOAD = frozenset({"load1"})
+_GONE = frozenset({psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD})
 
 CPU_MIN_WINDOW = 0.25
 """Shortest span CPU use is measured over: the kernel counts in 10 ms ticks, so a
@@ -26,13 +31,24 @@ window of a few ms reads as 0 or 100 %. Only a first probe right after start
 
 
 class HostProbe(Probe):
-    """Reports ``cpu_percent``, ``memory_percent`` and ``disk_percent:<mount>`` per mount.
+    """Reports ``cpu_percent``, ``memory_percent``, ``swap_percent``, ``load1``,
+    ``disk_percent:<mount>`` per mount and ``processes:<name>`` per process check.
+
+    Memory and swap use are as ``free`` shows them: memory counts what the
+    kernel could not hand out (total - available), so page cache is not "used".
+    A host without swap has no ``swap_percent`` (``no_data``: not a fault).
+    ``load1`` is the 1-minute load average per logical CPU, so one threshold
+    fits hosts of any size.
 
     A mount that cannot be read (missing, no permission) is left out, and the
     host stays up: one bad path in ``disks`` must not hide the others.
     ``missing`` holds ``disk_percent`` only when no mount could be read,
     because thresholds look ``missing`` up by base name: naming a qualified
     ``disk_percent:/nope`` there would never reach a verdict.
+
+    ``processes:<name>`` counts the running processes whose psutil name is
+    ``name``: the kernel's (``comm``), or argv[0]'s base name where the kernel
+    cut that at 15 characters. Zombies have exited and do not count.
     """
 
     target: HostTarget
@@ -42,6 +58,8 @@ class HostProbe(Probe):
     ) -> None:
         super().__init__(target, timeout)
         self._disks = tuple((mount, f"disk_percent:{mount}") for mount in target.disks)
+        self._processes = {check.name: check.metric for check in target.processes}
+        self._cpus = os.cpu_count() or 1
         self._timeout_error = f"timeout after {timeout:g}s"
         # CPU use is a rate between two samples: take the first now, so the
         # first cycle already reports a real value.
@@ -58,19 +76,41 @@ class HostProbe(Probe):
             return (Observation(name, now, False, self._timeout_error),)
         no_disk = self._disks and not any(metric in metrics for _, metric in self._disks)
         missing = _NO_DISK if no_disk else frozenset()
-        return (Observation(name, now, True, None, metrics, missing=missing),)
+        if "load1" not in metrics:
+            missing |= _NO_LOAD
+        no_data = _NO_SWAP if "swap_percent" not in metrics else frozenset()
+        return (Observation(name, now, True, None, metrics, missing=missing, no_data=no_data),)
 
     def _read(self) -> dict[str, float]:
+        # psutil's memory ``percent`` is (total - available) / total, which is ``free``'s
+        # view; its ``used`` field subtracts buffers and cache and would read lower.
         metrics = {
             "cpu_percent": self._cpu_percent(),
             "memory_percent": psutil.virtual_memory().percent,
         }
+        swap = psutil.swap_memory()
+        if swap.total > 0:
+            metrics["swap_percent"] = swap.percent
+        # No /proc/loadavg is a reading vigild cannot give, not a fault of the host.
+        with contextlib.suppress(OSError):
+            metrics["load1"] = os.getloadavg()[0] / self._cpus
         for mount, metric in self._disks:
             try:
                 metrics[metric] = psutil.disk_usage(mount).percent
             except OSError:
                 continue
+        if self._processes:
+            metrics.update(self._count_processes())
         return metrics
+
+    def _count_processes(self) -> dict[str, float]:
+        counts = dict.fromkeys(self._processes.values(), 0.0)
+        # One pass over /proc: name and status both come from /proc/<pid>/stat, read once.
+        for process in psutil.process_iter(attrs=["name", "status"]):
+            metric = self._processes.get(process.info["name"])
+            if metric is not None and process.info["status"] not in _GONE:
+                counts[metric] += 1
+        return counts
 
     def _cpu_percent(self) -> float:
         """``psutil.cpu_percent(interval=None)``'s number, since this probe's last sample.
