@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 import pytest
 from process import RUNNING
 
-pytest_plugins = ["targets", "receivers"]
+pytest_plugins = ["targets", "receivers", "docker_api"]
 
 
 @pytest.fixture(autouse=True)

@@ -177,8 +177,13 @@ class Runtime:
             for n in self.config.notifiers
         ]
 
-    def _labels(self, target: str) -> tuple[tuple[str, str], ...]:
-        return self._target_labels.get(target, ())
+    def _labels(self, observed: str) -> tuple[tuple[str, str], ...]:
+        """The alert labels of a target, or of the target a container came from."""
+        labels = self._target_labels.get(observed)
+        if labels is None:
+            owner = self.config.owner_of(observed)
+            labels = self._target_labels.get(owner, ()) if owner is not None else ()
+        return labels
 
     def _delivery(self) -> Delivery:
         return Delivery(
