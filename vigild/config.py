@@ -425,16 +425,32 @@ class PrometheusTarget(_TargetBase):
             raise ValueError("quantiles must be numbers between 0 and 1, such as 0.95")
         return value
 
+    @field_validator("requests", "errors", "latency_histogram")
+    @classmethod
+    def _selector(cls, value: str | None) -> str | None:
+        if value is not None:
+            from vigild.probes.exposition import parse_selector
+
+            parse_selector(value)  # its SelectorError is a ValueError with one clear line
+        return value
+
     @field_validator("gauges")
     @classmethod
     def _gauge_names(cls, value: dict[str, str]) -> dict[str, str]:
+        from vigild.probes.exposition import SelectorError, parse_selector
+
         taken = REPORTED_METRICS["prometheus"]
-        for name in value:
-            if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", name) or name in taken:
+        for name, selector in value.items():
+            quantile = re.fullmatch(r"latency_p[0-9]+_seconds", name)
+            if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", name) or name in taken or quantile:
                 raise ValueError(
                     f"gauge name {name!r} must be a metric name of letters, digits and _ "
                     "that vigild does not already report"
                 )
+            try:
+                parse_selector(selector)
+            except SelectorError as exc:
+                raise ValueError(f"gauge {name!r}: {exc}") from None
         return value
 
     @model_validator(mode="after")

@@ -23,7 +23,7 @@ from vigild.config import HttpTarget
 from vigild.model import Observation
 from vigild.probes.base import Probe, ProbeContext
 
-__all__ = ["HttpProbe", "health_of"]
+__all__ = ["HttpProbe", "describe_client_error", "health_of", "read_body"]
 
 HEALTHY, DEGRADED, UNHEALTHY = 0, 1, 2
 
@@ -88,7 +88,7 @@ class HttpProbe(Probe):
             async with self.session.request(target.method, self._url, **self._request) as resp:
                 status = resp.status
                 metrics["status_code"] = float(status)
-                body = await self._read_body(resp)
+                body = await read_body(resp, target.max_body, trust_length=self._trust_length)
                 if body is None:
                     resp.close()  # drop the connection: the rest of the body is never read
                 else:
@@ -99,22 +99,6 @@ class HttpProbe(Probe):
         except aiohttp.ClientError as exc:
             return Observation(target.name, now, False, describe_client_error(exc), metrics)
         return self._observation(now, status, content_type, body, metrics)
-
-    async def _read_body(self, resp: aiohttp.ClientResponse) -> bytes | None:
-        """The whole body, or None as soon as it is known to pass ``max_body``."""
-        limit = self.target.max_body
-        length = resp.content_length
-        if length is not None and length > limit and self._trust_length:
-            return None
-        content = resp.content
-        chunks: list[bytes] = []
-        size = 0
-        while chunk := await content.read(limit + 1 - size):
-            size += len(chunk)
-            if size > limit:
-                return None
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     def _observation(
         self,
@@ -134,6 +118,29 @@ class HttpProbe(Probe):
         if not _looks_like_json(content_type, body):
             return Observation(name, now, True, None, metrics)
         return _health_observation(name, now, body, metrics)
+
+
+async def read_body(
+    resp: aiohttp.ClientResponse, limit: int, *, trust_length: bool = True
+) -> bytes | None:
+    """The whole body, or None as soon as it is known to pass ``limit`` bytes.
+
+    Memory stays bounded by ``limit`` whatever the server sends (a huge page, an
+    endless stream). The caller closes the connection on None: the rest of the
+    body is never read.
+    """
+    length = resp.content_length
+    if length is not None and length > limit and trust_length:
+        return None
+    content = resp.content
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await content.read(limit + 1 - size):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _looks_like_json(content_type: str, body: bytes) -> bool:

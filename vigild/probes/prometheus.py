@@ -1,0 +1,330 @@
+"""Prometheus probe: a service's own metrics page, read as error rate, latency quantiles, gauges.
+
+The story of a probe: fetch the page as Prometheus does (its Accept header;
+OpenMetrics or the text format by the answer's Content-Type; the body bounded
+by ``max_body``), read the series the target's selectors name, and hold them
+against the counters of the previous scrape:
+
+- ``error_rate_percent`` = 100 * Δerrors / Δrequests;
+- ``latency_pNN_seconds``: ``histogram_quantile`` over the buckets' increases,
+  or a summary's own quantiles;
+- each of ``gauges``: the sum of its series;
+- ``latency_seconds``: the time to the page's last byte.
+
+The previous counters live in memory and in the state file (``saved_state``),
+so ``vigild --once`` from cron computes rates between two runs. Only the
+series the selectors match are kept.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import aiohttp
+import yarl
+
+from vigild.config import PrometheusTarget, quantile_metric
+from vigild.model import Observation
+from vigild.probes.base import Probe, ProbeContext
+from vigild.probes.exposition import (
+    ExpositionError,
+    Page,
+    PageReader,
+    Selector,
+    Series,
+    bucket_increases,
+    finite_values,
+    histogram_buckets,
+    histogram_quantile,
+    increase,
+    parse_selector,
+    summary_quantiles,
+)
+from vigild.probes.http import describe_client_error, read_body
+
+__all__ = ["ACCEPT", "PrometheusProbe", "read_page"]
+
+ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,"
+    "application/openmetrics-text;version=0.0.1;q=0.75,"
+    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+"""What Prometheus 2 asks for: OpenMetrics first, the text format next, anything last."""
+
+_OPENMETRICS = "application/openmetrics-text"
+_ERROR_RATE = "error_rate_percent"
+_STATE_VERSION = 1
+_MAX_ERROR = 200
+
+
+class PrometheusProbe(Probe):
+    """Probes one ``type = "prometheus"`` target through the daemon's shared session."""
+
+    keeps_state = True
+    target: PrometheusTarget
+
+    def __init__(self, target: PrometheusTarget, timeout: float, context: ProbeContext) -> None:
+        super().__init__(target, timeout)
+        self.session = context.session
+        self._requests = _selector(target.requests)
+        self._errors = _selector(target.errors)
+        self._histogram = _selector(target.latency_histogram)
+        self._quantiles = {q: quantile_metric(q) for q in target.quantiles}
+        self._gauges = {name: parse_selector(text) for name, text in target.gauges.items()}
+        self._reader = PageReader(self._metrics_read())
+        self._previous: dict[str, dict[str, float]] = {}
+        """Selector → series key → value, as the last good scrape saw them. A failed scrape
+        leaves it be: the next good one measures from the last good one."""
+        self._url: yarl.URL | str
+        try:
+            self._url = yarl.URL(target.url)
+        except ValueError:
+            self._url = target.url  # aiohttp reports it as an invalid URL on each probe
+        headers = dict(target.headers)
+        if not any(name.lower() == "accept" for name in headers):
+            headers["Accept"] = ACCEPT
+        self._request: dict[str, Any] = {
+            "headers": headers,
+            "timeout": aiohttp.ClientTimeout(total=timeout),
+        }
+        if not target.tls_verify:
+            self._request["ssl"] = False
+        self._timeout_error = f"timeout after {timeout:g}s"
+        self._too_large_error = f"body larger than {target.max_body} bytes"
+
+    def _metrics_read(self) -> set[str]:
+        """The metric names whose lines the reader takes apart; all others are only checked."""
+        metrics = {s.metric for s in (self._requests, self._errors) if s is not None}
+        if self._histogram is not None:
+            metrics |= {self._histogram.metric, self._histogram.metric + "_bucket"}
+        return metrics | {s.metric for s in self._gauges.values()}
+
+    async def probe(self, now: float) -> tuple[Observation]:
+        name = self.target.name
+        fetched = await self._fetch()
+        if isinstance(fetched, str):
+            return (Observation(name, now, False, fetched),)
+        body, content_type, latency = fetched
+        metrics = {"latency_seconds": latency}
+        try:
+            page = read_page(self._reader, body, content_type)
+        except ExpositionError as exc:
+            error = _one_line(f"invalid exposition: {exc}")
+            return (Observation(name, now, False, error, metrics),)
+        reading = _Reading(page, self._previous, metrics)
+        if self._requests is not None and self._errors is not None:
+            reading.error_rate(self._requests, self._errors)
+        if self._histogram is not None:
+            reading.quantiles(self._histogram, self._quantiles)
+        reading.gauges(self._gauges)
+        self._previous = reading.counters
+        return (reading.observation(name, now),)
+
+    async def _fetch(self) -> tuple[bytes, str, float] | str:
+        """(body, content type, seconds to the last byte), or why there is no page."""
+        started = time.perf_counter()
+        try:
+            async with self.session.get(self._url, **self._request) as resp:
+                if not 200 <= resp.status < 300:
+                    return f"HTTP {resp.status} (expected 2xx)"
+                body = await read_body(resp, self.target.max_body)
+                if body is None:
+                    resp.close()  # drop the connection: the rest of the body is never read
+                    return self._too_large_error
+                return body, resp.content_type, time.perf_counter() - started
+        except TimeoutError:
+            return self._timeout_error
+        except aiohttp.ClientError as exc:
+            return describe_client_error(exc)
+
+    def saved_state(self) -> dict[str, Any] | None:
+        if not self._previous:
+            return None
+        return {"version": _STATE_VERSION, "counters": self._previous}
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        counters = _counters_of(state)
+        if counters is not None:
+            self._previous = counters
+
+
+class _Reading:
+    """What one page says, given the counters of the previous scrape."""
+
+    def __init__(
+        self, page: Page, previous: Mapping[str, dict[str, float]], metrics: dict[str, float]
+    ) -> None:
+        self.page = page
+        self.previous = previous
+        self.metrics = metrics
+        self.missing: set[str] = set()
+        self.no_data: set[str] = set()
+        self.notes: list[str] = []
+        self.counters: dict[str, dict[str, float]] = {}
+        """What the next scrape compares with."""
+
+    def error_rate(self, requests: Selector, errors: Selector) -> None:
+        handled_series = requests.select(self.page)
+        handled_now, handled_before = self._counter(requests.text, handled_series)
+        # No errors series at all is 0 errors: apps create the 5xx label set at the first 5xx.
+        failed_now, failed_before = self._counter(errors.text, errors.select(self.page))
+        if not handled_series:
+            self._absent([_ERROR_RATE], f"requests {requests.text} matches no series")
+            return
+        if handled_before is None or failed_before is None:
+            self.no_data.add(_ERROR_RATE)  # the first scrape: no rate yet
+            return
+        handled = increase(handled_before, handled_now)
+        if handled <= 0:
+            self.no_data.add(_ERROR_RATE)  # no requests in the interval: no rate to speak of
+            return
+        self.metrics[_ERROR_RATE] = 100.0 * increase(failed_before, failed_now) / handled
+
+    def quantiles(self, selector: Selector, quantiles: Mapping[float, str]) -> None:
+        family = selector.metric
+        buckets = selector.select(self.page, family + "_bucket")
+        if buckets:
+            self._histogram_quantiles(selector, buckets, quantiles)
+            return
+        summary = summary_quantiles(selector.select(self.page))
+        if summary:
+            self._summary_quantiles(family, summary, quantiles)
+            return
+        self._absent(quantiles.values(), f"no histogram or summary {selector.text} on the page")
+
+    def _histogram_quantiles(
+        self, selector: Selector, series: list[Series], quantiles: Mapping[float, str]
+    ) -> None:
+        buckets = histogram_buckets(series, selector.metric)
+        if buckets.problem is not None:
+            self._absent(quantiles.values(), buckets.problem)
+            return
+        key = "histogram " + selector.text  # never the same as a counter selector's text
+        previous = self.previous.get(key)
+        self.counters[key] = _carried(buckets.counts, buckets.skipped, previous)
+        if previous is None:
+            self.no_data.update(quantiles.values())  # the first scrape: no increase yet
+            return
+        increases = bucket_increases(previous, buckets)
+        for q, metric in quantiles.items():
+            value = histogram_quantile(q, increases)
+            if value is None:
+                self.no_data.add(metric)  # no observations in the interval
+            else:
+                self.metrics[metric] = value
+
+    def _summary_quantiles(
+        self, family: str, summary: Mapping[float, list[float]], quantiles: Mapping[float, str]
+    ) -> None:
+        # A summary's quantiles are the service's own, over its own window: no deltas.
+        for q, metric in quantiles.items():
+            values = summary.get(q)
+            if values is None:
+                self._absent([metric], f"summary {family} has no quantile {q:g}")
+                continue
+            finite = [v for v in values if math.isfinite(v)]
+            if finite:
+                self.metrics[metric] = max(finite)
+            else:
+                self.no_data.add(metric)  # NaN: no observations in the summary's window
+
+    def gauges(self, gauges: Mapping[str, Selector]) -> None:
+        for metric, selector in gauges.items():
+            series = selector.select(self.page)
+            if not series:
+                self._absent([metric], f"{selector.text} matches no series")
+                continue
+            values = [s.value for s in series if math.isfinite(s.value)]
+            if values:
+                self.metrics[metric] = math.fsum(values)
+            else:
+                self.no_data.add(metric)
+
+    def _counter(
+        self, selector: str, series: Iterable[Series]
+    ) -> tuple[dict[str, float], dict[str, float] | None]:
+        """This scrape's finite values and the previous scrape's (None on the first)."""
+        current, skipped = finite_values(series)
+        previous = self.previous.get(selector)
+        self.counters[selector] = _carried(current, skipped, previous)
+        return current, previous
+
+    def _absent(self, metrics: Iterable[str], why: str) -> None:
+        metrics = sorted(metrics)
+        self.missing.update(metrics)
+        self.notes.append(f"{', '.join(metrics)}: {why}")
+
+    def observation(self, target: str, now: float) -> Observation:
+        note = _one_line("; ".join(self.notes)) if self.notes else None
+        return Observation(
+            target,
+            now,
+            True,
+            note,
+            self.metrics,
+            missing=frozenset(self.missing),
+            no_data=frozenset(self.no_data),
+        )
+
+
+def _carried(
+    current: dict[str, float], skipped: Sequence[str], previous: Mapping[str, float] | None
+) -> dict[str, float]:
+    """The counters to keep: a series skipped this time (NaN) keeps its last value, or it
+    would count from 0, as a new series does, when it comes back."""
+    if not skipped or not previous:
+        return current
+    kept = {key: previous[key] for key in skipped if key in previous}
+    kept.update(current)
+    return kept
+
+
+def _counters_of(state: Mapping[str, Any]) -> dict[str, dict[str, float]] | None:
+    """The counters of a saved state, or None for a state of another shape."""
+    if state.get("version") != _STATE_VERSION:
+        return None
+    counters = state.get("counters")
+    if not isinstance(counters, dict):
+        return None
+    restored: dict[str, dict[str, float]] = {}
+    for selector, series in counters.items():
+        if not isinstance(selector, str) or not isinstance(series, dict):
+            return None
+        values: dict[str, float] = {}
+        for key, value in series.items():
+            if not _is_count(key, value):
+                return None
+            values[key] = float(value)
+        restored[selector] = values
+    return restored
+
+
+def _is_count(key: object, value: object) -> bool:
+    return (
+        isinstance(key, str)
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
+
+
+def _selector(text: str | None) -> Selector | None:
+    return None if text is None else parse_selector(text)
+
+
+def read_page(reader: PageReader, body: bytes, content_type: str) -> Page:
+    """The series ``reader`` wants from a body, read as its Content-Type says (anything but
+    OpenMetrics is the text format, as Prometheus falls back to). Raises ``ExpositionError``."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ExpositionError(f"not UTF-8 text (byte {exc.start})") from None
+    return reader.read(text, openmetrics=content_type == _OPENMETRICS)
+
+
+def _one_line(text: str) -> str:
+    line = text.splitlines()[0] if text else text
+    return line if len(line) <= _MAX_ERROR else line[: _MAX_ERROR - 1] + "…"
