@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
-from targets import TargetServer
+from targets import TargetServer, TargetServerFactory
 
 from vigild.config import HttpTarget
 from vigild.model import Observation
@@ -445,6 +446,38 @@ async def test_tls_verify_false_accepts_the_certificate(
     assert obs.up is True, obs.error
     assert obs.metrics["health_status"] == 0.0
     assert tls_target_server.hits == 1
+
+
+async def test_https_reports_days_until_the_certificate_expires(
+    session: aiohttp.ClientSession, target_server_factory: TargetServerFactory
+) -> None:
+    expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=10, hours=12)
+    server = target_server_factory(tls=True, not_after=expires)
+    probe = make_probe(session, server.url(), tls_verify=False)
+    for _ in range(2):  # the second answer comes over a kept-alive connection
+        (obs,) = await probe.probe(1.0)
+        assert obs.up is True, obs.error
+        assert obs.metrics["cert_expiry_days"] == pytest.approx(10.5, abs=0.01)
+    assert server.hits == 2
+
+
+async def test_an_expired_certificate_is_a_negative_day_count_when_not_verified(
+    session: aiohttp.ClientSession, target_server_factory: TargetServerFactory
+) -> None:
+    expired = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=3)
+    server = target_server_factory(tls=True, not_after=expired)
+    obs = await probe_once(session, server.url(), tls_verify=False)
+    assert obs.metrics["cert_expiry_days"] == pytest.approx(-3, abs=0.01)
+    verified = await probe_once(session, server.url())
+    assert verified.up is False and verified.error is not None
+    assert "certificate verify failed" in verified.error
+
+
+async def test_plain_http_reports_no_certificate(
+    session: aiohttp.ClientSession, target_server: TargetServer
+) -> None:
+    obs = await probe_once(session, target_server.url())
+    assert "cert_expiry_days" not in obs.metrics
 
 
 async def test_plain_http_to_a_tls_port_is_a_short_error(

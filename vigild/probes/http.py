@@ -8,6 +8,7 @@ becomes an observation with ``up`` false and one short line of error.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import json
 import os
@@ -22,6 +23,7 @@ import yarl
 from vigild.config import HttpTarget
 from vigild.model import Observation
 from vigild.probes.base import Probe, ProbeContext
+from vigild.probes.certificate import days_left, not_after
 
 __all__ = ["HttpProbe", "describe_client_error", "health_of", "read_body"]
 
@@ -43,6 +45,7 @@ _HEALTH_WORDS = {
 _JSON_OBJECT_START = re.compile(rb"[ \t\r\n]*\{")
 _MISSING_HEALTH = frozenset({"health_status"})
 _MAX_ERROR = 200
+CERT_RECHECK = 3600.0
 
 
 class HttpProbe(Probe):
@@ -76,6 +79,9 @@ class HttpProbe(Probe):
         self._too_large_error = f"body larger than {target.max_body} bytes"
         # A HEAD answer's Content-Length is that of the body it does not send.
         self._trust_length = target.method != "HEAD"
+        self._https = target.url.startswith("https://")
+        self._certificate_checked: float | None = None
+        self._not_after: float | None = None
 
     async def probe(self, now: float) -> tuple[Observation]:
         return (await self._exchange(now),)
@@ -98,7 +104,36 @@ class HttpProbe(Probe):
             return Observation(target.name, now, False, self._timeout_error, metrics)
         except aiohttp.ClientError as exc:
             return Observation(target.name, now, False, describe_client_error(exc), metrics)
+        if self._https and (days := await self._certificate_days()) is not None:
+            metrics["cert_expiry_days"] = days
         return self._observation(now, status, content_type, body, metrics)
+
+    async def _certificate_days(self) -> float | None:
+        """Days the server's certificate has left, looked at once an hour.
+
+        aiohttp hands the connection back to its pool as soon as a small body is
+        read, taking the TLS session with it, so the certificate comes from a
+        handshake of its own: one an hour costs nothing, and a renewal shows up
+        within the hour.
+        """
+        now = time.time()
+        if self._certificate_checked is None or now - self._certificate_checked >= CERT_RECHECK:
+            self._certificate_checked = now
+            self._not_after = await self._read_not_after()
+        return days_left(self._not_after, now) if self._not_after is not None else None
+
+    async def _read_not_after(self) -> float | None:
+        from vigild.probes.tls import client_context, handshake
+
+        url = yarl.URL(self.target.url)
+        host, port = url.raw_host or "", url.port or 443
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        context = client_context(verify=self.target.tls_verify)
+        try:
+            der, _latency = await handshake(host, port, host, context, deadline)
+            return not_after(der)
+        except (OSError, ValueError):
+            return None  # the request itself says what is wrong with the connection
 
     def _observation(
         self,

@@ -22,7 +22,7 @@ from vigild.probes.certificate import days_left, not_after
 from vigild.probes.http import _one_line, _ssl_text
 from vigild.probes.tcp import close, describe_connect_error
 
-__all__ = ["TlsProbe", "client_context"]
+__all__ = ["TlsProbe", "client_context", "handshake"]
 
 _NO_EXPIRY = frozenset({"cert_expiry_days"})
 
@@ -43,27 +43,16 @@ class TlsProbe(Probe):
     async def probe(self, now: float) -> tuple[Observation]:
         target = self.target
         deadline = asyncio.get_running_loop().time() + self.timeout
-        writer: asyncio.StreamWriter | None = None
-        started = time.perf_counter()
         try:
-            async with asyncio.timeout_at(deadline):
-                _, writer = await asyncio.open_connection(
-                    target.host, target.port, ssl=self._ssl, server_hostname=self._server_name
-                )
-            latency = time.perf_counter() - started
-            # The certificate is held against the wall clock when it was seen, not the
-            # cycle's tick: the tick may be a while back on a busy cycle.
-            seen = time.time()
-            ssl_object: ssl.SSLObject = writer.get_extra_info("ssl_object")
-            der = ssl_object.getpeercert(binary_form=True) or b""
+            der, latency = await handshake(
+                target.host, target.port, self._server_name, self._ssl, deadline
+            )
         except OSError as exc:  # ssl.SSLError and TimeoutError among them
             return (Observation(target.name, now, False, self._describe(exc)),)
-        finally:
-            if writer is not None:
-                await close(writer, deadline)
         metrics = {"latency_seconds": latency}
         try:
-            metrics["cert_expiry_days"] = days_left(not_after(der), seen)
+            # The wall clock, not the cycle's tick: the tick may be a while back.
+            metrics["cert_expiry_days"] = days_left(not_after(der), time.time())
         except ValueError:
             # The handshake worked, so the target is up; only the expiry is unknown.
             return (Observation(target.name, now, True, None, metrics, missing=_NO_EXPIRY),)
@@ -83,6 +72,26 @@ class TlsProbe(Probe):
             # dropped it in the middle of the handshake.
             return "TLS error: connection closed during the handshake"
         return describe_connect_error(exc, self.target.host, connected=False)
+
+
+async def handshake(
+    host: str, port: int, server_name: str, context: ssl.SSLContext, deadline: float
+) -> tuple[bytes, float]:
+    """Connect and shake hands (SNI ``server_name``), then close: the leaf certificate's
+    DER bytes, and how long connect plus handshake took. Failures raise OSError."""
+    writer: asyncio.StreamWriter | None = None
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout_at(deadline):
+            _, writer = await asyncio.open_connection(
+                host, port, ssl=context, server_hostname=server_name
+            )
+        latency = time.perf_counter() - started
+        ssl_object: ssl.SSLObject = writer.get_extra_info("ssl_object")
+        return ssl_object.getpeercert(binary_form=True) or b"", latency
+    finally:
+        if writer is not None:
+            await close(writer, deadline)
 
 
 def client_context(*, verify: bool) -> ssl.SSLContext:
