@@ -1,7 +1,7 @@
 """``type = "alertmanager"``: ``POST /api/v2/alerts`` to an Alertmanager or an HA cluster.
 
 vigild then plays the part Prometheus plays for Alertmanager: it tells every
-peer in ``urls`` about every open alert again each ``[daemon] interval``
+peer in ``urls`` about every open alert again each time its target is probed
 (``keepalive``), with an ``endsAt`` four intervals ahead, so an alert vigild
 stops talking about (vigild stopped, the host died) resolves by itself. The
 peers deduplicate among themselves (gossip), so each is told everything; one
