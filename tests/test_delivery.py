@@ -181,3 +181,49 @@ async def test_stop_drains_what_is_due_within_its_deadline(
     await delivery.stop(drain=5)
     assert targets_sent(receiver) == ["late"]
     assert store.outbox_pending("hook") == 0
+
+
+def queue_alerts(store: Store, notifier: str, created: float, *alerts: tuple[str, str]) -> None:
+    """One message about several alerts: (target, kind) each."""
+    events = tuple(
+        AlertEvent(
+            fingerprint=target * 16,
+            target=target,
+            metric="up",
+            kind=kind,  # type: ignore[arg-type]
+            severity=Severity.CRITICAL,
+            previous=None,
+            value=0.0,
+            threshold=None,
+            since=created,
+        )
+        for target, kind in alerts
+    )
+    payload = json.dumps(Notification(notifier, created, events).to_json())
+    store.commit([], [], [(notifier, created, payload)])
+
+
+async def test_a_full_outbox_drops_the_oldest_of_each_alerts_story(
+    tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
+    store = Store(tmp_path / "s.db")
+    # 1: a and b fire together; 2: a resolves; 3: a fires again; 4, 5: c fires, resolves.
+    queue_alerts(store, "hook", 1.0, ("a", "firing"), ("b", "firing"))
+    queue_alerts(store, "hook", 2.0, ("a", "resolved"))
+    queue_alerts(store, "hook", 3.0, ("a", "firing"))
+    queue_alerts(store, "hook", 4.0, ("c", "firing"))
+    queue_alerts(store, "hook", 5.0, ("c", "resolved"))
+    dropped: list[str] = []
+    delivery = Delivery(
+        store,
+        {"hook": webhook("hook", "http://127.0.0.1:1/", session, max_pending=3)},
+        on_outcome=lambda notifier, outcome, age: dropped.append(outcome),
+    )
+    delivery.wake()
+    left = [json.loads(payload)["created"] for _, payload in store.outbox_entries("hook")]
+    # Message 2 is covered by 3, but 1 is not (b has nothing later): dropping 2 alone
+    # would tell a "firing" twice without the resolve between. So c's covered firing
+    # goes first, then the oldest: each alert loses the start of its story only.
+    assert left == [2.0, 3.0, 5.0]
+    assert dropped == ["dropped", "dropped"]
+    assert delivery.pending == {"hook": 3}

@@ -29,6 +29,7 @@ log = structlog.get_logger("vigild.delivery")
 
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 300.0
+STORE_RETRY = 5.0
 
 OutcomeListener = Callable[[str, str, float], None]
 """(notifier, outcome, seconds from the notification's creation to now)."""
@@ -75,38 +76,49 @@ class Delivery:
     def _bound(self, name: str) -> None:
         """Keep a notifier's outbox within ``max_pending``.
 
-        What goes first is what its reader would never miss: a message every
-        alert of which a later message also covers (resolved ones before
-        firing ones), and only then the oldest.
+        What goes first is what its reader would never miss: messages every alert
+        of which a later message covers, oldest first, and only then the oldest
+        of the rest. Either way, what is dropped of each alert's messages is
+        always its oldest ones: a reader then sees the end of each alert's story,
+        never firing twice without the resolve between.
         """
         limit = self._notifiers[name].config.max_pending
         count = self.pending[name] = self._store.outbox_pending(name)
         if count <= limit:
             return
-        ranked: list[tuple[int, int]] = []  # (preference, id): lower goes first
-        covered_later: set[str] = set()
-        for entry_id, payload in reversed(self._store.outbox_entries(name)):
+        entries = []
+        for entry_id, payload in self._store.outbox_entries(name):
             try:
-                events = json.loads(payload)["events"]
-                alerts = {e["fingerprint"] for e in events}
-                resolved = all(e["kind"] == "resolved" for e in events)
+                alerts = {e["fingerprint"] for e in json.loads(payload)["events"]}
             except (ValueError, KeyError, TypeError):
-                alerts, resolved = set(), True  # unreadable: it could never be sent anyway
-            superseded = alerts <= covered_later
-            covered_later |= alerts
-            ranked.append((0 if superseded and resolved else 1 if superseded else 2, entry_id))
-        ranked.sort()
-        victims = ranked[: count - limit]
-        for _preference, entry_id in victims:
+                alerts = set()  # unreadable: it could never be sent anyway
+            entries.append((entry_id, alerts))
+        later: dict[str, int] = {}
+        for entry_id, alerts in entries:
+            for alert in alerts:
+                later[alert] = entry_id  # the last message that mentions it
+        superseded: list[int] = []
+        kept: set[str] = set()  # alerts with a message that stays: nothing after it may go
+        for entry_id, alerts in entries:
+            if all(later[a] > entry_id for a in alerts) and not alerts & kept:
+                superseded.append(entry_id)
+            else:
+                kept |= alerts
+        excess = count - limit
+        victims = superseded[:excess]
+        if len(victims) < excess:
+            gone = set(victims)
+            victims += [i for i, _ in entries if i not in gone][: excess - len(victims)]
+        for entry_id in victims:
             self._store.outbox_remove(entry_id)
             self._on_outcome(name, "dropped", 0.0)
-        self.pending[name] = limit
+        self.pending[name] = self._store.outbox_pending(name)
         log.error(
             "outbox full: notifications dropped",
             notifier=name,
             dropped=len(victims),
+            superseded=min(len(victims), len(superseded)),
             max_pending=limit,
-            superseded=sum(1 for preference, _ in victims if preference < 2),
         )
 
     async def stop(self, drain: float) -> None:
@@ -146,6 +158,16 @@ class Delivery:
         await asyncio.gather(*still_running, return_exceptions=True)
 
     async def _work(self, name: str) -> None:
+        while True:
+            try:
+                await self._work_through(name)
+            except Exception:
+                # The state file failed under us (a full disk): the messages are still
+                # there, so wait and go on rather than end this notifier's delivery.
+                log.exception("delivery interrupted, retrying", notifier=name)
+                await asyncio.sleep(STORE_RETRY)
+
+    async def _work_through(self, name: str) -> None:
         wakeup, idle = self._wakeups[name], self._idle[name]
         while True:
             entry = self._store.outbox_head(name)
@@ -163,7 +185,7 @@ class Delivery:
         """Try one message; True when it left the outbox (sent, failed for good, expired)."""
         left = await self._try(name, entry)
         if left:
-            self.pending[name] = max(0, self.pending[name] - 1)
+            self.pending[name] = self._store.outbox_pending(name)
         return left
 
     async def _try(self, name: str, entry: OutboxEntry) -> bool:

@@ -34,6 +34,8 @@ __all__ = ["Runtime", "build_notifiers", "make_session"]
 
 log = structlog.get_logger("vigild")
 
+NOTIFY_CONNECTIONS = 20
+
 
 def make_session(concurrency: int) -> aiohttp.ClientSession:
     """The one ClientSession of a run: probes and notifiers share its connection pool."""
@@ -81,6 +83,9 @@ class Runtime:
             self.lock.release()
             raise
         self.session = make_session(self.config.daemon.concurrency)
+        # Notifications get connections of their own: in the probes' pool they would
+        # queue behind a cycle's probes, and a page would wait for the cycle's end.
+        self.notify_session = make_session(NOTIFY_CONNECTIONS)
         self.probe_context = ProbeContext(self.session)
         self.watched = self._watched()
         states = self.store.load_probe_states()
@@ -103,7 +108,7 @@ class Runtime:
             first=self.config.daemon.connectivity_check,
         )
         self.heartbeat = Heartbeat(
-            self.session,
+            self.notify_session,
             self.config.daemon.heartbeat_url,
             redact=self.config.redact,
             on_outcome=self._on_heartbeat,
@@ -132,6 +137,7 @@ class Runtime:
             self.delivery.stop(drain),
             self.probe_context.close(),
             self.session.close(),
+            self.notify_session.close(),
         ):
             try:
                 await step
@@ -188,7 +194,7 @@ class Runtime:
     def _delivery(self) -> Delivery:
         return Delivery(
             self.store,
-            build_notifiers(self.config, self.session),
+            build_notifiers(self.config, self.notify_session),
             clock=self.clock,
             on_outcome=self._on_outcome,
         )
