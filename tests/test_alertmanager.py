@@ -4,6 +4,7 @@ Alertmanagers (one, and an HA pair behind two real ``vigild``), nothing mocked."
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import AsyncIterator
@@ -30,6 +31,7 @@ from vigild.alerting.notifiers.alertmanager import (
 from vigild.config import ConfigError, NotifierConfig, load
 from vigild.model import AlertEvent, EventKind, Notification, Severity, fingerprint
 from vigild.model import rfc3339 as stamp
+from vigild.testing import alert_event
 
 EXTERNAL = "http://127.0.0.1:9469"
 T0 = 1_714_564_984.0  # 2024-05-01 12:03:04 UTC
@@ -41,35 +43,7 @@ SECRET = "s3cr3t-pa55"
 POSTABLE_FIELDS = {"labels", "annotations", "startsAt", "endsAt", "generatorURL"}
 
 
-def event(
-    target: str = "covabot",
-    metric: str = "cpu_percent",
-    kind: EventKind = "firing",
-    severity: Severity = Severity.CRITICAL,
-    *,
-    previous: Severity | None = None,
-    value: float | None = 91.5,
-    threshold: float | None = 80.0,
-    ended: float | None = None,
-    runbook: str | None = None,
-    labels: tuple[tuple[str, str], ...] = (),
-    note: str | None = None,
-) -> AlertEvent:
-    return AlertEvent(
-        fingerprint=fingerprint(target, metric),
-        target=target,
-        metric=metric,
-        kind=kind,
-        severity=severity,
-        previous=previous,
-        value=value,
-        threshold=threshold,
-        since=T0,
-        ended=ended,
-        runbook=runbook,
-        labels=labels,
-        note=note,
-    )
+event = functools.partial(alert_event, metric="cpu_percent", value=91.5, threshold=80.0, since=T0)
 
 
 def note(*events: AlertEvent, created: float = NOW) -> Notification:

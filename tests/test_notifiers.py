@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import os
 import socket
 import subprocess
@@ -25,41 +26,15 @@ from vigild.alerting.notifiers.webhook import (
     alertmanager_payload,
 )
 from vigild.config import NotifierConfig
-from vigild.model import AlertEvent, EventKind, Notification, Severity, fingerprint, rfc3339
+from vigild.model import AlertEvent, Notification, Severity, fingerprint, rfc3339
+from vigild.testing import alert_event
 
 EXTERNAL = "http://127.0.0.1:9469"
 T0 = 1_714_564_984.0  # 2024-05-01 12:03:04 UTC
 SECRET = "s3cr3t-t0ken"
 
 
-def event(
-    target: str = "covabot",
-    metric: str = "up",
-    kind: EventKind = "firing",
-    severity: Severity = Severity.CRITICAL,
-    *,
-    previous: Severity | None = None,
-    value: float | None = 0.0,
-    threshold: float | None = None,
-    since: float = T0,
-    ended: float | None = None,
-    runbook: str | None = None,
-    labels: tuple[tuple[str, str], ...] = (),
-) -> AlertEvent:
-    return AlertEvent(
-        fingerprint=fingerprint(target, metric),
-        target=target,
-        metric=metric,
-        kind=kind,
-        severity=severity,
-        previous=previous,
-        value=value,
-        threshold=threshold,
-        since=since,
-        ended=ended,
-        runbook=runbook,
-        labels=labels,
-    )
+event = functools.partial(alert_event, since=T0)
 
 
 def note(*events: AlertEvent, created: float = T0 + 720, notifier: str = "n") -> Notification:

@@ -3,6 +3,7 @@ spec, delivery to a real receiver on 127.0.0.1, the outbox, and a real ``vigild`
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -32,7 +33,7 @@ from vigild.alerting.notifiers.pagerduty import (
 from vigild.alerting.store import Store
 from vigild.config import ConfigError, NotifierConfig, load
 from vigild.model import AlertEvent, EventKind, Notification, Severity, fingerprint
-from vigild.testing import FakeClock
+from vigild.testing import FakeClock, alert_event
 
 EXTERNAL = "http://127.0.0.1:9469"
 STATUS_URL = EXTERNAL + "/api/status"
@@ -108,35 +109,7 @@ def assert_events_v2(body: Any) -> None:
 # Building blocks
 
 
-def event(
-    target: str = "covabot",
-    metric: str = "up",
-    kind: EventKind = "firing",
-    severity: Severity = Severity.CRITICAL,
-    *,
-    previous: Severity | None = None,
-    value: float | None = 0.0,
-    threshold: float | None = None,
-    ended: float | None = None,
-    runbook: str | None = None,
-    labels: tuple[tuple[str, str], ...] = (),
-    note: str | None = None,
-) -> AlertEvent:
-    return AlertEvent(
-        fingerprint=fingerprint(target, metric),
-        target=target,
-        metric=metric,
-        kind=kind,
-        severity=severity,
-        previous=previous,
-        value=value,
-        threshold=threshold,
-        since=T0,
-        ended=ended,
-        runbook=runbook,
-        labels=labels,
-        note=note,
-    )
+event = functools.partial(alert_event, since=T0)
 
 
 def note(*events: AlertEvent, created: float = T0 + 720) -> Notification:
