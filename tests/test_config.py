@@ -234,17 +234,16 @@ def test_features_not_built_yet_fail_loudly(tmp_path: Path) -> None:
         tmp_path,
         """
 [daemon]
-actions_enabled = true
+shard = 1
+retention = "7d"
 [[targets]]
 name = "api"
 type = "http"
 url = "http://127.0.0.1:1/"
-[[actions]]
-name = "rollback"
 """,
     )
     text = "\n".join(found)
-    for where in ("daemon.actions_enabled", "actions"):
+    for where in ("daemon.shard", "daemon.retention"):
         assert (
             f"{where}: " in text
             and "not supported yet" in text.split(f"{where}: ")[1].split("\n")[0]

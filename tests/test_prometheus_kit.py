@@ -330,8 +330,22 @@ scrape_configs:
             assert recorded[0]["metric"]["instance"] == daemon.listen
             assert recorded[0]["value"][1] == "1"  # the one target is up
 
-            groups = (await api("rules"))["data"]["groups"]
-            rules = [rule for group in groups for rule in group["rules"]]
+            # Each group is evaluated on its own clock, and one evaluated before the first
+            # scrape saw vigild absent: wait until every rule has run on scraped data.
+            rules: list[dict[str, Any]] = []
+
+            def settled() -> bool:
+                return bool(rules) and all(
+                    r["health"] != "unknown" and r.get("state") not in {"pending", "firing"}
+                    for r in rules
+                )
+
+            for _ in range(100):  # bounded: 10 s at most
+                groups = (await api("rules")).get("data", {}).get("groups", [])
+                rules = [rule for group in groups for rule in group["rules"]]
+                if settled():
+                    break
+                await asyncio.sleep(0.1)
             assert len(rules) == len(rule_expressions())
             broken = {r["name"]: r.get("lastError") for r in rules if r["health"] != "ok"}
             assert broken == {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
@@ -48,8 +49,22 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--format", choices=["text", "json"], default="text", help="report format for --once"
     )
+    no_actions = argparse.ArgumentParser(add_help=False)
+    no_actions.add_argument(
+        "--no-actions",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="run no [[actions]] (for --once: a read-only check)",
+    )
+    parser.add_argument("--no-actions", action="store_true", help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser("run", parents=[common], help="run the daemon (the default)")
+    commands.add_parser("run", parents=[common, no_actions], help="run the daemon (the default)")
+    actions = commands.add_parser("actions", parents=[common], help="what actions have done")
+    action_verbs = actions.add_subparsers(dest="verb", metavar="VERB", required=True)
+    history = action_verbs.add_parser(
+        "history", parents=[common], help="list action runs, oldest first (from the state file)"
+    )
+    history.add_argument("--limit", type=int, default=50, help="the latest N runs (default 50)")
     commands.add_parser("check-config", parents=[common], help="validate and summarise the config")
     notify = commands.add_parser(
         "test-notify", parents=[common], help="send a test message through each notifier"
@@ -72,6 +87,11 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--comment", default="", help="why, for whoever looks next")
     add.add_argument("--created-by", default="", help="who (default: $USER)")
     verbs.add_parser("list", parents=[common], help="list silences and whether they are active")
+    commands.add_parser(
+        "healthcheck",
+        parents=[common],
+        help="ask the running daemon's /healthz (0 healthy, 1 not): a container HEALTHCHECK",
+    )
     expire = verbs.add_parser("expire", parents=[common], help="end a silence now")
     expire.add_argument("id", help="the silence's id, as `silence list` shows it")
     return parser
@@ -89,6 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("vigild: --once cannot be combined with a command", file=sys.stderr)
         return 2
 
+    if getattr(args, "no_actions", False):
+        # Through the environment, so a SIGHUP reload keeps actions off too.
+        os.environ["VIGILD_ACTIONS_ENABLED"] = "false"
+
     from vigild import config as config_module
 
     path = config_module.find_config(getattr(args, "config", None))
@@ -99,8 +123,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(problem, file=sys.stderr)
         if command == "check-config":
             print(f"{path}: invalid ({len(exc.problems)} problems)", file=sys.stderr)
+        if command == "healthcheck":
+            return 1  # Docker reserves 2; any failure is "unhealthy"
         return EXIT_ONCE_UNUSABLE if args.once else EXIT_INVALID_CONFIG
 
+    if command == "healthcheck":  # before logging: config warnings every 30 s are noise
+        return _healthcheck(config)
     _configure_logging(config, args)
     if command == "check-config":
         print(_summary(config))
@@ -113,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if delivered else 1
     if command == "silence":
         return _silence(config, args)
+    if command == "actions":
+        return _action_history(config, args.limit)
     if args.once:
         return _once(config, args.format)
     return _run(config)
@@ -148,6 +178,46 @@ def _silence(config: Config, args: argparse.Namespace) -> int:
     except ApiError as exc:
         print(f"vigild: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _healthcheck(config: Config) -> int:
+    from vigild.client import ApiError, call
+
+    try:
+        answer = asyncio.run(call(config, "GET", "/healthz"))
+    except ApiError as exc:
+        print(f"vigild: unhealthy: {exc}", file=sys.stderr)
+        return 1
+    print(f"vigild at {config.daemon.listen}: {answer.get('status', answer)}")
+    return 0
+
+
+def _action_history(config: Config, limit: int) -> int:
+    from vigild.alerting.notifiers.text import timestamp
+    from vigild.alerting.store import StoreError, read_action_history
+
+    path = config.daemon.state_path
+    if not path.exists():
+        print(f"no state file at {path}: no action has run")
+        return 0
+    try:
+        runs = read_action_history(path, limit)
+    except StoreError as exc:
+        print(f"vigild: {exc}", file=sys.stderr)
+        return 1
+    if not runs:
+        print("no action has run")
+    for run in runs:
+        took = f"{run.finished - run.started:.1f}s" if run.finished is not None else "-"
+        code = f"exit {run.exit_code}" if run.exit_code is not None else ""
+        verified = f" [{run.verified}]" if run.verified else ""
+        print(
+            config.redact(
+                f"{timestamp(run.started)}  {run.action}  {run.target} {run.metric}  "
+                f"{run.outcome}{verified}  {code}  {took}  {run.detail}"
+            )
+        )
     return 0
 
 
@@ -244,6 +314,12 @@ def _summary(config: Config) -> str:
         f"  notifiers: {notifiers or 'none'}",
     ]
     lines.extend(f"  disabled:  {name} (url or key empty)" for name in config.disabled_notifiers)
+    for a in config.actions:
+        mode = " dry run" if a.dry_run else ""
+        off = "" if config.daemon.actions_enabled else ", actions_enabled = false"
+        lines.append(
+            f"  action:    {a.name} ({a.type}{mode}, {a.when.severity} for {a.when.for_:g}s{off})"
+        )
     lines.append(f"  state:     {config.daemon.state_path}")
     lines.append(f"  listen:    {config.daemon.listen}")
     return "\n".join(config.redact(line) for line in lines)

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from vigild.alerting.silences import Silence
 
 __all__ = [
+    "ActionConfig",
+    "ActionWhen",
     "AlertingConfig",
     "Config",
     "ConfigError",
@@ -63,8 +65,8 @@ __all__ = [
 DEFAULT_PATHS = (Path("thresholds.toml"), Path("/etc/vigild/thresholds.toml"))
 
 # Names from DESIGN.md whose features later work adds: they fail loudly, never silently.
-NOT_SUPPORTED_YET_SECTIONS = frozenset({"actions"})
-NOT_SUPPORTED_YET_DAEMON_KEYS = frozenset({"actions_enabled", "shard", "retention"})
+NOT_SUPPORTED_YET_SECTIONS: frozenset[str] = frozenset()
+NOT_SUPPORTED_YET_DAEMON_KEYS = frozenset({"shard", "retention"})
 
 
 class ConfigError(Exception):
@@ -169,6 +171,13 @@ BUILTIN_THRESHOLDS: dict[str, ThresholdSpec] = {
 }
 
 
+def _default_state_path() -> Path:
+    """systemd's ``StateDirectory=`` (``$STATE_DIRECTORY``, the first of a colon-separated
+    list) when it set one, so a ``DynamicUser=`` service needs no path in its config."""
+    directory = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(directory or "/var/lib/vigild") / "state.db"
+
+
 class DaemonConfig(BaseSettings):
     """``[daemon]``; ``VIGILD_<KEY>`` environment variables override the file."""
 
@@ -176,7 +185,8 @@ class DaemonConfig(BaseSettings):
 
     interval: Duration = Field(default=30.0, gt=0)
     listen: str = "127.0.0.1:9469"
-    state_path: Path = Path("/var/lib/vigild/state.db")
+    state_path: Path = Field(default_factory=_default_state_path)
+    """Default ``/var/lib/vigild/state.db``, or ``$STATE_DIRECTORY/state.db`` under systemd."""
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     concurrency: int = Field(default=100, ge=1, le=10_000)
@@ -187,6 +197,8 @@ class DaemonConfig(BaseSettings):
     """Pinged after every completed cycle (a healthchecks.io-style dead-man's switch)."""
     connectivity_check: str | None = None
     """A target whose failure means vigild itself lost its network."""
+    actions_enabled: bool = True
+    """False (or ``vigild --no-actions``): no ``[[actions]]`` runs, whatever they say."""
 
     @field_validator("heartbeat_url")
     @classmethod
@@ -576,6 +588,46 @@ class NotifierConfig(_Strict):
         return Severity.parse(self.min_severity).routing_rank
 
 
+class ActionWhen(_Strict):
+    """``when = { severity, targets, metrics, for }``: which open alerts an action answers."""
+
+    severity: Literal["warning", "critical"] = "critical"
+    targets: list[str] = ["*"]
+    metrics: list[str] = ["*"]
+    for_: Duration = Field(default=0.0, alias="for")
+    """How long the alert must have been at ``severity`` (or worse), in a row."""
+
+
+class ActionConfig(_Strict):
+    """The keys every action takes; a backend's own keys are in ``options``."""
+
+    name: str = Field(min_length=1)
+    type: str
+    when: ActionWhen = ActionWhen()
+    max_runs: int = Field(default=1, ge=1)
+    """Runs per incident (one alert from opening to resolution)."""
+    cooldown: Duration = 1800.0
+    max_runs_per_day: int = Field(default=3, ge=1)
+    dry_run: bool = False
+    timeout: Duration = Field(default=300.0, gt=0)
+    verify_after: Duration = 300.0
+    options: BaseModel = Field(default_factory=BaseModel, exclude=True)
+
+    COMMON_KEYS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "name",
+            "type",
+            "when",
+            "max_runs",
+            "cooldown",
+            "max_runs_per_day",
+            "dry_run",
+            "timeout",
+            "verify_after",
+        }
+    )
+
+
 _M = TypeVar("_M", bound=BaseModel)
 
 
@@ -589,6 +641,7 @@ class _FileShape(_Strict):
     targets: list[dict[str, Any]] = []
     notifiers: list[dict[str, Any]] = []
     silences: list[dict[str, Any]] = []
+    actions: list[dict[str, Any]] = []
 
 
 @dataclass(frozen=True)
@@ -605,6 +658,7 @@ class Config:
     warnings: tuple[str, ...] = ()
     disabled_notifiers: tuple[str, ...] = field(default=())
     silences: tuple[SilenceConfig, ...] = ()
+    actions: tuple[ActionConfig, ...] = ()
 
     def redact(self, text: str) -> str:
         return redact(text, self.secrets)
@@ -714,6 +768,7 @@ class _Builder:
             for i, raw_silence in enumerate(shape.silences)
             if (silence := self.validate(SilenceConfig, raw_silence, ("silences", i))) is not None
         ]
+        actions = self.actions(shape.actions)
         self.references(daemon, targets)
         if self.problems or daemon is None or alerting is None:
             raise ConfigError(self.problems)
@@ -731,6 +786,7 @@ class _Builder:
             warnings=warnings,
             disabled_notifiers=tuple(disabled),
             silences=tuple(silences),
+            actions=tuple(actions),
         )
 
     def references(self, daemon: DaemonConfig | None, targets: list[TargetConfig]) -> None:
@@ -906,6 +962,34 @@ class _Builder:
             else:
                 enabled.append(notifier)
         return enabled, disabled
+
+    def actions(self, raws: list[dict[str, Any]]) -> list[ActionConfig]:
+        from vigild.alerting.actions.base import backend as action_backend
+
+        actions: list[ActionConfig] = []
+        seen: set[str] = set()
+        for i, raw in enumerate(raws):
+            loc: tuple[str | int, ...] = ("actions", i)
+            kind = raw.get("type")
+            if kind is None:
+                self.problem((*loc, "type"), "required key missing")
+                continue
+            try:
+                backend = action_backend(kind)
+            except LookupError as exc:
+                self.problem((*loc, "type"), str(exc))
+                continue
+            common = {k: v for k, v in raw.items() if k in ActionConfig.COMMON_KEYS}
+            own = {k: v for k, v in raw.items() if k not in ActionConfig.COMMON_KEYS}
+            try:
+                options = backend.Options.model_validate(own)
+                action = ActionConfig.model_validate({**common, "options": options})
+            except ValidationError as exc:
+                self.pydantic_problems(loc, exc)
+                continue
+            self.unique((*loc, "name"), "action", action.name, seen)
+            actions.append(action)
+        return actions
 
 
 def _dotted(loc: Iterable[str | int]) -> str:

@@ -105,7 +105,10 @@ class Observation:
         self.metrics["up"] = 1.0 if self.up else 0.0
 
 
-EventKind = Literal["firing", "escalated", "deescalated", "resolved", "repeat", "flapping", "test"]
+EventKind = Literal[
+    "firing", "escalated", "deescalated", "resolved", "repeat", "flapping", "test", "action"
+]
+"""``action``: what an action did about the alert (``note`` says it); the alert is unchanged."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""SQLite state: alerts, the notification outbox, probes' last samples and silences.
+"""SQLite state: alerts, the notification outbox, probes' last samples, silences and
+the status page's 24 h history.
 
 Alert transitions and the notifications they cause are written in one
 transaction, so after any crash either both exist or neither does. WAL with
@@ -15,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["OutboxEntry", "Store", "StoreError"]
+__all__ = ["ActionRun", "OutboxEntry", "Store", "StoreError", "read_action_history"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -39,6 +40,30 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_by_notifier ON outbox (notifier, id);
 CREATE TABLE IF NOT EXISTS probe_state (target TEXT PRIMARY KEY, state TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS silences (id TEXT PRIMARY KEY, silence TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS history (
+    bucket INTEGER NOT NULL,
+    target TEXT NOT NULL,
+    latency REAL NOT NULL,
+    probes INTEGER NOT NULL,
+    up INTEGER NOT NULL,
+    PRIMARY KEY (bucket, target)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS action_runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    action TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    target TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    incident REAL NOT NULL,
+    started REAL NOT NULL,
+    finished REAL,
+    outcome TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '',
+    exit_code INTEGER,
+    output TEXT NOT NULL DEFAULT '',
+    verified TEXT
+);
+CREATE INDEX IF NOT EXISTS action_runs_by_action ON action_runs (action, started);
 """
 
 
@@ -54,6 +79,54 @@ class OutboxEntry:
     payload: str
     attempts: int
     next_attempt: float
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRun:
+    """One run (or skip, or dry run) of an action; ``outcome`` is "running" until it ends."""
+
+    id: int
+    action: str
+    fingerprint: str
+    target: str
+    metric: str
+    incident: float
+    """The alert's ``started``: with the fingerprint, the incident this run answered."""
+    started: float
+    finished: float | None
+    outcome: str
+    detail: str
+    exit_code: int | None
+    output: str
+    verified: str | None
+    """After a successful run: "helped" or "did not help", once ``verify_after`` passed."""
+
+
+_ACTION_COLUMNS = (
+    "id, action, fingerprint, target, metric, incident, started, finished, outcome, detail, "
+    "exit_code, output, verified"
+)
+
+
+def read_action_history(path: Path, limit: int) -> list[ActionRun]:
+    """The latest ``limit`` action runs, oldest first, read-only: a daemon may hold the file."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read state file {path}: {exc}") from None
+    try:
+        rows = db.execute(
+            f"SELECT {_ACTION_COLUMNS} FROM action_runs ORDER BY id DESC LIMIT ?", (limit,)
+        ).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return []  # written by a vigild from before actions
+        raise StoreError(f"cannot read state file {path}: {exc}") from None
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read state file {path}: {exc}") from None
+    finally:
+        db.close()
+    return [ActionRun(*row) for row in reversed(rows)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +234,107 @@ class Store:
     def delete_silence(self, silence_id: str) -> None:
         self._db.execute("DELETE FROM silences WHERE id = ?", (silence_id,))
 
+    # -- status page history ---------------------------------------------
+
+    def load_history(self, since_bucket: int) -> list[tuple[str, int, float, int, int]]:
+        """(target, bucket, latency, probes, up) of every bucket from ``since_bucket`` on."""
+        rows = self._db.execute(
+            "SELECT target, bucket, latency, probes, up FROM history WHERE bucket >= ?",
+            (since_bucket,),
+        )
+        return [(str(t), int(b), float(lat), int(n), int(up)) for t, b, lat, n, up in rows]
+
+    def save_history(
+        self, rows: Iterable[tuple[str, int, float, int, int]], prune_before: int
+    ) -> None:
+        """Upsert finished buckets and drop those older than ``prune_before``, in one go."""
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO history (target, bucket, latency, probes, up) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (bucket, target) DO UPDATE SET "
+                "latency = excluded.latency, probes = excluded.probes, up = excluded.up",
+                rows,
+            )
+            self._db.execute("DELETE FROM history WHERE bucket < ?", (prune_before,))
+
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
+
+    # -- action runs ------------------------------------------------------
+
+    def add_action_run(
+        self,
+        *,
+        action: str,
+        fingerprint: str,
+        target: str,
+        metric: str,
+        incident: float,
+        started: float,
+        outcome: str,
+        detail: str = "",
+    ) -> int:
+        """Record a run as it starts ("running"), or a skip or dry run, which end at once."""
+        finished = None if outcome == "running" else started
+        cursor = self._db.execute(
+            "INSERT INTO action_runs (action, fingerprint, target, metric, incident, started, "
+            "finished, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (action, fingerprint, target, metric, incident, started, finished, outcome, detail),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def finish_action_run(
+        self,
+        run_id: int,
+        *,
+        finished: float,
+        outcome: str,
+        detail: str,
+        exit_code: int | None,
+        output: str,
+    ) -> None:
+        self._db.execute(
+            "UPDATE action_runs SET finished = ?, outcome = ?, detail = ?, exit_code = ?, "
+            "output = ? WHERE id = ?",
+            (finished, outcome, detail, exit_code, output, run_id),
+        )
+
+    def verify_action_run(self, run_id: int, verdict: str) -> None:
+        self._db.execute("UPDATE action_runs SET verified = ? WHERE id = ?", (verdict, run_id))
+
+    def action_runs(
+        self, action: str, since: float, fingerprint: str, incident: float
+    ) -> list[ActionRun]:
+        """What the guards of ``action`` need: its runs since ``since``, any still running,
+        and every run of the incident, oldest first."""
+        rows = self._db.execute(
+            f"SELECT {_ACTION_COLUMNS} FROM action_runs WHERE action = ? AND "
+            "(started >= ? OR outcome = 'running' OR (fingerprint = ? AND incident = ?)) "
+            "ORDER BY id",
+            (action, since, fingerprint, incident),
+        )
+        return [ActionRun(*row) for row in rows]
+
+    def action_runs_to_verify(self) -> list[ActionRun]:
+        rows = self._db.execute(
+            f"SELECT {_ACTION_COLUMNS} FROM action_runs "
+            "WHERE outcome = 'succeeded' AND verified IS NULL ORDER BY id"
+        )
+        return [ActionRun(*row) for row in rows]
+
+    def interrupt_action_runs(self, now: float, detail: str) -> int:
+        """Close runs left "running" by a vigild that died: the state lock says none is ours."""
+        cursor = self._db.execute(
+            "UPDATE action_runs SET outcome = 'failed', finished = ?, detail = ? "
+            "WHERE outcome = 'running'",
+            (now, detail),
+        )
+        return cursor.rowcount
+
+    def queue_notifications(self, outbox: Iterable[tuple[str, float, str]]) -> None:
+        """Queue messages that change no alert (an action's report)."""
+        self.commit((), (), outbox)
 
     # -- outbox -----------------------------------------------------------
 

@@ -22,10 +22,14 @@ from aiohttp import web
 from vigild import __version__, logs
 from vigild.config import Config, ConfigError, load, split_listen, unix_listen
 from vigild.daemon.cycle import Watched
+from vigild.daemon.history import History
 from vigild.daemon.metrics import Metrics
+from vigild.daemon.page import Snapshot, refresh_seconds, snapshot
 from vigild.daemon.runtime import Runtime
 from vigild.daemon.scheduler import CycleScheduler
+from vigild.daemon.sdnotify import SystemdNotify, Watchdog, status_line
 from vigild.daemon.server import make_app
+from vigild.model import worst
 
 __all__ = ["Daemon", "LifecycleError"]
 
@@ -35,6 +39,9 @@ CYCLE_GRACE = 2.0
 """How long a stop waits for running cycles before cancelling their probes."""
 DRAIN = 5.0
 """How long a stop gives queued notifications to go out (the rest stay in the outbox)."""
+STALL_AFTER = 60.0
+"""Slack on top of three of the shortest intervals without a cycle starting or ending,
+after which the scheduler counts as stalled and systemd's watchdog pings stop."""
 
 
 def _settle_heap() -> None:
@@ -54,9 +61,19 @@ class LifecycleError(RuntimeError):
 
 
 class Daemon:
-    def __init__(self, config: Config, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Callable[[], float] = time.time,
+        notify: SystemdNotify | None = None,
+    ) -> None:
         self.config = config
         self.clock = clock
+        self.notify = notify if notify is not None else SystemdNotify.from_environment()
+        self._watchdog: Watchdog | None = None
+        self._last_cycle = time.monotonic()
+        self._status_sent = ""
         self._stage = "new"
         self._inflight: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
@@ -81,6 +98,12 @@ class Daemon:
         self.runtime.outcome_listeners.append(self.metrics.notification)
         self.runtime.cycle_listeners.append(self.metrics.cycle_completed)
         self.runtime.heartbeat_listeners.append(self.metrics.heartbeat)
+        self.runtime.actions.listeners.append(self.metrics.action)
+        self.metrics.declare_actions(a.name for a in self.config.actions)
+        self.history = History(self.runtime.store, clock=self.clock).load()
+        self.runtime.result_listeners.append(self.history.observed)
+        self.runtime.cycle_listeners.append(self.history.cycle_completed)
+        self.runtime.cycle_listeners.append(self._report_status)
         app = make_app(
             exposition=self.metrics.exposition,
             status=lambda: self.runtime.board.document(self.config, self.runtime.engine),
@@ -90,11 +113,22 @@ class Daemon:
             api_token=lambda: self.config.daemon.api_token,
             unix_socket=unix_listen(self.config.daemon.listen) is not None,
             clock=self.clock,
+            page=self._page,
         )
         self.runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self.runner.setup()
         self.scheduler = CycleScheduler(self._cycle)
         self._stage = "set up"
+
+    def _page(self) -> Snapshot:
+        now = self.clock()
+        return snapshot(
+            self.runtime.board.document(self.config, self.runtime.engine, now),
+            self.runtime.board,
+            self.history,
+            refresh=refresh_seconds(self.config.daemon.interval),
+            now=now,
+        )
 
     async def start(self) -> None:
         self._expect("set up", "start")
@@ -122,11 +156,40 @@ class Daemon:
             targets=len(self.config.targets),
             notifiers=[n.name for n in self.config.notifiers],
         )
+        self._last_cycle = time.monotonic()
+        self._status_sent = self._status_line()
+        self.notify.ready(self._status_sent)
+        interval = self.notify.watchdog_interval
+        if interval is not None:
+            self._watchdog = Watchdog(self.notify, interval, self._scheduler_alive)
+            self._watchdog.start()
+
+    def _status_line(self) -> str:
+        latest = self.runtime.board.latest.values()
+        severities = (worst(v.severity for v in verdicts) for _, verdicts in latest)
+        return status_line(len(self.config.targets), severities)
+
+    def _report_status(self, _now: float) -> None:
+        line = self._status_line()
+        if line != self._status_sent:  # one datagram per change, not per cycle
+            self._status_sent = line
+            self.notify.status(line)
+
+    def _scheduler_alive(self) -> bool:
+        """Cycles still start or end: a stalled scheduler must look as dead as a hung loop."""
+        if self._stage != "running" or not self.scheduler.running:
+            return False
+        daemon = self.config.daemon
+        shortest = min((t.effective_interval(daemon) for t in self.config.targets), default=None)
+        if shortest is None:
+            return True  # nothing to schedule: a live loop is all there is to tell
+        return time.monotonic() - self._last_cycle < 3 * shortest + STALL_AFTER
 
     async def _cycle(self, watched: Sequence[Watched]) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._inflight.add(task)
+        self._last_cycle = time.monotonic()
         try:
             await self.runtime.run_cycle(watched)
             # A cycle's results replace the last cycle's, so allocations and frees cancel
@@ -140,11 +203,24 @@ class Daemon:
             # Our own shutdown cut a slow cycle short: not an error worth a line.
             log.debug("cycle cancelled by shutdown")
         finally:
+            self._last_cycle = time.monotonic()
             self._inflight.discard(task)
 
     async def reload(self) -> None:
-        """Validate the file again; a broken one is logged and the running config stays."""
+        """Validate the file again; a broken one is logged and the running config stays.
+
+        systemd hears RELOADING=1 first and READY=1 after, whatever the outcome.
+        """
         self._expect("running", "reload")
+        self.notify.reloading()
+        try:
+            await self._reload()
+        finally:
+            self._last_cycle = time.monotonic()  # the scheduler's jobs were just replaced
+            self._status_sent = self._status_line()
+            self.notify.ready(self._status_sent)
+
+    async def _reload(self) -> None:
         try:
             new = await asyncio.to_thread(load, self.config.path)
         except ConfigError as exc:
@@ -156,6 +232,7 @@ class Daemon:
         self.config = new
         await self.runtime.apply(new)
         self.metrics.retain(new)
+        self.history.retain(new.owner_of)
         self.scheduler.replace(self.runtime.cycles())
         logs.set_secrets(new.secrets)
         _settle_heap()
@@ -169,6 +246,9 @@ class Daemon:
             return
         self._stage = "stopping"
         log.info("vigild stopping")
+        self.notify.stopping()
+        if self._watchdog is not None:
+            self._watchdog.stop()
         self.scheduler.pause()
         await self.runner.cleanup()
         if self._inflight:
@@ -178,8 +258,13 @@ class Daemon:
             # Cancelled cycles still flush their state in their `finally`.
             await asyncio.gather(*late, return_exceptions=True)
         self.scheduler.shutdown()
+        try:
+            self.history.close()  # before the store closes: a restart keeps the open bucket
+        except Exception as exc:
+            log.error("cannot save the status page history", error=str(exc))
         await self.runtime.close(drain=DRAIN)
         self._stage = "stopped"
+        self.notify.close()
         log.info("vigild stopped")
 
     async def serve(self) -> None:

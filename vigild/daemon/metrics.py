@@ -12,7 +12,7 @@ the daemon's own, and is appended to the same exposition.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import (
@@ -44,6 +44,7 @@ __all__ = ["Metrics"]
 # The exposition format's float spelling (+Inf, NaN, Go's exponents), as prometheus-client has it.
 go_float: Callable[[float], str] = floatToGoString
 
+ACTION_OUTCOMES = ("succeeded", "failed", "timeout", "skipped", "dry_run")
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _BUCKET_LABELS = (*(go_float(b) for b in DURATION_BUCKETS), "+Inf")
 
@@ -136,6 +137,12 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.actions = Counter(
+            "vigild_actions",
+            "Action runs by outcome: succeeded, failed, timeout, skipped, dry_run.",
+            ["action", "outcome"],
+            registry=self.registry,
+        )
         self.registry.register(_OutboxCollector(pending))
 
     # -- recording --------------------------------------------------------
@@ -158,6 +165,15 @@ class Metrics:
         self.notifications.labels(notifier, outcome).inc()
         if outcome == "sent":
             self.notification_latency.labels(notifier).observe(age)
+
+    def action(self, action: str, outcome: str) -> None:
+        self.actions.labels(action, outcome).inc()
+
+    def declare_actions(self, names: Iterable[str]) -> None:
+        """Every outcome of every configured action at 0, so ``rate()`` sees the first run."""
+        for name in names:
+            for outcome in ACTION_OUTCOMES:
+                self.actions.labels(name, outcome)
 
     def cycle_completed(self, now: float) -> None:
         self.last_cycle.set(now)

@@ -35,6 +35,8 @@ async def run_once(config: Config, output: str = "text") -> OnceResult:
     runtime = await Runtime(config).open(lock_wait=LOCK_WAIT)
     try:
         await runtime.run_cycle(runtime.watched)
+        # A started run is waited for (its timeout bounds it), so its report goes out now.
+        await runtime.actions.wait_idle()
         within = max((n.timeout for n in config.notifiers), default=0.0) + 1.0
         await asyncio.gather(runtime.delivery.deliver_due(within), runtime.heartbeat.settle())
         document = runtime.board.document(config, runtime.engine)

@@ -16,6 +16,7 @@ import aiohttp
 import structlog
 
 from vigild import __version__
+from vigild.alerting.actions.runner import ActionRunner
 from vigild.alerting.delivery import Delivery, OutcomeListener
 from vigild.alerting.engine import Engine, Route
 from vigild.alerting.lock import StateLock
@@ -97,6 +98,14 @@ class Runtime:
         self.engine = Engine(self.store, (), flap_limit=self.config.alerting.flap_limit)
         self._configure_engine()
         self.delivery = self._delivery()
+        self.actions = ActionRunner(
+            self.store,
+            self.engine,
+            self.notify_session,
+            clock=self.clock,
+            on_queued=self.delivery.wake,
+        )
+        self._configure_actions()
         self.pipeline = Pipeline(
             self.engine,
             self.store,
@@ -122,6 +131,7 @@ class Runtime:
             return
         now = self.clock()
         self.engine.silences.prune(now)
+        self.actions.evaluate(now)
         for listener in self.cycle_listeners:
             listener(now)
         self.heartbeat.ping()
@@ -133,6 +143,7 @@ class Runtime:
         self._opened = False
         # Every step runs even when one fails, and every failure is logged.
         for step in (
+            self.actions.close(),  # first: a run's report still reaches the outbox
             self.heartbeat.close(),
             self.delivery.stop(drain),
             self.probe_context.close(),
@@ -167,6 +178,13 @@ class Runtime:
             dependencies={t.name: tuple(t.depends_on) for t in config.targets if t.depends_on},
             connectivity=config.daemon.connectivity_check,
             max_per_message=config.alerting.max_alerts_per_message,
+        )
+
+    def _configure_actions(self) -> None:
+        self.actions.configure(
+            self.config.actions,
+            enabled=self.config.daemon.actions_enabled,
+            redact=self.config.redact,
         )
 
     def _routes(self) -> list[Route]:
@@ -247,6 +265,7 @@ class Runtime:
                 log.warning("change takes effect after a restart", key=f"daemon.{key}")
         self.watched = self._watched(self.watched)
         self._configure_engine()
+        self._configure_actions()
         rules = config.rules
 
         def still_watched(observed: str, metric: str) -> bool:
@@ -264,5 +283,6 @@ class Runtime:
         await self.delivery.stop(drain=2.0)
         self.delivery = self._delivery()
         self.pipeline.on_queued = self.delivery.wake
+        self.actions.on_queued = self.delivery.wake
         self.delivery.start()
         self.pipeline.flush()

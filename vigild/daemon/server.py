@@ -1,4 +1,5 @@
-"""The HTTP endpoints on ``listen``: /metrics, /healthz, /readyz, /api/status, /api/silences.
+"""The HTTP endpoints on ``listen``: / (the status page), /metrics, /healthz, /readyz,
+/api/status, /api/silences.
 
 Reads are open, like ``/metrics``; writes (creating and expiring silences)
 need ``[daemon] api_token`` as a bearer token, or a unix-socket listener,
@@ -20,6 +21,7 @@ from pydantic import ValidationError
 
 from vigild.alerting.silences import Silences
 from vigild.config import SilenceConfig
+from vigild.daemon.page import Snapshot, render
 from vigild.redaction import redact_exposition, redact_values
 
 __all__ = ["make_app"]
@@ -37,6 +39,7 @@ def make_app(
     api_token: Callable[[], str | None],
     unix_socket: bool = False,
     clock: Callable[[], float] = time.time,
+    page: Callable[[], Snapshot] | None = None,
 ) -> web.Application:
     def json_response(document: Any, status: int = 200) -> web.Response:
         text = json.dumps(redact_values(document, secrets()), indent=2)
@@ -79,6 +82,17 @@ def make_app(
     async def api_status(_request: web.Request) -> web.Response:
         return json_response(status())
 
+    async def status_page(_request: web.Request) -> web.Response:
+        assert page is not None
+        # The snapshot is taken on the loop, where the engine lives; rendering 10,000
+        # rows is worth a thread.
+        html = await asyncio.to_thread(render, page(), secrets())
+        return web.Response(
+            text=html,
+            content_type="text/html",
+            headers={"Cache-Control": "no-store"},
+        )
+
     async def list_silences(_request: web.Request) -> web.Response:
         return json_response(silences().listing(clock()))
 
@@ -110,6 +124,8 @@ def make_app(
         return json_response({"error": f"no silence {silence_id}"}, 404)
 
     app = web.Application(client_max_size=MAX_REQUEST_BODY)
+    if page is not None:
+        app.router.add_get("/", status_page)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

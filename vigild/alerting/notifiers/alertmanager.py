@@ -93,6 +93,8 @@ def postable_alerts(
     ahead = now + KEEPALIVE_INTERVALS * interval
     alerts = []
     for event in notification.events:
+        if event.kind == "action":
+            continue  # not an alert: Alertmanager would take it for one
         if event.kind == "test":
             alerts.append(_postable(event, now, external_url, ahead))
             continue
@@ -178,6 +180,8 @@ class AlertmanagerNotifier(base.Notifier):
             interval=self.context.interval,
             posted=self._posted,
         )
+        if not alerts:
+            return  # only action reports, which Alertmanager has no place for
         body = json.dumps(alerts).encode()
         urls = self.options.urls
         outcomes = await asyncio.gather(*(self._post(url, body) for url in urls))
@@ -210,7 +214,7 @@ class AlertmanagerNotifier(base.Notifier):
         for event in notification.events:
             if event.kind == "resolved":
                 self._posted.pop(event.fingerprint, None)
-            elif event.kind != "test":
+            elif event.kind not in ("test", "action"):
                 self._posted[event.fingerprint] = event.severity
 
     def _note_peers(self, failures: list[tuple[str, base.DeliveryError]]) -> None:

@@ -84,6 +84,8 @@ def pagerduty_events(
     status_url = external_url.rstrip("/") + "/api/status"
     bodies: list[dict[str, Any]] = []
     for event in notification.events:
+        if event.kind == "action":
+            continue  # an action's report is for people; a trigger could reopen an incident
         if event.kind == "test":
             # A test must not leave an incident open: trigger, then resolve it at once.
             trigger = _trigger(event, notification.created, options, status_url, source)

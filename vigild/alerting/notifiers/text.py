@@ -67,6 +67,8 @@ def title(notification: Notification) -> str:
     if notification.is_test:
         return "[TEST] test message from vigild"
     tag = "RESOLVED" if notification.status == "resolved" else notification.severity.name
+    if all(e.kind == "action" for e in events):
+        tag = "ACTION"
     if len(events) == 1:
         return f"[{tag}] {events[0].target}: {events[0].metric}"
     targets = list(dict.fromkeys(e.target for e in events))
@@ -91,6 +93,8 @@ def summary(event: AlertEvent, now: float) -> str:
     """
     if event.kind == "test":
         return "test message from vigild"
+    if event.kind == "action":
+        return f"{event.severity.name} {event.target} {event.metric}: {event.note or 'action'}"
     tag = "RESOLVED" if event.kind == "resolved" else event.severity.name
     return f"{tag} {event.target} {event.metric}{_reading(event)}: {_phrase(event, now)}"
 
@@ -98,6 +102,10 @@ def summary(event: AlertEvent, now: float) -> str:
 def _line(event: AlertEvent, now: float) -> str:
     if event.kind == "test":
         return "This is a test message from vigild: if you can read it, this notifier delivers."
+    if event.kind == "action":
+        # The note may end in a fenced block of output: it goes last, on lines of its own.
+        head = f"- **{event.severity.name}** `{event.target}` `{event.metric}`"
+        return f"{head} · since {timestamp(event.since)}: {event.note or 'action'}"
     tag = "RESOLVED" if event.kind == "resolved" else event.severity.name
     parts = [
         f"- **{tag}** `{event.target}` `{event.metric}`{_reading(event)}: {_phrase(event, now)}",

@@ -1,0 +1,1 @@
+"""Actions: what vigild may do about an alert besides telling people (a rollback)."""

@@ -1,0 +1,66 @@
+"""``type = "container"``: restart or stop a container through the Engine API.
+
+The same Docker/Podman socket the container probe reads: for the common
+"just restart it" remedy, without a script.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from vigild import engine_api
+from vigild.alerting.actions import base
+from vigild.config import ActionConfig, Duration
+
+__all__ = ["ContainerAction", "ContainerOptions"]
+
+_ENGINE_URL = re.compile(r"^(unix://.+|tcp://[^/\s]+|https?://[^/\s]+)")
+
+
+class ContainerOptions(base.Options):
+    container: str = Field(min_length=1)
+    """A container's name or id."""
+    action: Literal["restart", "stop"] = "restart"
+    engine: str | None = None
+    """As a container target's ``engine``; unset: ``$DOCKER_HOST``, then the usual sockets."""
+    stop_wait: Duration | None = None
+    """Seconds the engine gives the container to stop before it kills it."""
+
+    @field_validator("engine")
+    @classmethod
+    def _engine_url(cls, value: str | None) -> str | None:
+        if value is not None and not _ENGINE_URL.match(value):
+            raise ValueError("engine must be unix:///path/to/docker.sock or tcp://host:port")
+        return value
+
+
+class ContainerAction(base.Action):
+    Options = ContainerOptions
+
+    def __init__(self, config: ActionConfig) -> None:
+        super().__init__(config)
+        self.options = base.own_options(config, ContainerOptions)
+
+    def describe(self) -> str:
+        return f"{self.options.action} container {self.options.container}"
+
+    async def run(self, context: base.ActionContext) -> base.ActionResult:
+        options = self.options
+        verb = options.action
+        try:
+            async with (
+                asyncio.timeout(context.timeout),
+                engine_api.connect(options.engine, timeout=context.timeout) as client,
+            ):
+                call = client.restart if verb == "restart" else client.stop
+                await call(options.container, wait=options.stop_wait, within=context.timeout)
+        except TimeoutError:
+            return base.ActionResult("timeout", f"no answer within {context.timeout:g}s")
+        except engine_api.EngineError as exc:
+            return base.ActionResult("failed", context.redact(str(exc)))
+        done = "restarted" if verb == "restart" else "stopped"
+        return base.ActionResult("succeeded", f"{done} container {options.container}")
