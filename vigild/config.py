@@ -12,7 +12,7 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -629,6 +629,7 @@ class ActionConfig(_Strict):
 
 
 _M = TypeVar("_M", bound=BaseModel)
+_Backed = TypeVar("_Backed", "NotifierConfig", "ActionConfig")
 
 
 class _FileShape(_Strict):
@@ -934,37 +935,51 @@ class _Builder:
                 rules[check.metric] = rule
         return rules
 
+    def backed(
+        self,
+        loc: tuple[str | int, ...],
+        raw: dict[str, Any],
+        kind: str,
+        backend_of: Callable[[str], Any],
+        model: type[_Backed],
+    ) -> tuple[_Backed, Any] | None:
+        """One ``[[notifiers]]`` or ``[[actions]]`` table: the keys every one takes by
+        ``model``, the rest by the backend's own ``Options``."""
+        try:
+            backend = backend_of(kind)
+        except LookupError as exc:
+            self.problem((*loc, "type"), str(exc))
+            return None
+        common = {k: v for k, v in raw.items() if k in model.COMMON_KEYS}
+        own = {k: v for k, v in raw.items() if k not in model.COMMON_KEYS}
+        try:
+            options = backend.Options.model_validate(own)
+            return model.model_validate({**common, "options": options}), backend
+        except ValidationError as exc:
+            self.pydantic_problems(loc, exc)
+            return None
+
     def notifiers(self, raws: list[dict[str, Any]]) -> tuple[list[NotifierConfig], list[str]]:
-        from vigild.alerting.notifiers import base
+        from vigild.alerting.notifiers.base import backend
 
         enabled: list[NotifierConfig] = []
         disabled: list[str] = []
         seen: set[str] = set()
         for i, raw in enumerate(raws):
             loc: tuple[str | int, ...] = ("notifiers", i)
-            kind = raw.get("type", "apprise")
-            try:
-                backend = base.backend(kind)
-            except LookupError as exc:
-                self.problem((*loc, "type"), str(exc))
+            found = self.backed(loc, raw, raw.get("type", "apprise"), backend, NotifierConfig)
+            if found is None:
                 continue
-            common = {k: v for k, v in raw.items() if k in NotifierConfig.COMMON_KEYS}
-            own = {k: v for k, v in raw.items() if k not in NotifierConfig.COMMON_KEYS}
-            try:
-                options = backend.Options.model_validate(own)
-                notifier = NotifierConfig.model_validate({**common, "options": options})
-            except ValidationError as exc:
-                self.pydantic_problems(loc, exc)
-                continue
+            notifier, notifier_backend = found
             self.unique((*loc, "name"), "notifier", notifier.name, seen)
-            if backend.is_disabled(options):
+            if notifier_backend.is_disabled(notifier.options):
                 disabled.append(notifier.name)
             else:
                 enabled.append(notifier)
         return enabled, disabled
 
     def actions(self, raws: list[dict[str, Any]]) -> list[ActionConfig]:
-        from vigild.alerting.actions.base import backend as action_backend
+        from vigild.alerting.actions.base import backend
 
         actions: list[ActionConfig] = []
         seen: set[str] = set()
@@ -974,19 +989,10 @@ class _Builder:
             if kind is None:
                 self.problem((*loc, "type"), "required key missing")
                 continue
-            try:
-                backend = action_backend(kind)
-            except LookupError as exc:
-                self.problem((*loc, "type"), str(exc))
+            found = self.backed(loc, raw, kind, backend, ActionConfig)
+            if found is None:
                 continue
-            common = {k: v for k, v in raw.items() if k in ActionConfig.COMMON_KEYS}
-            own = {k: v for k, v in raw.items() if k not in ActionConfig.COMMON_KEYS}
-            try:
-                options = backend.Options.model_validate(own)
-                action = ActionConfig.model_validate({**common, "options": options})
-            except ValidationError as exc:
-                self.pydantic_problems(loc, exc)
-                continue
+            action, _backend = found
             self.unique((*loc, "name"), "action", action.name, seen)
             actions.append(action)
         return actions

@@ -12,12 +12,13 @@ import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
+from vigild import plugins
 from vigild.model import Severity, rfc3339
+from vigild.plugins import Options, own_options
 
 if TYPE_CHECKING:
     import aiohttp
@@ -41,12 +42,6 @@ OUTPUT_LIMIT = 64 * 1024
 """The tail of an action's output that is kept: enough for a script's last words."""
 
 Outcome = Literal["succeeded", "failed", "timeout", "skipped", "dry_run"]
-
-
-class Options(BaseModel):
-    """Base for a backend's own keys; unknown keys are errors like everywhere else."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 @dataclass(frozen=True)
@@ -109,22 +104,7 @@ class Action(ABC):
         """
 
 
-_O = TypeVar("_O", bound=BaseModel)
-
-
-def own_options(config: ActionConfig, model: type[_O]) -> _O:
-    """A backend's own keys, typed as its ``Options`` model (the config validated them)."""
-    options = config.options
-    return options if isinstance(options, model) else model.model_validate(options.model_dump())
-
-
 @functools.cache
 def backend(kind: str) -> type[Action]:
-    found = entry_points(group=GROUP, name=kind)
-    if not found:
-        known = sorted({ep.name for ep in entry_points(group=GROUP)})
-        raise LookupError(f"unknown action type {kind!r} (known: {', '.join(known)})")
-    cls = next(iter(found)).load()
-    if not (isinstance(cls, type) and issubclass(cls, Action)):
-        raise LookupError(f"action type {kind!r} does not name a vigild Action class")
-    return cls
+    found: type[Action] = plugins.find(GROUP, kind, Action, "action")
+    return found

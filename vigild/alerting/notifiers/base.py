@@ -11,10 +11,12 @@ import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
+
+from vigild import plugins
+from vigild.plugins import Options, own_options
 
 if TYPE_CHECKING:
     import aiohttp
@@ -37,12 +39,6 @@ class DeliveryError(Exception):
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
-
-
-class Options(BaseModel):
-    """Base for a backend's own keys; unknown keys are errors like everywhere else."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 @dataclass(frozen=True)
@@ -83,22 +79,7 @@ class Notifier(ABC):
         """Release what the backend holds."""
 
 
-_O = TypeVar("_O", bound=BaseModel)
-
-
-def own_options(config: NotifierConfig, model: type[_O]) -> _O:
-    """A backend's own keys, typed as its ``Options`` model (the config validated them)."""
-    options = config.options
-    return options if isinstance(options, model) else model.model_validate(options.model_dump())
-
-
 @functools.cache
 def backend(kind: str) -> type[Notifier]:
-    found = entry_points(group=GROUP, name=kind)
-    if not found:
-        known = sorted({ep.name for ep in entry_points(group=GROUP)})
-        raise LookupError(f"unknown notifier type {kind!r} (known: {', '.join(known)})")
-    cls = next(iter(found)).load()
-    if not (isinstance(cls, type) and issubclass(cls, Notifier)):
-        raise LookupError(f"notifier type {kind!r} does not name a vigild Notifier class")
-    return cls
+    found: type[Notifier] = plugins.find(GROUP, kind, Notifier, "notifier")
+    return found
