@@ -13,11 +13,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import yaml
 from process import environment, until
+from prometheus_server import scraping
 from receivers import Receiver
-from targets import TargetServer, closed_port
+from targets import TargetServer
 from test_daemon import start_daemon
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -284,41 +284,9 @@ async def test_prometheus_runs_the_rules_and_the_dashboard_queries(
     tmp_path: Path, target_server: TargetServer, receiver: Receiver
 ) -> None:
     """A real Prometheus scrapes vigild with the kit's rules; every query of the kit is valid."""
-    prometheus = shutil.which("prometheus")
-    assert prometheus, "prometheus is missing: scripts/test installs Debian's prometheus package"
     daemon = await start_daemon(tmp_path, target_server, receiver, ENV)
-    web = f"127.0.0.1:{closed_port()}"
-    (tmp_path / "prometheus.yml").write_text(
-        f"""
-global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-rule_files: ["{RULES}"]
-scrape_configs:
-  - job_name: vigild
-    static_configs:
-      - targets: ["{daemon.listen}"]
-"""
-    )
-    server = await asyncio.create_subprocess_exec(
-        prometheus,
-        f"--config.file={tmp_path / 'prometheus.yml'}",
-        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-        f"--web.listen-address={web}",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
     try:
-        async with aiohttp.ClientSession() as session:
-
-            async def api(path: str, **params: str) -> dict[str, Any]:
-                try:
-                    async with session.get(f"http://{web}/api/v1/{path}", params=params) as r:
-                        body: dict[str, Any] = json.loads(await r.text())
-                        return body
-                except (aiohttp.ClientError, ValueError):
-                    return {}
-
+        async with scraping(tmp_path, daemon.listen, RULES) as api:
             recorded: list[Any] = []
             for _ in range(300):  # bounded: 30 s at most
                 answer = await api("query", query="instance:vigild_probe_success:avg")
@@ -356,6 +324,4 @@ scrape_configs:
                 answer = await api("query", query=grafana_to_promql(expr))
                 assert answer.get("status") == "success", (expr, answer.get("error"))
     finally:
-        server.terminate()
-        await asyncio.wait_for(server.wait(), 30)
         await daemon.stop()
