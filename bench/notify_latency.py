@@ -53,14 +53,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from run import BENCH, VIGILD, percentile, spawn, stop
+from run import VIGILD, TargetServer, free_port, percentile, spawn, stop
 from target_server import MAX_MARKS
 
 BUDGET_MS = 200.0
@@ -91,33 +90,6 @@ def bound_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     return sock
-
-
-def free_port() -> int:
-    with bound_socket() as sock:
-        return port_of(sock)
-
-
-class TargetServer:
-    """target_server.py with every path timed, so the last request of each cycle is known."""
-
-    def __init__(self, paths: range, max_seconds: float, log: Path) -> None:
-        port = free_port()
-        cmd = [sys.executable, str(BENCH / "target_server.py"), "--port", str(port)]
-        cmd += ["--workers", "2", "--marks", ",".join(str(n) for n in paths)]
-        cmd += ["--max-seconds", str(max_seconds)]
-        self.proc = spawn(cmd, stdout=subprocess.PIPE, stderr=log.open("w"))
-        assert self.proc.stdout is not None
-        ready = self.proc.stdout.readline()  # printed once every worker listens
-        if not ready:
-            raise RuntimeError(f"target server did not start; see {log}")
-        self.base = f"http://127.0.0.1:{port}"
-        self._stats = f"http://127.0.0.1:{json.loads(ready)['control_port']}/stats"
-
-    def arrivals(self) -> list[float]:
-        with urllib.request.urlopen(self._stats, timeout=30) as resp:
-            stats: dict[str, Any] = json.load(resp)
-        return [at for _path, at in stats["marks"]]
 
 
 class Driver:
@@ -216,7 +188,8 @@ def logged(log: Path, name: str) -> list[tuple[float, dict[str, Any]]]:
 def measure(scenario: str, group_wait: float, args: Any, workdir: Path) -> Outcome:
     wanted = args.warmup + args.transitions
     budget = (wanted + 10) * args.interval + 60
-    server = TargetServer(range(1, args.targets), budget + 30, workdir / "server.log")
+    # Every path timed, so the last request of each cycle is known.
+    server = TargetServer(range(1, args.targets), 2, budget + 30, workdir / "server.log")
     flip_sock, receiver_sock = bound_socket(), bound_socket()
     flip = f"http://127.0.0.1:{port_of(flip_sock)}/flip"
     hook = f"http://127.0.0.1:{port_of(receiver_sock)}/hook"
@@ -231,7 +204,7 @@ def measure(scenario: str, group_wait: float, args: Any, workdir: Path) -> Outco
         asyncio.run(driver.serve(flip_sock, receiver_sock))
     finally:
         code = stop(vigild)
-        marks = server.arrivals()
+        marks = [at for _path, at in server.stats()["marks"]]
         stop(server.proc)
     outcome = analyse(
         scenario,

@@ -30,6 +30,7 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -117,10 +118,12 @@ def sleep_until(at: float, proc: subprocess.Popen[str]) -> None:
 
 
 class TargetServer:
-    def __init__(self, targets: int, workers: int, max_seconds: float, log: Path) -> None:
+    """target_server.py in its own processes; ``marks`` are the paths whose arrivals it times."""
+
+    def __init__(self, marks: Iterable[int], workers: int, max_seconds: float, log: Path) -> None:
         port = free_port()
         cmd = [sys.executable, str(BENCH / "target_server.py"), "--port", str(port)]
-        cmd += ["--workers", str(workers), "--marks", f"0,{targets - 1}"]
+        cmd += ["--workers", str(workers), "--marks", ",".join(str(n) for n in marks)]
         cmd += ["--max-seconds", str(max_seconds)]
         self.proc = spawn(cmd, stdout=subprocess.PIPE, stderr=log.open("w"))
         assert self.proc.stdout is not None
@@ -129,7 +132,6 @@ class TargetServer:
             raise RuntimeError(f"target server did not start; see {log}")
         self.base = f"http://127.0.0.1:{port}"
         self._stats = f"http://127.0.0.1:{json.loads(ready)['control_port']}/stats"
-        self.last_target = targets - 1
 
     def stats(self) -> dict[str, Any]:
         with urllib.request.urlopen(self._stats, timeout=10) as resp:
@@ -336,8 +338,12 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="vigild-bench-") as tmp:
         workdir = Path(tmp)
+        # The first and last path: a cycle's first and last request.
         server = TargetServer(
-            args.targets, args.server_workers, per_side * len(sides), workdir / "server.log"
+            (0, args.targets - 1),
+            args.server_workers,
+            per_side * len(sides),
+            workdir / "server.log",
         )
         try:
             for side in sides:
