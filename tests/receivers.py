@@ -23,12 +23,12 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from aiohttp import web
 
-__all__ = ["Receiver", "Recorded", "receiver"]
+__all__ = ["Receiver", "Receivers", "Recorded", "receiver", "receivers"]
 
 
 @dataclass(frozen=True)
@@ -167,12 +167,36 @@ class Receiver:
         return web.Response(status=status, text=self.response_body, headers=self.response_headers)
 
 
+_R = TypeVar("_R", bound=Receiver)
+
+
+class Receivers:
+    """Start as many receivers as a test needs, of any ``Receiver`` kind; all stop at teardown."""
+
+    def __init__(self) -> None:
+        self._started: list[Receiver] = []
+
+    async def start(self, kind: type[_R]) -> _R:
+        server = kind()
+        await server.start()
+        self._started.append(server)
+        return server
+
+    async def stop(self) -> None:
+        for server in self._started:
+            await server.stop()
+
+
 @pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    """A started ``Receiver`` on 127.0.0.1, stopped after the test."""
-    server = Receiver()
-    await server.start()
+async def receivers() -> AsyncIterator[Receivers]:
+    started = Receivers()
     try:
-        yield server
+        yield started
     finally:
-        await server.stop()
+        await started.stop()
+
+
+@pytest.fixture
+async def receiver(receivers: Receivers) -> Receiver:
+    """A started ``Receiver`` on 127.0.0.1, stopped after the test."""
+    return await receivers.start(Receiver)

@@ -18,7 +18,7 @@ import structlog
 from alertmanager import PEER_TIMEOUT, Alertmanager, StartAlertmanagers, running_alertmanagers
 from process import Daemon, environment
 from pydantic import ValidationError
-from receivers import Receiver
+from receivers import Receiver, Receivers
 from targets import TargetServer, closed_port
 
 from vigild.alerting.notifiers import base
@@ -263,13 +263,8 @@ async def alertmanagers(tmp_path: Path) -> AsyncIterator[StartAlertmanagers]:
 
 
 @pytest.fixture
-async def second() -> AsyncIterator[Receiver]:
-    server = Receiver()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
+async def second(receivers: Receivers) -> Receiver:
+    return await receivers.start(Receiver)
 
 
 def notifier(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from receivers import Receiver
+from receivers import Receiver, Receivers
 
 from vigild.alerting.delivery import Delivery
 from vigild.alerting.notifiers.base import NotifierContext
@@ -138,10 +138,9 @@ async def test_permanent_failure_and_expiry_leave_the_outbox_counted(
 
 
 async def test_one_notifier_down_does_not_delay_another(
-    tmp_path: Path, receiver: Receiver, session: aiohttp.ClientSession
+    tmp_path: Path, receiver: Receiver, receivers: Receivers, session: aiohttp.ClientSession
 ) -> None:
-    hanging = Receiver()
-    await hanging.start()
+    hanging = await receivers.start(Receiver)
     hanging.delay = 5.0  # longer than the notifier's timeout
     store = Store(tmp_path / "s.db")
     delivery = Delivery(
@@ -166,7 +165,6 @@ async def test_one_notifier_down_does_not_delay_another(
         assert store.outbox_pending("slow") == 1  # still queued for the next start
     finally:
         await delivery.stop(drain=0)
-        await hanging.stop()
 
 
 async def test_stop_drains_what_is_due_within_its_deadline(

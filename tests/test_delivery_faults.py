@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from process import Daemon, run, until
 from prometheus_client.parser import text_string_to_metric_families
-from receivers import Receiver, Recorded
+from receivers import Receiver, Receivers, Recorded
 from targets import TargetServer, closed_port
 
 from vigild.model import fingerprint
@@ -326,10 +326,9 @@ timeout = "1s"
 
 
 async def test_a_hanging_notifier_does_not_delay_a_healthy_one(
-    tmp_path: Path, target_server: TargetServer, receiver: Receiver
+    tmp_path: Path, target_server: TargetServer, receiver: Receiver, receivers: Receivers
 ) -> None:
-    hanging = Receiver()
-    await hanging.start()
+    hanging = await receivers.start(Receiver)
     hanging.delay = 10.0  # far beyond its notifier's timeout
     listen = listen_address()
     group_wait, interval = 1.0, 0.5
@@ -383,7 +382,6 @@ url = "{receiver.url("/fast")}"
         assert pending(samples, "slow") == 2
     finally:
         await daemon.kill()
-        await hanging.stop()
 
 
 async def test_heartbeat_pings_after_every_cycle_and_its_failure_harms_nothing(

@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 from process import Daemon, environment, run, until
 from pydantic import ValidationError
-from receivers import Receiver
+from receivers import Receiver, Receivers
 from targets import TargetServer, closed_port
 
 from vigild.alerting.delivery import Delivery
@@ -150,13 +150,8 @@ class PagerDutyReceiver(Receiver):
 
 
 @pytest.fixture
-async def pd() -> AsyncIterator[PagerDutyReceiver]:
-    server = PagerDutyReceiver()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
+async def pd(receivers: Receivers) -> PagerDutyReceiver:
+    return await receivers.start(PagerDutyReceiver)
 
 
 @pytest.fixture
