@@ -22,6 +22,7 @@ from structlog.typing import FilteringBoundLogger
 from vigild.alerting.notifiers.base import DeliveryError, Notifier
 from vigild.alerting.store import OutboxEntry, Store
 from vigild.model import Notification
+from vigild.tasks import spawn
 
 __all__ = ["Delivery"]
 
@@ -63,8 +64,10 @@ class Delivery:
         """Messages waiting per notifier, for ``vigild_outbox_pending``."""
 
     def start(self) -> None:
+        """One worker per notifier: a second start never adds a second sender."""
         for name in self._notifiers:
-            self._workers[name] = asyncio.create_task(self._work(name), name=f"deliver:{name}")
+            if name not in self._workers:
+                self._workers[name] = spawn(self._work(name), name=f"deliver:{name}")
 
     def wake(self) -> None:
         """New messages are queued: bound each outbox, then let the workers at them."""

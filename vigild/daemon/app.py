@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import ipaddress
 import os
 import signal
 import time
@@ -30,6 +31,7 @@ from vigild.daemon.scheduler import CycleScheduler
 from vigild.daemon.sdnotify import SystemdNotify, Watchdog, status_line
 from vigild.daemon.server import make_app
 from vigild.model import worst
+from vigild.tasks import spawn
 
 __all__ = ["Daemon", "LifecycleError"]
 
@@ -42,6 +44,8 @@ DRAIN = 5.0
 STALL_AFTER = 60.0
 """Slack on top of three of the shortest intervals without a cycle starting or ending,
 after which the scheduler counts as stalled and systemd's watchdog pings stop."""
+UNREADY_AFTER = 3
+"""Shortest intervals without a completed cycle after which /readyz says not ready."""
 
 
 def _settle_heap() -> None:
@@ -73,10 +77,13 @@ class Daemon:
         self.notify = notify if notify is not None else SystemdNotify.from_environment()
         self._watchdog: Watchdog | None = None
         self._last_cycle = time.monotonic()
+        self._last_completed = time.monotonic()
         self._status_sent = ""
         self._stage = "new"
         self._inflight: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
+        self._reloader: asyncio.Task[None] | None = None
+        self._reload_asked = False
 
     def _expect(self, stage: str, action: str) -> None:
         if self._stage != stage:
@@ -84,7 +91,17 @@ class Daemon:
 
     @property
     def ready(self) -> bool:
-        return self._stage == "running" and self.scheduler.running
+        """Config loaded, the scheduler running, and cycles completing."""
+        if self._stage != "running" or not self.scheduler.running:
+            return False
+        shortest = self._shortest_interval()
+        return shortest is None or (
+            time.monotonic() - self._last_completed < UNREADY_AFTER * shortest
+        )
+
+    def _shortest_interval(self) -> float | None:
+        daemon = self.config.daemon
+        return min((t.effective_interval(daemon) for t in self.config.targets), default=None)
 
     async def setup(self) -> None:
         self._expect("new", "set up")
@@ -98,6 +115,7 @@ class Daemon:
         self.runtime.outcome_listeners.append(self.metrics.notification)
         self.runtime.cycle_listeners.append(self.metrics.cycle_completed)
         self.runtime.heartbeat_listeners.append(self.metrics.heartbeat)
+        self.runtime.skip_listeners.append(self.metrics.probe_skipped)
         self.runtime.actions.listeners.append(self.metrics.action)
         self.metrics.declare_actions(a.name for a in self.config.actions)
         self.history = History(self.runtime.store, clock=self.clock).load()
@@ -117,7 +135,7 @@ class Daemon:
         )
         self.runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self.runner.setup()
-        self.scheduler = CycleScheduler(self._cycle)
+        self.scheduler = CycleScheduler(self._start_cycle)
         self._stage = "set up"
 
     def _page(self) -> Snapshot:
@@ -145,6 +163,12 @@ class Daemon:
         else:
             host, port = split_listen(listen)
             await web.TCPSite(self.runner, host, port).start()
+            if self.config.daemon.api_token is None and not _loopback(host):
+                log.warning(
+                    "listening beyond this host without api_token: the status page and "
+                    "/api/status are open to the network, and the API refuses writes",
+                    listen=listen,
+                )
         self.runtime.delivery.start()
         _settle_heap()
         self.scheduler.start(self.runtime.cycles())
@@ -156,7 +180,7 @@ class Daemon:
             targets=len(self.config.targets),
             notifiers=[n.name for n in self.config.notifiers],
         )
-        self._last_cycle = time.monotonic()
+        self._last_cycle = self._last_completed = time.monotonic()
         self._status_sent = self._status_line()
         self.notify.ready(self._status_sent)
         interval = self.notify.watchdog_interval
@@ -179,19 +203,23 @@ class Daemon:
         """Cycles still start or end: a stalled scheduler must look as dead as a hung loop."""
         if self._stage != "running" or not self.scheduler.running:
             return False
-        daemon = self.config.daemon
-        shortest = min((t.effective_interval(daemon) for t in self.config.targets), default=None)
+        shortest = self._shortest_interval()
         if shortest is None:
             return True  # nothing to schedule: a live loop is all there is to tell
         return time.monotonic() - self._last_cycle < 3 * shortest + STALL_AFTER
 
-    async def _cycle(self, watched: Sequence[Watched]) -> None:
-        task = asyncio.current_task()
-        assert task is not None
+    def _start_cycle(self, interval: float, watched: Sequence[Watched], lateness: float) -> None:
+        self.metrics.cycle_started(interval, lateness)
+        task = spawn(self._cycle(interval, watched), name=f"cycle-{interval:g}s")
         self._inflight.add(task)
-        self._last_cycle = time.monotonic()
+        task.add_done_callback(self._inflight.discard)
+
+    async def _cycle(self, interval: float, watched: Sequence[Watched]) -> None:
+        started = self._last_cycle = time.monotonic()
         try:
             await self.runtime.run_cycle(watched)
+            self._last_completed = time.monotonic()
+            self.metrics.cycle_finished(interval, self._last_completed - started)
             # A cycle's results replace the last cycle's, so allocations and frees cancel
             # out and GC's young generation fills up unnoticed; the first allocation of
             # the next cycle would pay for it (tens of ms at 10,000 targets). Pay now,
@@ -204,7 +232,17 @@ class Daemon:
             log.debug("cycle cancelled by shutdown")
         finally:
             self._last_cycle = time.monotonic()
-            self._inflight.discard(task)
+
+    def request_reload(self) -> None:
+        """SIGHUP: one reload at a time; HUPs that arrive meanwhile make one more, not one each."""
+        self._reload_asked = True
+        if self._reloader is None or self._reloader.done():
+            self._reloader = spawn(self._reload_while_asked(), name="reload")
+
+    async def _reload_while_asked(self) -> None:
+        while self._reload_asked and self._stage == "running":
+            self._reload_asked = False
+            await self.reload()
 
     async def reload(self) -> None:
         """Validate the file again; a broken one is logged and the running config stays.
@@ -225,18 +263,31 @@ class Daemon:
             new = await asyncio.to_thread(load, self.config.path)
         except ConfigError as exc:
             log.error("reload rejected, keeping the running config", problems=exc.problems)
+            self.metrics.reloaded("rejected")
             return
-        logs.set_secrets(self.config.secrets | new.secrets)
+        old = self.config
         for warning in new.warnings:
             log.warning(warning)
-        self.config = new
-        await self.runtime.apply(new)
-        self.metrics.retain(new)
-        self.history.retain(new.owner_of)
-        self.scheduler.replace(self.runtime.cycles())
-        logs.set_secrets(new.secrets)
-        _settle_heap()
+        try:
+            await self._switch(new)
+        except Exception:
+            # Whole or not at all: a config half applied could stop probing for good.
+            log.exception("reload failed while applying: back to the running config")
+            await self._switch(old)
+            self.metrics.reloaded("rejected")
+            return
+        self.metrics.reloaded("applied")
         log.info("config reloaded", targets=len(new.targets), path=str(new.path))
+
+    async def _switch(self, config: Config) -> None:
+        logs.set_secrets(self.config.secrets | config.secrets)
+        await self.runtime.apply(config)
+        self.config = config
+        self.metrics.retain(config)
+        self.history.retain(config.owner_of)
+        self.scheduler.replace(self.runtime.cycles())
+        logs.set_secrets(config.secrets)
+        _settle_heap()
 
     def stop(self) -> None:
         self._stop.set()
@@ -251,6 +302,10 @@ class Daemon:
             self._watchdog.stop()
         self.scheduler.pause()
         await self.runner.cleanup()
+        socket_path = unix_listen(self.config.daemon.listen)
+        if socket_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(socket_path)
         if self._inflight:
             _done, late = await asyncio.wait(self._inflight, timeout=CYCLE_GRACE)
             for task in late:
@@ -270,14 +325,11 @@ class Daemon:
     async def serve(self) -> None:
         """Run until SIGTERM or SIGINT; SIGHUP reloads."""
         loop = asyncio.get_running_loop()
-        reloads: set[asyncio.Task[None]] = set()
-
-        def on_hup() -> None:
-            task = loop.create_task(self.reload())
-            reloads.add(task)
-            task.add_done_callback(reloads.discard)
-
-        handlers = {signal.SIGTERM: self.stop, signal.SIGINT: self.stop, signal.SIGHUP: on_hup}
+        handlers = {
+            signal.SIGTERM: self.stop,
+            signal.SIGINT: self.stop,
+            signal.SIGHUP: self.request_reload,
+        }
         for signum, handler in handlers.items():
             loop.add_signal_handler(signum, handler)
         try:
@@ -287,8 +339,16 @@ class Daemon:
         finally:
             for signum in handlers:
                 loop.remove_signal_handler(signum)
-            for task in reloads:
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(*reloads, return_exceptions=True)
+            if self._reloader is not None:
+                self._reloader.cancel()
+                await asyncio.gather(self._reloader, return_exceptions=True)
             await self.shutdown()
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything

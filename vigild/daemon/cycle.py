@@ -5,6 +5,9 @@ iterator (no task per target per tick). Each result is evaluated and handed
 to the engine as it completes; the engine's transitions are flushed as one
 message per notifier when the cycle is done or ``group_wait`` after its first
 transition, whichever comes first, so a slow target never holds others back.
+
+Cycles may overlap: a target whose previous probe is still in flight is
+skipped in the next cycle (that target only), and every other one is probed.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ class Pipeline:
         group_wait: float,
         on_result: ResultListener,
         on_queued: Callable[[], None],
+        on_skipped: Callable[[str], None] = lambda target: None,
         first: str | None = None,
     ) -> None:
         self.engine = engine
@@ -59,13 +63,20 @@ class Pipeline:
         self.group_wait = group_wait
         self.on_result = on_result
         self.on_queued = on_queued
+        self.on_skipped = on_skipped
         self.first = first
         """A target probed before the others (the connectivity check): its result
         decides whether the others' alerts are told, so it must be known first."""
+        self._probing: set[str] = set()
+        """Targets whose probe is in flight, in any cycle."""
+        self._lagging: dict[str, bool] = {}
+        """Targets in a streak of skips (logged once per streak), each with whether the
+        last cycle probed it: two cycles in a row that do end the streak."""
 
     async def run_cycle(self, watched: Sequence[Watched]) -> bool:
         """Probe, evaluate and flush ``watched``; True when everything was recorded."""
         now = self.clock()
+        watched = self._not_in_flight(watched)
         loop = asyncio.get_running_loop()
         pending = iter(watched)
         timer: asyncio.TimerHandle | None = None
@@ -78,7 +89,13 @@ class Pipeline:
         async def worker() -> None:
             nonlocal timer
             for item in pending:
-                for observation in await item.probe.observe(now):
+                name = item.target.name
+                self._probing.add(name)
+                try:
+                    observations = await item.probe.observe(now)
+                finally:
+                    self._probing.discard(name)
+                for observation in observations:
                     try:
                         verdicts = evaluate(observation, item.rules)
                         moved = self.engine.observe(observation.target, verdicts, now)
@@ -102,13 +119,36 @@ class Pipeline:
                 pending = iter([item for item in watched if item.target.name == self.first])
                 await worker()
                 pending = iter([item for item in watched if item.target.name != self.first])
-            await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(watched)))))
+            # `concurrency` bounds the probes in flight across overlapping cycles, but a
+            # cycle always gets one worker: hung targets must not starve the others.
+            free = max(1, self.concurrency - len(self._probing))
+            await asyncio.gather(*(worker() for _ in range(min(free, len(watched)))))
         finally:
             if timer is not None:
                 timer.cancel()
             recorded = self.flush()
             self.save_probe_states(watched)
         return recorded
+
+    def _not_in_flight(self, watched: Sequence[Watched]) -> Sequence[Watched]:
+        if not self._probing and not self._lagging:
+            return watched
+        ready = []
+        for item in watched:
+            name = item.target.name
+            if name not in self._probing:
+                ready.append(item)
+                if self._lagging.get(name):
+                    del self._lagging[name]
+                    log.info("probes on time again", target=name)
+                elif name in self._lagging:
+                    self._lagging[name] = True
+                continue
+            self.on_skipped(name)
+            if name not in self._lagging:
+                log.warning("probe skipped: the previous one is still running", target=name)
+            self._lagging[name] = False
+        return ready
 
     def save_probe_states(self, watched: Sequence[Watched]) -> None:
         states = [

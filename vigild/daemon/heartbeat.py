@@ -16,6 +16,7 @@ import aiohttp
 import structlog
 
 from vigild.probes.http import describe_client_error
+from vigild.tasks import spawn
 
 __all__ = ["Heartbeat"]
 
@@ -43,7 +44,7 @@ class Heartbeat:
     def ping(self) -> None:
         if self.url is None or (self._task is not None and not self._task.done()):
             return
-        self._task = asyncio.create_task(self._send(self.url), name="heartbeat")
+        self._task = spawn(self._send(self.url), name="heartbeat")
 
     async def _send(self, url: str) -> None:
         try:

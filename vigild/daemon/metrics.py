@@ -45,6 +45,7 @@ __all__ = ["Metrics"]
 go_float: Callable[[float], str] = floatToGoString
 
 ACTION_OUTCOMES = ("succeeded", "failed", "timeout", "skipped", "dry_run")
+RELOAD_OUTCOMES = ("applied", "rejected")
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _BUCKET_LABELS = (*(go_float(b) for b in DURATION_BUCKETS), "+Inf")
 
@@ -143,6 +144,34 @@ class Metrics:
             ["action", "outcome"],
             registry=self.registry,
         )
+        self.cycle_lateness = Histogram(
+            "vigild_cycle_lateness_seconds",
+            "How late each cycle started against its schedule.",
+            ["interval"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.cycle_duration = Histogram(
+            "vigild_cycle_duration_seconds",
+            "From a cycle's start to its last probe recorded.",
+            ["interval"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+            registry=self.registry,
+        )
+        self.probes_skipped = Counter(
+            "vigild_probes_skipped",
+            "Probes not started because the target's previous probe was still in flight.",
+            ["target"],
+            registry=self.registry,
+        )
+        self.reloads = Counter(
+            "vigild_reloads",
+            "Config reloads by outcome: applied, rejected.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        for outcome in RELOAD_OUTCOMES:
+            self.reloads.labels(outcome)
         self.registry.register(_OutboxCollector(pending))
 
     # -- recording --------------------------------------------------------
@@ -177,6 +206,18 @@ class Metrics:
 
     def cycle_completed(self, now: float) -> None:
         self.last_cycle.set(now)
+
+    def cycle_started(self, interval: float, lateness: float) -> None:
+        self.cycle_lateness.labels(f"{interval:g}s").observe(lateness)
+
+    def cycle_finished(self, interval: float, duration: float) -> None:
+        self.cycle_duration.labels(f"{interval:g}s").observe(duration)
+
+    def probe_skipped(self, target: str) -> None:
+        self.probes_skipped.labels(target).inc()
+
+    def reloaded(self, outcome: str) -> None:
+        self.reloads.labels(outcome).inc()
 
     def heartbeat(self, outcome: str) -> None:
         self.heartbeats.labels(outcome).inc()

@@ -70,6 +70,7 @@ class Runtime:
         self.result_listeners: list[ResultListener] = []
         self.outcome_listeners: list[OutcomeListener] = []
         self.cycle_listeners: list[Callable[[float], None]] = []
+        self.skip_listeners: list[Callable[[str], None]] = []
         self.heartbeat_listeners: list[Callable[[str], None]] = []
         self.board = Board()
         self.lock = StateLock(config.daemon.state_path)
@@ -88,7 +89,7 @@ class Runtime:
         # queue behind a cycle's probes, and a page would wait for the cycle's end.
         self.notify_session = make_session(NOTIFY_CONNECTIONS)
         self.probe_context = ProbeContext(self.session)
-        self.watched = self._watched()
+        self.watched, self._target_labels = self._watched(self.config)
         states = self.store.load_probe_states()
         for item in self.watched:
             state = states.get(item.target.name)
@@ -96,8 +97,8 @@ class Runtime:
                 item.probe.restore_state(state)
         self._runtime_silences = Silences.from_rows(self.store.load_silences(), self.clock())
         self.engine = Engine(self.store, (), flap_limit=self.config.alerting.flap_limit)
-        self._configure_engine()
-        self.delivery = self._delivery()
+        self._configure_engine(self._silences(self.config))
+        self.delivery = self._delivery(self.config)
         self.actions = ActionRunner(
             self.store,
             self.engine,
@@ -105,7 +106,7 @@ class Runtime:
             clock=self.clock,
             on_queued=self.delivery.wake,
         )
-        self._configure_actions()
+        self._configure_actions(self.config)
         self.pipeline = Pipeline(
             self.engine,
             self.store,
@@ -114,6 +115,7 @@ class Runtime:
             group_wait=self.config.alerting.group_wait,
             on_result=self._on_result,
             on_queued=self.delivery.wake,
+            on_skipped=self._on_skipped,
             first=self.config.daemon.connectivity_check,
         )
         self.heartbeat = Heartbeat(
@@ -159,16 +161,18 @@ class Runtime:
 
     # -- assembling -------------------------------------------------------
 
-    def _configure_engine(self) -> None:
-        config = self.config
+    def _silences(self, config: Config) -> Silences:
         now = self.clock()
-        silences = Silences(
+        return Silences(
             self.store,
             configured=tuple(
                 s.silence(f"config-{i}", now, "config") for i, s in enumerate(config.silences)
             ),
             runtime=self._runtime_silences,  # shared: the API adds to it, a reload keeps it
         )
+
+    def _configure_engine(self, silences: Silences) -> None:
+        config = self.config
         self.engine.configure(
             self._routes(),
             flap_limit=config.alerting.flap_limit,
@@ -180,11 +184,9 @@ class Runtime:
             max_per_message=config.alerting.max_alerts_per_message,
         )
 
-    def _configure_actions(self) -> None:
+    def _configure_actions(self, config: Config) -> None:
         self.actions.configure(
-            self.config.actions,
-            enabled=self.config.daemon.actions_enabled,
-            redact=self.config.redact,
+            config.actions, enabled=config.daemon.actions_enabled, redact=config.redact
         )
 
     def _routes(self) -> list[Route]:
@@ -209,10 +211,10 @@ class Runtime:
             labels = self._target_labels.get(owner, ()) if owner is not None else ()
         return labels
 
-    def _delivery(self) -> Delivery:
+    def _delivery(self, config: Config) -> Delivery:
         return Delivery(
             self.store,
-            build_notifiers(self.config, self.notify_session),
+            build_notifiers(config, self.notify_session),
             clock=self.clock,
             on_outcome=self._on_outcome,
         )
@@ -221,26 +223,32 @@ class Runtime:
         for listener in self.heartbeat_listeners:
             listener(outcome)
 
+    def _on_skipped(self, target: str) -> None:
+        for listener in self.skip_listeners:
+            listener(target)
+
     def _on_outcome(self, notifier: str, outcome: str, age: float) -> None:
         for listener in self.outcome_listeners:
             listener(notifier, outcome, age)
 
-    def _watched(self, previous: Sequence[Watched] = ()) -> list[Watched]:
-        """A probe per target; after a reload, an unchanged target keeps its probe, and
-        with it a rate's previous sample."""
-        daemon = self.config.daemon
-        self._target_labels = {t.name: tuple(sorted(t.labels.items())) for t in self.config.targets}
+    def _watched(
+        self, config: Config, previous: Sequence[Watched] = ()
+    ) -> tuple[list[Watched], dict[str, tuple[tuple[str, str], ...]]]:
+        """A probe per target, and each target's alert labels; after a reload, an
+        unchanged target keeps its probe, and with it a rate's previous sample."""
+        daemon = config.daemon
+        labels = {t.name: tuple(sorted(t.labels.items())) for t in config.targets}
         kept = {item.target.name: item for item in previous}
         watched = []
-        for target in self.config.targets:
+        for target in config.targets:
             timeout = target.effective_timeout(daemon)
             old = kept.get(target.name)
             if old is not None and old.target == target and old.probe.timeout == timeout:
                 probe = old.probe
             else:
                 probe = build_probe(target, self.probe_context, timeout)
-            watched.append(Watched(target, probe, self.config.rules[target.name]))
-        return watched
+            watched.append(Watched(target, probe, config.rules[target.name]))
+        return watched, labels
 
     def cycles(self) -> dict[float, list[Watched]]:
         """Targets grouped by interval: one cycle, one scheduler job, per interval."""
@@ -257,15 +265,26 @@ class Runtime:
     # -- reloading --------------------------------------------------------
 
     async def apply(self, config: Config) -> None:
-        """Switch to a validated new config; alert state and the outbox carry over."""
+        """Switch to a validated new config; alert state and the outbox carry over.
+
+        What can fail (probes, silences, notifiers, action backends) is built
+        first, while the running parts go on untouched; only then is it swapped in.
+        """
+        watched, labels = self._watched(config, self.watched)
+        silences = self._silences(config)
+        delivery = self._delivery(config)
+        try:
+            self._configure_actions(config)
+        except Exception:
+            await delivery.stop(drain=0)
+            raise
         old = self.config
         self.config = config
         for key in ("state_path", "listen"):
             if getattr(old.daemon, key) != getattr(config.daemon, key):
                 log.warning("change takes effect after a restart", key=f"daemon.{key}")
-        self.watched = self._watched(self.watched)
-        self._configure_engine()
-        self._configure_actions()
+        self.watched, self._target_labels = watched, labels
+        self._configure_engine(silences)
         rules = config.rules
 
         def still_watched(observed: str, metric: str) -> bool:
@@ -281,7 +300,7 @@ class Runtime:
         self.pipeline.first = config.daemon.connectivity_check
         self.heartbeat.url = config.daemon.heartbeat_url
         await self.delivery.stop(drain=2.0)
-        self.delivery = self._delivery()
+        self.delivery = delivery
         self.pipeline.on_queued = self.delivery.wake
         self.actions.on_queued = self.delivery.wake
         self.delivery.start()

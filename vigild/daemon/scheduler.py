@@ -4,11 +4,17 @@ An APScheduler run costs more CPU than a probe, and paced wake-ups dominate a
 monitor's CPU; so the targets sharing an interval fire together as one job.
 Cycles of different intervals start at different offsets (the golden-ratio
 sequence), so a 30 s and a 60 s cycle do not wake in the same instant.
+
+The job only *starts* a cycle and returns: a cycle still busy with a slow
+target must never hold back or skip the next one (the pipeline skips just the
+targets whose previous probe is still in flight).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import math
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,18 +25,22 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from vigild.daemon.cycle import Watched
 
-__all__ = ["CycleScheduler"]
+__all__ = ["CycleScheduler", "StartCycle"]
 
 log = structlog.get_logger("vigild.scheduler")
 
 _GOLDEN = 0.6180339887498949
+EARLY = 0.05
+"""The event loop may run a timer this much before its wall-clock time: such a
+start counts as on time, not as one interval late."""
 
-RunCycle = Callable[[Sequence[Watched]], Awaitable[None]]
+StartCycle = Callable[[float, Sequence[Watched], float], None]
+"""(interval, the cycle's targets, seconds the cycle starts after its schedule)."""
 
 
 class CycleScheduler:
-    def __init__(self, run_cycle: RunCycle) -> None:
-        self._run_cycle = run_cycle
+    def __init__(self, start_cycle: StartCycle) -> None:
+        self._start_cycle = start_cycle
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._scheduler.add_listener(
             self._on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_ERROR
@@ -45,24 +55,38 @@ class CycleScheduler:
         self.replace(cycles)
 
     def replace(self, cycles: dict[float, list[Watched]]) -> None:
-        """Swap in a reloaded config's cycles; a cycle already running finishes on the old."""
-        self._scheduler.remove_all_jobs()
+        """Swap in a reloaded config's cycles; a cycle already running finishes on the old.
+
+        Every trigger is built before a job is removed: cycles that cannot be
+        scheduled raise here, and the running ones go on untouched.
+        """
         shortest = min(cycles, default=0.0)
         now = datetime.now(UTC)
+        jobs = []
         for index, (interval, watched) in enumerate(sorted(cycles.items())):
-            offset = (index * _GOLDEN) % 1.0 * shortest
+            first = now + timedelta(seconds=(index * _GOLDEN) % 1.0 * shortest)
+            trigger = IntervalTrigger(seconds=interval, start_date=first)
+            jobs.append((interval, watched, trigger, first))
+        self._scheduler.remove_all_jobs()
+        for interval, watched, trigger, first in jobs:
             self._scheduler.add_job(
-                self._run_cycle,
-                IntervalTrigger(seconds=interval, start_date=now + timedelta(seconds=offset)),
-                args=[watched],
+                self._tick,
+                trigger,
+                args=[interval, watched, first.timestamp()],
                 id=f"cycle-{interval:g}s",
                 name=f"cycle of {len(watched)} targets every {interval:g}s",
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=max(1, int(interval)),
-                next_run_time=now + timedelta(seconds=offset),
+                next_run_time=first,
             )
         log.info("cycles scheduled", cycles={f"{i:g}s": len(w) for i, w in cycles.items()})
+
+    async def _tick(self, interval: float, watched: Sequence[Watched], origin: float) -> None:
+        # A coroutine, so APScheduler calls it on the loop, not in a thread.
+        now = time.time()
+        scheduled = origin + math.floor((now - origin + EARLY) / interval) * interval
+        self._start_cycle(interval, watched, max(0.0, now - scheduled))
 
     def pause(self) -> None:
         """No new cycles; running ones go on (a shutdown would cancel them at once)."""
@@ -75,6 +99,7 @@ class CycleScheduler:
 
     def _on_event(self, event: Any) -> None:
         if event.code == EVENT_JOB_ERROR:
-            log.error("cycle failed", job=event.job_id, error=repr(event.exception))
+            log.error("cycle failed to start", job=event.job_id, error=repr(event.exception))
         else:
-            log.warning("cycle skipped: the previous one is still running", job=event.job_id)
+            # Only a loop blocked for longer than the grace time gets here.
+            log.warning("cycle missed: the event loop was blocked", job=event.job_id)
