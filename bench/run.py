@@ -227,10 +227,38 @@ def vigild_config(server: TargetServer, args: Any, workdir: Path, listen: str) -
     ]
     for n in range(args.targets):
         lines += ["", "[[targets]]", f'name = "t{n:05d}"', 'type = "http"']
-        lines.append(f'url = "{server.base}/health/{n}"')
+        path = "hang" if hung(n, args) else "health"
+        lines.append(f'url = "{server.base}/{path}/{n}"')
     path = workdir / "vigild.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def hung(n: int, args: Any) -> bool:
+    """One target in ``--hung-every`` never answers (never the first or last: they time cycles)."""
+    every: int = args.hung_every
+    return every > 0 and n % every == every // 2 and 0 < n < args.targets - 1
+
+
+def exported_lateness_p99(exposition: str) -> float:
+    """p99 of ``vigild_cycle_lateness_seconds`` as PromQL's histogram_quantile reads it, in ms."""
+    buckets: dict[float, float] = {}
+    for line in exposition.splitlines():
+        if line.startswith("vigild_cycle_lateness_seconds_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[math.inf if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
+    bounds = sorted(buckets)
+    total = buckets.get(math.inf, 0.0)
+    if not total:
+        return math.nan
+    rank, lower, below = 0.99 * total, 0.0, 0.0
+    for bound in bounds:
+        if buckets[bound] >= rank:
+            if bound == math.inf:
+                return lower * 1000
+            return (lower + (bound - lower) * (rank - below) / (buckets[bound] - below)) * 1000
+        lower, below = bound, buckets[bound]
+    return math.nan
 
 
 def scheduled_at(log: Path, proc: subprocess.Popen[str], timeout: float) -> float:
@@ -249,6 +277,7 @@ def scrape(url: str, child: psutil.Process) -> str:
     with urllib.request.urlopen(url, timeout=60) as resp:
         body: bytes = resp.read()
     wall, cpu = time.perf_counter() - wall0, cpu_seconds(child) - cpu0
+    p99 = exported_lateness_p99(body.decode())
     probes = sum(
         float(line.rsplit(" ", 1)[1])
         for line in body.decode().splitlines()
@@ -256,7 +285,8 @@ def scrape(url: str, child: psutil.Process) -> str:
     )
     return (
         f"{wall * 1000:.0f} ms wall, {cpu * 1000:.0f} ms vigild CPU, "
-        f"{len(body) / 2**20:.1f} MB, {probes:.0f} probes counted"
+        f"{len(body) / 2**20:.1f} MB, {probes:.0f} probes counted, "
+        f"exported cycle lateness p99 {p99:.1f} ms"
     )
 
 
@@ -274,6 +304,13 @@ def run_vigild(server: TargetServer, args: Any, workdir: Path) -> Result:
         result = measure("vigild", proc, t0, server, args)
         child = psutil.Process(proc.pid)
         result.notes.append(f"startup to first tick: {t0 - launched:.1f} s")
+        if args.hung_every:
+            healthy = args.targets - sum(hung(n, args) for n in range(args.targets))
+            share = result.probes / (healthy * args.intervals) * 100
+            result.notes.append(
+                f"healthy targets probed: {share:.1f} % of {healthy} x {args.intervals} intervals "
+                f"(1 target in {args.hung_every} never answers)"
+            )
         result.notes.append(f"/metrics between cycles: {scrape(f'http://{listen}/metrics', child)}")
         # The next tick is one guard away; scrape a third of a cycle into it.
         third = statistics.median(result.cycle_s or [0.3]) / 3
@@ -328,6 +365,9 @@ def main() -> None:
         "--sides", default="bare,vigild", help="comma-separated, in order: bare, paced, vigild"
     )
     parser.add_argument("--server-workers", type=int, default=2)
+    parser.add_argument(
+        "--hung-every", type=int, default=0, help="one target in K never answers (0: none)"
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     sides = args.sides.split(",")

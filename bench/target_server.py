@@ -1,4 +1,5 @@
-"""A fast benchmark target: ``GET /health/{n}`` → 200 ``{"status":"ok"}``.
+"""A fast benchmark target: ``GET /health/{n}`` → 200 ``{"status":"ok"}``;
+``GET /hang/{n}`` never answers (a hung target; not counted in the hits).
 
 Runs as its own processes so its CPU is never counted against the client
 being measured: ``--workers`` processes each bind the port with SO_REUSEPORT
@@ -74,9 +75,15 @@ def worker(port: int, slot: int, shared: Shared, marked: frozenset[str], ready: 
             shared.mark(int(n), time.time())
         return web.Response(body=BODY, content_type="application/json")
 
+    async def hang(_request: web.Request) -> web.Response:
+        # Not counted in hits: they measure the healthy targets' probes.
+        await asyncio.sleep(3600)
+        return web.Response(body=BODY, content_type="application/json")
+
     async def serve() -> None:
         app = web.Application()
         app.router.add_get("/health/{n}", health)
+        app.router.add_get("/hang/{n}", hang)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         await web.SockSite(runner, listening_socket(port), backlog=1024).start()
