@@ -163,7 +163,15 @@ async def test_rule_unit_tests_cover_every_alert() -> None:
         if case.get("exp_alerts")
     }
     alerts = {name for name in rule_expressions() if ":" not in name}
-    assert alerts >= {"VigildDown", "VigildCyclesLate", "VigildNotificationsLost"}
+    assert alerts >= {
+        "VigildDown",
+        "VigildCyclesLate",
+        "VigildNotificationsLost",
+        "VigildCyclesStartLate",
+        "VigildProbesSkipped",
+        "VigildReloadRejected",
+        "VigildStateRecreated",
+    }
     assert alerts - tested == set(), "alerts no unit test ever sees firing"
 
 
@@ -238,6 +246,10 @@ def test_dashboard_shows_what_operators_look_for() -> None:
         "vigild_notification_latency_seconds_bucket",
         "vigild_outbox_pending",
         "time() - vigild_last_cycle_timestamp_seconds",
+        "histogram_quantile(0.99, sum by (interval, le) (rate(vigild_cycle_lateness_seconds_bucket",
+        "vigild_probes_skipped_total",
+        "vigild_reloads_total",
+        "vigild_state_recreated_total",
     ):
         assert needed in exprs, needed
 
