@@ -7,11 +7,14 @@ the real ``target_server``. Nothing is mocked.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import json
 import math
+import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,9 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families
 from targets import TargetServer, closed_port
 
+from vigild.alerting.store import Store
 from vigild.config import ConfigError, PrometheusTarget, ThresholdSpec, load
+from vigild.daemon.runtime import Runtime
 from vigild.model import Observation, Severity
 from vigild.probes.base import ProbeContext, build_probe
 from vigild.probes.exposition import (
@@ -39,7 +44,7 @@ from vigild.probes.exposition import (
     increase,
     parse_selector,
 )
-from vigild.probes.prometheus import ACCEPT, PrometheusProbe, read_page
+from vigild.probes.prometheus import ACCEPT, INLINE_MAX, PrometheusProbe, read_page
 from vigild.thresholds import Rule, evaluate
 
 DATA = Path(__file__).parent / "data"
@@ -986,3 +991,131 @@ async def test_once_twice_computes_the_error_rate_between_runs(
     assert verdicts["error_rate_percent"] == "warning"
     assert second.returncode == 1, second.stderr
     assert target_server.hits == 2
+
+
+# ---------------------------------------------------------------------------
+# Large pages: only what the selectors match is kept, off the event loop
+
+
+def test_reader_keeps_only_the_series_a_selector_matches() -> None:
+    keep = {"m": [parse_selector('m{a="1"}'), parse_selector('m{b="x"}')]}
+    reader = PageReader(["m"], keep=keep)
+    text = 'm{a="1"} 1\nm{a="2"} 2\nm{a="3",b="x"} 3\nm{a="4"} 4\n'
+    for _ in range(2):  # the second time from what the reader remembers of each line
+        got = reader.read(text, openmetrics=False)
+        assert [s.value for s in got["m"]] == [1.0, 3.0]
+        assert got.mentioned == {"m"}
+
+
+def tenant_page(tenants: int, count: int) -> str:
+    """The shop's requests by route, among ``tenants`` series of the same counter by tenant."""
+    lines = ["# TYPE http_requests_total counter"]
+    lines += [f'http_requests_total{{route="/api",status="{s}"}} {count}' for s in (200, 500)]
+    lines += [f'http_requests_total{{tenant="t{i}"}} {count + i}' for i in range(tenants)]
+    return "\n".join(lines) + "\n"
+
+
+async def test_state_holds_only_the_selected_series_of_a_big_page(
+    session: aiohttp.ClientSession, target_server: TargetServer
+) -> None:
+    target_server.body = tenant_page(20_000, 10)
+    probe = make_probe(
+        session,
+        target_server.url(),
+        max_body="16MiB",
+        requests='http_requests_total{route="/api"}',
+        errors='http_requests_total{route="/api",status="500"}',
+    )
+    await scrape(probe)
+    target_server.body = tenant_page(20_000, 30)
+    observation = await scrape(probe)
+    assert observation.metrics["error_rate_percent"] == 50.0
+    state = probe.saved_state()
+    assert state is not None
+    keys = sorted(key for series in state["counters"].values() for key in series)
+    assert keys == [
+        'http_requests_total{route="/api",status="200"}',
+        'http_requests_total{route="/api",status="500"}',
+        'http_requests_total{route="/api",status="500"}',
+    ]
+
+
+def count_probe_state_writes(path: Path) -> Callable[[], int]:
+    """Installs triggers in the real state file that count every row written to probe_state."""
+    Store(path).close()
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript(
+        "CREATE TABLE writes (n INTEGER NOT NULL); INSERT INTO writes VALUES (0);"
+        "CREATE TRIGGER on_insert AFTER INSERT ON probe_state "
+        "BEGIN UPDATE writes SET n = n + 1; END;"
+        "CREATE TRIGGER on_update AFTER UPDATE ON probe_state "
+        "BEGIN UPDATE writes SET n = n + 1; END;"
+    )
+    db.close()
+
+    def writes() -> int:
+        with contextlib.closing(sqlite3.connect(path)) as reader:
+            return int(reader.execute("SELECT n FROM writes").fetchone()[0])
+
+    return writes
+
+
+async def test_probe_state_is_written_only_when_it_changed(
+    tmp_path: Path, target_server: TargetServer
+) -> None:
+    state = tmp_path / "state.db"
+    writes = count_probe_state_writes(state)
+    path = tmp_path / "vigild.toml"
+    path.write_text(
+        f'[daemon]\nlisten = "127.0.0.1:{closed_port()}"\nstate_path = {json.dumps(str(state))}\n'
+        '[[targets]]\nname = "shop"\ntype = "prometheus"\n'
+        f'url = "{target_server.url("/metrics")}"\n'
+        "requests = 'r'\nerrors = 'r{code=\"500\"}'\n",
+        encoding="utf-8",
+    )
+    target_server.body = 'r{code="200"} 10\n'
+    runtime = await Runtime(load(path)).open()
+    try:
+        seen = []
+        for body in ['r{code="200"} 10\n'] * 3 + ['r{code="200"} 11\n'] * 2:
+            target_server.body = body
+            await runtime.run_cycle(runtime.watched)
+            seen.append(writes())
+    finally:
+        await runtime.close(drain=0.0)
+    # Written at the first scrape and when a counter moved; not while nothing did.
+    assert seen == [1, 1, 1, 2, 2]
+
+
+async def test_a_large_page_is_read_off_the_event_loop(
+    session: aiohttp.ClientSession, target_server: TargetServer
+) -> None:
+    # 60,000 selected series: each is taken apart at the first scrape, a lot of work.
+    body = "".join(f'r{{code="200",tenant="t{i}"}} {i}\n' for i in range(60_000))
+    assert len(body) > INLINE_MAX
+    started = time.perf_counter()
+    read_page(PageReader(["r"]), body.encode(), TEXT)
+    reading = time.perf_counter() - started
+
+    target_server.body = body
+    probe = make_probe(session, target_server.url(), max_body="16MiB", gauges={"total": "r"})
+    lag = 0.0
+    sampling = True
+
+    async def sample() -> None:
+        nonlocal lag
+        while sampling:
+            before = time.perf_counter()
+            await asyncio.sleep(0.001)
+            lag = max(lag, time.perf_counter() - before - 0.001)
+
+    sampler = asyncio.create_task(sample())
+    try:
+        observation = await scrape(probe)
+    finally:
+        sampling = False
+        await sampler
+    assert observation.metrics["total"] == sum(range(60_000))
+    # Read on the loop, the loop would stall for all of `reading`; in a thread the loop
+    # gets the GIL back between the reader's bounded regex calls.
+    assert lag < reading / 4, (lag, reading)
