@@ -657,10 +657,12 @@ async def test_summary_quantiles_come_as_exposed(
     # p50 max(0.012, 0.02), p99 max(0.31, 0.42).
     assert observation.metrics["latency_p50_seconds"] == 0.02
     assert observation.metrics["latency_p99_seconds"] == 0.42
-    assert observation.missing == {"latency_p95_seconds"}
-    assert observation.error == (
-        "latency_p95_seconds: summary rpc_duration_seconds has no quantile 0.95"
-    )
+    # The summary is on the page: a quantile it does not expose is absent, with the reason.
+    assert observation.missing == frozenset()
+    assert observation.no_data == {"latency_p95_seconds"}
+    assert observation.reasons == {
+        "latency_p95_seconds": "summary rpc_duration_seconds has no quantile 0.95"
+    }
 
 
 async def test_summary_nan_quantile_is_no_data(
@@ -725,11 +727,12 @@ async def test_no_requests_in_the_interval_gives_no_rate(
     same = await scrape(probe)  # nothing moved: Δrequests = 0, no observations either
     assert same.up is True
     assert same.no_data == {"error_rate_percent", "latency_p95_seconds", "latency_p99_seconds"}
-    verdicts = {v.metric: v.severity for v in evaluate(same, rules())}
-    assert "error_rate_percent" not in verdicts
+    verdicts = {v.metric: v for v in evaluate(same, rules())}
+    assert verdicts["error_rate_percent"].absent
+    assert verdicts["error_rate_percent"].note == "no requests since the last scrape"
 
 
-async def test_requests_matching_nothing_is_unknown(
+async def test_requests_matching_no_series_yet_is_absent_and_a_wrong_name_unknown(
     session: aiohttp.ClientSession, target_server: TargetServer
 ) -> None:
     serve(target_server, "exposition_scrape1.prom")
@@ -741,12 +744,23 @@ async def test_requests_matching_nothing_is_unknown(
     )
     observation = await scrape(probe)
     assert observation.up is True
+    # The name is on the page: the label set is created at its first request.
+    assert observation.missing == frozenset()
+    assert observation.no_data == {"error_rate_percent"}
+    assert observation.reasons == {
+        "error_rate_percent": 'no series of http_requests_total{route="/nowhere"} yet'
+    }
+    assert observation.error is None
+    verdicts = {v.metric: v for v in evaluate(observation, rules())}
+    assert verdicts["error_rate_percent"].absent
+
+    typo = make_probe(session, target_server.url(), requests="http_requestz_total", errors="e")
+    observation = await scrape(typo)
     assert observation.missing == {"error_rate_percent"}
-    assert observation.error == (
-        'error_rate_percent: requests http_requests_total{route="/nowhere"} matches no series'
-    )
-    verdicts = {v.metric: v.severity for v in evaluate(observation, rules())}
-    assert verdicts["error_rate_percent"] is Severity.UNKNOWN
+    assert observation.error == "error_rate_percent: no metric http_requestz_total on the page"
+    verdicts = {v.metric: v for v in evaluate(observation, rules())}
+    assert verdicts["error_rate_percent"].severity is Severity.UNKNOWN
+    assert verdicts["error_rate_percent"].note == "no metric http_requestz_total on the page"
 
 
 async def test_errors_matching_nothing_count_as_zero(
@@ -787,10 +801,22 @@ async def test_gauges_sum_and_report_what_they_cannot_find(
     )
     observation = await scrape(probe)
     assert observation.up is True
-    assert observation.metrics["total"] == 5.5  # NaN series skipped
-    assert observation.no_data == {"nan"}
+    # As PromQL's sum: a NaN member makes the sum NaN, which a threshold judges UNKNOWN.
+    assert math.isnan(observation.metrics["total"])
+    assert math.isnan(observation.metrics["nan"])
+    assert observation.no_data == frozenset()
     assert observation.missing == {"none"}
-    assert observation.error == "none: nothing matches no series"
+    assert observation.error == "none: no metric nothing on the page"
+    spec = ThresholdSpec(warning=10)
+    verdicts = {
+        v.metric: v
+        for v in evaluate(
+            observation, {"up": rules()["up"], "total": Rule.from_spec("total", spec)}
+        )
+    }
+    assert verdicts["total"].severity is Severity.UNKNOWN
+    target_server.body = 'q{n="a"} 2\nq{n="b"} 3.5\n'
+    assert (await scrape(probe)).metrics["total"] == 5.5
 
 
 async def test_nan_and_infinite_counters_are_skipped(

@@ -50,6 +50,7 @@ __all__ = [
     "histogram_buckets",
     "histogram_quantile",
     "increase",
+    "latency_scale",
     "parse_selector",
     "series_key",
     "summary_quantiles",
@@ -184,15 +185,21 @@ class Page(dict[str, list[Series]]):
     """Metric name → its kept series on the page, first of any duplicate only (as Prometheus
     keeps).
 
-    ``mentioned``: the names the reader looks for that are on the page at all, as a sample
-    (kept or not) or in a ``# TYPE``/``# HELP`` line.
+    ``mentioned``: the names the reader looks for that have a sample on the page, kept or
+    not.
     """
 
-    __slots__ = ("mentioned",)
+    __slots__ = ("declared", "mentioned")
 
     def __init__(self) -> None:
         super().__init__()
         self.mentioned: set[str] = set()
+        self.declared: set[str] = set()
+        """Names of ``# TYPE`` and ``# HELP`` lines; looked for only when some name the
+        reader looks for has no sample."""
+
+    def has(self, name: str) -> bool:
+        return name in self.mentioned or name in self.declared
 
 
 # Every run below is possessive (*+, ++, ?+) and no two runs can share a character, so
@@ -308,7 +315,8 @@ class PageReader:
             position = len(text) if end < 0 else _after_good_lines(good, text, end + 1)
         if not self.names <= mentioned:  # rare: a typo, a wrong target, a family with no series
             for start, end in _chunks(text):
-                mentioned.update(m.group(1) for m in self._declared.finditer(text, start, end))
+                declared = self._declared.finditer(text, start, end)
+                collected.page.declared.update(m.group(1) for m in declared)
         return collected.page
 
     def _kept(self, name: str, labels: Mapping[str, str]) -> bool:
@@ -651,3 +659,31 @@ def summary_quantiles(series: Iterable[Series]) -> dict[float, list[float]]:
         except ValueError:
             continue
     return found
+
+
+# ---------------------------------------------------------------------------
+# Units
+
+_SCALED = {"milliseconds": 1e-3}
+"""Latency units vigild converts to seconds."""
+_OTHER_UNITS = (
+    "bytes", "bits", "meters", "grams", "celsius", "volts", "amperes", "joules", "ratio",
+    "percent", "microseconds", "nanoseconds", "minutes", "hours", "days", "total", "count",
+)  # fmt: skip
+"""Name endings that say a histogram is not of seconds (Prometheus's base units and the
+usual others)."""
+
+
+def latency_scale(metric: str) -> tuple[float, str | None]:
+    """What a latency family's values are multiplied by to be seconds, and the unit they
+    are in when not seconds. Raises ``SelectorError`` for a family in another unit."""
+    for unit, scale in _SCALED.items():
+        if metric.endswith("_" + unit):
+            return scale, unit
+    for unit in _OTHER_UNITS:
+        if metric.endswith("_" + unit):
+            raise SelectorError(
+                f"latency_histogram {metric} is in {unit}, not seconds: "
+                "latency quantiles need a histogram or summary of durations"
+            )
+    return 1.0, None

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
+import structlog
 import yarl
 
 from vigild.config import PrometheusTarget, quantile_metric
@@ -44,6 +45,7 @@ from vigild.probes.exposition import (
     histogram_buckets,
     histogram_quantile,
     increase,
+    latency_scale,
     parse_selector,
     summary_quantiles,
 )
@@ -61,6 +63,8 @@ ACCEPT = (
 INLINE_MAX = 64 * 1024
 """Larger pages are read in a worker thread. Starting one costs about 0.1 ms; reading a
 page of this size about 1 ms on the loop."""
+
+log = structlog.get_logger("vigild.probes.prometheus")
 
 _OPENMETRICS = "application/openmetrics-text"
 _ERROR_RATE = "error_rate_percent"
@@ -81,6 +85,7 @@ class PrometheusProbe(Probe):
         self._errors = _selector(target.errors)
         self._histogram = _selector(target.latency_histogram)
         self._quantiles = {q: quantile_metric(q) for q in target.quantiles}
+        self._scale = 1.0 if self._histogram is None else latency_scale(self._histogram.metric)[0]
         self._gauges = {name: parse_selector(text) for name, text in target.gauges.items()}
         self._reader = self._page_reader()
         self._previous: dict[str, dict[str, float]] = {}
@@ -88,6 +93,8 @@ class PrometheusProbe(Probe):
         leaves it be: the next good one measures from the last good one."""
         self._unsaved = False
         """``_previous`` changed since the state file last got it."""
+        self._warned = False
+        """What the selectors cannot find was logged, at the first good scrape."""
         self._url: yarl.URL | str
         try:
             self._url = yarl.URL(target.url)
@@ -114,7 +121,18 @@ class PrometheusProbe(Probe):
         if self._histogram is not None:
             for metric in (self._histogram.metric, self._histogram.metric + "_bucket"):
                 keep.setdefault(metric, []).append(self._histogram)
-        return PageReader(keep, keep=keep)
+        return PageReader(keep, keep=keep, mentioned=self._family_names())
+
+    def _family_names(self) -> set[str]:
+        """Every name that puts a selector's metric on the page: a counter's family name
+        without ``_total`` (OpenMetrics declares it so), a histogram's or summary's parts."""
+        names: set[str] = set()
+        for selector in (self._requests, self._errors, *self._gauges.values()):
+            if selector is not None:
+                names.update(_names_of(selector.metric))
+        if self._histogram is not None:
+            names.update(_names_of(self._histogram.metric, histogram=True))
+        return names
 
     async def probe(self, now: float) -> tuple[Observation]:
         name = self.target.name
@@ -132,6 +150,10 @@ class PrometheusProbe(Probe):
         if reading.changed:
             self._previous = reading.counters
             self._unsaved = True
+        if not self._warned:
+            self._warned = True
+            for warning in reading.warnings:
+                log.warning("selector finds nothing on the page", target=name, problem=warning)
         return (reading.observation(name, now),)
 
     def _read(self, body: bytes, content_type: str, metrics: dict[str, float]) -> _Reading | str:
@@ -144,7 +166,7 @@ class PrometheusProbe(Probe):
             page = read_page(self._reader, body, content_type)
         except ExpositionError as exc:
             return _one_line(f"invalid exposition: {exc}")
-        reading = _Reading(page, self._previous, metrics)
+        reading = _Reading(page, self._previous, metrics, self._scale)
         if self._requests is not None and self._errors is not None:
             reading.error_rate(self._requests, self._errors)
         if self._histogram is not None:
@@ -191,17 +213,32 @@ class PrometheusProbe(Probe):
 
 
 class _Reading:
-    """What one page says, given the counters of the previous scrape."""
+    """What one page says, given the counters of the previous scrape.
+
+    A metric without a value is UNKNOWN (``missing``) only when its selector's metric
+    name is nowhere on the page, or the page cannot give it (a histogram without a
+    +Inf bucket, NaN in PromQL too). Anything else is absent (``no_data``): a series
+    not created yet, a rate warming up, no traffic. Each says why in ``reasons``.
+    """
 
     def __init__(
-        self, page: Page, previous: Mapping[str, dict[str, float]], metrics: dict[str, float]
+        self,
+        page: Page,
+        previous: Mapping[str, dict[str, float]],
+        metrics: dict[str, float],
+        scale: float = 1.0,
     ) -> None:
         self.page = page
         self.previous = previous
         self.metrics = metrics
+        self.scale = scale
+        """Latency values times this are seconds."""
         self.missing: set[str] = set()
         self.no_data: set[str] = set()
+        self.reasons: dict[str, str] = {}
         self.notes: list[str] = []
+        self.warnings: list[str] = []
+        """What looks like a mistake in the config rather than a quiet service."""
         self.counters: dict[str, dict[str, float]] = {}
         """What the next scrape compares with."""
         self.changed = False
@@ -213,14 +250,14 @@ class _Reading:
         # No errors series at all is 0 errors: apps create the 5xx label set at the first 5xx.
         failed_now, failed_before = self._counter(errors.text, errors.select(self.page))
         if not handled_series:
-            self._absent([_ERROR_RATE], f"requests {requests.text} matches no series")
+            self._not_found([_ERROR_RATE], requests, "metric")
             return
         if handled_before is None or failed_before is None:
-            self.no_data.add(_ERROR_RATE)  # the first scrape: no rate yet
+            self._absent([_ERROR_RATE], "warming up: a rate needs two scrapes")
             return
         handled = increase(handled_before, handled_now)
         if handled <= 0:
-            self.no_data.add(_ERROR_RATE)  # no requests in the interval: no rate to speak of
+            self._absent([_ERROR_RATE], "no requests since the last scrape")
             return
         self.metrics[_ERROR_RATE] = 100.0 * increase(failed_before, failed_now) / handled
 
@@ -234,28 +271,41 @@ class _Reading:
         if summary:
             self._summary_quantiles(family, summary, quantiles)
             return
-        self._absent(quantiles.values(), f"no histogram or summary {selector.text} on the page")
+        mentioned = self.page.mentioned
+        if (
+            family not in mentioned
+            and family + "_bucket" not in mentioned
+            and (family + "_count" in mentioned or family + "_sum" in mentioned)
+        ):
+            why = (
+                f"summary {family} has no quantiles (made without objectives): "
+                "a histogram gives them"
+            )
+            self.warnings.append(f"{', '.join(sorted(quantiles.values()))}: {why}")
+            self._absent(quantiles.values(), why)
+            return
+        self._not_found(quantiles.values(), selector, "histogram or summary", histogram=True)
 
     def _histogram_quantiles(
         self, selector: Selector, series: list[Series], quantiles: Mapping[float, str]
     ) -> None:
         buckets = histogram_buckets(series, selector.metric)
         if buckets.problem is not None:
-            self._absent(quantiles.values(), buckets.problem)
+            self._unknown(quantiles.values(), buckets.problem)  # NaN in PromQL too
             return
         key = "histogram " + selector.text  # never the same as a counter selector's text
         previous = self.previous.get(key)
         self.counters[key] = _carried(buckets.counts, buckets.skipped, previous)
         if previous is None:
-            self.no_data.update(quantiles.values())  # the first scrape: no increase yet
+            self._absent(quantiles.values(), "warming up: quantiles need two scrapes")
             return
         increases = bucket_increases(previous, buckets)
         for q, metric in quantiles.items():
             value = histogram_quantile(q, increases)
             if value is None:
-                self.no_data.add(metric)  # no observations in the interval
+                self._absent([metric], "no requests since the last scrape")
             else:
-                self.metrics[metric] = value
+                self.metrics[metric] = value * self.scale
 
     def _summary_quantiles(
         self, family: str, summary: Mapping[float, list[float]], quantiles: Mapping[float, str]
@@ -264,25 +314,37 @@ class _Reading:
         for q, metric in quantiles.items():
             values = summary.get(q)
             if values is None:
-                self._absent([metric], f"summary {family} has no quantile {q:g}")
+                why = f"summary {family} has no quantile {q:g}"
+                self.warnings.append(f"{metric}: {why}")
+                self._absent([metric], why)
                 continue
             finite = [v for v in values if math.isfinite(v)]
             if finite:
-                self.metrics[metric] = max(finite)
+                self.metrics[metric] = max(finite) * self.scale
             else:
-                self.no_data.add(metric)  # NaN: no observations in the summary's window
+                self._absent([metric], "no requests in the summary's window")
 
     def gauges(self, gauges: Mapping[str, Selector]) -> None:
         for metric, selector in gauges.items():
             series = selector.select(self.page)
             if not series:
-                self._absent([metric], f"{selector.text} matches no series")
+                self._not_found([metric], selector, "metric")
                 continue
-            values = [s.value for s in series if math.isfinite(s.value)]
-            if values:
-                self.metrics[metric] = math.fsum(values)
-            else:
-                self.no_data.add(metric)
+            values = [s.value for s in series]
+            # As PromQL's sum: a NaN member makes the sum NaN (judged UNKNOWN).
+            exact = all(math.isfinite(v) for v in values)
+            self.metrics[metric] = math.fsum(values) if exact else sum(values)
+
+    def _not_found(
+        self, metrics: Iterable[str], selector: Selector, what: str, *, histogram: bool = False
+    ) -> None:
+        """No series matches ``selector``: UNKNOWN if its name is nowhere on the page."""
+        if any(self.page.has(name) for name in _names_of(selector.metric, histogram=histogram)):
+            self._absent(metrics, f"no series of {selector.text} yet")
+            return
+        why = f"no {what} {selector.metric} on the page"
+        self.warnings.append(f"{', '.join(sorted(metrics))}: {why}")
+        self._unknown(metrics, why)
 
     def _counter(
         self, selector: str, series: Iterable[Series]
@@ -294,8 +356,15 @@ class _Reading:
         return current, previous
 
     def _absent(self, metrics: Iterable[str], why: str) -> None:
+        for metric in metrics:
+            self.no_data.add(metric)
+            self.reasons[metric] = why
+
+    def _unknown(self, metrics: Iterable[str], why: str) -> None:
         metrics = sorted(metrics)
-        self.missing.update(metrics)
+        for metric in metrics:
+            self.missing.add(metric)
+            self.reasons[metric] = why
         self.notes.append(f"{', '.join(metrics)}: {why}")
 
     def observation(self, target: str, now: float) -> Observation:
@@ -308,7 +377,17 @@ class _Reading:
             self.metrics,
             missing=frozenset(self.missing),
             no_data=frozenset(self.no_data),
+            reasons=self.reasons,
         )
+
+
+def _names_of(metric: str, *, histogram: bool = False) -> tuple[str, ...]:
+    """The names under which ``metric`` can be on a page."""
+    if histogram:
+        return (metric, metric + "_bucket", metric + "_count", metric + "_sum")
+    if metric.endswith("_total"):
+        return (metric, metric.removesuffix("_total"))
+    return (metric,)
 
 
 def _carried(
