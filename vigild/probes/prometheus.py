@@ -271,6 +271,9 @@ class _Reading:
         if summary:
             self._summary_quantiles(family, summary, quantiles)
             return
+        # No buckets yet is zero counts: buckets created before the next scrape count
+        # from 0, as a request counter's new series do.
+        self.counters[_histogram_key(selector)] = {}
         mentioned = self.page.mentioned
         if (
             family not in mentioned
@@ -293,7 +296,7 @@ class _Reading:
         if buckets.problem is not None:
             self._unknown(quantiles.values(), buckets.problem)  # NaN in PromQL too
             return
-        key = "histogram " + selector.text  # never the same as a counter selector's text
+        key = _histogram_key(selector)
         previous = self.previous.get(key)
         self.counters[key] = _carried(buckets.counts, buckets.skipped, previous)
         if previous is None:
@@ -379,6 +382,10 @@ class _Reading:
             no_data=frozenset(self.no_data),
             reasons=self.reasons,
         )
+
+
+def _histogram_key(selector: Selector) -> str:
+    return "histogram " + selector.text  # never the same as a counter selector's text
 
 
 def _names_of(metric: str, *, histogram: bool = False) -> tuple[str, ...]:
