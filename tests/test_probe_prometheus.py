@@ -1145,3 +1145,83 @@ async def test_a_large_page_is_read_off_the_event_loop(
     # Read on the loop, the loop would stall for all of `reading`; in a thread the loop
     # gets the GIL back between the reader's bounded regex calls.
     assert lag < reading / 4, (lag, reading)
+
+
+# ---------------------------------------------------------------------------
+# Units, summaries, quantile 1, check-config --probe
+
+
+def write_target(tmp_path: Path, url: str, **keys: str) -> Path:
+    path = tmp_path / "vigild.toml"
+    lines = "".join(f"{key} = {value}\n" for key, value in keys.items())
+    path.write_text(
+        f'[daemon]\nlisten = "127.0.0.1:{closed_port()}"\n'
+        f"state_path = {json.dumps(str(tmp_path / 'state.db'))}\n"
+        f'[[targets]]\nname = "shop"\ntype = "prometheus"\nurl = "{url}"\n{lines}',
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_a_latency_histogram_in_bytes_is_a_config_error(tmp_path: Path) -> None:
+    path = write_target(
+        tmp_path, "http://127.0.0.1/metrics", latency_histogram='"http_response_size_bytes"'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    assert any(
+        "latency_histogram http_response_size_bytes is in bytes, not seconds" in p
+        for p in caught.value.problems
+    ), caught.value.problems
+
+
+async def test_milliseconds_are_scaled_and_noted_by_check_config(
+    tmp_path: Path, session: aiohttp.ClientSession, target_server: TargetServer
+) -> None:
+    target_server.body = 'rpc_milliseconds{quantile="0.99"} 250\nrpc_milliseconds_count 9\n'
+    probe = make_probe(
+        session, target_server.url(), latency_histogram="rpc_milliseconds", quantiles=[0.99]
+    )
+    assert (await scrape(probe)).metrics["latency_p99_seconds"] == 0.25
+    path = write_target(tmp_path, target_server.url(), latency_histogram='"rpc_milliseconds"')
+    checked = await run("check-config", "--config", str(path))
+    assert checked.returncode == 0, checked.stderr
+    assert "shop: rpc_milliseconds is in milliseconds" in checked.stdout
+
+
+async def test_a_summary_without_quantiles_says_so_and_quantile_1_is_read(
+    session: aiohttp.ClientSession, target_server: TargetServer
+) -> None:
+    target_server.body = "job_seconds_sum 12\njob_seconds_count 4\n"
+    probe = make_probe(session, target_server.url(), latency_histogram="job_seconds")
+    observation = await scrape(probe)
+    assert observation.missing == frozenset()
+    assert observation.reasons["latency_p95_seconds"] == (
+        "summary job_seconds has no quantiles (made without objectives): a histogram gives them"
+    )
+    target_server.body = 'job_seconds{quantile="1"} 3.5\njob_seconds_count 4\n'
+    maximum = make_probe(
+        session, target_server.url(), latency_histogram="job_seconds", quantiles=[1.0]
+    )
+    assert (await scrape(maximum)).metrics["latency_p100_seconds"] == 3.5
+
+
+async def test_check_config_probe_says_what_each_metric_came_to(
+    tmp_path: Path, target_server: TargetServer
+) -> None:
+    serve(target_server, "exposition_scrape1.prom")
+    path = write_target(
+        tmp_path,
+        target_server.url("/metrics"),
+        requests="'http_requests_total'",
+        errors="'http_requests_total{status=~\"5..\"}'",
+        gauges="{ queue = 'jobs_queued', typo = 'jobs_queud' }",
+    )
+    checked = await run("check-config", "--probe", "--config", str(path))
+    assert checked.returncode == 1, checked.stderr  # a name nowhere on the page
+    assert "    queue = 110" in checked.stdout
+    assert "error_rate_percent: no data (warming up: a rate needs two scrapes)" in checked.stdout
+    assert "typo: UNKNOWN (no metric jobs_queud on the page)" in checked.stdout
+    # And the log says it at the first scrape, threshold or not.
+    assert "selector finds nothing on the page" in checked.stderr
+    assert not (tmp_path / "state.db").exists()
