@@ -10,8 +10,16 @@ the daemon does; the figure is this process's CPU time (``time.process_time``)
 per scrape: fetch, read, select, compute. For scale it also times a bare GET
 of the same page and ``prometheus_client``'s parser on it.
 
+With ``--daemon SECONDS`` it measures what a big page does to the rest of
+vigild instead: ``vigild run`` scrapes the page every second (``max_body``
+raised to fit it) while this process asks ``/healthz`` every 10 ms on a new
+connection. The longest answer bounds how long the daemon's event loop was
+held; the p99 is the budget's figure (< 50 ms). It also reports the
+daemon's CPU per scrape, its peak RSS and the size of its probe state.
+
     .venv/bin/python bench/prometheus_page.py
     .venv/bin/python bench/prometheus_page.py --openmetrics --scrapes 500
+    .venv/bin/python bench/prometheus_page.py --series 200000 --versions 2 --daemon 30
 """
 
 from __future__ import annotations
@@ -20,16 +28,25 @@ import argparse
 import asyncio
 import ctypes
 import gc
+import json
 import multiprocessing
+import os
 import random
 import signal
 import socket
+import sqlite3
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psutil
 from aiohttp import web
 
 from vigild.config import PrometheusTarget
@@ -200,6 +217,8 @@ def main() -> None:
     parser.add_argument("--scrapes", type=int, default=200)
     parser.add_argument("--versions", type=int, default=20)
     parser.add_argument("--openmetrics", action="store_true")
+    parser.add_argument("--daemon", type=float, metavar="SECONDS", help="vigild run, /healthz")
+    parser.add_argument("--requests", help="requests selector (default the shop's)")
     args = parser.parse_args()
 
     page = Page(args.series, args.openmetrics)
@@ -227,11 +246,117 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.05)
+        if args.daemon:
+            target = {**TARGET, "url": url, "max_body": f"{len(pages[0]) * 2}B"}
+            if args.requests:
+                target["requests"] = args.requests
+            daemon_report(samples, len(pages[0]), measure_daemon(target, args.daemon))
+            return
         result = asyncio.run(measure(url, args.scrapes))
     finally:
         server.terminate()
         server.join(5)
     report(args, samples, len(pages[0]), result, library_parse_ms(text, args.openmetrics))
+
+
+def measure_daemon(target: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """``vigild run`` scraping ``target`` every second while /healthz is timed."""
+    with tempfile.TemporaryDirectory() as tmp:
+        listen = f"127.0.0.1:{free_port()}"
+        state = Path(tmp) / "state.db"
+        lines = [
+            "[daemon]",
+            f'listen = "{listen}"',
+            f"state_path = {json.dumps(str(state))}",
+            'interval = "1s"',
+            "[[targets]]",
+        ]
+        for key, value in {**target, "timeout": "1s"}.items():
+            if isinstance(value, dict):
+                pairs = ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items())
+                lines.append(f"{key} = {{ {pairs} }}")
+            else:
+                lines.append(f"{key} = {json.dumps(value)}")
+        config = Path(tmp) / "vigild.toml"
+        config.write_text("\n".join(lines) + "\n")
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "vigild", "run", "--config", str(config)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            process = psutil.Process(daemon.pid)
+            healthz = f"http://{listen}/healthz"
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and ask(healthz) is None:
+                time.sleep(0.05)
+            time.sleep(3)  # past the first scrapes, whose caches are empty
+            cpu_before = sum(process.cpu_times()[:2])
+            answers: list[float] = []
+            started = time.monotonic()
+            while time.monotonic() < started + seconds:
+                took = ask(healthz)
+                if took is not None:
+                    answers.append(took * 1000)
+                time.sleep(0.01)
+            cpu = sum(process.cpu_times()[:2]) - cpu_before
+            status = json.loads(urllib.request.urlopen(f"http://{listen}/api/status").read())
+            peak_kib = next(
+                int(line.split()[1])
+                for line in Path(f"/proc/{daemon.pid}/status").read_text().splitlines()
+                if line.startswith("VmHWM:")
+            )
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(30)
+        with sqlite3.connect(state) as db:
+            state_bytes = db.execute("SELECT sum(length(state)) FROM probe_state").fetchone()[0]
+    return {
+        "answers": sorted(answers),
+        "seconds": seconds,
+        "cpu_s": cpu,
+        "peak_mb": peak_kib / 1024,
+        "state_bytes": state_bytes or 0,
+        "observation": status["targets"][0]["observation"],
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def ask(url: str) -> float | None:
+    """Seconds to a /healthz answer on a new connection, or None without one."""
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            resp.read()
+    except OSError:
+        return None
+    return time.perf_counter() - started
+
+
+def daemon_report(samples: int, size: int, result: dict[str, Any]) -> None:
+    answers = result["answers"]
+    observation = result["observation"]
+    print(f"page: {samples} series, {size / 2**20:.1f} MiB; vigild run scraping it every 1 s")
+    print(f"last observation: up {observation['up']}, error {observation['error']}")
+    fetch = observation["metrics"].get("latency_seconds", 0)
+    print(f"fetch of the page (latency_seconds): {fetch:.3f} s")
+    print(
+        f"/healthz over {result['seconds']:g} s, {len(answers)} answers: "
+        f"median {statistics.median(answers):.1f} ms, "
+        f"p99 {answers[int(len(answers) * 0.99) - 1]:.1f} ms, max {answers[-1]:.1f} ms"
+    )
+    print(f"daemon CPU: {result['cpu_s'] / result['seconds'] * 100:.0f} % of a core")
+    print(f"daemon peak RSS: {result['peak_mb']:.0f} MB")
+    print(f"probe state in the state file: {result['state_bytes'] / 1024:.1f} KiB")
+    print("budget: /healthz p99 < 50 ms; no event-loop block over 50 ms")
 
 
 def report(

@@ -18,11 +18,14 @@ Api = Callable[..., Awaitable[dict[str, Any]]]
 
 
 @asynccontextmanager
-async def scraping(tmp_path: Path, listen: str, rules: Path | None = None) -> AsyncIterator[Api]:
-    """Prometheus scraping ``listen`` every second (evaluating ``rules``), stopped after."""
+async def scraping(
+    tmp_path: Path, listen: str, rules: Path | None = None, web: str | None = None
+) -> AsyncIterator[Api]:
+    """Prometheus scraping ``listen`` every second (evaluating ``rules``), serving on ``web``
+    (default a free port), stopped after."""
     prometheus = shutil.which("prometheus")
     assert prometheus, "prometheus is missing: scripts/test installs Debian's prometheus package"
-    web = f"127.0.0.1:{closed_port()}"
+    web = web or f"127.0.0.1:{closed_port()}"
     rule_files = f'rule_files: ["{rules}"]' if rules is not None else ""
     (tmp_path / "prometheus.yml").write_text(
         f"""

@@ -7,11 +7,14 @@ the real ``target_server``. Nothing is mocked.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import json
 import math
+import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,9 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families
 from targets import TargetServer, closed_port
 
+from vigild.alerting.store import Store
 from vigild.config import ConfigError, PrometheusTarget, ThresholdSpec, load
+from vigild.daemon.runtime import Runtime
 from vigild.model import Observation, Severity
 from vigild.probes.base import ProbeContext, build_probe
 from vigild.probes.exposition import (
@@ -39,7 +44,7 @@ from vigild.probes.exposition import (
     increase,
     parse_selector,
 )
-from vigild.probes.prometheus import ACCEPT, PrometheusProbe, read_page
+from vigild.probes.prometheus import ACCEPT, INLINE_MAX, PrometheusProbe, read_page
 from vigild.thresholds import Rule, evaluate
 
 DATA = Path(__file__).parent / "data"
@@ -652,10 +657,12 @@ async def test_summary_quantiles_come_as_exposed(
     # p50 max(0.012, 0.02), p99 max(0.31, 0.42).
     assert observation.metrics["latency_p50_seconds"] == 0.02
     assert observation.metrics["latency_p99_seconds"] == 0.42
-    assert observation.missing == {"latency_p95_seconds"}
-    assert observation.error == (
-        "latency_p95_seconds: summary rpc_duration_seconds has no quantile 0.95"
-    )
+    # The summary is on the page: a quantile it does not expose is absent, with the reason.
+    assert observation.missing == frozenset()
+    assert observation.no_data == {"latency_p95_seconds"}
+    assert observation.reasons == {
+        "latency_p95_seconds": "summary rpc_duration_seconds has no quantile 0.95"
+    }
 
 
 async def test_summary_nan_quantile_is_no_data(
@@ -720,11 +727,12 @@ async def test_no_requests_in_the_interval_gives_no_rate(
     same = await scrape(probe)  # nothing moved: Δrequests = 0, no observations either
     assert same.up is True
     assert same.no_data == {"error_rate_percent", "latency_p95_seconds", "latency_p99_seconds"}
-    verdicts = {v.metric: v.severity for v in evaluate(same, rules())}
-    assert "error_rate_percent" not in verdicts
+    verdicts = {v.metric: v for v in evaluate(same, rules())}
+    assert verdicts["error_rate_percent"].absent
+    assert verdicts["error_rate_percent"].note == "no requests since the last scrape"
 
 
-async def test_requests_matching_nothing_is_unknown(
+async def test_requests_matching_no_series_yet_is_absent_and_a_wrong_name_unknown(
     session: aiohttp.ClientSession, target_server: TargetServer
 ) -> None:
     serve(target_server, "exposition_scrape1.prom")
@@ -736,12 +744,23 @@ async def test_requests_matching_nothing_is_unknown(
     )
     observation = await scrape(probe)
     assert observation.up is True
+    # The name is on the page: the label set is created at its first request.
+    assert observation.missing == frozenset()
+    assert observation.no_data == {"error_rate_percent"}
+    assert observation.reasons == {
+        "error_rate_percent": 'no series of http_requests_total{route="/nowhere"} yet'
+    }
+    assert observation.error is None
+    verdicts = {v.metric: v for v in evaluate(observation, rules())}
+    assert verdicts["error_rate_percent"].absent
+
+    typo = make_probe(session, target_server.url(), requests="http_requestz_total", errors="e")
+    observation = await scrape(typo)
     assert observation.missing == {"error_rate_percent"}
-    assert observation.error == (
-        'error_rate_percent: requests http_requests_total{route="/nowhere"} matches no series'
-    )
-    verdicts = {v.metric: v.severity for v in evaluate(observation, rules())}
-    assert verdicts["error_rate_percent"] is Severity.UNKNOWN
+    assert observation.error == "error_rate_percent: no metric http_requestz_total on the page"
+    verdicts = {v.metric: v for v in evaluate(observation, rules())}
+    assert verdicts["error_rate_percent"].severity is Severity.UNKNOWN
+    assert verdicts["error_rate_percent"].note == "no metric http_requestz_total on the page"
 
 
 async def test_errors_matching_nothing_count_as_zero(
@@ -782,10 +801,22 @@ async def test_gauges_sum_and_report_what_they_cannot_find(
     )
     observation = await scrape(probe)
     assert observation.up is True
-    assert observation.metrics["total"] == 5.5  # NaN series skipped
-    assert observation.no_data == {"nan"}
+    # As PromQL's sum: a NaN member makes the sum NaN, which a threshold judges UNKNOWN.
+    assert math.isnan(observation.metrics["total"])
+    assert math.isnan(observation.metrics["nan"])
+    assert observation.no_data == frozenset()
     assert observation.missing == {"none"}
-    assert observation.error == "none: nothing matches no series"
+    assert observation.error == "none: no metric nothing on the page"
+    spec = ThresholdSpec(warning=10)
+    verdicts = {
+        v.metric: v
+        for v in evaluate(
+            observation, {"up": rules()["up"], "total": Rule.from_spec("total", spec)}
+        )
+    }
+    assert verdicts["total"].severity is Severity.UNKNOWN
+    target_server.body = 'q{n="a"} 2\nq{n="b"} 3.5\n'
+    assert (await scrape(probe)).metrics["total"] == 5.5
 
 
 async def test_nan_and_infinite_counters_are_skipped(
@@ -986,3 +1017,211 @@ async def test_once_twice_computes_the_error_rate_between_runs(
     assert verdicts["error_rate_percent"] == "warning"
     assert second.returncode == 1, second.stderr
     assert target_server.hits == 2
+
+
+# ---------------------------------------------------------------------------
+# Large pages: only what the selectors match is kept, off the event loop
+
+
+def test_reader_keeps_only_the_series_a_selector_matches() -> None:
+    keep = {"m": [parse_selector('m{a="1"}'), parse_selector('m{b="x"}')]}
+    reader = PageReader(["m"], keep=keep)
+    text = 'm{a="1"} 1\nm{a="2"} 2\nm{a="3",b="x"} 3\nm{a="4"} 4\n'
+    for _ in range(2):  # the second time from what the reader remembers of each line
+        got = reader.read(text, openmetrics=False)
+        assert [s.value for s in got["m"]] == [1.0, 3.0]
+        assert got.mentioned == {"m"}
+
+
+def tenant_page(tenants: int, count: int) -> str:
+    """The shop's requests by route, among ``tenants`` series of the same counter by tenant."""
+    lines = ["# TYPE http_requests_total counter"]
+    lines += [f'http_requests_total{{route="/api",status="{s}"}} {count}' for s in (200, 500)]
+    lines += [f'http_requests_total{{tenant="t{i}"}} {count + i}' for i in range(tenants)]
+    return "\n".join(lines) + "\n"
+
+
+async def test_state_holds_only_the_selected_series_of_a_big_page(
+    session: aiohttp.ClientSession, target_server: TargetServer
+) -> None:
+    target_server.body = tenant_page(20_000, 10)
+    probe = make_probe(
+        session,
+        target_server.url(),
+        max_body="16MiB",
+        requests='http_requests_total{route="/api"}',
+        errors='http_requests_total{route="/api",status="500"}',
+    )
+    await scrape(probe)
+    target_server.body = tenant_page(20_000, 30)
+    observation = await scrape(probe)
+    assert observation.metrics["error_rate_percent"] == 50.0
+    state = probe.saved_state()
+    assert state is not None
+    keys = sorted(key for series in state["counters"].values() for key in series)
+    assert keys == [
+        'http_requests_total{route="/api",status="200"}',
+        'http_requests_total{route="/api",status="500"}',
+        'http_requests_total{route="/api",status="500"}',
+    ]
+
+
+def count_probe_state_writes(path: Path) -> Callable[[], int]:
+    """Installs triggers in the real state file that count every row written to probe_state."""
+    Store(path).close()
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript(
+        "CREATE TABLE writes (n INTEGER NOT NULL); INSERT INTO writes VALUES (0);"
+        "CREATE TRIGGER on_insert AFTER INSERT ON probe_state "
+        "BEGIN UPDATE writes SET n = n + 1; END;"
+        "CREATE TRIGGER on_update AFTER UPDATE ON probe_state "
+        "BEGIN UPDATE writes SET n = n + 1; END;"
+    )
+    db.close()
+
+    def writes() -> int:
+        with contextlib.closing(sqlite3.connect(path)) as reader:
+            return int(reader.execute("SELECT n FROM writes").fetchone()[0])
+
+    return writes
+
+
+async def test_probe_state_is_written_only_when_it_changed(
+    tmp_path: Path, target_server: TargetServer
+) -> None:
+    state = tmp_path / "state.db"
+    writes = count_probe_state_writes(state)
+    path = tmp_path / "vigild.toml"
+    path.write_text(
+        f'[daemon]\nlisten = "127.0.0.1:{closed_port()}"\nstate_path = {json.dumps(str(state))}\n'
+        '[[targets]]\nname = "shop"\ntype = "prometheus"\n'
+        f'url = "{target_server.url("/metrics")}"\n'
+        "requests = 'r'\nerrors = 'r{code=\"500\"}'\n",
+        encoding="utf-8",
+    )
+    target_server.body = 'r{code="200"} 10\n'
+    runtime = await Runtime(load(path)).open()
+    try:
+        seen = []
+        for body in ['r{code="200"} 10\n'] * 3 + ['r{code="200"} 11\n'] * 2:
+            target_server.body = body
+            await runtime.run_cycle(runtime.watched)
+            seen.append(writes())
+    finally:
+        await runtime.close(drain=0.0)
+    # Written at the first scrape and when a counter moved; not while nothing did.
+    assert seen == [1, 1, 1, 2, 2]
+
+
+async def test_a_large_page_is_read_off_the_event_loop(
+    session: aiohttp.ClientSession, target_server: TargetServer
+) -> None:
+    # 60,000 selected series: each is taken apart at the first scrape, a lot of work.
+    body = "".join(f'r{{code="200",tenant="t{i}"}} {i}\n' for i in range(60_000))
+    assert len(body) > INLINE_MAX
+    started = time.perf_counter()
+    read_page(PageReader(["r"]), body.encode(), TEXT)
+    reading = time.perf_counter() - started
+
+    target_server.body = body
+    probe = make_probe(session, target_server.url(), max_body="16MiB", gauges={"total": "r"})
+    lag = 0.0
+    sampling = True
+
+    async def sample() -> None:
+        nonlocal lag
+        while sampling:
+            before = time.perf_counter()
+            await asyncio.sleep(0.001)
+            lag = max(lag, time.perf_counter() - before - 0.001)
+
+    sampler = asyncio.create_task(sample())
+    try:
+        observation = await scrape(probe)
+    finally:
+        sampling = False
+        await sampler
+    assert observation.metrics["total"] == sum(range(60_000))
+    # Read on the loop, the loop would stall for all of `reading`; in a thread the loop
+    # gets the GIL back between the reader's bounded regex calls.
+    assert lag < reading / 4, (lag, reading)
+
+
+# ---------------------------------------------------------------------------
+# Units, summaries, quantile 1, check-config --probe
+
+
+def write_target(tmp_path: Path, url: str, **keys: str) -> Path:
+    path = tmp_path / "vigild.toml"
+    lines = "".join(f"{key} = {value}\n" for key, value in keys.items())
+    path.write_text(
+        f'[daemon]\nlisten = "127.0.0.1:{closed_port()}"\n'
+        f"state_path = {json.dumps(str(tmp_path / 'state.db'))}\n"
+        f'[[targets]]\nname = "shop"\ntype = "prometheus"\nurl = "{url}"\n{lines}',
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_a_latency_histogram_in_bytes_is_a_config_error(tmp_path: Path) -> None:
+    path = write_target(
+        tmp_path, "http://127.0.0.1/metrics", latency_histogram='"http_response_size_bytes"'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    assert any(
+        "latency_histogram http_response_size_bytes is in bytes, not seconds" in p
+        for p in caught.value.problems
+    ), caught.value.problems
+
+
+async def test_milliseconds_are_scaled_and_noted_by_check_config(
+    tmp_path: Path, session: aiohttp.ClientSession, target_server: TargetServer
+) -> None:
+    target_server.body = 'rpc_milliseconds{quantile="0.99"} 250\nrpc_milliseconds_count 9\n'
+    probe = make_probe(
+        session, target_server.url(), latency_histogram="rpc_milliseconds", quantiles=[0.99]
+    )
+    assert (await scrape(probe)).metrics["latency_p99_seconds"] == 0.25
+    path = write_target(tmp_path, target_server.url(), latency_histogram='"rpc_milliseconds"')
+    checked = await run("check-config", "--config", str(path))
+    assert checked.returncode == 0, checked.stderr
+    assert "shop: rpc_milliseconds is in milliseconds" in checked.stdout
+
+
+async def test_a_summary_without_quantiles_says_so_and_quantile_1_is_read(
+    session: aiohttp.ClientSession, target_server: TargetServer
+) -> None:
+    target_server.body = "job_seconds_sum 12\njob_seconds_count 4\n"
+    probe = make_probe(session, target_server.url(), latency_histogram="job_seconds")
+    observation = await scrape(probe)
+    assert observation.missing == frozenset()
+    assert observation.reasons["latency_p95_seconds"] == (
+        "summary job_seconds has no quantiles (made without objectives): a histogram gives them"
+    )
+    target_server.body = 'job_seconds{quantile="1"} 3.5\njob_seconds_count 4\n'
+    maximum = make_probe(
+        session, target_server.url(), latency_histogram="job_seconds", quantiles=[1.0]
+    )
+    assert (await scrape(maximum)).metrics["latency_p100_seconds"] == 3.5
+
+
+async def test_check_config_probe_says_what_each_metric_came_to(
+    tmp_path: Path, target_server: TargetServer
+) -> None:
+    serve(target_server, "exposition_scrape1.prom")
+    path = write_target(
+        tmp_path,
+        target_server.url("/metrics"),
+        requests="'http_requests_total'",
+        errors="'http_requests_total{status=~\"5..\"}'",
+        gauges="{ queue = 'jobs_queued', typo = 'jobs_queud' }",
+    )
+    checked = await run("check-config", "--probe", "--config", str(path))
+    assert checked.returncode == 1, checked.stderr  # a name nowhere on the page
+    assert "    queue = 110" in checked.stdout
+    assert "error_rate_percent: no data (warming up: a rate needs two scrapes)" in checked.stdout
+    assert "typo: UNKNOWN (no metric jobs_queud on the page)" in checked.stdout
+    # And the log says it at the first scrape, threshold or not.
+    assert "selector finds nothing on the page" in checked.stderr
+    assert not (tmp_path / "state.db").exists()

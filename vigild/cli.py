@@ -65,7 +65,14 @@ def _parser() -> argparse.ArgumentParser:
         "history", parents=[common], help="list action runs, oldest first (from the state file)"
     )
     history.add_argument("--limit", type=int, default=50, help="the latest N runs (default 50)")
-    commands.add_parser("check-config", parents=[common], help="validate and summarise the config")
+    check = commands.add_parser(
+        "check-config", parents=[common], help="validate and summarise the config"
+    )
+    check.add_argument(
+        "--probe",
+        action="store_true",
+        help="also probe every target once and say what each metric came to (no alerting)",
+    )
     notify = commands.add_parser(
         "test-notify", parents=[common], help="send a test message through each notifier"
     )
@@ -132,7 +139,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(config, args)
     if command == "check-config":
         print(_summary(config))
-        return 0
+        if not args.probe:
+            return 0
+        from vigild.daemon.once import probe_report
+
+        found, lines = asyncio.run(probe_report(config))
+        print("\n".join(lines))
+        return 0 if found else 1
     if command == "test-notify":
         from vigild.daemon.once import test_notify
 
@@ -320,6 +333,24 @@ def _summary(config: Config) -> str:
         lines.append(
             f"  action:    {a.name} ({a.type}{mode}, {a.when.severity} for {a.when.for_:g}s{off})"
         )
+    lines.extend(_unit_notes(config))
     lines.append(f"  state:     {config.daemon.state_path}")
     lines.append(f"  listen:    {config.daemon.listen}")
     return "\n".join(config.redact(line) for line in lines)
+
+
+def _unit_notes(config: Config) -> list[str]:
+    from vigild.config import PrometheusTarget
+    from vigild.probes.exposition import latency_scale, parse_selector
+
+    notes = []
+    for target in config.targets:
+        if isinstance(target, PrometheusTarget) and target.latency_histogram is not None:
+            metric = parse_selector(target.latency_histogram).metric
+            scale, unit = latency_scale(metric)
+            if unit is not None:
+                notes.append(
+                    f"  note:      {target.name}: {metric} is in {unit}: "
+                    f"its quantiles are multiplied by {scale:g} to seconds"
+                )
+    return notes

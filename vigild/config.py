@@ -433,8 +433,8 @@ class PrometheusTarget(_TargetBase):
     @field_validator("quantiles")
     @classmethod
     def _quantiles(cls, value: list[float]) -> list[float]:
-        if not value or any(not 0 < q < 1 for q in value):
-            raise ValueError("quantiles must be numbers between 0 and 1, such as 0.95")
+        if not value or any(not 0 < q <= 1 for q in value):
+            raise ValueError("quantiles must be numbers above 0 and at most 1, such as 0.95")
         return value
 
     @field_validator("requests", "errors", "latency_histogram")
@@ -444,6 +444,15 @@ class PrometheusTarget(_TargetBase):
             from vigild.probes.exposition import parse_selector
 
             parse_selector(value)  # its SelectorError is a ValueError with one clear line
+        return value
+
+    @field_validator("latency_histogram")
+    @classmethod
+    def _in_seconds(cls, value: str | None) -> str | None:
+        if value is not None:
+            from vigild.probes.exposition import latency_scale, parse_selector
+
+            latency_scale(parse_selector(value).metric)  # a SelectorError naming the unit
         return value
 
     @field_validator("gauges")

@@ -99,6 +99,9 @@ class Observation:
     no_data: frozenset[str] = frozenset()
     """Metrics with no value this time for a good reason (a rate's first scrape, no
     requests in the interval): absent, never UNKNOWN, even where a threshold names them."""
+    reasons: dict[str, str] = field(default_factory=dict)
+    """Why a metric of ``missing`` or ``no_data`` has no value, in words, where the probe
+    knows."""
     duration: float = 0.0
 
     def __post_init__(self) -> None:

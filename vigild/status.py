@@ -96,6 +96,10 @@ class Board:
                 "error": observation.error,
                 "duration_seconds": round(observation.duration, 6),
                 "metrics": observation.metrics,
+                "no_data": {
+                    metric: observation.reasons.get(metric, "no data")
+                    for metric in sorted(observation.no_data)
+                },
             },
             verdicts=[
                 {
@@ -154,8 +158,11 @@ def text_report(document: dict[str, Any]) -> str:
         if not observation["up"]:
             lines.append(f"  {target['name']:<{width}}  DOWN  {observation['error']}")
             continue
+        absent = observation.get("no_data", {})
         values = " ".join(
-            f"{v['metric']}={_number(v['value'])}({v['severity'].upper()})"
+            f"{v['metric']}=no data"
+            if v["metric"] in absent and v["value"] is None
+            else f"{v['metric']}={_number(v['value'])}({v['severity'].upper()})"
             for v in target["verdicts"]
             if v["metric"] != "up"
         )

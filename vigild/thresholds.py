@@ -107,12 +107,20 @@ class Verdict:
     rule: Rule
     note: str | None = None
 
+    @property
+    def absent(self) -> bool:
+        """No data for a good reason (``note`` says which): good for recovery, as in
+        Prometheus an alert whose expression returns nothing is resolved."""
+        return self.severity is Severity.OK and self.value is None
+
 
 def evaluate(observation: Observation, rules: Mapping[str, Rule]) -> list[Verdict]:
     """Every verdict for one observation, ``up`` first.
 
     A failed probe yields only ``up`` CRITICAL: the target's other metrics are
-    inhibited, neither judged nor UNKNOWN.
+    inhibited, neither judged nor UNKNOWN. A thresholded metric with no data for a
+    good reason (``no_data``) gets an ``absent`` verdict, which resolves its alert
+    after ``recover_for``; one the probe could not find (``missing``), UNKNOWN.
     """
     up_rule = rules["up"]
     if not observation.up:
@@ -128,8 +136,11 @@ def evaluate(observation: Observation, rules: Mapping[str, Rule]) -> list[Verdic
         judged.add(key)
         verdicts.append(rule.judge(metric, value))
     for key, rule in rules.items():
-        if key in judged or key == "up" or key in observation.no_data:
+        if key in judged or key == "up":
             continue
-        if rule.explicit or key in observation.missing:
-            verdicts.append(Verdict(key, Severity.UNKNOWN, None, None, rule))
+        why = observation.reasons.get(key)
+        if key in observation.no_data:
+            verdicts.append(Verdict(key, Severity.OK, None, None, rule, why or "no data"))
+        elif rule.explicit or key in observation.missing:
+            verdicts.append(Verdict(key, Severity.UNKNOWN, None, None, rule, why))
     return verdicts

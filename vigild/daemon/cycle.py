@@ -154,7 +154,7 @@ class Pipeline:
         states = [
             (item.target.name, state)
             for item in watched
-            if item.probe.keeps_state and (state := item.probe.saved_state()) is not None
+            if item.probe.keeps_state and (state := item.probe.unsaved_state()) is not None
         ]
         if not states:
             return

@@ -102,3 +102,42 @@ async def test_notify(config: Config, only: str | None = None) -> tuple[bool, li
             finally:
                 await notifier.close()
     return delivered, lines
+
+
+async def probe_report(config: Config) -> tuple[bool, list[str]]:
+    """``check-config --probe``: every target probed once, what each metric came to.
+
+    Nothing is alerted, and the state file is not opened. Returns (whether every
+    target was up and every metric found or absent for a reason, the lines to print).
+    """
+    from vigild.probes.base import ProbeContext, build_probe
+
+    async with make_session(config.daemon.concurrency) as session:
+        context = ProbeContext(session)
+        try:
+            probes = [
+                build_probe(t, context, t.effective_timeout(config.daemon)) for t in config.targets
+            ]
+            results = await asyncio.gather(*(p.observe(time.time()) for p in probes))
+        finally:
+            await context.close()
+    clean = True
+    lines = ["probe:"]
+    for observations in results:
+        for observation in observations:
+            if not observation.up:
+                lines.append(f"  {observation.target}: DOWN: {observation.error}")
+                clean = False
+                continue
+            lines.append(f"  {observation.target}: up")
+            for metric, value in sorted(observation.metrics.items()):
+                if metric != "up":
+                    lines.append(f"    {metric} = {value:.6g}")
+            for metric in sorted(observation.no_data):
+                why = observation.reasons.get(metric, "no data")
+                lines.append(f"    {metric}: no data ({why})")
+            for metric in sorted(observation.missing):
+                why = observation.reasons.get(metric, "not found")
+                lines.append(f"    {metric}: UNKNOWN ({why})")
+                clean = False
+    return clean, [config.redact(line) for line in lines]

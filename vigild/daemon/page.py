@@ -207,8 +207,11 @@ def _values(entry: dict[str, Any], levels: TargetLevels) -> str:
         return '<span class="muted">not probed yet</span>'
     if not observation["up"]:
         return f'<span class="error">down: {_e(observation["error"] or "probe failed")}</span>'
+    absent = observation.get("no_data", {})
     shown = [
-        f'<span class="value sev-{_e(v["severity"])}">{_e(v["metric"])} '
+        f'<span class="value muted">{_e(v["metric"])} no data: {_e(absent[v["metric"]])}</span>'
+        if v["metric"] in absent and v["value"] is None
+        else f'<span class="value sev-{_e(v["severity"])}">{_e(v["metric"])} '
         f"<b>{_e(_number(v['value']))}</b>{_levels(levels.get(v['metric']))}</span>"
         for v in entry["verdicts"]
         if v["metric"] != "up"

@@ -60,6 +60,11 @@ class Probe(ABC):
         """What the next run needs (JSON-able), when ``keeps_state``."""
         return None
 
+    def unsaved_state(self) -> dict[str, Any] | None:
+        """``saved_state`` if the state file may not have it yet, else None: what a cycle
+        writes. A probe that knows when its state changed says None when it did not."""
+        return self.saved_state()
+
     def restore_state(self, state: dict[str, Any]) -> None:  # noqa: B027 (most probes keep none)
         """Take back ``saved_state`` from an earlier run; a state that does not fit is ignored."""
 

@@ -29,7 +29,7 @@ import math
 import re
 import sys
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import NamedTuple
@@ -50,6 +50,7 @@ __all__ = [
     "histogram_buckets",
     "histogram_quantile",
     "increase",
+    "latency_scale",
     "parse_selector",
     "series_key",
     "summary_quantiles",
@@ -180,8 +181,26 @@ class Series(NamedTuple):
     value: float
 
 
-Page = dict[str, list[Series]]
-"""Metric name → its series on the page, first of any duplicate only (as Prometheus keeps)."""
+class Page(dict[str, list[Series]]):
+    """Metric name → its kept series on the page, first of any duplicate only (as Prometheus
+    keeps).
+
+    ``mentioned``: the names the reader looks for that have a sample on the page, kept or
+    not.
+    """
+
+    __slots__ = ("declared", "mentioned")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mentioned: set[str] = set()
+        self.declared: set[str] = set()
+        """Names of ``# TYPE`` and ``# HELP`` lines; looked for only when some name the
+        reader looks for has no sample."""
+
+    def has(self, name: str) -> bool:
+        return name in self.mentioned or name in self.declared
+
 
 # Every run below is possessive (*+, ++, ?+) and no two runs can share a character, so
 # the regexes never backtrack into one: a hostile or broken page costs linear time.
@@ -222,21 +241,44 @@ _NEEDS_ESCAPE = re.compile(r'[\\"\n]')
 _EOF_LINE = re.compile(r"^# EOF\r?$", re.M)
 
 
+_UNKEPT = None
+"""A series no selector keeps: remembered as such, so it is not taken apart again."""
+_UNREAD: tuple[str, dict[str, str]] = ("", {})
+
+_CHUNK = 64 * 1024
+"""Characters a regex call covers at most. ``re`` holds the GIL for a whole call: on a page
+read in a worker thread, shorter calls let the event loop run in between."""
+
+
 class PageReader:
     """Reads the series of ``metrics`` from pages; one per target.
 
-    It remembers the labels and key of each series it read last time: a target
+    ``keep`` narrows what is kept of a metric to the series one of its selectors
+    matches (a metric not in it keeps all): on a page of many series only those a
+    target looks at are held. ``mentioned`` are further names whose presence on
+    the page (``Page.mentioned``) matters, though none of their series is kept.
+
+    It remembers each line it read last time, and what it made of it: a target
     shows the same series scrape after scrape, so only new ones are taken apart.
     """
 
-    def __init__(self, metrics: Iterable[str]) -> None:
+    def __init__(
+        self,
+        metrics: Iterable[str],
+        *,
+        keep: Mapping[str, Sequence[Selector]] | None = None,
+        mentioned: Iterable[str] = (),
+    ) -> None:
         self.metrics = frozenset(metrics)
-        names = "|".join(re.escape(m) for m in sorted(self.metrics, key=len, reverse=True))
+        self.keep = dict(keep or {})
+        self.names = self.metrics | frozenset(mentioned)
+        names = "|".join(re.escape(m) for m in sorted(self.names, key=len, reverse=True))
         # Each line is found by the newline before it: re scans for a literal prefix far
         # faster than it tries "^" at every position of the page.
         self._text = re.compile(rf"\n[ \t]*+({names}){_TEXT_REST}", re.M)
         self._openmetrics = re.compile(rf"\n[ \t]*+({names}){_OPENMETRICS_REST}", re.M)
-        self._known: dict[tuple[str, str], tuple[str, dict[str, str]]] = {}
+        self._declared = re.compile(rf"\n#[ \t]++(?:TYPE|HELP)[ \t]++({names})(?=[ \t\r]|$)", re.M)
+        self._known: dict[tuple[str, str], tuple[str, dict[str, str]] | None] = {}
 
     def read(self, text: str, *, openmetrics: bool) -> Page:
         """The wanted series of one page; raises ``ExpositionError`` for a page Prometheus
@@ -245,46 +287,83 @@ class PageReader:
         if openmetrics:
             text = _before_eof(text)
         collected = _Collected()
+        mentioned = collected.page.mentioned
         known, self._known = self._known, {}
         wanted = self._openmetrics if openmetrics else self._text
-        for match in wanted.finditer(text):
-            name, braced, value = match.groups()
-            written = (name, braced or "")
-            identity = known.get(written)
-            if identity is None:
-                labels = _labels(braced) if braced else {}
-                if labels is None:
-                    self._add_as_library_reads(collected, text, match.start() + 1, openmetrics)
-                    continue
-                identity = (series_key(name, labels), labels)
-            self._known[written] = identity
-            collected.add(name, identity[1], float(value), identity[0])
+        for start, end in _chunks(text):
+            for match in wanted.finditer(text, start, end):
+                name, braced, value = match.groups()
+                mentioned.add(name)
+                written = (name, braced or "")
+                identity = known.get(written, _UNREAD)
+                if identity is _UNREAD:
+                    labels = _labels(braced) if braced else {}
+                    if labels is None:
+                        self._add_as_library_reads(collected, text, match.start() + 1, openmetrics)
+                        continue
+                    identity = _UNKEPT
+                    if self._kept(name, labels):
+                        identity = (series_key(name, labels), labels)
+                self._known[written] = identity
+                if identity is not None:
+                    collected.add(name, identity[1], float(value), identity[0])
         good = _GOOD_OPENMETRICS_LINES if openmetrics else _GOOD_TEXT_LINES
         position = _after_good_lines(good, text, 1)
         while position < len(text):
             self._add_as_library_reads(collected, text, position, openmetrics)
             end = text.find("\n", position)
             position = len(text) if end < 0 else _after_good_lines(good, text, end + 1)
+        if not self.names <= mentioned:  # rare: a typo, a wrong target, a family with no series
+            for start, end in _chunks(text):
+                declared = self._declared.finditer(text, start, end)
+                collected.page.declared.update(m.group(1) for m in declared)
         return collected.page
+
+    def _kept(self, name: str, labels: Mapping[str, str]) -> bool:
+        if name not in self.metrics:
+            return False
+        selectors = self.keep.get(name)
+        return selectors is None or any(s.matches(labels) for s in selectors)
 
     def _add_as_library_reads(
         self, collected: _Collected, text: str, position: int, openmetrics: bool
     ) -> None:
         """A line outside the fast grammar: the library reads it, or the page is invalid."""
         for name, labels, value in _library_samples(text, position, openmetrics):
-            if name in self.metrics:
+            if name in self.names:
+                collected.page.mentioned.add(name)
+            if self._kept(name, labels):
                 collected.add(name, labels, value)
+
+
+def _chunks(text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) spans of about ``_CHUNK`` characters covering ``text``, each ending just
+    before a newline (or at the end), so that no line is cut."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start + _CHUNK)
+        if end < 0:
+            end = len(text)
+        yield start, end
+        start = end
 
 
 def _after_good_lines(good: re.Pattern[str], text: str, position: int) -> int:
     """Where the first line at or after ``position`` that the fast grammar rejects starts."""
-    run = good.match(text, position)
-    return position if run is None else run.end()
+    while position < len(text):
+        # Up to and with a newline: every line the call sees is whole.
+        end = text.find("\n", position + _CHUNK)
+        end = len(text) if end < 0 else end + 1
+        run = good.match(text, position, end)
+        if run is None or run.end() < end:
+            return position if run is None else run.end()
+        position = end
+    return position
 
 
 class _Collected:
     def __init__(self) -> None:
-        self.page: Page = {}
+        self.page = Page()
         self.seen: set[str] = set()
 
     def add(self, name: str, labels: dict[str, str], value: float, key: str | None = None) -> None:
@@ -580,3 +659,31 @@ def summary_quantiles(series: Iterable[Series]) -> dict[float, list[float]]:
         except ValueError:
             continue
     return found
+
+
+# ---------------------------------------------------------------------------
+# Units
+
+_SCALED = {"milliseconds": 1e-3}
+"""Latency units vigild converts to seconds."""
+_OTHER_UNITS = (
+    "bytes", "bits", "meters", "grams", "celsius", "volts", "amperes", "joules", "ratio",
+    "percent", "microseconds", "nanoseconds", "minutes", "hours", "days", "total", "count",
+)  # fmt: skip
+"""Name endings that say a histogram is not of seconds (Prometheus's base units and the
+usual others)."""
+
+
+def latency_scale(metric: str) -> tuple[float, str | None]:
+    """What a latency family's values are multiplied by to be seconds, and the unit they
+    are in when not seconds. Raises ``SelectorError`` for a family in another unit."""
+    for unit, scale in _SCALED.items():
+        if metric.endswith("_" + unit):
+            return scale, unit
+    for unit in _OTHER_UNITS:
+        if metric.endswith("_" + unit):
+            raise SelectorError(
+                f"latency_histogram {metric} is in {unit}, not seconds: "
+                "latency quantiles need a histogram or summary of durations"
+            )
+    return 1.0, None

@@ -13,17 +13,22 @@ against the counters of the previous scrape:
 
 The previous counters live in memory and in the state file (``saved_state``),
 so ``vigild --once`` from cron computes rates between two runs. Only the
-series the selectors match are kept.
+series the selectors match are kept, in memory as in the state file, and the
+state is written only when it changed. A page larger than ``INLINE_MAX`` is
+read in a worker thread: a 200,000-series page takes a good part of a second,
+which must not hold the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
+import structlog
 import yarl
 
 from vigild.config import PrometheusTarget, quantile_metric
@@ -40,12 +45,13 @@ from vigild.probes.exposition import (
     histogram_buckets,
     histogram_quantile,
     increase,
+    latency_scale,
     parse_selector,
     summary_quantiles,
 )
 from vigild.probes.http import describe_client_error, read_body
 
-__all__ = ["ACCEPT", "PrometheusProbe", "read_page"]
+__all__ = ["ACCEPT", "INLINE_MAX", "PrometheusProbe", "read_page"]
 
 ACCEPT = (
     "application/openmetrics-text;version=1.0.0,"
@@ -53,6 +59,12 @@ ACCEPT = (
     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
 )
 """What Prometheus 2 asks for: OpenMetrics first, the text format next, anything last."""
+
+INLINE_MAX = 64 * 1024
+"""Larger pages are read in a worker thread. Starting one costs about 0.1 ms; reading a
+page of this size about 1 ms on the loop."""
+
+log = structlog.get_logger("vigild.probes.prometheus")
 
 _OPENMETRICS = "application/openmetrics-text"
 _ERROR_RATE = "error_rate_percent"
@@ -73,11 +85,16 @@ class PrometheusProbe(Probe):
         self._errors = _selector(target.errors)
         self._histogram = _selector(target.latency_histogram)
         self._quantiles = {q: quantile_metric(q) for q in target.quantiles}
+        self._scale = 1.0 if self._histogram is None else latency_scale(self._histogram.metric)[0]
         self._gauges = {name: parse_selector(text) for name, text in target.gauges.items()}
-        self._reader = PageReader(self._metrics_read())
+        self._reader = self._page_reader()
         self._previous: dict[str, dict[str, float]] = {}
         """Selector → series key → value, as the last good scrape saw them. A failed scrape
         leaves it be: the next good one measures from the last good one."""
+        self._unsaved = False
+        """``_previous`` changed since the state file last got it."""
+        self._warned = False
+        """What the selectors cannot find was logged, at the first good scrape."""
         self._url: yarl.URL | str
         try:
             self._url = yarl.URL(target.url)
@@ -95,12 +112,27 @@ class PrometheusProbe(Probe):
         self._timeout_error = f"timeout after {timeout:g}s"
         self._too_large_error = f"body larger than {target.max_body} bytes"
 
-    def _metrics_read(self) -> set[str]:
-        """The metric names whose lines the reader takes apart; all others are only checked."""
-        metrics = {s.metric for s in (self._requests, self._errors) if s is not None}
+    def _page_reader(self) -> PageReader:
+        """A reader of the metrics the selectors name that keeps only what they match."""
+        keep: dict[str, list[Selector]] = {}
+        for selector in (self._requests, self._errors, *self._gauges.values()):
+            if selector is not None:
+                keep.setdefault(selector.metric, []).append(selector)
         if self._histogram is not None:
-            metrics |= {self._histogram.metric, self._histogram.metric + "_bucket"}
-        return metrics | {s.metric for s in self._gauges.values()}
+            for metric in (self._histogram.metric, self._histogram.metric + "_bucket"):
+                keep.setdefault(metric, []).append(self._histogram)
+        return PageReader(keep, keep=keep, mentioned=self._family_names())
+
+    def _family_names(self) -> set[str]:
+        """Every name that puts a selector's metric on the page: a counter's family name
+        without ``_total`` (OpenMetrics declares it so), a histogram's or summary's parts."""
+        names: set[str] = set()
+        for selector in (self._requests, self._errors, *self._gauges.values()):
+            if selector is not None:
+                names.update(_names_of(selector.metric))
+        if self._histogram is not None:
+            names.update(_names_of(self._histogram.metric, histogram=True))
+        return names
 
     async def probe(self, now: float) -> tuple[Observation]:
         name = self.target.name
@@ -109,19 +141,39 @@ class PrometheusProbe(Probe):
             return (Observation(name, now, False, fetched),)
         body, content_type, latency = fetched
         metrics = {"latency_seconds": latency}
+        if len(body) > INLINE_MAX:
+            reading = await asyncio.to_thread(self._read, body, content_type, metrics)
+        else:
+            reading = self._read(body, content_type, metrics)
+        if isinstance(reading, str):
+            return (Observation(name, now, False, reading, metrics),)
+        if reading.changed:
+            self._previous = reading.counters
+            self._unsaved = True
+        if not self._warned:
+            self._warned = True
+            for warning in reading.warnings:
+                log.warning("selector finds nothing on the page", target=name, problem=warning)
+        return (reading.observation(name, now),)
+
+    def _read(self, body: bytes, content_type: str, metrics: dict[str, float]) -> _Reading | str:
+        """What the page says against the last good scrape, or why it cannot be read.
+
+        In a worker thread for a large page: it only reads ``_previous``, and the reader
+        is this probe's alone (a target is never probed twice at once).
+        """
         try:
             page = read_page(self._reader, body, content_type)
         except ExpositionError as exc:
-            error = _one_line(f"invalid exposition: {exc}")
-            return (Observation(name, now, False, error, metrics),)
-        reading = _Reading(page, self._previous, metrics)
+            return _one_line(f"invalid exposition: {exc}")
+        reading = _Reading(page, self._previous, metrics, self._scale)
         if self._requests is not None and self._errors is not None:
             reading.error_rate(self._requests, self._errors)
         if self._histogram is not None:
             reading.quantiles(self._histogram, self._quantiles)
         reading.gauges(self._gauges)
-        self._previous = reading.counters
-        return (reading.observation(name, now),)
+        reading.changed = reading.counters != self._previous
+        return reading
 
     async def _fetch(self) -> tuple[bytes, str, float] | str:
         """(body, content type, seconds to the last byte), or why there is no page."""
@@ -145,26 +197,52 @@ class PrometheusProbe(Probe):
             return None
         return {"version": _STATE_VERSION, "counters": self._previous}
 
+    def unsaved_state(self) -> dict[str, Any] | None:
+        # A failed write is not retried until the next change: it loses at most the
+        # previous sample of an idle service, whose rate has nothing to say anyway.
+        if not self._unsaved:
+            return None
+        self._unsaved = False
+        return self.saved_state()
+
     def restore_state(self, state: dict[str, Any]) -> None:
         counters = _counters_of(state)
         if counters is not None:
             self._previous = counters
+            self._unsaved = False
 
 
 class _Reading:
-    """What one page says, given the counters of the previous scrape."""
+    """What one page says, given the counters of the previous scrape.
+
+    A metric without a value is UNKNOWN (``missing``) only when its selector's metric
+    name is nowhere on the page, or the page cannot give it (a histogram without a
+    +Inf bucket, NaN in PromQL too). Anything else is absent (``no_data``): a series
+    not created yet, a rate warming up, no traffic. Each says why in ``reasons``.
+    """
 
     def __init__(
-        self, page: Page, previous: Mapping[str, dict[str, float]], metrics: dict[str, float]
+        self,
+        page: Page,
+        previous: Mapping[str, dict[str, float]],
+        metrics: dict[str, float],
+        scale: float = 1.0,
     ) -> None:
         self.page = page
         self.previous = previous
         self.metrics = metrics
+        self.scale = scale
+        """Latency values times this are seconds."""
         self.missing: set[str] = set()
         self.no_data: set[str] = set()
+        self.reasons: dict[str, str] = {}
         self.notes: list[str] = []
+        self.warnings: list[str] = []
+        """What looks like a mistake in the config rather than a quiet service."""
         self.counters: dict[str, dict[str, float]] = {}
         """What the next scrape compares with."""
+        self.changed = False
+        """``counters`` differ from the previous scrape's."""
 
     def error_rate(self, requests: Selector, errors: Selector) -> None:
         handled_series = requests.select(self.page)
@@ -172,14 +250,14 @@ class _Reading:
         # No errors series at all is 0 errors: apps create the 5xx label set at the first 5xx.
         failed_now, failed_before = self._counter(errors.text, errors.select(self.page))
         if not handled_series:
-            self._absent([_ERROR_RATE], f"requests {requests.text} matches no series")
+            self._not_found([_ERROR_RATE], requests, "metric")
             return
         if handled_before is None or failed_before is None:
-            self.no_data.add(_ERROR_RATE)  # the first scrape: no rate yet
+            self._absent([_ERROR_RATE], "warming up: a rate needs two scrapes")
             return
         handled = increase(handled_before, handled_now)
         if handled <= 0:
-            self.no_data.add(_ERROR_RATE)  # no requests in the interval: no rate to speak of
+            self._absent([_ERROR_RATE], "no requests since the last scrape")
             return
         self.metrics[_ERROR_RATE] = 100.0 * increase(failed_before, failed_now) / handled
 
@@ -193,28 +271,44 @@ class _Reading:
         if summary:
             self._summary_quantiles(family, summary, quantiles)
             return
-        self._absent(quantiles.values(), f"no histogram or summary {selector.text} on the page")
+        # No buckets yet is zero counts: buckets created before the next scrape count
+        # from 0, as a request counter's new series do.
+        self.counters[_histogram_key(selector)] = {}
+        mentioned = self.page.mentioned
+        if (
+            family not in mentioned
+            and family + "_bucket" not in mentioned
+            and (family + "_count" in mentioned or family + "_sum" in mentioned)
+        ):
+            why = (
+                f"summary {family} has no quantiles (made without objectives): "
+                "a histogram gives them"
+            )
+            self.warnings.append(f"{', '.join(sorted(quantiles.values()))}: {why}")
+            self._absent(quantiles.values(), why)
+            return
+        self._not_found(quantiles.values(), selector, "histogram or summary", histogram=True)
 
     def _histogram_quantiles(
         self, selector: Selector, series: list[Series], quantiles: Mapping[float, str]
     ) -> None:
         buckets = histogram_buckets(series, selector.metric)
         if buckets.problem is not None:
-            self._absent(quantiles.values(), buckets.problem)
+            self._unknown(quantiles.values(), buckets.problem)  # NaN in PromQL too
             return
-        key = "histogram " + selector.text  # never the same as a counter selector's text
+        key = _histogram_key(selector)
         previous = self.previous.get(key)
         self.counters[key] = _carried(buckets.counts, buckets.skipped, previous)
         if previous is None:
-            self.no_data.update(quantiles.values())  # the first scrape: no increase yet
+            self._absent(quantiles.values(), "warming up: quantiles need two scrapes")
             return
         increases = bucket_increases(previous, buckets)
         for q, metric in quantiles.items():
             value = histogram_quantile(q, increases)
             if value is None:
-                self.no_data.add(metric)  # no observations in the interval
+                self._absent([metric], "no requests since the last scrape")
             else:
-                self.metrics[metric] = value
+                self.metrics[metric] = value * self.scale
 
     def _summary_quantiles(
         self, family: str, summary: Mapping[float, list[float]], quantiles: Mapping[float, str]
@@ -223,25 +317,37 @@ class _Reading:
         for q, metric in quantiles.items():
             values = summary.get(q)
             if values is None:
-                self._absent([metric], f"summary {family} has no quantile {q:g}")
+                why = f"summary {family} has no quantile {q:g}"
+                self.warnings.append(f"{metric}: {why}")
+                self._absent([metric], why)
                 continue
             finite = [v for v in values if math.isfinite(v)]
             if finite:
-                self.metrics[metric] = max(finite)
+                self.metrics[metric] = max(finite) * self.scale
             else:
-                self.no_data.add(metric)  # NaN: no observations in the summary's window
+                self._absent([metric], "no requests in the summary's window")
 
     def gauges(self, gauges: Mapping[str, Selector]) -> None:
         for metric, selector in gauges.items():
             series = selector.select(self.page)
             if not series:
-                self._absent([metric], f"{selector.text} matches no series")
+                self._not_found([metric], selector, "metric")
                 continue
-            values = [s.value for s in series if math.isfinite(s.value)]
-            if values:
-                self.metrics[metric] = math.fsum(values)
-            else:
-                self.no_data.add(metric)
+            values = [s.value for s in series]
+            # As PromQL's sum: a NaN member makes the sum NaN (judged UNKNOWN).
+            exact = all(math.isfinite(v) for v in values)
+            self.metrics[metric] = math.fsum(values) if exact else sum(values)
+
+    def _not_found(
+        self, metrics: Iterable[str], selector: Selector, what: str, *, histogram: bool = False
+    ) -> None:
+        """No series matches ``selector``: UNKNOWN if its name is nowhere on the page."""
+        if any(self.page.has(name) for name in _names_of(selector.metric, histogram=histogram)):
+            self._absent(metrics, f"no series of {selector.text} yet")
+            return
+        why = f"no {what} {selector.metric} on the page"
+        self.warnings.append(f"{', '.join(sorted(metrics))}: {why}")
+        self._unknown(metrics, why)
 
     def _counter(
         self, selector: str, series: Iterable[Series]
@@ -253,8 +359,15 @@ class _Reading:
         return current, previous
 
     def _absent(self, metrics: Iterable[str], why: str) -> None:
+        for metric in metrics:
+            self.no_data.add(metric)
+            self.reasons[metric] = why
+
+    def _unknown(self, metrics: Iterable[str], why: str) -> None:
         metrics = sorted(metrics)
-        self.missing.update(metrics)
+        for metric in metrics:
+            self.missing.add(metric)
+            self.reasons[metric] = why
         self.notes.append(f"{', '.join(metrics)}: {why}")
 
     def observation(self, target: str, now: float) -> Observation:
@@ -267,7 +380,21 @@ class _Reading:
             self.metrics,
             missing=frozenset(self.missing),
             no_data=frozenset(self.no_data),
+            reasons=self.reasons,
         )
+
+
+def _histogram_key(selector: Selector) -> str:
+    return "histogram " + selector.text  # never the same as a counter selector's text
+
+
+def _names_of(metric: str, *, histogram: bool = False) -> tuple[str, ...]:
+    """The names under which ``metric`` can be on a page."""
+    if histogram:
+        return (metric, metric + "_bucket", metric + "_count", metric + "_sum")
+    if metric.endswith("_total"):
+        return (metric, metric.removesuffix("_total"))
+    return (metric,)
 
 
 def _carried(

@@ -1,0 +1,276 @@
+"""A restarted service is not an incident: lazily created series are absent, never UNKNOWN.
+
+Client libraries (Go's, Python's) create a label set at its first use: after a
+restart the family is on the page with its other label sets, and the one a
+target selects appears with the first request. Driven through real parts: a
+page served on 127.0.0.1, ``vigild run`` and ``vigild --once`` as processes, a
+webhook receiver, the state file; and Debian's Prometheus, restarted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from process import Daemon, run, until
+from prometheus_server import scraping
+from receivers import Receiver
+from targets import TargetServer, closed_port
+
+from vigild.config import load
+from vigild.daemon.runtime import Runtime
+
+SELECTED = {
+    "requests": 'app_requests_total{handler="/api"}',
+    "errors": 'app_requests_total{handler="/api",code=~"5.."}',
+    "latency_histogram": 'app_request_seconds{handler="/api"}',
+}
+BOUNDS = ("0.1", "0.5", "1", "+Inf")
+
+
+def go_page(served: dict[str, tuple[int, int, list[int]]]) -> str:
+    """A Go client's page: handler → (2xx count, 5xx count, cumulative buckets). /metrics
+    has served itself since the start; other handlers appear once used."""
+    served = {"/metrics": (3, 0, [3, 3, 3, 3]), **served}
+    lines = [
+        "# HELP app_requests_total Requests by handler and code.",
+        "# TYPE app_requests_total counter",
+    ]
+    for handler, (ok, failed, _) in served.items():
+        lines.append(f'app_requests_total{{code="200",handler="{handler}"}} {ok}')
+        if failed:
+            lines.append(f'app_requests_total{{code="500",handler="{handler}"}} {failed}')
+    lines += ["# HELP app_request_seconds Latency.", "# TYPE app_request_seconds histogram"]
+    for handler, (_, _, buckets) in served.items():
+        for bound, count in zip(BOUNDS, buckets, strict=True):
+            lines.append(f'app_request_seconds_bucket{{handler="{handler}",le="{bound}"}} {count}')
+        lines.append(f'app_request_seconds_sum{{handler="{handler}"}} 1')
+        lines.append(f'app_request_seconds_count{{handler="{handler}"}} {buckets[-1]}')
+    return "\n".join(lines) + "\n"
+
+
+def write_config(tmp_path: Path, url: str, receiver: Receiver, **keys: str) -> Path:
+    target = {**SELECTED, **keys}
+    selectors = "".join(f"{key} = {json.dumps(value)}\n" for key, value in target.items())
+    path = tmp_path / "vigild.toml"
+    path.write_text(
+        f"""
+[daemon]
+interval = "1s"
+listen = "127.0.0.1:{closed_port()}"
+state_path = {json.dumps(str(tmp_path / "state.db"))}
+
+[alerting]
+group_wait = "0s"
+
+[thresholds]
+up = {{ for = "30s" }}
+error_rate_percent = {{ warning = 2, critical = 5 }}
+latency_p95_seconds = {{ warning = 0.5, critical = 2, recover_for = "30s" }}
+
+[[targets]]
+name = "app"
+type = "prometheus"
+url = "{url}"
+{selectors}
+[[notifiers]]
+name = "hook"
+type = "webhook"
+url = "{receiver.url("/hook")}"
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def status_of(document: dict[str, Any]) -> dict[str, Any]:
+    [app] = document["targets"]
+    return app  # type: ignore[no-any-return]
+
+
+async def test_a_restart_without_traffic_is_no_data_then_values_with_traffic(
+    tmp_path: Path, target_server: TargetServer, receiver: Receiver
+) -> None:
+    target_server.body = go_page({"/api": (1000, 10, [900, 990, 1000, 1010])})
+    config = write_config(tmp_path, target_server.url("/metrics"), receiver)
+    daemon = await Daemon(config, load(config).daemon.listen).start()
+    try:
+        await daemon.wait_ready()
+        await until(lambda: target_server.hits >= 2, what="two scrapes before the restart")
+
+        # The restart: /api's label sets are gone until its first request.
+        target_server.body = go_page({})
+        seen = target_server.hits
+        await until(lambda: target_server.hits >= seen + 3, what="scrapes after the restart")
+        _, text = await daemon.get("/api/status")
+        document = json.loads(text)
+        assert document["worst"] == "ok"
+        no_data = status_of(document)["observation"]["no_data"]
+        assert no_data == {
+            "error_rate_percent": 'no series of app_requests_total{handler="/api"} yet',
+            "latency_p95_seconds": 'no series of app_request_seconds{handler="/api"} yet',
+            "latency_p99_seconds": 'no series of app_request_seconds{handler="/api"} yet',
+        }
+        assert document["alerts"] == []
+
+        # Traffic: 100 requests, 1 of them failed; 96 fast, 4 slower.
+        target_server.body = go_page({"/api": (99, 1, [96, 99, 100, 100])})
+        metrics: dict[str, float] = {}
+        for _ in range(100):  # bounded: 10 s; the next scrape sees no new traffic again
+            _, text = await daemon.get("/api/status")
+            metrics = status_of(json.loads(text))["observation"]["metrics"]
+            if "error_rate_percent" in metrics:
+                break
+            await asyncio.sleep(0.1)
+        # The label sets appeared between two scrapes: all of their counts are new.
+        assert metrics["error_rate_percent"] == 1.0
+        # p95: rank 95 ≤ 96 in the first bucket → 0.1 * 95/96.
+        assert abs(metrics["latency_p95_seconds"] - 0.1 * 95 / 96) < 1e-9
+    finally:
+        assert await daemon.stop() == 0
+    # Not one notification: nothing was ever wrong.
+    assert receiver.requests == []
+
+
+async def test_once_from_cron_across_a_restart_exits_0_then_reads_the_traffic(
+    tmp_path: Path, target_server: TargetServer, receiver: Receiver
+) -> None:
+    config = str(write_config(tmp_path, target_server.url("/metrics"), receiver))
+    target_server.body = go_page({"/api": (1000, 10, [900, 990, 1000, 1010])})
+    assert (await run("--once", "--config", config)).returncode == 0
+    target_server.body = go_page({})  # restarted, nothing served yet
+    restarted = await run("--once", "--format", "json", "--config", config)
+    assert restarted.returncode == 0, restarted.stdout  # not 3: no data is not UNKNOWN
+    observation = status_of(restarted.json)["observation"]
+    assert observation["no_data"]["error_rate_percent"] == (
+        'no series of app_requests_total{handler="/api"} yet'
+    )
+    target_server.body = go_page({"/api": (99, 1, [96, 99, 100, 100])})
+    served = await run("--once", "--format", "json", "--config", config)
+    assert served.returncode == 0, served.stdout
+    assert status_of(served.json)["observation"]["metrics"]["error_rate_percent"] == 1.0
+    assert receiver.requests == []
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def cycles(
+    tmp_path: Path, target_server: TargetServer, receiver: Receiver, pages: list[str], **keys: str
+) -> list[dict[str, Any]]:
+    """One cycle per page, 10 s apart by the clock, through a real Runtime; the webhook
+    payloads the receiver got."""
+    clock = Clock()
+    runtime = await Runtime(
+        load(write_config(tmp_path, target_server.url("/metrics"), receiver, **keys)), clock=clock
+    ).open()
+    try:
+        for body in pages:
+            target_server.body = body
+            await runtime.run_cycle(runtime.watched)
+            await runtime.delivery.deliver_due(5.0)
+            clock.now += 10
+    finally:
+        await runtime.close(drain=0.0)
+    return [b for b in receiver.bodies if b]
+
+
+async def test_an_open_latency_alert_resolves_after_recover_for_once_traffic_stops(
+    tmp_path: Path, target_server: TargetServer, receiver: Receiver
+) -> None:
+    slow = go_page({"/api": (100, 0, [0, 0, 100, 100])})  # every request between 0.5 and 1 s
+    pages = [
+        go_page({"/api": (0, 0, [0, 0, 0, 0])}),
+        slow,  # p95 0.975 s > 0.5: warning
+        slow,  # no traffic: absent for 10 s
+        slow,  # 20 s
+        slow,  # 30 s = recover_for: resolved
+        slow,
+    ]
+    bodies = await cycles(tmp_path, target_server, receiver, pages)
+    alerts = [(a["labels"]["alertname"], a["status"]) for body in bodies for a in body["alerts"]]
+    assert alerts == [("latency_p95_seconds", "firing"), ("latency_p95_seconds", "resolved")]
+
+
+async def test_a_misspelt_name_stays_unknown_and_pages_once(
+    tmp_path: Path, target_server: TargetServer, receiver: Receiver
+) -> None:
+    pages = [go_page({"/api": (100 * i, 0, [100 * i] * 4)}) for i in range(5)]
+    bodies = await cycles(
+        tmp_path, target_server, receiver, pages, requests='app_requestz_total{handler="/api"}'
+    )
+    alerts = [a for body in bodies for a in body["alerts"]]
+    assert [(a["labels"]["alertname"], a["labels"]["severity"]) for a in alerts] == [
+        ("error_rate_percent", "unknown")
+    ]
+    assert "no metric app_requestz_total on the page" in alerts[0]["annotations"]["description"]
+
+
+async def test_a_restarted_prometheus_pages_nobody(tmp_path: Path, receiver: Receiver) -> None:
+    web = f"127.0.0.1:{closed_port()}"
+    handler = 'handler="/api/v1/query"'
+    config = write_config(
+        tmp_path,
+        f"http://{web}/metrics",
+        receiver,
+        requests=f"prometheus_http_requests_total{{{handler}}}",
+        errors=f'prometheus_http_requests_total{{{handler},code=~"5.."}}',
+        latency_histogram=f"prometheus_http_request_duration_seconds{{{handler}}}",
+    )
+    daemon = await Daemon(config, load(config).daemon.listen).start()
+    try:
+        await daemon.wait_ready()
+        for run_ in range(2):  # the first start, then the restart
+            async with scraping(tmp_path, f"127.0.0.1:{closed_port()}", web=web) as api:
+                await until_ready(web)
+                before = await scrapes(daemon)
+                await until_scraped(daemon, before + 3)
+                document = json.loads((await daemon.get("/api/status"))[1])
+                assert document["worst"] in ("ok", "warning") and document["alerts"] == []
+                if run_ == 1:  # nothing queried since the restart: no data, with the reason
+                    no_data = status_of(document)["observation"]["no_data"]
+                    assert "error_rate_percent" in no_data, no_data
+                for _ in range(20):
+                    assert (await api("query", query="up"))["status"] == "success"
+                await until_scraped(daemon, await scrapes(daemon) + 2)
+    finally:
+        assert await daemon.stop() == 0
+    assert receiver.requests == []
+
+
+async def until_ready(web: str) -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        for _ in range(300):  # bounded: 30 s
+            try:
+                async with session.get(f"http://{web}/-/ready") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("Prometheus never became ready")
+
+
+async def scrapes(daemon: Daemon) -> int:
+    _, text = await daemon.get("/metrics")
+    for line in text.splitlines():
+        if line.startswith("vigild_probe_duration_seconds_count{") and 'target="app"' in line:
+            return int(float(line.split()[-1]))
+    return 0
+
+
+async def until_scraped(daemon: Daemon, count: int) -> None:
+    for _ in range(150):  # bounded: 15 s
+        if await scrapes(daemon) >= count:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"vigild did not scrape {count} times")
