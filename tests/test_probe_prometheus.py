@@ -1116,8 +1116,10 @@ async def test_probe_state_is_written_only_when_it_changed(
 async def test_a_large_page_is_read_off_the_event_loop(
     session: aiohttp.ClientSession, target_server: TargetServer
 ) -> None:
-    # 60,000 selected series: each is taken apart at the first scrape, a lot of work.
-    body = "".join(f'r{{code="200",tenant="t{i}"}} {i}\n' for i in range(60_000))
+    # A big page of which a few series are selected, as a real exporter's page is: the
+    # reading is the work; what the loop does with the selected series afterwards is not.
+    body = "".join(f'other{{code="200",tenant="t{i}"}} {i}\n' for i in range(150_000))
+    body += "".join(f'r{{code="200",tenant="t{i}"}} {i}\n' for i in range(100))
     assert len(body) > INLINE_MAX
     started = time.perf_counter()
     read_page(PageReader(["r"]), body.encode(), TEXT)
@@ -1141,7 +1143,7 @@ async def test_a_large_page_is_read_off_the_event_loop(
     finally:
         sampling = False
         await sampler
-    assert observation.metrics["total"] == sum(range(60_000))
+    assert observation.metrics["total"] == sum(range(100))
     # Read on the loop, the loop would stall for all of `reading`; in a thread the loop
     # gets the GIL back between the reader's bounded regex calls.
     assert lag < reading / 4, (lag, reading)
