@@ -1118,7 +1118,7 @@ async def test_a_large_page_is_read_off_the_event_loop(
 ) -> None:
     # A big page of which a few series are selected, as a real exporter's page is: the
     # reading is the work; what the loop does with the selected series afterwards is not.
-    body = "".join(f'other{{code="200",tenant="t{i}"}} {i}\n' for i in range(150_000))
+    body = "".join(f'other{{code="200",tenant="t{i}"}} {i}\n' for i in range(300_000))
     body += "".join(f'r{{code="200",tenant="t{i}"}} {i}\n' for i in range(100))
     assert len(body) > INLINE_MAX
     started = time.perf_counter()
