@@ -95,10 +95,12 @@ def test_a_replaced_state_file_is_overwritten_with_the_running_state(tmp_path: P
     path = tmp_path / "state.db"
     store, lock = open_locked(path)
     fill(store, "ours")
+    mode = path.stat().st_mode
     other = tmp_path / "other.db"
     foreign = Store(other)
     fill(foreign, "theirs")
     foreign.close()
+    other.chmod(0o444)
     other.replace(path)  # our WAL is still beside it: it must not be replayed into the copy
 
     with structlog.testing.capture_logs() as logs:
@@ -106,6 +108,7 @@ def test_a_replaced_state_file_is_overwritten_with_the_running_state(tmp_path: P
     assert [e["event"] for e in logs] == [
         "state file was replaced by another file while vigild ran: recreated it from memory"
     ]
+    assert path.stat().st_mode == mode
     fill(store, "later")
     store.close()
     lock.release()
@@ -187,6 +190,8 @@ async def test_state_file_deleted_during_an_outage_does_not_page_again_after_a_r
 
     remove_state(tmp_path / "state.db")
     await daemon.wait_log(RECREATED)
+    with pytest.raises(StateLocked):
+        StateLock(tmp_path / "state.db").acquire()  # held again, on the new lock file
     _, text = await daemon.get("/metrics")
     assert metric(text, "vigild_state_recreated_total") == 1
     assert metric(text, "vigild_state_recreate_failures_total") == 0
