@@ -2,7 +2,9 @@
 
 The lock is a sidecar file (``state.db.lock``) held with ``flock``: locking
 the database file itself would be undone by SQLite's own POSIX locks, which
-any ``close()`` of that file in this process releases.
+any ``close()`` of that file in this process releases. It sits beside the
+resolved file, so every path that leads to one state file (a symlink) leads to
+one lock.
 """
 
 from __future__ import annotations
@@ -12,9 +14,13 @@ import os
 import time
 from pathlib import Path
 
+import structlog
+
 from vigild.alerting.store import StoreError
 
 __all__ = ["StateLock", "StateLocked"]
+
+log = structlog.get_logger("vigild")
 
 
 class StateLocked(Exception):
@@ -26,7 +32,8 @@ class StateLock:
 
     def __init__(self, state_path: Path) -> None:
         self.state_path = state_path
-        self.path = state_path.with_name(state_path.name + ".lock")
+        real = Path(os.path.realpath(state_path))
+        self.path = real.with_name(real.name + ".lock")
         self._fd: int | None = None
 
     def acquire(self, wait: float = 0.0) -> None:
@@ -52,6 +59,34 @@ class StateLock:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
+
+    def keep(self) -> None:
+        """Lock again when the lock file was deleted or replaced while held.
+
+        The old lock holds only a file no path leads to any more: another vigild
+        would take a new one at the path. Raises ``StoreError`` when one did.
+        """
+        if self._fd is None:
+            return
+        held = os.fstat(self._fd)
+        try:
+            found = os.stat(self.path)
+        except FileNotFoundError:
+            pass
+        else:
+            if (found.st_dev, found.st_ino) == (held.st_dev, held.st_ino):
+                return
+        old = self._fd
+        try:
+            self.acquire()
+        except StateLocked as exc:
+            raise StoreError(
+                f"the state lock was deleted, and another vigild took it: {exc}"
+            ) from None
+        os.close(old)
+        log.warning(
+            "state lock file was deleted while vigild ran: locked it again", path=str(self.path)
+        )
 
     def release(self) -> None:
         if self._fd is not None:

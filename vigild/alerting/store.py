@@ -5,20 +5,35 @@ Alert transitions and the notifications they cause are written in one
 transaction, so after any crash either both exist or neither does. WAL with
 ``synchronous=NORMAL`` survives ``kill -9`` (only a power loss can cost the
 last commits), and keeps readers from blocking the writer.
+
+The file is watched while it is open: deleted or replaced under a running
+vigild, it is written again at its path from the open database (which still
+reads the old inode), so a restart finds every alert and what each notifier
+was told.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 __all__ = ["ActionRun", "OutboxEntry", "Store", "StoreError", "read_action_history"]
 
 SCHEMA_VERSION = 3
+
+RECREATE_RETRY = 30.0
+"""Seconds between attempts to recreate a state file that could not be recreated: each
+attempt copies the whole database."""
+
+log = structlog.get_logger("vigild")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -138,18 +153,53 @@ class AlertRow:
 
 
 class Store:
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        keep_lock: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Open (or create) the state file at ``path``.
+
+        Args:
+            keep_lock: called before every check of the file; takes the state lock again
+                when its file was deleted too, and raises ``StoreError`` when it cannot.
+            clock: paces the retries of a recreation that failed.
+        """
         self.path = path
+        # A symlinked path is followed once: the file we watch and recreate is the target.
+        self._file = Path(os.path.realpath(path))
+        self._keep_lock = keep_lock
+        self._clock = clock
+        self.recreated = 0
+        """How many times the file was recreated after it was deleted or replaced."""
+        self.recreate_failures = 0
+        self._retry_at = float("-inf")
+        self._failing = False
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.executescript(_SCHEMA)
+            self._file.parent.mkdir(parents=True, exist_ok=True)
+            if self._file.exists() and self._file.stat().st_size == 0:
+                log.warning("state file is empty: starting fresh", path=str(path))
+            self._db = self._connect()
             self._check_version()
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot use state file {path}: {exc}") from None
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self._file, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=5000")
+            db.executescript(_SCHEMA)
+            opened = os.stat(self._file)
+        except BaseException:
+            db.close()
+            raise
+        self._identity = (opened.st_dev, opened.st_ino)
+        self._mode = opened.st_mode & 0o777
+        return db
 
     def _check_version(self) -> None:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
@@ -165,7 +215,81 @@ class Store:
         )
 
     def close(self) -> None:
+        self.check()  # a file deleted since the last write is not lost at a clean stop
         self._db.close()
+
+    # -- the file itself --------------------------------------------------
+
+    def check(self) -> None:
+        """Recreate the state file when the path no longer leads to the open one.
+
+        A stat and a compare while all is well. Deleted (``rm state.db*``) or replaced
+        while open, the file is written again at its path from the open database, which
+        still reads the old inode. When that fails, writes go on to the old inode: alerting
+        goes on from memory, and a restart would lose that state. Never raises.
+        """
+        if self._clock() < self._retry_at:
+            return
+        try:
+            self._keep_lock()
+            try:
+                found = os.stat(self._file)
+            except FileNotFoundError:
+                what = "deleted"
+            else:
+                if (found.st_dev, found.st_ino) == self._identity:
+                    return
+                what = "replaced by another file"
+            self._recreate()
+        except (OSError, sqlite3.Error, StoreError) as exc:
+            self.recreate_failures += 1
+            self._retry_at = self._clock() + RECREATE_RETRY
+            if not self._failing:
+                log.error(
+                    "state file was deleted or replaced and cannot be recreated: alert "
+                    "state is kept in memory only, and a restart now would lose it",
+                    path=str(self.path),
+                    error=str(exc),
+                    retry_every=RECREATE_RETRY,
+                )
+            self._failing = True
+            return
+        self.recreated += 1
+        self._failing = False
+        self._retry_at = float("-inf")
+        log.error(
+            f"state file was {what} while vigild ran: recreated it from memory",
+            path=str(self.path),
+        )
+
+    def _recreate(self) -> None:
+        """Copy the open database to a new file and move it to the path, then use it."""
+        import tempfile  # only ever needed here
+
+        directory = self._file.parent
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=directory, prefix=f".{self._file.name}.", suffix=".new")
+        os.close(fd)
+        staged = Path(name)
+        try:
+            copy = sqlite3.connect(staged)
+            try:
+                self._db.backup(copy)
+            finally:
+                copy.close()
+            os.chmod(staged, self._mode)
+            # What is left at the path (our own WAL when the file was replaced, or the
+            # replacement's) belongs to no file we write: SQLite would replay it into ours.
+            for suffix in ("-wal", "-shm"):
+                Path(f"{self._file}{suffix}").unlink(missing_ok=True)
+            os.replace(staged, self._file)
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            raise
+        old, self._db = self._db, self._connect()
+        # SQLite sees the old file has moved, so closing it neither checkpoints into
+        # the new file nor deletes the new file's WAL.
+        old.close()
 
     # -- alerts -----------------------------------------------------------
 
@@ -258,6 +382,7 @@ class Store:
             self._db.execute("DELETE FROM history WHERE bucket < ?", (prune_before,))
 
     def _transaction(self) -> _Transaction:
+        self.check()
         return _Transaction(self._db)
 
     # -- action runs ------------------------------------------------------

@@ -110,6 +110,7 @@ class Daemon:
             self.runtime.engine,
             secrets=lambda: self.config.secrets,
             pending=lambda: self.runtime.delivery.pending,
+            store=self.runtime.store,
         )
         self.runtime.result_listeners.append(self.metrics.observed)
         self.runtime.outcome_listeners.append(self.metrics.notification)

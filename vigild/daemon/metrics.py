@@ -24,7 +24,7 @@ from prometheus_client import (
     disable_created_metrics,
 )
 from prometheus_client import generate_latest as render_registry
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -33,6 +33,7 @@ from prometheus_client.utils import floatToGoString
 
 from vigild import __version__
 from vigild.alerting.engine import Engine
+from vigild.alerting.store import Store
 from vigild.config import Config
 from vigild.daemon.cycle import Watched
 from vigild.model import Observation
@@ -75,6 +76,25 @@ class _OutboxCollector(Collector):
         yield family
 
 
+class _StateFileCollector(Collector):
+    """The store's own counts of a state file deleted or replaced while running."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily(
+            "vigild_state_recreated",
+            "State file recreated from memory after it was deleted or replaced while running.",
+            value=self._store.recreated,
+        )
+        yield CounterMetricFamily(
+            "vigild_state_recreate_failures",
+            "Failed attempts to recreate a deleted or replaced state file.",
+            value=self._store.recreate_failures,
+        )
+
+
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
@@ -100,6 +120,8 @@ class Metrics:
         engine: Engine,
         secrets: Callable[[], frozenset[str]],
         pending: Callable[[], Mapping[str, int]] = dict,
+        *,
+        store: Store,
     ) -> None:
         self.engine = engine
         self._secrets = secrets
@@ -173,6 +195,7 @@ class Metrics:
         for outcome in RELOAD_OUTCOMES:
             self.reloads.labels(outcome)
         self.registry.register(_OutboxCollector(pending))
+        self.registry.register(_StateFileCollector(store))
 
     # -- recording --------------------------------------------------------
 

@@ -80,7 +80,7 @@ class Runtime:
         """Take the state lock, open the store, build probes, notifiers and the pipeline."""
         await asyncio.to_thread(self.lock.acquire, lock_wait)
         try:
-            self.store = Store(self.config.daemon.state_path)
+            self.store = Store(self.config.daemon.state_path, keep_lock=self.lock.keep)
         except Exception:
             self.lock.release()
             raise
@@ -129,6 +129,9 @@ class Runtime:
 
     async def run_cycle(self, watched: Sequence[Watched]) -> None:
         """One cycle; a completed one is announced to listeners and the heartbeat."""
+        # Also when this cycle writes nothing: a state file deleted during a quiet
+        # outage must be back before a restart reads it.
+        self.store.check()
         if not await self.pipeline.run_cycle(watched):
             return
         now = self.clock()
