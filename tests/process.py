@@ -155,6 +155,11 @@ class Daemon:
         result: dict[str, Any] = json.loads(text)
         return result
 
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
     def signal(self, signum: int) -> None:
         assert self._process is not None
         self._process.send_signal(signum)
