@@ -5,7 +5,7 @@ Deleted or replaced, the file at the path is no longer the one the daemon
 writes: it must notice, log an error, write its state to a new file at the path
 and count it in ``vigild_state_recreated_total``. Read-only, the open file
 still takes writes. As root a mode of 0444 binds nobody, so the file is made
-immutable (``chattr +i``) too.
+immutable (``chattr +i``) too where the file system allows it (printed).
 """
 
 from __future__ import annotations
@@ -51,9 +51,10 @@ def replace_with_garbage(state: Path) -> None:
 @contextlib.contextmanager
 def read_only(state: Path) -> Iterator[None]:
     state.chmod(0o444)
-    immutable = os.geteuid() == 0
-    if immutable:
-        subprocess.run(["chattr", "+i", str(state)], check=True)
+    # Not every file system takes the flag (overlayfs does not): then the mode alone.
+    chattr = ["chattr", "+i", str(state)]
+    immutable = os.geteuid() == 0 and subprocess.run(chattr, check=False).returncode == 0
+    print(f"read-only: mode 0444{' and immutable' if immutable else ''}")
     try:
         yield
     finally:
