@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 VIGILD = (sys.executable, "-m", "vigild")
 
@@ -56,6 +57,24 @@ async def run(
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout)
     assert process.returncode is not None
     return Finished(process.returncode, stdout.decode(), stderr.decode())
+
+
+def listen_address() -> str:
+    """A free loopback address for a daemon's ``listen``."""
+    # Imported here: the conftest imports this module before the `targets` plugin,
+    # whose asserts pytest could then no longer rewrite.
+    from targets import closed_port
+
+    return f"127.0.0.1:{closed_port()}"
+
+
+def write_config(directory: Path, listen: str, body: str) -> Path:
+    """A config with ``[daemon]`` filled in (state in ``directory``) and ``body`` after it."""
+    path = directory / "vigild.toml"
+    path.write_text(
+        f'[daemon]\nlisten = "{listen}"\nstate_path = "{directory / "state.db"}"\n{body}'
+    )
+    return path
 
 
 RUNNING: set[Daemon] = set()
@@ -136,6 +155,11 @@ class Daemon:
         result: dict[str, Any] = json.loads(text)
         return result
 
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
     def signal(self, signum: int) -> None:
         assert self._process is not None
         self._process.send_signal(signum)
@@ -167,6 +191,13 @@ class Daemon:
             raise
 
 
+async def start(config: Path, listen: str) -> Daemon:
+    """``vigild run`` with this config, once it answers ready."""
+    daemon = await Daemon(config, listen).start()
+    await daemon.wait_ready()
+    return daemon
+
+
 async def _until(check: Any, within: float, what: str) -> None:
     deadline = time.monotonic() + within
     while not check():
@@ -178,3 +209,39 @@ async def _until(check: Any, within: float, what: str) -> None:
 async def until(check: Any, within: float = 10.0, what: str = "condition") -> None:
     """Poll ``check()`` in short steps until it is true; fail after ``within`` seconds."""
     await _until(check, within, what)
+
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+"""A scrape of /metrics: (sample name, sorted labels) to value."""
+
+
+async def scrape(daemon: Daemon) -> Samples:
+    code, text = await daemon.get("/metrics")
+    assert code == 200
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def sample(samples: Samples, name: str, **labels: str) -> float:
+    """One series' value; 0 for a counter child that was never incremented."""
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+async def wait_metrics(
+    daemon: Daemon,
+    check: Any,
+    within: float = 5.0,
+    what: str = "metrics",
+) -> Samples:
+    """Scrape until ``check(samples)`` holds; the samples that satisfied it."""
+    deadline = time.monotonic() + within
+    while True:
+        samples = await scrape(daemon)
+        if check(samples):
+            return samples
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)

@@ -28,12 +28,12 @@ from typing import Any, TypeVar
 import pytest
 from aiohttp import web
 
-__all__ = ["Receiver", "Receivers", "Recorded", "receiver", "receivers"]
+__all__ = ["Receiver", "Receivers", "Recorded", "alerts_of", "receiver", "receivers"]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Recorded:
-    """One request as the receiver saw it."""
+    """One request as the receiver saw it, and how it was answered."""
 
     method: str
     path: str
@@ -45,6 +45,14 @@ class Recorded:
     """The parsed JSON body, or None when the body is not JSON."""
     received_at: float = field(default_factory=time.monotonic)
     """``time.monotonic()`` on arrival."""
+    status: int = 200
+    """The status it is (or was) answered with."""
+    answered_at: float | None = None
+    """``time.monotonic()`` when the answer went out; None while the receiver holds it.
+
+    From ``received_at`` to ``answered_at`` the sender cannot know the outcome:
+    a sender killed in that span may send the same message again.
+    """
 
     @property
     def text(self) -> str:
@@ -150,21 +158,27 @@ class Receiver:
         if body:
             with contextlib.suppress(ValueError):
                 parsed = json.loads(body)
-        self.requests.append(
-            Recorded(
-                method=request.method,
-                path=request.path,
-                query=dict(request.query),
-                headers=dict(request.headers),
-                body=body,
-                json=parsed,
-            )
-        )
         status = self._queued.popleft() if self._queued else self.status
+        recorded = Recorded(
+            method=request.method,
+            path=request.path,
+            query=dict(request.query),
+            headers=dict(request.headers),
+            body=body,
+            json=parsed,
+            status=status,
+        )
+        self.requests.append(recorded)
         if self.delay > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), self.delay)
+        recorded.answered_at = time.monotonic()
         return web.Response(status=status, text=self.response_body, headers=self.response_headers)
+
+
+def alerts_of(requests: list[Recorded]) -> list[tuple[str, str]]:
+    """(fingerprint, status) of every alert in these webhook bodies, in order."""
+    return [(a["fingerprint"], a["status"]) for r in requests for a in r.json["alerts"]]
 
 
 _R = TypeVar("_R", bound=Receiver)

@@ -423,11 +423,12 @@ _STREAM_CHUNK = 16 * 1024
 class StreamServer:
     """A raw TCP server on 127.0.0.1 (TLS when started with a certificate).
 
-    On each connection it sends ``banner``, then: streams ``banner`` (or
-    filler) without end when ``endless``; closes when ``close_after_banner``;
-    otherwise reads until the client leaves, echoing when ``echo``. With no
-    banner and no TLS it never speaks first: a TLS client waits forever.
-    Change any setting at any time; the next connection sees it.
+    On each connection it sends ``banner``, then: streams ``filler`` without
+    end when ``endless``, waiting ``pace`` seconds between chunks (a trickle);
+    closes when ``close_after_banner``; otherwise reads until the client
+    leaves, echoing when ``echo``. With no banner and no TLS it never speaks
+    first: a TLS client waits forever. Change any setting at any time; the
+    next connection sees it.
     """
 
     def __init__(self, port: int) -> None:
@@ -436,6 +437,8 @@ class StreamServer:
         self.banner = b""
         self.echo = False
         self.endless = False
+        self.filler = b"." * _STREAM_CHUNK
+        self.pace = 0.0
         self.close_after_banner = False
         self.connections = 0
         self.received = bytearray()
@@ -456,11 +459,13 @@ class StreamServer:
                 writer.write(self.banner)
                 await writer.drain()
             if self.endless:
-                chunk = self.banner or b"." * _STREAM_CHUNK
+                chunk = self.filler
                 while True:
                     writer.write(chunk)
                     await writer.drain()  # paced by the client's reading, as a real server is
                     self.streamed += len(chunk)
+                    if self.pace > 0:
+                        await asyncio.sleep(self.pace)
             if self.close_after_banner:
                 return
             while data := await reader.read(_STREAM_CHUNK):

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from process import Daemon, environment, run, until
+from process import Daemon, environment, listen_address, run, until
 from prometheus_client.parser import text_string_to_metric_families
 from receivers import Receiver
 from targets import TargetServer, closed_port
@@ -65,10 +65,6 @@ url = "json://127.0.0.1:{receiver.port}/chat"
 
 def sent(receiver: Receiver, path: str) -> list[Any]:
     return [r.json for r in receiver.requests if r.path == path]
-
-
-def listen_address() -> str:
-    return f"127.0.0.1:{closed_port()}"
 
 
 ENV = environment(API_TOKEN="tok-3f9a7c")

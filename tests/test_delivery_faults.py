@@ -8,57 +8,29 @@ healthy one, and the heartbeat. Everything is real: subprocesses, HTTP on
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import math
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
-from process import Daemon, run, until
-from prometheus_client.parser import text_string_to_metric_families
-from receivers import Receiver, Receivers, Recorded
-from targets import TargetServer, closed_port
+from process import (
+    Daemon,
+    Samples,
+    listen_address,
+    run,
+    sample,
+    scrape,
+    start,
+    until,
+    wait_metrics,
+    write_config,
+)
+from receivers import Receiver, Receivers, alerts_of
+from targets import TargetServer
 
 from vigild.model import fingerprint
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def listen_address() -> str:
-    return f"127.0.0.1:{closed_port()}"
-
-
-def write_config(directory: Path, listen: str, body: str) -> Path:
-    """A config with ``[daemon]`` filled in (state in ``directory``) and ``body`` after it."""
-    path = directory / "vigild.toml"
-    path.write_text(
-        f'[daemon]\nlisten = "{listen}"\nstate_path = "{directory / "state.db"}"\n{body}'
-    )
-    return path
-
-
-async def start(config: Path, listen: str) -> Daemon:
-    daemon = await Daemon(config, listen).start()
-    await daemon.wait_ready()
-    return daemon
-
-
-async def scrape(daemon: Daemon) -> Samples:
-    code, text = await daemon.get("/metrics")
-    assert code == 200
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def sample(samples: Samples, name: str, **labels: str) -> float:
-    """One series' value; 0 for a counter child that was never incremented."""
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 def notifications(samples: Samples, notifier: str, outcome: str) -> float:
@@ -69,23 +41,6 @@ def pending(samples: Samples, notifier: str) -> float:
     return sample(samples, "vigild_outbox_pending", notifier=notifier)
 
 
-async def wait_metrics(
-    daemon: Daemon,
-    check: Any,
-    within: float = 5.0,
-    what: str = "metrics",
-) -> Samples:
-    """Scrape until ``check(samples)`` holds; the samples that satisfied it."""
-    deadline = time.monotonic() + within
-    while True:
-        samples = await scrape(daemon)
-        if check(samples):
-            return samples
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 def outbox_rows(config: Path) -> list[tuple[str, int]]:
     """(notifier, attempts) of every message in the state file's outbox, read directly."""
     db = sqlite3.connect(config.parent / "state.db", timeout=5)
@@ -94,11 +49,6 @@ def outbox_rows(config: Path) -> list[tuple[str, int]]:
     finally:
         db.close()
     return [(str(notifier), int(attempts)) for notifier, attempts in rows]
-
-
-def alerts_of(requests: list[Recorded]) -> list[tuple[str, str]]:
-    """(fingerprint, status) of every alert in these webhook bodies, in order."""
-    return [(a["fingerprint"], a["status"]) for r in requests for a in r.json["alerts"]]
 
 
 def queued(daemon: Daemon, notifier: str) -> int:
