@@ -28,7 +28,7 @@ import yarl
 
 from vigild.config import PrometheusTarget, quantile_metric
 from vigild.model import Observation
-from vigild.probes.base import Probe, ProbeContext
+from vigild.probes.base import MAX_ERROR, Probe, ProbeContext
 from vigild.probes.exposition import (
     ExpositionError,
     Page,
@@ -44,6 +44,7 @@ from vigild.probes.exposition import (
     summary_quantiles,
 )
 from vigild.probes.http import describe_client_error, read_body
+from vigild.redaction import one_line
 
 __all__ = ["ACCEPT", "PrometheusProbe", "read_page"]
 
@@ -57,7 +58,6 @@ ACCEPT = (
 _OPENMETRICS = "application/openmetrics-text"
 _ERROR_RATE = "error_rate_percent"
 _STATE_VERSION = 1
-_MAX_ERROR = 200
 
 
 class PrometheusProbe(Probe):
@@ -67,7 +67,7 @@ class PrometheusProbe(Probe):
     target: PrometheusTarget
 
     def __init__(self, target: PrometheusTarget, timeout: float, context: ProbeContext) -> None:
-        super().__init__(target, timeout)
+        super().__init__(target, timeout, context)
         self.session = context.session
         self._requests = _selector(target.requests)
         self._errors = _selector(target.errors)
@@ -112,7 +112,7 @@ class PrometheusProbe(Probe):
         try:
             page = read_page(self._reader, body, content_type)
         except ExpositionError as exc:
-            error = _one_line(f"invalid exposition: {exc}")
+            error = one_line(f"invalid exposition: {exc}", MAX_ERROR, self.secrets)
             return (Observation(name, now, False, error, metrics),)
         reading = _Reading(page, self._previous, metrics)
         if self._requests is not None and self._errors is not None:
@@ -121,7 +121,7 @@ class PrometheusProbe(Probe):
             reading.quantiles(self._histogram, self._quantiles)
         reading.gauges(self._gauges)
         self._previous = reading.counters
-        return (reading.observation(name, now),)
+        return (reading.observation(name, now, self.secrets),)
 
     async def _fetch(self) -> tuple[bytes, str, float] | str:
         """(body, content type, seconds to the last byte), or why there is no page."""
@@ -138,7 +138,7 @@ class PrometheusProbe(Probe):
         except TimeoutError:
             return self._timeout_error
         except aiohttp.ClientError as exc:
-            return describe_client_error(exc)
+            return describe_client_error(exc, self.secrets)
 
     def saved_state(self) -> dict[str, Any] | None:
         if not self._previous:
@@ -257,8 +257,8 @@ class _Reading:
         self.missing.update(metrics)
         self.notes.append(f"{', '.join(metrics)}: {why}")
 
-    def observation(self, target: str, now: float) -> Observation:
-        note = _one_line("; ".join(self.notes)) if self.notes else None
+    def observation(self, target: str, now: float, secrets: frozenset[str]) -> Observation:
+        note = one_line("; ".join(self.notes), MAX_ERROR, secrets) if self.notes else None
         return Observation(
             target,
             now,
@@ -323,8 +323,3 @@ def read_page(reader: PageReader, body: bytes, content_type: str) -> Page:
     except UnicodeDecodeError as exc:
         raise ExpositionError(f"not UTF-8 text (byte {exc.start})") from None
     return reader.read(text, openmetrics=content_type == _OPENMETRICS)
-
-
-def _one_line(text: str) -> str:
-    line = text.splitlines()[0] if text else text
-    return line if len(line) <= _MAX_ERROR else line[: _MAX_ERROR - 1] + "…"
