@@ -1,4 +1,5 @@
-"""Keeping secrets (every value that came from ``${...}``) out of what leaves the process.
+"""Keeping secrets (every value that came from ``${...}``), and control characters, out
+of what leaves the process.
 
 Redaction replaces values, never keys or metric names: a short secret such as
 "80" must not break a JSON document or an exposition line, only hide itself.
@@ -12,6 +13,9 @@ starts at one. A cut is the start or end of the text, or an ellipsis ("…" or
 "..."), a quote allowed in between. Text made by code that slices secrets in
 ways vigild cannot know (a library's log lines) is redacted ``anywhere``: every
 run of ``MIN_PIECE`` or more characters found inside a secret is masked.
+
+Control characters in a name or an answer would move a terminal's cursor or
+split a line; ``printable`` writes them as escapes where text is shown.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ __all__ = [
     "MASK",
     "MIN_PIECE",
     "one_line",
+    "printable",
     "redact",
     "redact_exposition",
     "redact_values",
@@ -59,6 +64,14 @@ def shorten(text: str, limit: int, secrets: Iterable[str] = ()) -> str:
 def one_line(text: str, limit: int, secrets: Iterable[str] = ()) -> str:
     """The first line of ``text``, redacted, then cut to ``limit`` characters."""
     return shorten(text.splitlines()[0] if text else text, limit, secrets)
+
+
+def printable(text: str) -> str:
+    """``text`` with every character that is not printable as its escape (``\\x1b``,
+    ``\\n``, ``\\u200b``); printable text, any script's, is left as it is."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def redact_values(value: Any, secrets: frozenset[str], *, anywhere: bool = False) -> Any:

@@ -24,7 +24,7 @@ from vigild.config import TcpTarget
 from vigild.model import Observation
 from vigild.probes.base import MAX_ERROR, Probe, ProbeContext
 from vigild.probes.http import _os_text
-from vigild.redaction import one_line, shorten
+from vigild.redaction import one_line, printable, shorten
 
 __all__ = ["READ_LIMIT", "TcpProbe", "close", "describe_connect_error", "read_until"]
 
@@ -148,4 +148,4 @@ def _quoted(data: bytes, secrets: frozenset[str]) -> str:
     """The start of ``data`` in quotes, redacted, control characters escaped, "…" when cut."""
     # All of it (READ_LIMIT bounds it) is redacted: a secret must be whole to match.
     text = shorten(data.decode("utf-8", "replace"), _SHOWN + 1, secrets)
-    return "'" + "".join(c if c.isprintable() else repr(c)[1:-1] for c in text) + "'"
+    return f"'{printable(text)}'"
