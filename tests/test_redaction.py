@@ -84,6 +84,14 @@ def test_a_piece_at_a_cut_is_masked(text: str) -> None:
     assert MASK in masked
 
 
+def test_a_piece_after_bytes_cut_inside_a_character_is_masked() -> None:
+    # The tail of a command's output, its bytes cut inside the secret's "ö".
+    secret = "pässwörd-" + CUT_SECRET
+    tail = secret.encode()[7:].decode("utf-8", "replace")
+    assert tail.startswith("\ufffdrd-tok_")
+    assert leaked(redact(tail, {secret}), secret[8:]) == set()
+
+
 def test_pieces_too_short_or_not_at_a_cut_stay() -> None:
     url = "https://hooks.example.com/services/T000/B000/XXXXXXXXXXXX"
     # "https://hooks" starts the secret, but the text goes on: it was not cut there.

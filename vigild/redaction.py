@@ -9,8 +9,9 @@ line keeps 200), and a secret cut in two no longer matches itself. So text is
 redacted before it is cut (``shorten``), and ``redact`` also masks what is left
 of a secret where someone else cut it: a run of ``MIN_PIECE`` or more
 characters that starts the secret and ends at a cut, or ends the secret and
-starts at one. A cut is the start or end of the text, or an ellipsis ("…" or
-"..."), a quote allowed in between. Text made by code that slices secrets in
+starts at one. A cut is the start or end of the text (bytes cut inside a
+character left aside), or an ellipsis ("…" or "..."), a quote allowed in
+between. Text made by code that slices secrets in
 ways vigild cannot know (a library's log lines) is redacted ``anywhere``: every
 run of ``MIN_PIECE`` or more characters found inside a secret is masked.
 
@@ -109,8 +110,9 @@ def redact_exposition(text: str, secrets: frozenset[str]) -> str:
 _LABEL_VALUE = re.compile(r'="((?:[^"\\]|\\.)*)"')
 
 # Where a piece may end (its position is the match's start) or start (the match's end).
-_CUT_AFTER = re.compile(r"['\"]?(?:…|\.\.\.|\Z)")
-_CUT_BEFORE = re.compile(r"(?:\A|…|\.\.\.)['\"]?")
+# Bytes cut inside a character decode to U+FFFD at the edge of the text.
+_CUT_AFTER = re.compile(r"['\"]?(?:…|\.\.\.|\ufffd*\Z)")
+_CUT_BEFORE = re.compile(r"(?:\A\ufffd*|…|\.\.\.)['\"]?")
 
 
 def _may_hold(text: str, secret: str) -> bool:
