@@ -46,13 +46,13 @@ ELLIPSIS = "…"
 
 
 def redact(text: str, secrets: Iterable[str], *, anywhere: bool = False) -> str:
-    ordered = sorted(secrets, key=len, reverse=True)
-    # Longest first: a secret that contains a shorter one must vanish whole.
-    for secret in ordered:
+    known = secrets if isinstance(secrets, frozenset) else frozenset(secrets)
+    ordered = _ordered(known)
+    for secret, _head, _tail in ordered:
         if secret in text:
             text = text.replace(secret, MASK)
     if anywhere:
-        return _mask_inside(text, frozenset(ordered))
+        return _mask_inside(text, known)
     return _mask_pieces(text, ordered)
 
 
@@ -115,14 +115,22 @@ _CUT_AFTER = re.compile(r"['\"]?(?:…|\.\.\.|\ufffd*\Z)")
 _CUT_BEFORE = re.compile(r"(?:\A\ufffd*|…|\.\.\.)['\"]?")
 
 
+@lru_cache(maxsize=8)
+def _ordered(secrets: frozenset[str]) -> tuple[tuple[str, str, str], ...]:
+    """(secret, its first and last MIN_PIECE characters), longest first: a secret that
+    contains a shorter one must vanish whole. Once per config, not per text."""
+    ordered = sorted(secrets, key=len, reverse=True)
+    return tuple((s, s[:MIN_PIECE], s[-MIN_PIECE:]) for s in ordered)
+
+
 def _may_hold(text: str, secret: str) -> bool:
     return secret in text or secret[:MIN_PIECE] in text or secret[-MIN_PIECE:] in text
 
 
-def _mask_pieces(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every piece of a secret left at a cut masked."""
+def _mask_pieces(text: str, secrets: tuple[tuple[str, str, str], ...]) -> str:
+    """``text`` with every piece of a secret left at a cut masked (no secret is whole in it)."""
     # A piece is shorter than its secret: a secret of MIN_PIECE characters has none.
-    cut = [s for s in secrets if len(s) > MIN_PIECE and _may_hold(text, s)]
+    cut = [s for s, head, tail in secrets if len(s) > MIN_PIECE and (head in text or tail in text)]
     if not cut:
         return text
     ends = {m.start() for m in _CUT_AFTER.finditer(text)}
