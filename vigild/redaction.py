@@ -11,9 +11,9 @@ of a secret where someone else cut it: a run of ``MIN_PIECE`` or more
 characters that starts the secret and ends at a cut, or ends the secret and
 starts at one. A cut is the start or end of the text (bytes cut inside a
 character left aside), or an ellipsis ("…" or "..."), a quote allowed in
-between. Text made by code that slices secrets in
-ways vigild cannot know (a library's log lines) is redacted ``anywhere``: every
-run of ``MIN_PIECE`` or more characters found inside a secret is masked.
+between. Text made by code that slices secrets in ways vigild cannot know (a
+library's log lines) is redacted ``anywhere``: every run of ``MIN_PIECE`` or
+more characters found inside a secret is masked.
 
 Control characters in a name or an answer would move a terminal's cursor or
 split a line; ``printable`` writes them as escapes where text is shown.
@@ -181,6 +181,8 @@ def _mask_inside(text: str, secrets: frozenset[str]) -> str:
     """``text`` with every run masked whose every ``MIN_PIECE`` characters are found in a
     secret (a little more than the runs found whole in one: safe, and one pass)."""
     grams = _grams(secrets)
+    if not grams:
+        return text
     spans: list[list[int]] = []
     for at in range(len(text) - MIN_PIECE + 1):
         if text[at : at + MIN_PIECE] in grams:
