@@ -9,12 +9,13 @@ import time
 import tracemalloc
 from typing import Any
 
+import aiohttp
 from process import until
 from targets import StreamServer, closed_port
 
 from vigild.config import TcpTarget
 from vigild.model import Observation
-from vigild.probes.base import build_probe
+from vigild.probes.base import ProbeContext, build_probe
 from vigild.probes.tcp import READ_LIMIT, TcpProbe, describe_connect_error, read_until
 
 
@@ -190,3 +191,21 @@ async def test_build_probe_makes_a_tcp_probe(stream_server: StreamServer) -> Non
     assert obs.target == "db"
     assert obs.up is True
     assert obs.duration > 0.0
+
+
+async def test_a_secret_in_the_answer_is_masked_before_the_quote_is_cut(
+    stream_server: StreamServer,
+) -> None:
+    # 20 characters, then a 52-character secret: cut at 40, 20 of it would be left,
+    # and no longer match the secret.
+    secret = "tok_9fK2mQ7xLw4RzP8vN3sT6yH1bJ5cD0gEAq2Wn8Ut5Yr3IoZk"
+    stream_server.banner = b"-ERR wrong password " + secret.encode() + b" try again later\r\n"
+    target = TcpTarget.model_validate(
+        {"name": "auth", "type": "tcp", "host": "127.0.0.1", "port": stream_server.port}
+        | {"send": f"AUTH {secret}\r\n", "expect": "+OK"}
+    )
+    async with aiohttp.ClientSession() as session:
+        context = ProbeContext(session, frozenset({secret}))
+        (obs,) = await build_probe(target, context, 0.2).observe(now=1.0)
+    assert obs.error == r"expected '+OK', got '-ERR wrong password *** try again later\r\n'"
+    assert not any(secret[i : i + 8] in obs.error for i in range(len(secret) - 7))

@@ -331,3 +331,53 @@ def test_refresh_follows_the_interval_within_bounds() -> None:
     assert refresh_seconds(30) == 30
     assert refresh_seconds(0.2) == 5
     assert refresh_seconds(3600) == 300
+
+
+# -- control characters -----------------------------------------------------
+
+
+def test_control_characters_in_names_are_escaped_in_report_page_and_metrics(
+    tmp_path: Path,
+) -> None:
+    """A container's name comes from its engine, not from the config: whatever the
+    config accepts, a name with control characters can reach every output."""
+    from vigild.daemon.cycle import Watched
+    from vigild.daemon.metrics import Metrics
+    from vigild.status import text_report
+
+    config_file = tmp_path / "vigild.toml"
+    config_file.write_text(
+        '[daemon]\nstate_path = "state.db"\n\n'
+        '[[targets]]\nname = "box"\ntype = "container"\ncontainer_labels = { app = "web" }\n'
+    )
+    config = load(config_file)
+    name = "box/evil\x1b[2J\rname"
+    observation = Observation(name, START, False, "gone\x07 away", duration=0.1)
+    verdicts = evaluate(observation, config.rules["box"])
+    store = Store(tmp_path / "state.db")
+    engine = Engine(store, (), flap_limit=4)
+    engine.configure((), flap_limit=4, labels=lambda _: (), redact=config.redact)
+    board = Board()
+    board.record("box", observation, verdicts)
+    engine.observe(name, verdicts, START)
+    engine.flush(START)
+    document = board.document(config, engine, START)
+
+    report = text_report(document)
+    assert "  box/evil\\x1b[2J\\rname  DOWN  gone\\x07 away" in report
+    assert not any(c in report for c in "\x1b\r\x07")
+
+    snap = snapshot(document, board, History(None, clock=FakeClock(START)), refresh=30, now=START)
+    html = render(snap, config.secrets)
+    assert 'data-target="box/evil\\x1b[2J\\rname"' in html
+    assert not any(c in html for c in "\x1b\r\x07")
+
+    metrics = Metrics(engine, lambda: config.secrets)
+    watched = Watched(config.targets[0], None, config.rules["box"])  # type: ignore[arg-type]
+    metrics.observed(watched, observation, verdicts)
+    exposition = metrics.exposition().decode()
+    assert 'vigild_probe_success{target="box/evil\\\\x1b[2J\\\\rname",type="container"} 0' in (
+        exposition
+    )
+    assert not any(c in exposition for c in "\x1b\r\x07")
+    store.close()

@@ -15,7 +15,7 @@ import errno
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote
@@ -24,6 +24,7 @@ import aiohttp
 
 from vigild import __version__
 from vigild.config import DEFAULT_ENGINES
+from vigild.redaction import one_line
 
 __all__ = ["DEFAULT_TIMEOUT", "MAX_BODY", "EngineClient", "EngineError", "connect"]
 
@@ -57,6 +58,7 @@ def connect(
     environ: Mapping[str, str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     max_body: int = MAX_BODY,
+    secrets: Callable[[], frozenset[str]] = frozenset,
 ) -> EngineClient:
     """A client of ``url``; None: ``$DOCKER_HOST``, else the first of ``candidates``
     whose socket exists. Nothing is opened here: an engine that is missing is an
@@ -67,6 +69,7 @@ def connect(
         environ=os.environ if environ is None else environ,
         timeout=timeout,
         max_body=max_body,
+        secrets=secrets,
     )
 
 
@@ -82,8 +85,11 @@ class EngineClient:
         environ: Mapping[str, str] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         max_body: int = MAX_BODY,
+        secrets: Callable[[], frozenset[str]] = frozenset,
     ) -> None:
         self._configured = url
+        self._secrets = secrets
+        """Masked in an error before it is shortened (read when needed: a reload changes them)."""
         self._candidates = candidates
         self._environ = os.environ if environ is None else environ
         self.timeout = timeout
@@ -176,7 +182,7 @@ class EngineClient:
         try:
             return json.loads(body)
         except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
-            detail = _one_line(str(exc)) or type(exc).__name__
+            detail = _one_line(str(exc), self._secrets()) or type(exc).__name__
             raise EngineError(f"invalid JSON from container engine: {detail}") from None
 
     async def _call(
@@ -198,15 +204,17 @@ class EngineClient:
                 f"container engine at {self.url} did not answer within {limit:.3g}s"
             ) from None
         except aiohttp.ClientConnectorError as exc:
-            raise EngineError(
-                f"cannot reach container engine at {self.url}: {_os_reason(exc.os_error)}"
-            ) from None
+            reason = _os_reason(exc.os_error, self._secrets())
+            raise EngineError(f"cannot reach container engine at {self.url}: {reason}") from None
         except aiohttp.ClientError as exc:
+            secrets = self._secrets()
             raise EngineError(
-                _one_line(f"container engine at {self.url}: {_client_reason(exc)}")
+                _one_line(
+                    f"container engine at {self.url}: {_client_reason(exc, secrets)}", secrets
+                )
             ) from None
         if status >= 400 or (status >= 300 and status != 304):
-            raise EngineError(_refusal(status, body, path), status)
+            raise EngineError(_refusal(status, body, path, self._secrets()), status)
         return status, body
 
     async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
@@ -255,7 +263,10 @@ class EngineClient:
             # Only the scheme is shown: the rest may hold a user name or a password.
             shown = f"{url.partition('://')[0]}://..." if "://" in url else "without a scheme"
             raise EngineError(
-                _one_line(f"unsupported container engine URL {shown}: use unix:// or tcp://")
+                _one_line(
+                    f"unsupported container engine URL {shown}: use unix:// or tcp://",
+                    self._secrets(),
+                )
             )
         return url
 
@@ -281,7 +292,7 @@ def _path(container: str) -> str:
     return "/containers/" + quote(container, safe="")
 
 
-def _refusal(status: int, body: bytes, path: str) -> str:
+def _refusal(status: int, body: bytes, path: str, secrets: frozenset[str]) -> str:
     if status == 404 and path.startswith("/containers/") and path != "/containers/json":
         return "no such container"
     message = ""
@@ -292,21 +303,21 @@ def _refusal(status: int, body: bytes, path: str) -> str:
     else:
         if isinstance(document, dict) and isinstance(document.get("message"), str):
             message = document["message"]
-    message = _one_line(message)
+    message = _one_line(message, secrets)
     return _one_line(
-        f"container engine answered HTTP {status}" + (f": {message}" if message else "")
+        f"container engine answered HTTP {status}" + (f": {message}" if message else ""), secrets
     )
 
 
-def _os_reason(error: OSError) -> str:
+def _os_reason(error: OSError, secrets: frozenset[str]) -> str:
     if error.errno == errno.EACCES:
         return "permission denied (is vigild's user in the docker group?)"
     if error.errno is not None and error.errno > 0:
         return os.strerror(error.errno).lower()
-    return _one_line(error.strerror or str(error)) or type(error).__name__
+    return _one_line(error.strerror or str(error), secrets) or type(error).__name__
 
 
-def _client_reason(exc: aiohttp.ClientError) -> str:
+def _client_reason(exc: aiohttp.ClientError, secrets: frozenset[str]) -> str:
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "disconnected"
     if isinstance(exc, aiohttp.ClientPayloadError):
@@ -314,10 +325,9 @@ def _client_reason(exc: aiohttp.ClientError) -> str:
     if isinstance(exc, aiohttp.ClientResponseError):
         return f"bad answer: {exc.message}"
     if isinstance(exc, aiohttp.ClientOSError):
-        return _os_reason(exc)
+        return _os_reason(exc, secrets)
     return f"{type(exc).__name__}: {exc}"
 
 
-def _one_line(text: str) -> str:
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return line if len(line) <= _ERROR_LIMIT else line[: _ERROR_LIMIT - 1] + "…"
+def _one_line(text: str, secrets: frozenset[str]) -> str:
+    return one_line(text.strip(), _ERROR_LIMIT, secrets)

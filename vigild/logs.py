@@ -2,6 +2,9 @@
 
 Libraries that log through the standard library (APScheduler, aiohttp,
 apprise) go through the same renderer, so a line in the journal has one shape.
+Their lines are redacted harder than vigild's own: a library may quote any
+part of a secret (apprise names the host of a URL that is a secret whole), so
+every piece of a secret is masked there, wherever it stands.
 """
 
 from __future__ import annotations
@@ -21,19 +24,23 @@ __all__ = ["configure", "set_secrets"]
 class _Redactor:
     """The processor before rendering: every value of every event, nested ones too."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, anywhere: bool = False) -> None:
         self.secrets: frozenset[str] = frozenset()
+        self.anywhere = anywhere
 
     def __call__(self, _logger: Any, _method: str, event: Any) -> Any:
-        return redact_values(event, self.secrets) if self.secrets else event
+        if not self.secrets:
+            return event
+        return redact_values(event, self.secrets, anywhere=self.anywhere)
 
 
 _redact = _Redactor()
+_redact_foreign = _Redactor(anywhere=True)
 
 
 def set_secrets(secrets: Iterable[str]) -> None:
     """Values from ``${...}`` that must never reach a log line (updated on reload)."""
-    _redact.secrets = frozenset(secrets)
+    _redact.secrets = _redact_foreign.secrets = frozenset(secrets)
 
 
 def configure(log_format: str = "auto", level: str = "info") -> None:
@@ -65,6 +72,7 @@ def configure(log_format: str = "auto", level: str = "info") -> None:
                 structlog.stdlib.add_logger_name,
                 structlog.stdlib.ExtraAdder(),
                 structlog.processors.format_exc_info,
+                _redact_foreign,
             ],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,

@@ -15,6 +15,7 @@ from vigild.alerting.engine import Alert, Engine
 from vigild.alerting.silences import Silence
 from vigild.config import Config, HttpTarget, PrometheusTarget, TargetConfig
 from vigild.model import Observation, Severity, rfc3339, worst
+from vigild.redaction import printable
 from vigild.thresholds import Verdict
 
 __all__ = ["Board", "text_report"]
@@ -149,14 +150,15 @@ def text_report(document: dict[str, Any]) -> str:
         f"vigild {document['version']}: {len(document['targets'])} targets, "
         f"worst {document['worst'].upper()}"
     ]
-    width = max((len(t["name"]) for t in document["targets"]), default=0)
-    for target in document["targets"]:
+    names = [printable(t["name"]) for t in document["targets"]]
+    width = max(map(len, names), default=0)
+    for name, target in zip(names, document["targets"], strict=True):
         observation = target["observation"]
         if observation is None:
-            lines.append(f"  {target['name']:<{width}}  NOT PROBED")
+            lines.append(f"  {name:<{width}}  NOT PROBED")
             continue
         if not observation["up"]:
-            lines.append(f"  {target['name']:<{width}}  DOWN  {observation['error']}")
+            lines.append(f"  {name:<{width}}  DOWN  {observation['error']}")
             continue
         absent = observation.get("no_data", {})
         values = " ".join(
@@ -166,7 +168,7 @@ def text_report(document: dict[str, Any]) -> str:
             for v in target["verdicts"]
             if v["metric"] != "up"
         )
-        lines.append(f"  {target['name']:<{width}}  UP    {values}".rstrip())
+        lines.append(f"  {name:<{width}}  UP    {values}".rstrip())
     alerts = [a for a in document["alerts"] if a["state"] != "pending"]
     if alerts:
         lines.append("open alerts:")
@@ -180,7 +182,8 @@ def text_report(document: dict[str, Any]) -> str:
             f"since {alert['since']} [{alert['state']}]{extra}"
             + (f" ({alert['note']})" if alert["note"] else "")
         )
-    return "\n".join(lines)
+    # Names, errors and notes may hold control characters: one line each stays one line.
+    return "\n".join(map(printable, lines))
 
 
 def _number(value: float | None) -> str:

@@ -37,7 +37,7 @@ from vigild.alerting.store import Store
 from vigild.config import Config
 from vigild.daemon.cycle import Watched
 from vigild.model import Observation
-from vigild.redaction import redact, redact_exposition
+from vigild.redaction import printable, redact, redact_exposition
 from vigild.thresholds import Verdict
 
 __all__ = ["Metrics"]
@@ -258,7 +258,7 @@ class Metrics:
         self._targets = kept
 
     def _series(self, name: str, kind: str) -> _Series:
-        target = f'target="{_escape(redact(name, self._secrets()))}"'
+        target = f'target="{_escape(printable(redact(name, self._secrets())))}"'
         return _Series(labels=f'{target},type="{_escape(kind)}"', target_label=target)
 
     # -- exposition -------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any
 
 from vigild.daemon.history import BUCKET, SLOTS, History, Point
 from vigild.model import Severity, worst
-from vigild.redaction import redact_values
+from vigild.redaction import printable, redact_values
 from vigild.status import Board
 
 __all__ = ["Levels", "Snapshot", "TargetLevels", "refresh_seconds", "render", "snapshot"]
@@ -151,7 +151,7 @@ def render(snap: Snapshot, secrets: frozenset[str]) -> str:
 
 
 def _e(value: object) -> str:
-    return escape(str(value), quote=True)
+    return escape(printable(str(value)), quote=True)
 
 
 def _count_down(targets: Iterable[dict[str, Any]]) -> int:

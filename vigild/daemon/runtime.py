@@ -88,7 +88,7 @@ class Runtime:
         # Notifications get connections of their own: in the probes' pool they would
         # queue behind a cycle's probes, and a page would wait for the cycle's end.
         self.notify_session = make_session(NOTIFY_CONNECTIONS)
-        self.probe_context = ProbeContext(self.session)
+        self.probe_context = ProbeContext(self.session, self.config.secrets)
         self.watched, self._target_labels = self._watched(self.config)
         states = self.store.load_probe_states()
         for item in self.watched:
@@ -286,6 +286,7 @@ class Runtime:
         for key in ("state_path", "listen"):
             if getattr(old.daemon, key) != getattr(config.daemon, key):
                 log.warning("change takes effect after a restart", key=f"daemon.{key}")
+        self.probe_context.secrets = config.secrets
         self.watched, self._target_labels = watched, labels
         self._configure_engine(silences)
         rules = config.rules

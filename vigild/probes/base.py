@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from vigild.model import Observation
+from vigild.redaction import one_line
 
 if TYPE_CHECKING:
     import aiohttp
@@ -16,7 +17,10 @@ if TYPE_CHECKING:
     from vigild.config import TargetConfig
     from vigild.engine_api import EngineClient
 
-__all__ = ["Probe", "ProbeContext", "build_probe"]
+__all__ = ["MAX_ERROR", "Probe", "ProbeContext", "build_probe"]
+
+MAX_ERROR = 200
+"""The longest error of an observation: one line an operator reads at a glance."""
 
 
 class Probe(ABC):
@@ -32,9 +36,18 @@ class Probe(ABC):
 
     keeps_state = False
 
-    def __init__(self, target: TargetConfig, timeout: float) -> None:
+    def __init__(
+        self, target: TargetConfig, timeout: float, context: ProbeContext | None = None
+    ) -> None:
         self.target = target
         self.timeout = timeout
+        self._context = context
+
+    @property
+    def secrets(self) -> frozenset[str]:
+        """What an error must not quote, masked before the error is shortened (a reload
+        may change them, so they are read when needed)."""
+        return self._context.secrets if self._context is not None else frozenset()
 
     @abstractmethod
     async def probe(self, now: float) -> Sequence[Observation]:
@@ -49,8 +62,8 @@ class Probe(ABC):
         try:
             observations = await self.probe(now)
         except Exception as exc:  # a bug in a probe must not stop the cycle
-            error = f"probe failed: {type(exc).__name__}: {exc}"
-            observations = (Observation(self.target.name, now, up=False, error=error[:200]),)
+            error = one_line(f"probe failed: {type(exc).__name__}: {exc}", MAX_ERROR, self.secrets)
+            observations = (Observation(self.target.name, now, up=False, error=error),)
         duration = time.perf_counter() - started
         for observation in observations:
             observation.duration = duration
@@ -81,11 +94,15 @@ _PROBES = {
 
 
 class ProbeContext:
-    """What the probes of one run share: its ClientSession, and one client per container
-    engine (a unix-socket connection pool each), closed with the run."""
+    """What the probes of one run share: its ClientSession, one client per container
+    engine (a unix-socket connection pool each), closed with the run, and the secrets
+    of the running config."""
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, secrets: frozenset[str] = frozenset()
+    ) -> None:
         self.session = session
+        self.secrets = secrets
         self._engines: dict[str | None, EngineClient] = {}
 
     def engine(self, url: str | None) -> EngineClient:
@@ -94,7 +111,7 @@ class ProbeContext:
         if client is None:
             from vigild.engine_api import connect
 
-            client = self._engines[url] = connect(url)
+            client = self._engines[url] = connect(url, secrets=lambda: self.secrets)
         return client
 
     async def close(self) -> None:

@@ -24,6 +24,7 @@ from vigild.config import ContainerTarget
 from vigild.engine_api import EngineError
 from vigild.model import Observation
 from vigild.probes.base import Probe, ProbeContext
+from vigild.redaction import shorten
 
 __all__ = ["ContainerProbe", "cpu_percent", "memory_percent"]
 
@@ -92,7 +93,7 @@ class ContainerProbe(Probe):
     target: ContainerTarget
 
     def __init__(self, target: ContainerTarget, timeout: float, context: ProbeContext) -> None:
-        super().__init__(target, timeout)
+        super().__init__(target, timeout, context)
         self.engine = context.engine(target.engine)
         self._seen: dict[str, _Seen] = {}
         """By container name (label targets) or by the configured name or id."""
@@ -214,7 +215,7 @@ class ContainerProbe(Probe):
             reading.set("cpu_percent", cpu, why)
             reading.set("memory_percent", *memory_percent(stats))
         if health == "unhealthy":
-            return reading.observation(observed, now, False, _unhealthy_error(state))
+            return reading.observation(observed, now, False, _unhealthy_error(state, self.secrets))
         return reading.observation(observed, now, True, error)
 
     def _restarts(
@@ -413,7 +414,7 @@ def _stopped_error(status: Any, state: Mapping[str, Any]) -> str:
     return f"container is {word}"
 
 
-def _unhealthy_error(state: Mapping[str, Any]) -> str:
+def _unhealthy_error(state: Mapping[str, Any], secrets: frozenset[str]) -> str:
     """ "container is unhealthy", with the last check's first line when it said something."""
     health = _mapping(state.get("Health"))
     log = health.get("Log")
@@ -424,6 +425,4 @@ def _unhealthy_error(state: Mapping[str, Any]) -> str:
     )
     if not text:
         return "container is unhealthy"
-    if len(text) > 120:
-        text = text[:119] + "…"
-    return f"container is unhealthy: {text}"
+    return f"container is unhealthy: {shorten(text, 120, secrets)}"

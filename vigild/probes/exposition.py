@@ -36,6 +36,8 @@ from typing import NamedTuple
 
 import promql_parser
 
+from vigild.redaction import shorten
+
 __all__ = [
     "Buckets",
     "ExpositionError",
@@ -453,7 +455,7 @@ def _library_samples(
             for sample in family.samples
         ]
     except Exception:  # the library's own complaints are ValueError, IndexError, KeyError...
-        shown = line if len(line) <= 80 else line[:79] + "…"
+        shown = shorten(line, 80)
         raise ExpositionError(
             f"line {_line_number(text, position)}: cannot parse {shown!r}"
         ) from None

@@ -22,8 +22,9 @@ import yarl
 
 from vigild.config import HttpTarget
 from vigild.model import Observation
-from vigild.probes.base import Probe, ProbeContext
+from vigild.probes.base import MAX_ERROR, Probe, ProbeContext
 from vigild.probes.certificate import days_left, not_after
+from vigild.redaction import one_line, shorten
 
 __all__ = ["HttpProbe", "describe_client_error", "health_of", "read_body"]
 
@@ -44,7 +45,6 @@ _HEALTH_WORDS = {
 # JSON's own whitespace, then "{": matched in place, so a large body is never copied to check it.
 _JSON_OBJECT_START = re.compile(rb"[ \t\r\n]*\{")
 _MISSING_HEALTH = frozenset({"health_status"})
-_MAX_ERROR = 200
 CERT_RECHECK = 3600.0
 
 
@@ -54,7 +54,7 @@ class HttpProbe(Probe):
     target: HttpTarget
 
     def __init__(self, target: HttpTarget, timeout: float, context: ProbeContext) -> None:
-        super().__init__(target, timeout)
+        super().__init__(target, timeout, context)
         self.session = context.session
         # Everything that does not change between requests is built once: this runs
         # for every target every cycle (a parsed URL is not parsed again by aiohttp).
@@ -103,7 +103,9 @@ class HttpProbe(Probe):
         except TimeoutError:
             return Observation(target.name, now, False, self._timeout_error, metrics)
         except aiohttp.ClientError as exc:
-            return Observation(target.name, now, False, describe_client_error(exc), metrics)
+            return Observation(
+                target.name, now, False, describe_client_error(exc, self.secrets), metrics
+            )
         if self._https and (days := await self._certificate_days()) is not None:
             metrics["cert_expiry_days"] = days
         return self._observation(now, status, content_type, body, metrics)
@@ -152,7 +154,7 @@ class HttpProbe(Probe):
             return Observation(name, now, False, self._too_large_error, metrics)
         if not _looks_like_json(content_type, body):
             return Observation(name, now, True, None, metrics)
-        return _health_observation(name, now, body, metrics)
+        return _health_observation(name, now, body, metrics, self.secrets)
 
 
 async def read_body(
@@ -187,14 +189,14 @@ def _looks_like_json(content_type: str, body: bytes) -> bool:
 
 
 def _health_observation(
-    name: str, now: float, body: bytes, metrics: dict[str, float]
+    name: str, now: float, body: bytes, metrics: dict[str, float], secrets: frozenset[str]
 ) -> Observation:
     try:
         document = json.loads(body)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, nesting
-        error = f"invalid JSON body: {_one_line(str(exc) or type(exc).__name__)}"
+        error = one_line(f"invalid JSON body: {str(exc) or type(exc).__name__}", MAX_ERROR, secrets)
         return Observation(name, now, False, error, metrics)
-    health = health_of(document)
+    health = health_of(document, secrets)
     if health is None:
         return Observation(name, now, True, None, metrics, missing=_MISSING_HEALTH)
     level, where, word = health
@@ -204,7 +206,7 @@ def _health_observation(
     return Observation(name, now, True, None, metrics)
 
 
-def health_of(document: Any) -> tuple[int, str, str] | None:
+def health_of(document: Any, secrets: frozenset[str] = frozenset()) -> tuple[int, str, str] | None:
     """The worst status in a health document as (level, where, word); None if it has none.
 
     Reads the top-level ``status``, ``services`` (name → object, or a list of
@@ -221,8 +223,8 @@ def health_of(document: Any) -> tuple[int, str, str] | None:
         word = status if isinstance(status, str) else json.dumps(status)
         level = _HEALTH_WORDS.get(word.strip().lower(), UNHEALTHY)
         if worst is None or level > worst[0]:
-            where = f"{section}.{_shorten(str(key), 40)} " if section else ""
-            worst = (level, where, _shorten(word, 60))
+            where = f"{section}.{shorten(str(key), 40, secrets)} " if section else ""
+            worst = (level, where, shorten(word, 60, secrets))
             if level == UNHEALTHY:
                 break  # nothing is worse; the error names the first unhealthy entry
     return worst
@@ -258,36 +260,40 @@ def _list_key(index: int, entry: Any) -> Any:
     return index
 
 
-def describe_client_error(exc: aiohttp.ClientError) -> str:
+def describe_client_error(exc: aiohttp.ClientError, secrets: frozenset[str] = frozenset()) -> str:
     """One short line for an operator; aiohttp's own messages repeat host and port."""
+
+    def line(text: str) -> str:
+        return one_line(text, MAX_ERROR, secrets)
+
     # Most specific first: the certificate error is also an SSL and a connector error.
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         cert_error = exc.certificate_error
         detail = getattr(cert_error, "verify_message", None) or _ssl_text(cert_error)
-        return _one_line(f"TLS error: certificate verify failed: {detail}")
+        return line(f"TLS error: certificate verify failed: {detail}")
     if isinstance(exc, aiohttp.ClientSSLError):
-        return _one_line(f"TLS error: {_ssl_text(exc.os_error)}")
+        return line(f"TLS error: {_ssl_text(exc.os_error)}")
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return _one_line(f"DNS lookup failed for {exc.host}: {_os_text(exc.os_error)}")
+        return line(f"DNS lookup failed for {exc.host}: {_os_text(exc.os_error)}")
     if isinstance(exc, aiohttp.ClientConnectorError):
         if exc.os_error.errno == errno.ECONNREFUSED:
             return "connection refused"
-        return _one_line(f"cannot connect: {_os_text(exc.os_error)}")
+        return line(f"cannot connect: {_os_text(exc.os_error)}")
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "server disconnected"
     if isinstance(exc, aiohttp.TooManyRedirects):
         return "too many redirects"
     if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
         kind = "redirect" if isinstance(exc, aiohttp.RedirectClientError) else "URL"
-        return _one_line(f"invalid {kind}: {exc}")
+        return line(f"invalid {kind}: {exc}")
     if isinstance(exc, aiohttp.ClientPayloadError):
-        return _one_line(f"incomplete body: {exc}")
+        return line(f"incomplete body: {exc}")
     if isinstance(exc, aiohttp.ClientResponseError):
         # Parser messages go on to quote the bad line on the lines after "...:".
-        return _one_line(f"bad response: {_one_line(exc.message).rstrip(': ')}")
+        return line(f"bad response: {line(exc.message).rstrip(': ')}")
     if isinstance(exc, aiohttp.ClientOSError):
-        return _one_line(f"connection error: {_os_text(exc)}")
-    return _one_line(f"{type(exc).__name__}: {exc}")
+        return line(f"connection error: {_os_text(exc)}")
+    return line(f"{type(exc).__name__}: {exc}")
 
 
 def _os_text(error: OSError) -> str:
@@ -303,11 +309,3 @@ _SSL_NOISE = re.compile(r"^\[SSL(?:: \w+)?\] | \(_ssl\.c:\d+\)$")
 def _ssl_text(error: BaseException) -> str:
     """Drops the "[SSL: CODE] " prefix and " (_ssl.c:NNN)" suffix around the reason."""
     return _SSL_NOISE.sub("", str(error)) or type(error).__name__
-
-
-def _one_line(text: str) -> str:
-    return _shorten(text.splitlines()[0] if text else text, _MAX_ERROR)
-
-
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -33,7 +33,7 @@ import yarl
 
 from vigild.config import PrometheusTarget, quantile_metric
 from vigild.model import Observation
-from vigild.probes.base import Probe, ProbeContext
+from vigild.probes.base import MAX_ERROR, Probe, ProbeContext
 from vigild.probes.exposition import (
     ExpositionError,
     Page,
@@ -50,6 +50,7 @@ from vigild.probes.exposition import (
     summary_quantiles,
 )
 from vigild.probes.http import describe_client_error, read_body
+from vigild.redaction import one_line
 
 __all__ = ["ACCEPT", "INLINE_MAX", "PrometheusProbe", "read_page"]
 
@@ -69,7 +70,6 @@ log = structlog.get_logger("vigild.probes.prometheus")
 _OPENMETRICS = "application/openmetrics-text"
 _ERROR_RATE = "error_rate_percent"
 _STATE_VERSION = 1
-_MAX_ERROR = 200
 
 
 class PrometheusProbe(Probe):
@@ -79,7 +79,7 @@ class PrometheusProbe(Probe):
     target: PrometheusTarget
 
     def __init__(self, target: PrometheusTarget, timeout: float, context: ProbeContext) -> None:
-        super().__init__(target, timeout)
+        super().__init__(target, timeout, context)
         self.session = context.session
         self._requests = _selector(target.requests)
         self._errors = _selector(target.errors)
@@ -154,7 +154,7 @@ class PrometheusProbe(Probe):
             self._warned = True
             for warning in reading.warnings:
                 log.warning("selector finds nothing on the page", target=name, problem=warning)
-        return (reading.observation(name, now),)
+        return (reading.observation(name, now, self.secrets),)
 
     def _read(self, body: bytes, content_type: str, metrics: dict[str, float]) -> _Reading | str:
         """What the page says against the last good scrape, or why it cannot be read.
@@ -165,7 +165,7 @@ class PrometheusProbe(Probe):
         try:
             page = read_page(self._reader, body, content_type)
         except ExpositionError as exc:
-            return _one_line(f"invalid exposition: {exc}")
+            return one_line(f"invalid exposition: {exc}", MAX_ERROR, self.secrets)
         reading = _Reading(page, self._previous, metrics, self._scale)
         if self._requests is not None and self._errors is not None:
             reading.error_rate(self._requests, self._errors)
@@ -190,7 +190,7 @@ class PrometheusProbe(Probe):
         except TimeoutError:
             return self._timeout_error
         except aiohttp.ClientError as exc:
-            return describe_client_error(exc)
+            return describe_client_error(exc, self.secrets)
 
     def saved_state(self) -> dict[str, Any] | None:
         if not self._previous:
@@ -370,8 +370,8 @@ class _Reading:
             self.reasons[metric] = why
         self.notes.append(f"{', '.join(metrics)}: {why}")
 
-    def observation(self, target: str, now: float) -> Observation:
-        note = _one_line("; ".join(self.notes)) if self.notes else None
+    def observation(self, target: str, now: float, secrets: frozenset[str]) -> Observation:
+        note = one_line("; ".join(self.notes), MAX_ERROR, secrets) if self.notes else None
         return Observation(
             target,
             now,
@@ -450,8 +450,3 @@ def read_page(reader: PageReader, body: bytes, content_type: str) -> Page:
     except UnicodeDecodeError as exc:
         raise ExpositionError(f"not UTF-8 text (byte {exc.start})") from None
     return reader.read(text, openmetrics=content_type == _OPENMETRICS)
-
-
-def _one_line(text: str) -> str:
-    line = text.splitlines()[0] if text else text
-    return line if len(line) <= _MAX_ERROR else line[: _MAX_ERROR - 1] + "…"

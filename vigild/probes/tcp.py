@@ -22,8 +22,9 @@ import time
 
 from vigild.config import TcpTarget
 from vigild.model import Observation
-from vigild.probes.base import Probe, ProbeContext
-from vigild.probes.http import _one_line, _os_text
+from vigild.probes.base import MAX_ERROR, Probe, ProbeContext
+from vigild.probes.http import _os_text
+from vigild.redaction import one_line, printable, shorten
 
 __all__ = ["READ_LIMIT", "TcpProbe", "close", "describe_connect_error", "read_until"]
 
@@ -41,9 +42,9 @@ class TcpProbe(Probe):
     target: TcpTarget
 
     def __init__(
-        self, target: TcpTarget, timeout: float, _context: ProbeContext | None = None
+        self, target: TcpTarget, timeout: float, context: ProbeContext | None = None
     ) -> None:
-        super().__init__(target, timeout)
+        super().__init__(target, timeout, context)
         # An empty ``send`` or ``expect`` asks for nothing: there is nothing to write or wait for.
         self._send = target.send.encode() if target.send else None
         self._expect = target.expect.encode() if target.expect else None
@@ -69,7 +70,9 @@ class TcpProbe(Probe):
             error = self._mismatch(received) if received else self._timeout_error
             return (Observation(target.name, now, False, error),)
         except OSError as exc:
-            error = describe_connect_error(exc, target.host, connected=writer is not None)
+            error = describe_connect_error(
+                exc, target.host, connected=writer is not None, secrets=self.secrets
+            )
             return (Observation(target.name, now, False, error),)
         finally:
             if writer is not None:
@@ -79,9 +82,10 @@ class TcpProbe(Probe):
         return (Observation(target.name, now, True, None, {"latency_seconds": latency}),)
 
     def _mismatch(self, received: bytearray) -> str:
-        expected = _quoted(self._expect or b"")
-        got = _quoted(bytes(received)) if received else "nothing"
-        return _one_line(f"expected {expected}, got {got}")
+        secrets = self.secrets
+        expected = _quoted(self._expect or b"", secrets)
+        got = _quoted(bytes(received), secrets) if received else "nothing"
+        return one_line(f"expected {expected}, got {got}", MAX_ERROR, secrets)
 
 
 async def read_until(reader: asyncio.StreamReader, expect: bytes, received: bytearray) -> bool:
@@ -114,15 +118,19 @@ async def close(writer: asyncio.StreamWriter, deadline: float) -> None:
         writer.transport.abort()
 
 
-def describe_connect_error(exc: OSError, host: str, *, connected: bool) -> str:
+def describe_connect_error(
+    exc: OSError, host: str, *, connected: bool, secrets: frozenset[str] = frozenset()
+) -> str:
     """One short line for a failed connection: refused, unresolvable, reset."""
     if isinstance(exc, socket.gaierror):
-        return _one_line(f"DNS lookup failed for {host}: {_os_text(exc)}")
+        return one_line(f"DNS lookup failed for {host}: {_os_text(exc)}", MAX_ERROR, secrets)
     code = exc.errno if exc.errno is not None else _shared_errno(str(exc))
     if code == errno.ECONNREFUSED:
         return "connection refused"
     text = os.strerror(code).lower() if code is not None and code > 0 else _os_text(exc)
-    return _one_line(f"{'connection error' if connected else 'cannot connect'}: {text}")
+    return one_line(
+        f"{'connection error' if connected else 'cannot connect'}: {text}", MAX_ERROR, secrets
+    )
 
 
 _ERRNO_IN_TEXT = re.compile(r"\[Errno (\d+)\]")
@@ -136,9 +144,8 @@ def _shared_errno(text: str) -> int | None:
     return int(codes.pop()) if len(codes) == 1 else None
 
 
-def _quoted(data: bytes) -> str:
-    """The start of ``data`` in quotes, control characters escaped, "…" when cut."""
-    text = data[: _SHOWN * 4].decode("utf-8", "replace")
-    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:_SHOWN])
-    cut = len(text) > _SHOWN or len(data) > _SHOWN * 4
-    return f"'{shown}…'" if cut else f"'{shown}'"
+def _quoted(data: bytes, secrets: frozenset[str]) -> str:
+    """The start of ``data`` in quotes, redacted, control characters escaped, "…" when cut."""
+    # All of it (READ_LIMIT bounds it) is redacted: a secret must be whole to match.
+    text = shorten(data.decode("utf-8", "replace"), _SHOWN + 1, secrets)
+    return f"'{printable(text)}'"

@@ -17,10 +17,11 @@ from functools import cache
 
 from vigild.config import TlsTarget
 from vigild.model import Observation
-from vigild.probes.base import Probe, ProbeContext
+from vigild.probes.base import MAX_ERROR, Probe, ProbeContext
 from vigild.probes.certificate import days_left, not_after
-from vigild.probes.http import _one_line, _ssl_text
+from vigild.probes.http import _ssl_text
 from vigild.probes.tcp import close, describe_connect_error
+from vigild.redaction import one_line
 
 __all__ = ["TlsProbe", "client_context", "handshake"]
 
@@ -33,9 +34,9 @@ class TlsProbe(Probe):
     target: TlsTarget
 
     def __init__(
-        self, target: TlsTarget, timeout: float, _context: ProbeContext | None = None
+        self, target: TlsTarget, timeout: float, context: ProbeContext | None = None
     ) -> None:
-        super().__init__(target, timeout)
+        super().__init__(target, timeout, context)
         self._server_name = target.server_name or target.host
         self._ssl = client_context(verify=target.tls_verify)
         self._timeout_error = f"timeout after {timeout:g}s"
@@ -64,14 +65,16 @@ class TlsProbe(Probe):
             return self._timeout_error
         if isinstance(exc, ssl.SSLCertVerificationError):
             reason = exc.verify_message or _ssl_text(exc)
-            return _one_line(f"TLS error: certificate verify failed: {reason}")
+            return one_line(
+                f"TLS error: certificate verify failed: {reason}", MAX_ERROR, self.secrets
+            )
         if isinstance(exc, ssl.SSLError):
-            return _one_line(f"TLS error: {_ssl_text(exc)}")
+            return one_line(f"TLS error: {_ssl_text(exc)}", MAX_ERROR, self.secrets)
         if isinstance(exc, ConnectionResetError | ConnectionAbortedError | BrokenPipeError):
             # Connecting does not fail this way: the server took the connection, then
             # dropped it in the middle of the handshake.
             return "TLS error: connection closed during the handshake"
-        return describe_connect_error(exc, self.target.host, connected=False)
+        return describe_connect_error(exc, self.target.host, connected=False, secrets=self.secrets)
 
 
 async def handshake(

@@ -208,7 +208,10 @@ class AlertmanagerNotifier(base.Notifier):
             return exc
         if 200 <= status < 300:
             return None
-        return posting.answer_error(status, posting.said_in(answer, "message", "error") or reason)
+        return posting.answer_error(
+            status,
+            posting.said_in(answer, "message", "error", redact=self.context.redact) or reason,
+        )
 
     def _remember(self, notification: Notification) -> None:
         for event in notification.events:

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from vigild.alerting.notifiers import base, posting, text
 from vigild.model import Severity, rfc3339
+from vigild.redaction import shorten
 from vigild.thresholds import base_metric
 
 if TYPE_CHECKING:
@@ -142,8 +143,7 @@ def _trigger(
 def _summary(event: AlertEvent, now: float) -> str:
     """``[CRITICAL] covabot up = 0: firing (connection refused)``: text's wording, tag boxed."""
     tag, _, rest = text.summary(event, now).partition(" ")
-    line = f"[{tag}] {rest}"
-    return line if len(line) <= SUMMARY_MAX else line[: SUMMARY_MAX - 1] + "…"
+    return shorten(f"[{tag}] {rest}", SUMMARY_MAX)
 
 
 def _details(event: AlertEvent) -> dict[str, Any]:
@@ -232,7 +232,7 @@ class PagerDutyNotifier(base.Notifier):
             raise self._error(exc.reason) from None
         if not 200 <= status < 300:
             error = posting.answer_error(
-                status, posting.said_in(answer, "message", "errors") or reason
+                status, posting.said_in(answer, "message", "errors", redact=self._redact) or reason
             )
             raise self._error(error.reason, retryable=error.retryable)
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 
 from vigild.alerting.notifiers.base import DeliveryError
+from vigild.redaction import shorten
 
 __all__ = ["RETRYABLE_4XX", "answer_error", "os_reason", "post", "said_in"]
 
@@ -64,9 +66,9 @@ def answer_error(status: int, said: str) -> DeliveryError:
     )
 
 
-def said_in(answer: bytes, *keys: str) -> str:
+def said_in(answer: bytes, *keys: str, redact: Callable[[str], str]) -> str:
     """The receiver's own explanation (a JSON object's ``keys``, a JSON string, or text),
-    on one short line."""
+    redacted (a receiver may quote the token it refused), on one short line."""
     try:
         data: Any = json.loads(answer)
     except ValueError:
@@ -80,8 +82,7 @@ def said_in(answer: bytes, *keys: str) -> str:
             if value:
                 parts.append(str(value))
         data = ": ".join(parts)
-    said = " ".join(str(data).split())
-    return said if len(said) <= REASON_MAX else said[: REASON_MAX - 1] + "…"
+    return shorten(redact(" ".join(str(data).split())), REASON_MAX)
 
 
 def os_reason(error: OSError) -> str:
