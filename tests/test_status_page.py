@@ -372,7 +372,7 @@ def test_control_characters_in_names_are_escaped_in_report_page_and_metrics(
     assert 'data-target="box/evil\\x1b[2J\\rname"' in html
     assert not any(c in html for c in "\x1b\r\x07")
 
-    metrics = Metrics(engine, lambda: config.secrets)
+    metrics = Metrics(engine, lambda: config.secrets, store=store)
     watched = Watched(config.targets[0], None, config.rules["box"])  # type: ignore[arg-type]
     metrics.observed(watched, observation, verdicts)
     exposition = metrics.exposition().decode()
