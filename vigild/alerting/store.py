@@ -27,7 +27,7 @@ import structlog
 
 __all__ = ["ActionRun", "OutboxEntry", "Store", "StoreError", "read_action_history"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 RECREATE_RETRY = 30.0
 """Seconds between attempts to recreate a state file that could not be recreated: each
@@ -76,7 +76,10 @@ CREATE TABLE IF NOT EXISTS action_runs (
     detail TEXT NOT NULL DEFAULT '',
     exit_code INTEGER,
     output TEXT NOT NULL DEFAULT '',
-    verified TEXT
+    verified TEXT,
+    timeout REAL,
+    pgid INTEGER,
+    process_started REAL
 );
 CREATE INDEX IF NOT EXISTS action_runs_by_action ON action_runs (action, started);
 """
@@ -115,12 +118,21 @@ class ActionRun:
     output: str
     verified: str | None
     """After a successful run: "helped" or "did not help", once ``verify_after`` passed."""
+    timeout: float | None = None
+    pgid: int | None = None
+    """A command's process group, with its leader's start time (psutil ``create_time``):
+    a vigild restarted while it runs tells it from a process that reused the pid."""
+    process_started: float | None = None
 
 
-_ACTION_COLUMNS = (
+_HISTORY_COLUMNS = (
     "id, action, fingerprint, target, metric, incident, started, finished, outcome, detail, "
     "exit_code, output, verified"
 )
+_ACTION_COLUMNS = _HISTORY_COLUMNS + ", timeout, pgid, process_started"
+
+_RUN_PROCESS_COLUMNS = (("timeout", "REAL"), ("pgid", "INTEGER"), ("process_started", "REAL"))
+"""Schema 4 added them to ``action_runs``."""
 
 
 def read_action_history(path: Path, limit: int) -> list[ActionRun]:
@@ -131,7 +143,9 @@ def read_action_history(path: Path, limit: int) -> list[ActionRun]:
         raise StoreError(f"cannot read state file {path}: {exc}") from None
     try:
         rows = db.execute(
-            f"SELECT {_ACTION_COLUMNS} FROM action_runs ORDER BY id DESC LIMIT ?", (limit,)
+            # Not the process columns: a file not yet opened by this vigild lacks them.
+            f"SELECT {_HISTORY_COLUMNS} FROM action_runs ORDER BY id DESC LIMIT ?",
+            (limit,),
         ).fetchall()
     except sqlite3.OperationalError as exc:
         if "no such table" in str(exc):
@@ -207,12 +221,21 @@ class Store:
             raise StoreError(
                 f"state file {self.path} was written by a newer vigild (schema {row[0]})"
             )
-        # Every schema change so far only adds tables, which the script above created.
+        # Tables the file lacks the script above created; columns are added here.
+        if row is not None and int(row[0]) < 4:
+            self._add_columns("action_runs", _RUN_PROCESS_COLUMNS)
         self._db.execute(
             "INSERT INTO meta (key, value) VALUES ('schema', ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (str(SCHEMA_VERSION),),
         )
+
+    def _add_columns(self, table: str, columns: Iterable[tuple[str, str]]) -> None:
+        # A file from before the table has it from the script, with every column.
+        have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+        for name, kind in columns:
+            if name not in have:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         self.check()  # a file deleted since the last write is not lost at a clean stop
@@ -398,13 +421,25 @@ class Store:
         started: float,
         outcome: str,
         detail: str = "",
+        timeout: float | None = None,
     ) -> int:
         """Record a run as it starts ("running"), or a skip or dry run, which end at once."""
         finished = None if outcome == "running" else started
         cursor = self._db.execute(
             "INSERT INTO action_runs (action, fingerprint, target, metric, incident, started, "
-            "finished, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (action, fingerprint, target, metric, incident, started, finished, outcome, detail),
+            "finished, outcome, detail, timeout) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                action,
+                fingerprint,
+                target,
+                metric,
+                incident,
+                started,
+                finished,
+                outcome,
+                detail,
+                timeout,
+            ),
         )
         assert cursor.lastrowid is not None
         return cursor.lastrowid
@@ -423,6 +458,12 @@ class Store:
             "UPDATE action_runs SET finished = ?, outcome = ?, detail = ?, exit_code = ?, "
             "output = ? WHERE id = ?",
             (finished, outcome, detail, exit_code, output, run_id),
+        )
+
+    def record_action_process(self, run_id: int, pgid: int, started: float) -> None:
+        self._db.execute(
+            "UPDATE action_runs SET pgid = ?, process_started = ? WHERE id = ?",
+            (pgid, started, run_id),
         )
 
     def verify_action_run(self, run_id: int, verdict: str) -> None:
@@ -444,18 +485,15 @@ class Store:
     def action_runs_to_verify(self) -> list[ActionRun]:
         rows = self._db.execute(
             f"SELECT {_ACTION_COLUMNS} FROM action_runs "
-            "WHERE outcome = 'succeeded' AND verified IS NULL ORDER BY id"
+            "WHERE outcome IN ('succeeded', 'finished') AND verified IS NULL ORDER BY id"
         )
         return [ActionRun(*row) for row in rows]
 
-    def interrupt_action_runs(self, now: float, detail: str) -> int:
-        """Close runs left "running" by a vigild that died: the state lock says none is ours."""
-        cursor = self._db.execute(
-            "UPDATE action_runs SET outcome = 'failed', finished = ?, detail = ? "
-            "WHERE outcome = 'running'",
-            (now, detail),
+    def running_action_runs(self) -> list[ActionRun]:
+        rows = self._db.execute(
+            f"SELECT {_ACTION_COLUMNS} FROM action_runs WHERE outcome = 'running' ORDER BY id"
         )
-        return cursor.rowcount
+        return [ActionRun(*row) for row in rows]
 
     def queue_notifications(self, outbox: Iterable[tuple[str, float, str]]) -> None:
         """Queue messages that change no alert (an action's report)."""

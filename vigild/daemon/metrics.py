@@ -45,7 +45,7 @@ __all__ = ["Metrics"]
 # The exposition format's float spelling (+Inf, NaN, Go's exponents), as prometheus-client has it.
 go_float: Callable[[float], str] = floatToGoString
 
-ACTION_OUTCOMES = ("succeeded", "failed", "timeout", "skipped", "dry_run")
+ACTION_OUTCOMES = ("succeeded", "failed", "timeout", "finished", "skipped", "dry_run")
 RELOAD_OUTCOMES = ("applied", "rejected")
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _BUCKET_LABELS = (*(go_float(b) for b in DURATION_BUCKETS), "+Inf")

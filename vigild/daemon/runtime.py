@@ -105,6 +105,7 @@ class Runtime:
             self.notify_session,
             clock=self.clock,
             on_queued=self.delivery.wake,
+            subreaper=True,  # vigild forks nothing but action commands
         )
         self._configure_actions(self.config)
         self.pipeline = Pipeline(

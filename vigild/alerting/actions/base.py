@@ -27,12 +27,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OUTPUT_LIMIT",
+    "READ_LIMIT",
     "Action",
     "ActionContext",
     "ActionResult",
     "Options",
     "Outcome",
     "backend",
+    "output_tail",
     "own_options",
 ]
 
@@ -40,8 +42,22 @@ GROUP = "vigild.actions"
 
 OUTPUT_LIMIT = 64 * 1024
 """The tail of an action's output that is kept: enough for a script's last words."""
+READ_LIMIT = 2 * OUTPUT_LIMIT
+"""The tail read before redaction: a secret cut by the final cut is still whole here."""
 
-Outcome = Literal["succeeded", "failed", "timeout", "skipped", "dry_run"]
+Outcome = Literal["succeeded", "failed", "timeout", "finished", "skipped", "dry_run"]
+"""``finished``: a command that ended after the vigild that started it was killed;
+only its parent could learn its exit code, so whether it succeeded is unknown."""
+
+
+def _ignore(group: int, started: float) -> None:
+    return None
+
+
+def output_tail(raw: bytes | bytearray, redact: Callable[[str], str]) -> str:
+    """The last ``OUTPUT_LIMIT`` characters of ``raw``, redacted first: cut first, a
+    secret across the cut would no longer match and its other half would be kept."""
+    return redact(raw[-READ_LIMIT:].decode("utf-8", errors="replace"))[-OUTPUT_LIMIT:]
 
 
 @dataclass(frozen=True)
@@ -61,6 +77,11 @@ class ActionContext:
     session: aiohttp.ClientSession
     redact: Callable[[str], str]
     dry_run: bool = False
+    run_id: int = 0
+    """The run's id in ``vigild actions history``."""
+    on_process: Callable[[int, float], None] = _ignore
+    """Told a started process group and its leader's start time, so that a vigild
+    restarted while it runs finds it (and does not start a second copy)."""
 
     def alert_json(self) -> dict[str, object]:
         return {
@@ -76,7 +97,7 @@ class ActionContext:
 
 @dataclass(frozen=True)
 class ActionResult:
-    outcome: Literal["succeeded", "failed", "timeout"]
+    outcome: Literal["succeeded", "failed", "timeout", "finished"]
     detail: str
     """One line for people: ``exit code 0``, ``answered 502``, ``restarted web``."""
     exit_code: int | None = None

@@ -1,9 +1,12 @@
-"""``type = "command"``: run an argv list in a process group of its own.
+"""``type = "command"``: run an argv list in a session of its own.
 
-Never through a shell (a user who wants one writes ``["sh", "-c", ...]``). The
-whole group is what gets stopped at the timeout: a rollback script that
-started ``docker compose`` or a ``sleep`` must not leave them running behind
-it. SIGTERM first, so a script can clean up, SIGKILL after ``kill_grace``.
+Never through a shell (a user who wants one writes ``["sh", "-c", ...]``). At
+the timeout the whole run is stopped (see ``processes``): its process group and
+every descendant, those that left the group with ``setsid`` too; a rollback
+script that started ``docker compose`` or a ``sleep`` must not leave them
+running behind it. SIGTERM first, so a script can clean up, SIGKILL after
+``kill_grace``. The run ends with the kill: output still held open by a
+process that escaped is not waited for.
 """
 
 from __future__ import annotations
@@ -11,27 +14,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import time
 from pathlib import Path
 
 from pydantic import Field
 
-from vigild.alerting.actions import base
+from vigild.alerting.actions import base, processes
 from vigild.config import ActionConfig, Duration
 
-__all__ = ["CommandAction", "CommandOptions", "action_environment"]
+__all__ = ["KILL_GRACE", "CommandAction", "CommandOptions", "action_environment"]
 
 OUTPUT_DRAIN = 1.0
 """After the command exits, how long to wait for a child still holding its output open."""
-_POLL = 0.05
+KILLED_DRAIN = 0.2
+"""After a kill, how long to read what is left in the pipe."""
+KILL_GRACE = 10.0
 
 
 class CommandOptions(base.Options):
     command: list[str] = Field(min_length=1)
     cwd: Path | None = None
     env: dict[str, str] = {}
-    kill_grace: Duration = 10.0
+    kill_grace: Duration = KILL_GRACE
     """Between SIGTERM and SIGKILL at the timeout."""
 
 
@@ -48,6 +52,7 @@ def action_environment(context: base.ActionContext, extra: dict[str, str]) -> di
         VIGILD_ALERT_ID=context.fingerprint,
         VIGILD_DRY_RUN="1" if context.dry_run else "0",
     )
+    env[processes.RUN_ID] = str(context.run_id)
     return env
 
 
@@ -69,36 +74,49 @@ class CommandAction(base.Action):
 
     async def run(self, context: base.ActionContext) -> base.ActionResult:
         started = time.monotonic()
+        # A pipe of our own, not asyncio's: asyncio's wait() would last as long as
+        # any process holding the pipe open, which a kill may not reach.
+        read_end, write_end = os.pipe()
         try:
-            process = await asyncio.create_subprocess_exec(
+            process = await processes.spawn(
                 *self.options.command,
                 stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
+                stdout=write_end,
+                stderr=write_end,
                 cwd=self.options.cwd,
                 env=action_environment(context, self.options.env),
                 start_new_session=True,  # its own process group: pgid == pid
             )
         except OSError as exc:
+            os.close(read_end)
             return base.ActionResult("failed", f"cannot start: {exc.strerror or exc}")
+        finally:
+            os.close(write_end)
+        leader = processes.identity(process.pid) or (process.pid, 0.0)
+        context.on_process(*leader)
         tail = bytearray()
-        reader = asyncio.create_task(_read_tail(process, tail))
+        transport, stream = await _open_reader(read_end)
+        reader = asyncio.create_task(_read_tail(stream, tail))
         try:
-            await asyncio.wait_for(process.wait(), context.timeout)
-        except TimeoutError:
-            await self._stop_group(process)
-            await _drain(reader)
-            return base.ActionResult(
-                "timeout",
-                f"killed after {context.timeout:g}s",
-                exit_code=process.returncode,
-                output=_text(tail, context),
-            )
-        except asyncio.CancelledError:
-            await self._stop_group(process)
-            reader.cancel()
-            raise
-        await _drain(reader)
+            try:
+                await asyncio.wait_for(process.wait(), context.timeout)
+            except TimeoutError:
+                await self._stop(process, leader, context)
+                await _drain(reader, KILLED_DRAIN)
+                return base.ActionResult(
+                    "timeout",
+                    f"killed after {context.timeout:g}s",
+                    exit_code=process.returncode,
+                    output=base.output_tail(tail, context.redact),
+                )
+            except asyncio.CancelledError:
+                await self._stop(process, leader, context)
+                reader.cancel()
+                raise
+            await _drain(reader, OUTPUT_DRAIN)
+        finally:
+            processes.waited(process)
+            transport.close()  # stops a reader still waiting for the end of the output
         code = process.returncode
         assert code is not None
         took = time.monotonic() - started
@@ -106,52 +124,38 @@ class CommandAction(base.Action):
             "succeeded" if code == 0 else "failed",
             f"exit code {code} after {took:.1f}s",
             exit_code=code,
-            output=_text(tail, context),
+            output=base.output_tail(tail, context.redact),
         )
 
-    async def _stop_group(self, process: asyncio.subprocess.Process) -> None:
-        """SIGTERM to the group, SIGKILL to whatever of it is left after the grace."""
-        group = process.pid
-        _signal_group(group, signal.SIGTERM)
-        deadline = time.monotonic() + self.options.kill_grace
-        while time.monotonic() < deadline:
-            if process.returncode is not None and not _group_alive(group):
-                return
-            await asyncio.sleep(_POLL)
-        _signal_group(group, signal.SIGKILL)
+    async def _stop(
+        self,
+        process: asyncio.subprocess.Process,
+        leader: processes.Identity,
+        context: base.ActionContext,
+    ) -> None:
+        await processes.stop(*leader, self.options.kill_grace, context.run_id)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(process.wait(), 5.0)
+            await asyncio.wait_for(process.wait(), processes.KILL_WAIT)
 
 
-async def _read_tail(process: asyncio.subprocess.Process, tail: bytearray) -> None:
-    assert process.stdout is not None
-    while chunk := await process.stdout.read(65536):
+async def _open_reader(fd: int) -> tuple[asyncio.ReadTransport, asyncio.StreamReader]:
+    loop = asyncio.get_running_loop()
+    stream = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(stream), os.fdopen(fd, "rb", buffering=0)
+    )
+    return transport, stream
+
+
+async def _read_tail(stream: asyncio.StreamReader, tail: bytearray) -> None:
+    while chunk := await stream.read(65536):
         tail += chunk
-        if len(tail) > base.OUTPUT_LIMIT:
-            del tail[: len(tail) - base.OUTPUT_LIMIT]
+        if len(tail) > base.READ_LIMIT:
+            del tail[: len(tail) - base.READ_LIMIT]
 
 
-async def _drain(reader: asyncio.Task[None]) -> None:
+async def _drain(reader: asyncio.Task[None], within: float) -> None:
     """Let the reader reach the end of the output, unless a leftover child holds it open."""
     # On a timeout wait_for cancels the reader: what was read so far is the output.
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(reader, OUTPUT_DRAIN)
-
-
-def _text(tail: bytearray, context: base.ActionContext) -> str:
-    return context.redact(bytes(tail).decode("utf-8", errors="replace"))
-
-
-def _signal_group(group: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(group, signum)
-
-
-def _group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        await asyncio.wait_for(reader, within)

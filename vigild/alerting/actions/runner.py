@@ -6,6 +6,12 @@ wait for it) and is recorded as "running" before the task starts, so the next
 evaluation, or the next vigild after a crash, sees it. When it ends, its
 outcome, exit code and output go to SQLite, to ``vigild_actions_total`` and,
 as an "action" event about the alert, to every notifier's outbox.
+
+A command outlives a vigild killed with SIGKILL. The next vigild, at its first
+evaluation, finds the run still "running" with its process group alive: it is
+still under way (no second run starts), and is watched until it ends (outcome
+"finished": its exit code went to its parent, which is gone) or killed at its
+timeout. A run whose process is gone, or that had none, ended with the vigild.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -21,6 +27,7 @@ import structlog
 from vigild.alerting.actions import base, guards
 from vigild.alerting.notifiers.text import duration
 from vigild.model import AlertEvent, Notification, Severity
+from vigild.tasks import spawn
 
 if TYPE_CHECKING:
     import aiohttp
@@ -39,6 +46,10 @@ command's kill grace fits in it; a third-party backend that ignores its timeout 
 NOTE_OUTPUT = 1000
 """The output's tail shown in a notification: chat services cut messages near 2,000."""
 
+ADOPTED_POLL = 0.5
+"""How often a run started by a previous vigild (not our child: no exit to wait for)
+is checked."""
+
 OutcomeListener = Callable[[str, str], None]
 
 
@@ -52,7 +63,10 @@ class ActionRunner:
         clock: Callable[[], float] = time.time,
         on_queued: Callable[[], None] = lambda: None,
         redact: Callable[[str], str] = lambda text: text,
+        subreaper: bool = False,
     ) -> None:
+        """``subreaper``: once a run starts, adopt its orphans (for the rest of the
+        process's life) so a timeout finds them; only where vigild forks nothing else."""
         self._store = store
         self._engine = engine
         self._session = session
@@ -63,9 +77,9 @@ class ActionRunner:
         self._tasks: set[asyncio.Task[None]] = set()
         self._actions: dict[str, tuple[ActionConfig, base.Action]] = {}
         self.enabled = True
-        interrupted = store.interrupt_action_runs(clock(), "interrupted: vigild stopped")
-        if interrupted:
-            log.warning("action runs interrupted by a previous stop", runs=interrupted)
+        self._subreaper = subreaper
+        self._reaping = False
+        self._resumed = False
 
     def configure(
         self, actions: Sequence[ActionConfig], *, enabled: bool, redact: Callable[[str], str]
@@ -85,6 +99,10 @@ class ActionRunner:
 
     def evaluate(self, now: float) -> None:
         """Start, skip or verify, for every open alert; never waits for a run."""
+        if not self._resumed:
+            self._resumed = True
+            self._resume()
+        self._reap()
         if not self.enabled or not self._actions:
             return
         alerts = [a for a in self._engine.alerts() if a.severity is not None]
@@ -170,11 +188,17 @@ class ActionRunner:
                 would_run=self._redact(what),
             )
             self._count(config.name, "dry_run")
-            self._report(config, run_id, found, f"(dry run) would run `{what}`; nothing ran", now)
+            self._report(
+                config.name, run_id, found, f"(dry run) would run `{what}`; nothing ran", now
+            )
             return
         run_id = self._store.add_action_run(
-            **_identity(config, found, now), outcome="running", detail=what
+            **_identity(config, found, now), outcome="running", detail=what, timeout=config.timeout
         )
+        if self._subreaper and not self._reaping:
+            from vigild.alerting.actions import processes
+
+            self._reaping = processes.become_subreaper()
         log.warning(
             "action started",
             action=config.name,
@@ -182,7 +206,10 @@ class ActionRunner:
             metric=found.metric,
             run=self._redact(what),
         )
-        task = asyncio.get_running_loop().create_task(self._run(config, action, found, run_id))
+        self._track(self._run(config, action, found, run_id))
+
+    def _track(self, run: Coroutine[Any, Any, None]) -> None:
+        task = spawn(run, name="action")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -201,26 +228,32 @@ class ActionRunner:
             timeout=config.timeout,
             session=self._session,
             redact=self._redact,
+            run_id=run_id,
+            on_process=lambda group, started: self._store.record_action_process(
+                run_id, group, started
+            ),
         )
         try:
             result = await asyncio.wait_for(action.run(context), config.timeout + OVERRUN)
         except TimeoutError:
             result = base.ActionResult("timeout", f"cancelled after {config.timeout:g}s")
         except asyncio.CancelledError:
-            self._store.finish_action_run(
-                run_id,
-                finished=self._clock(),
-                outcome="failed",
-                detail="interrupted: vigild stopped",
-                exit_code=None,
-                output="",
-            )
-            self._count(config.name, "failed")
-            log.warning("action interrupted by vigild stopping", action=config.name)
+            self._interrupted(run_id, config.name)
             raise
         except Exception as exc:  # a third-party backend's bug must not end the daemon
             log.exception("action failed with an error", action=config.name)
             result = base.ActionResult("failed", f"error: {type(exc).__name__}: {exc}")
+        self._reap()
+        self._finish(config.name, run_id, found, action.describe(), result)
+
+    def _finish(
+        self,
+        name: str,
+        run_id: int,
+        found: guards.Incident,
+        what: str,
+        result: base.ActionResult,
+    ) -> None:
         now = self._clock()
         detail = self._redact(result.detail)
         output = self._redact(result.output)
@@ -232,11 +265,11 @@ class ActionRunner:
             exit_code=result.exit_code,
             output=output,
         )
-        self._count(config.name, result.outcome)
-        report = log.info if result.outcome == "succeeded" else log.error
+        self._count(name, result.outcome)
+        report = log.info if result.outcome in ("succeeded", "finished") else log.error
         report(
             "action finished",
-            action=config.name,
+            action=name,
             target=found.target,
             metric=found.metric,
             outcome=result.outcome,
@@ -244,34 +277,121 @@ class ActionRunner:
             exit_code=result.exit_code,
             output=output,
         )
-        text = f"{result.outcome}: ran `{action.describe()}`, {detail}"
+        text = f"{result.outcome}: ran `{what}`, {detail}"
+        # The output was redacted whole above; only then is its tail cut off.
         tail = output[-NOTE_OUTPUT:].strip()
         if tail:
             text += f"\noutput (tail):\n```\n{tail}\n```"
-        self._report(config, run_id, found, text, now)
+        self._report(name, run_id, found, text, now)
 
     def _report(
         self,
-        config: ActionConfig,
+        name: str,
         run_id: int,
         found: guards.Incident,
         text: str,
         now: float,
     ) -> None:
         """The run's notification, then, if it spent the daily budget, the call for a human."""
-        runs = self._store.action_runs(config.name, now - guards.DAY, found.fingerprint, 0.0)
+        runs = self._store.action_runs(name, now - guards.DAY, found.fingerprint, 0.0)
         run = next(r for r in runs if r.id == run_id)
-        self._notify(run, found.severity, f"action {config.name} {text}", now)
+        self._notify(run, found.severity, f"action {name} {text}", now)
+        known = self._actions.get(name)
         today = guards.daily_runs(runs, now)
-        if today == config.max_runs_per_day:
-            log.error("action disabled: a human must look", action=config.name, runs=today)
+        if known is not None and today == known[0].max_runs_per_day:
+            log.error("action disabled: a human must look", action=name, runs=today)
             self._notify(
                 run,
                 Severity.CRITICAL,
-                f"action {config.name} is disabled: it ran {today} times in 24h "
+                f"action {name} is disabled: it ran {today} times in 24h "
                 "(max_runs_per_day); a human must look",
                 now,
             )
+
+    # -- runs a previous vigild left ------------------------------------------
+
+    def _resume(self) -> None:
+        """Take over the runs a vigild that died left "running": the state lock says
+        no other vigild watches them."""
+        for run in self._store.running_action_runs():
+            if run.pgid is None or run.process_started is None or run.timeout is None:
+                # Nothing outside vigild was started (a webhook, a restart call), or
+                # vigild died before it was: the run ended with it.
+                self._store.finish_action_run(run.id, **_INTERRUPTED, finished=self._clock())
+                log.warning("action run interrupted by a previous stop", action=run.action)
+                continue
+            log.warning(
+                "action run of a previous vigild: watching it",
+                action=run.action,
+                target=run.target,
+                metric=run.metric,
+                pgid=run.pgid,
+            )
+            self._track(self._watch(run))
+
+    async def _watch(self, run: ActionRun) -> None:
+        from vigild.alerting.actions import processes
+
+        assert run.pgid is not None and run.process_started is not None
+        assert run.timeout is not None
+        group, started, timeout = run.pgid, run.process_started, run.timeout
+        found = self._incident(run)
+        when = "while vigild was down"
+        try:
+            while processes.running(group, started):
+                if self._clock() >= run.started + timeout:
+                    await processes.stop(group, started, self._kill_grace(run.action), None)
+                    result = base.ActionResult(
+                        "timeout", f"killed after {timeout:g}s (started before a restart)"
+                    )
+                    break
+                when = f"after about {duration(self._clock() - run.started)}"
+                await asyncio.sleep(ADOPTED_POLL)
+            else:
+                result = base.ActionResult(
+                    "finished",
+                    f"ended {when}; it outlived the vigild that started it, "
+                    "so its exit code is unknown",
+                )
+        except asyncio.CancelledError:
+            await processes.stop(group, started, self._kill_grace(run.action), None)
+            self._interrupted(run.id, run.action)
+            raise
+        self._finish(run.action, run.id, found, run.detail, result)
+
+    def _interrupted(self, run_id: int, name: str) -> None:
+        self._store.finish_action_run(run_id, **_INTERRUPTED, finished=self._clock())
+        self._count(name, "failed")
+        log.warning("action interrupted by vigild stopping", action=name)
+
+    def _incident(self, run: ActionRun) -> guards.Incident:
+        """The incident a run answered, as far as the state file and the engine know it."""
+        alert = next((a for a in self._engine.alerts() if a.fingerprint == run.fingerprint), None)
+        severity = alert.severity if alert is not None else None
+        return guards.Incident(
+            run.fingerprint,
+            run.target,
+            run.metric,
+            severity or Severity.CRITICAL,
+            run.incident,
+            run.incident,
+            None,
+            None,
+        )
+
+    def _kill_grace(self, name: str) -> float:
+        """The action's as configured now; its default if it is no longer a command."""
+        from vigild.alerting.actions.command import KILL_GRACE, CommandOptions
+
+        known = self._actions.get(name)
+        options = known[0].options if known is not None else None
+        return options.kill_grace if isinstance(options, CommandOptions) else KILL_GRACE
+
+    def _reap(self) -> None:
+        if self._reaping:
+            from vigild.alerting.actions import processes
+
+            processes.reap()
 
     def _notify(self, run: ActionRun, severity: Severity, text: str, now: float) -> None:
         event = AlertEvent(
@@ -306,10 +426,19 @@ class ActionRunner:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def close(self) -> None:
-        """Stop runs under way (a command's process group is killed), recording each."""
+        """Stop runs under way (a command's processes are killed), recording each."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._reap()
+
+
+_INTERRUPTED: dict[str, Any] = {
+    "outcome": "failed",
+    "detail": "interrupted: vigild stopped",
+    "exit_code": None,
+    "output": "",
+}
 
 
 def _identity(config: ActionConfig, found: guards.Incident, now: float) -> dict[str, Any]:

@@ -43,7 +43,7 @@ class WebhookAction(base.Action):
             return base.ActionResult("timeout", f"no answer within {context.timeout:g}s")
         except DeliveryError as exc:
             return base.ActionResult("failed", context.redact(exc.reason))
-        output = context.redact(answer[-base.OUTPUT_LIMIT :].decode("utf-8", errors="replace"))
+        output = base.output_tail(answer, context.redact)
         said = f"answered {status} {reason}".rstrip()
         if 200 <= status < 300:
             return base.ActionResult("succeeded", said, output=output)
