@@ -223,3 +223,40 @@ async def test_a_second_daemon_on_a_symlink_to_the_state_file_refuses_to_start(
     assert await second.wait(timeout=10) == 2
     assert any("in use by another vigild" in line for line in second.log)
     assert await first.stop() == 0
+
+
+def test_a_state_file_that_cannot_be_written_keeps_alerts_and_outbox_in_memory(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "state.db")
+    try:
+        store.commit([], [], [("hook", 1.0, '{"first": 1}')])
+        [first] = store.outbox_entries("hook")
+        # The file system refuses writes (a full disk): SQLite's own refusal.
+        store._db.execute("PRAGMA query_only = ON")
+        row = AlertRow("fp-db", "db", "up", '{"severity": 2}')
+        store.commit([row], [], [("hook", 2.0, '{"second": 2}')])  # does not raise
+        assert store.write_failures == 1
+        assert [payload for _, payload in store.outbox_entries("hook")] == [
+            '{"first": 1}',
+            '{"second": 2}',
+        ]
+        store.outbox_remove(first[0])  # delivered: not sent again, though not written
+        head = store.outbox_head("hook")
+        assert head is not None and head.payload == '{"second": 2}'
+        store.outbox_postpone(head.id, 99.0, "HTTP 503")
+        assert store.outbox_head("hook") == head.__class__(
+            head.id, "hook", 2.0, '{"second": 2}', 1, 99.0, "HTTP 503"
+        )
+        assert store.outbox_pending("hook") == 1
+
+        store._db.execute("PRAGMA query_only = OFF")  # space is back
+        store.commit([], [], [])
+        assert store.outbox_pending("hook") == 1
+        written = store.outbox_head("hook")
+        assert written is not None and written.id > 0 and written.attempts == 1
+        store.outbox_remove(head.id)  # a sender holding the id from before the write
+        assert store.outbox_pending("hook") == 0
+        assert [r.fingerprint for r in store.load_alerts()] == ["fp-db"]
+    finally:
+        store.close()

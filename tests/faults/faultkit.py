@@ -56,6 +56,12 @@ def told(requests: list[Recorded]) -> Counter[tuple[str, str]]:
     )
 
 
+def resolved(receiver: Receiver, *targets: str) -> bool:
+    """Every one of ``targets`` resolved at the receiver (in one message or several)."""
+    counts = told(accepted(receiver))
+    return all(counts[(target, "resolved")] for target in targets)
+
+
 def crashes(log: list[str]) -> list[str]:
     """Log lines that show an exception escaped: a traceback, or a task nobody awaited."""
     return [line for line in log if "Traceback" in line or "never retrieved" in line]

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from faultkit import accepted, errors, told, watch
+from faultkit import accepted, errors, resolved, told, watch
 from process import listen_address, sample, scrape, start, until, wait_metrics
 from receivers import Receiver
 from targets import TargetServerFactory
@@ -108,7 +108,7 @@ async def test_an_abused_state_file_neither_stops_alerts_nor_repeats_them_after_
     assert told(accepted(receiver)) == {("api", "firing"): 1, ("db", "firing"): 1}  # no repeat
 
     api.status = db.status = 200
-    await until(lambda: len(accepted(receiver)) >= 4, what="both resolved")
+    await until(lambda: resolved(receiver, "api", "db"), what="both resolved")
     await receiver.wait_quiet(1.0)
     assert await restarted.stop() == 0
     assert told(accepted(receiver)) == {

@@ -10,6 +10,12 @@ The file is watched while it is open: deleted or replaced under a running
 vigild, it is written again at its path from the open database (which still
 reads the old inode), so a restart finds every alert and what each notifier
 was told.
+
+When the file cannot be written (a full disk, a file system gone read-only),
+alert changes and the outbox are kept in memory (``_Unwritten``) and read
+through as if written: pages still go out, and a delivered one is not sent
+again. The next write that succeeds writes them too. A restart before that
+repeats what was not written, and loses nothing.
 """
 
 from __future__ import annotations
@@ -18,8 +24,8 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +103,7 @@ class OutboxEntry:
     payload: str
     attempts: int
     next_attempt: float
+    last_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +165,22 @@ def read_action_history(path: Path, limit: int) -> list[ActionRun]:
     return [ActionRun(*row) for row in reversed(rows)]
 
 
+@dataclass
+class _Unwritten:
+    """What the state file should hold and could not be given yet."""
+
+    alerts: dict[str, AlertRow | None] = field(default_factory=dict)
+    """By fingerprint; None: deleted."""
+    outbox: list[OutboxEntry] = field(default_factory=list)
+    """Queued messages, with negative ids of their own."""
+    removed: set[int] = field(default_factory=set)
+    postponed: dict[int, tuple[int, float, str]] = field(default_factory=dict)
+    """Outbox id → (further attempts, next attempt, last error)."""
+
+    def __bool__(self) -> bool:
+        return bool(self.alerts or self.outbox or self.removed or self.postponed)
+
+
 @dataclass(frozen=True, slots=True)
 class AlertRow:
     fingerprint: str
@@ -189,6 +212,13 @@ class Store:
         self.recreated = 0
         """How many times the file was recreated after it was deleted or replaced."""
         self.recreate_failures = 0
+        self.write_failures = 0
+        """Writes of alert state or the outbox that failed and were kept in memory."""
+        self._unwritten = _Unwritten()
+        self._unwritable = False
+        self._next_memory_id = -1
+        self._written_as: dict[int, int] = {}
+        """Memory id → the id its message got once written, for a sender still holding it."""
         self._retry_at = float("-inf")
         self._failing = False
         try:
@@ -326,20 +356,89 @@ class Store:
         deletes: Iterable[str],
         outbox: Iterable[tuple[str, float, str]],
     ) -> None:
-        """Write alert changes and their notifications atomically."""
-        with self._transaction():
-            self._db.executemany(
-                "INSERT INTO alerts (fingerprint, target, metric, state) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (fingerprint) DO UPDATE SET state = excluded.state",
-                ((r.fingerprint, r.target, r.metric, r.state) for r in upserts),
+        """Write alert changes and their notifications atomically (or keep them in memory)."""
+        upserts, deletes = list(upserts), list(deletes)
+        queued = [
+            OutboxEntry(0, notifier, created, payload, 0, created)
+            for notifier, created, payload in outbox
+        ]
+
+        def write() -> None:
+            self._write_alerts(upserts, deletes)
+            self._write_outbox(queued)
+
+        if self._write(write):
+            return
+        for row in upserts:
+            self._unwritten.alerts[row.fingerprint] = row
+        for fingerprint in deletes:
+            self._unwritten.alerts[fingerprint] = None
+        for entry in queued:
+            self._unwritten.outbox.append(replace(entry, id=self._next_memory_id))
+            self._next_memory_id -= 1
+
+    def _write_alerts(self, upserts: Iterable[AlertRow], deletes: Iterable[str]) -> None:
+        self._db.executemany(
+            "INSERT INTO alerts (fingerprint, target, metric, state) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (fingerprint) DO UPDATE SET state = excluded.state",
+            ((r.fingerprint, r.target, r.metric, r.state) for r in upserts),
+        )
+        self._db.executemany("DELETE FROM alerts WHERE fingerprint = ?", ((fp,) for fp in deletes))
+
+    def _write_outbox(self, entries: Iterable[OutboxEntry]) -> list[int]:
+        ids = []
+        for e in entries:
+            cursor = self._db.execute(
+                "INSERT INTO outbox (notifier, created, payload, attempts, next_attempt, "
+                "last_error) VALUES (?, ?, ?, ?, ?, ?)",
+                (e.notifier, e.created, e.payload, e.attempts, e.next_attempt, e.last_error),
             )
-            self._db.executemany(
-                "DELETE FROM alerts WHERE fingerprint = ?", ((fp,) for fp in deletes)
-            )
-            self._db.executemany(
-                "INSERT INTO outbox (notifier, created, payload, next_attempt) VALUES (?, ?, ?, ?)",
-                ((notifier, created, payload, created) for notifier, created, payload in outbox),
-            )
+            assert cursor.lastrowid is not None
+            ids.append(cursor.lastrowid)
+        return ids
+
+    def _write(self, change: Callable[[], object]) -> bool:
+        """Run ``change`` in a transaction, with whatever earlier writes left in memory.
+
+        False when the file could not be written: the caller keeps its change in memory.
+        """
+        kept = self._unwritten
+        try:
+            with self._transaction():
+                if kept:
+                    self._write_unwritten(kept)
+                change()
+        except sqlite3.OperationalError as exc:
+            self.write_failures += 1
+            if not self._unwritable:
+                log.error(
+                    "cannot write the state file: alert state and notifications are kept "
+                    "in memory until it can be written; a restart now would repeat them",
+                    path=str(self.path),
+                    error=str(exc),
+                )
+            self._unwritable = True
+            return False
+        if kept:
+            self._unwritten = _Unwritten()
+        if self._unwritable:
+            self._unwritable = False
+            log.warning("state file written again", path=str(self.path))
+        return True
+
+    def _write_unwritten(self, kept: _Unwritten) -> None:
+        self._write_alerts(
+            (row for row in kept.alerts.values() if row is not None),
+            (fingerprint for fingerprint, row in kept.alerts.items() if row is None),
+        )
+        self._db.executemany("DELETE FROM outbox WHERE id = ?", ((i,) for i in kept.removed))
+        self._db.executemany(
+            "UPDATE outbox SET attempts = attempts + ?, next_attempt = ?, last_error = ? "
+            "WHERE id = ?",
+            ((more, at, error, i) for i, (more, at, error) in kept.postponed.items()),
+        )
+        ids = self._write_outbox(kept.outbox)
+        self._written_as.update(zip((e.id for e in kept.outbox), ids, strict=True))
 
     # -- probe state -----------------------------------------------------
 
@@ -503,33 +602,70 @@ class Store:
 
     def outbox_head(self, notifier: str) -> OutboxEntry | None:
         """The oldest undelivered message: a notifier's messages go out in order."""
-        row = self._db.execute(
-            "SELECT id, notifier, created, payload, attempts, next_attempt FROM outbox "
-            "WHERE notifier = ? ORDER BY id LIMIT 1",
-            (notifier,),
-        ).fetchone()
-        return OutboxEntry(*row) if row else None
+        return next(self._outbox(notifier), None)
 
     def outbox_pending(self, notifier: str) -> int:
-        row = self._db.execute("SELECT count(*) FROM outbox WHERE notifier = ?", (notifier,))
-        return int(row.fetchone()[0])
+        if not self._unwritten:
+            row = self._db.execute("SELECT count(*) FROM outbox WHERE notifier = ?", (notifier,))
+            return int(row.fetchone()[0])
+        return sum(1 for _ in self._outbox(notifier))
 
     def outbox_entries(self, notifier: str) -> list[tuple[int, str]]:
         """(id, payload) of every queued message of ``notifier``, oldest first."""
+        return [(entry.id, entry.payload) for entry in self._outbox(notifier)]
+
+    def _outbox(self, notifier: str) -> Iterator[OutboxEntry]:
+        """The notifier's queue, oldest first, with what is kept in memory read through."""
+        kept = self._unwritten
         rows = self._db.execute(
-            "SELECT id, payload FROM outbox WHERE notifier = ? ORDER BY id", (notifier,)
+            "SELECT id, notifier, created, payload, attempts, next_attempt, last_error "
+            "FROM outbox WHERE notifier = ? ORDER BY id",
+            (notifier,),
         )
-        return [(int(entry_id), payload) for entry_id, payload in rows]
+        for row in rows:
+            entry = OutboxEntry(*row)
+            if entry.id in kept.removed:
+                continue
+            if entry.id in kept.postponed:
+                more, at, error = kept.postponed[entry.id]
+                entry = replace(
+                    entry, attempts=entry.attempts + more, next_attempt=at, last_error=error
+                )
+            yield entry
+        yield from (entry for entry in kept.outbox if entry.notifier == notifier)
 
     def outbox_remove(self, entry_id: int) -> None:
-        self._db.execute("DELETE FROM outbox WHERE id = ?", (entry_id,))
+        entry_id = self._written_as.pop(entry_id, entry_id)
+        if entry_id < 0:
+            self._unwritten.outbox = [e for e in self._unwritten.outbox if e.id != entry_id]
+            return
+        if not self._write(
+            lambda: self._db.execute("DELETE FROM outbox WHERE id = ?", (entry_id,))
+        ):
+            self._unwritten.removed.add(entry_id)
+            self._unwritten.postponed.pop(entry_id, None)
 
     def outbox_postpone(self, entry_id: int, next_attempt: float, error: str) -> None:
-        self._db.execute(
-            "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?, last_error = ? "
-            "WHERE id = ?",
-            (next_attempt, error, entry_id),
-        )
+        entry_id = self._written_as.get(entry_id, entry_id)
+        if entry_id < 0:
+            self._unwritten.outbox = [
+                replace(e, attempts=e.attempts + 1, next_attempt=next_attempt, last_error=error)
+                if e.id == entry_id
+                else e
+                for e in self._unwritten.outbox
+            ]
+            return
+
+        def postpone() -> None:
+            self._db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?, last_error = ? "
+                "WHERE id = ?",
+                (next_attempt, error, entry_id),
+            )
+
+        if not self._write(postpone):
+            more, _, _ = self._unwritten.postponed.get(entry_id, (0, 0.0, ""))
+            self._unwritten.postponed[entry_id] = (more + 1, next_attempt, error)
 
 
 class _Transaction:
@@ -540,4 +676,14 @@ class _Transaction:
         self._db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        if exc_type is not None:
+            if self._db.in_transaction:  # SQLite may have rolled back by itself (SQLITE_FULL)
+                self._db.execute("ROLLBACK")
+            return
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error:
+            # A COMMIT that failed (a full disk) leaves the transaction open.
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise

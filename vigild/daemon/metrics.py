@@ -93,6 +93,12 @@ class _StateFileCollector(Collector):
             "Failed attempts to recreate a deleted or replaced state file.",
             value=self._store.recreate_failures,
         )
+        yield CounterMetricFamily(
+            "vigild_state_write_failures",
+            "Writes of alert state or the outbox that failed (a full disk) and were kept in "
+            "memory until the state file could be written again.",
+            value=self._store.write_failures,
+        )
 
 
 def _escape(value: str) -> str:
