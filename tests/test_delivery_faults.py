@@ -22,9 +22,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from receivers import Receiver, Receivers, Recorded
 from targets import TargetServer, closed_port
 
-from vigild.model import fingerprint
+from vigild.model import Identity
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+HOST = Identity("faults-1")
 
 
 def listen_address() -> str:
@@ -35,7 +36,8 @@ def write_config(directory: Path, listen: str, body: str) -> Path:
     """A config with ``[daemon]`` filled in (state in ``directory``) and ``body`` after it."""
     path = directory / "vigild.toml"
     path.write_text(
-        f'[daemon]\nlisten = "{listen}"\nstate_path = "{directory / "state.db"}"\n{body}'
+        f'[daemon]\nlisten = "{listen}"\nstate_path = "{directory / "state.db"}"\n'
+        f'instance = "{HOST.instance}"\n{body}'
     )
     return path
 
@@ -130,7 +132,7 @@ type = "webhook"
 url = "{receiver.url("/hook")}"
 """,
     )
-    api_up = fingerprint("api", "up")
+    api_up = HOST.fingerprint("api", "up")
     daemon = await start(config, listen)
     await daemon.wait_log("notification retry")
     await daemon.kill()
@@ -194,7 +196,7 @@ url = "{receiver.url("/hook")}"
     before = await scrape(daemon)
     assert pending(before, "hook") >= math.ceil(ALERTS / PER_MESSAGE)
 
-    wanted = {fingerprint(f"t{n:04d}", "up") for n in range(ALERTS)}
+    wanted = {HOST.fingerprint(f"t{n:04d}", "up") for n in range(ALERTS)}
     await until(
         lambda: {a for a, _ in alerts_of(receiver.requests[refused:])} >= wanted,
         within=15,
@@ -299,7 +301,7 @@ timeout = "1s"
     await receiver.wait_quiet(0.4)
     accepted = receiver.requests[refused:]
     delivered = alerts_of(accepted)
-    steady_up, flappy_up = fingerprint("steady", "up"), fingerprint("flappy", "up")
+    steady_up, flappy_up = HOST.fingerprint("steady", "up"), HOST.fingerprint("flappy", "up")
     # The oldest message covered nothing later (steady's only one): superseded ones went first.
     assert delivered[0] == (steady_up, "firing")
     assert [s for a, s in delivered if a == steady_up] == ["firing"]

@@ -53,8 +53,12 @@ class Board:
     def document(self, config: Config, engine: Engine, now: float | None = None) -> dict[str, Any]:
         now = time.time() if now is None else now
         down = engine.down_targets()
+        daemon = config.daemon
         return {
             "version": __version__,
+            "instance": daemon.instance,
+            "external_labels": daemon.external_labels,
+            "replica": daemon.replica,
             "generated_at": _stamp(now),
             "worst": self.worst().label,
             "targets": [entry for t in config.targets for entry in self._entries(t)],
@@ -142,8 +146,8 @@ def _alert(
 def text_report(document: dict[str, Any]) -> str:
     """One line per target and per open alert, for a terminal or a cron mail."""
     lines = [
-        f"vigild {document['version']}: {len(document['targets'])} targets, "
-        f"worst {document['worst'].upper()}"
+        f"vigild {document['version']} on {document['instance']}: "
+        f"{len(document['targets'])} targets, worst {document['worst'].upper()}"
     ]
     width = max((len(t["name"]) for t in document["targets"]), default=0)
     for target in document["targets"]:
