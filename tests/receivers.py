@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import pytest
 from aiohttp import web
 
-__all__ = ["Receiver", "Receivers", "Recorded", "receiver", "receivers"]
+__all__ = ["PagerDutyReceiver", "Receiver", "Receivers", "Recorded", "receiver", "receivers"]
 
 
 @dataclass(frozen=True)
@@ -165,6 +165,43 @@ class Receiver:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), self.delay)
         return web.Response(status=status, text=self.response_body, headers=self.response_headers)
+
+
+class PagerDutyReceiver(Receiver):
+    """Answers as the Events API does: 202 with the event's dedup_key, unless told otherwise."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.status = 202
+        self.response_headers = {"Content-Type": "application/json"}
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        response = await super()._handle(request)
+        if response.status == 202:
+            sent = self.requests[-1].json or {}
+            response.text = json.dumps(
+                {
+                    "status": "success",
+                    "message": "Event processed",
+                    "dedup_key": sent.get("dedup_key"),
+                }
+            )
+        return response
+
+    def incidents(self) -> tuple[list[str], set[str]]:
+        """PagerDuty's bookkeeping of what it accepted: the dedup_keys in the order they
+        opened an incident, and those still open. A trigger for an open key updates its
+        incident; a resolve closes it; a trigger after that opens a new one."""
+        opened: list[str] = []
+        still_open: set[str] = set()
+        for request in self.requests:
+            key, action = request.json["dedup_key"], request.json["event_action"]
+            if action == "trigger" and key not in still_open:
+                opened.append(key)
+                still_open.add(key)
+            elif action == "resolve":
+                still_open.discard(key)
+        return opened, still_open
 
 
 _R = TypeVar("_R", bound=Receiver)

@@ -14,10 +14,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from process import Daemon, environment, run, until
 from pydantic import ValidationError
-from receivers import Receiver, Receivers
+from receivers import PagerDutyReceiver, Receiver, Receivers
 from targets import TargetServer, closed_port
 
 from vigild.alerting.delivery import Delivery
@@ -125,28 +124,6 @@ def options(**keys: Any) -> PagerDutyOptions:
 
 def bodies(message: Notification, **keys: Any) -> list[dict[str, Any]]:
     return pagerduty_events(message, options(**keys), EXTERNAL, SOURCE)
-
-
-class PagerDutyReceiver(Receiver):
-    """Answers as the Events API does: 202 with the event's dedup_key, unless told otherwise."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.status = 202
-        self.response_headers = {"Content-Type": "application/json"}
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        response = await super()._handle(request)
-        if response.status == 202:
-            sent = self.requests[-1].json or {}
-            response.text = json.dumps(
-                {
-                    "status": "success",
-                    "message": "Event processed",
-                    "dedup_key": sent.get("dedup_key"),
-                }
-            )
-        return response
 
 
 @pytest.fixture
