@@ -154,7 +154,9 @@ class Alertmanager:
 
 
 class StartAlertmanagers(Protocol):
-    async def __call__(self, count: int, *, route_to: str, **route: str) -> list[Alertmanager]: ...
+    async def __call__(
+        self, count: int, *, route_to: str = "", yaml: str | None = None, **route: str
+    ) -> list[Alertmanager]: ...
 
 
 @contextlib.asynccontextmanager
@@ -162,14 +164,17 @@ async def running_alertmanagers(tmp_path: Path) -> AsyncIterator[StartAlertmanag
     """Start ``count`` Alertmanagers as one cluster routing to ``route_to``; all ready.
 
     ``route`` overrides the route's ``group_wait``, ``group_interval`` and
-    ``repeat_interval``. Everything started is stopped on leaving the block.
+    ``repeat_interval``; ``yaml``, a whole config, replaces that one route.
+    Everything started is stopped on leaving the block.
     """
     binary = alertmanager_binary()
     started: list[Alertmanager] = []
 
-    async def start(count: int, *, route_to: str, **route: str) -> list[Alertmanager]:
+    async def start(
+        count: int, *, route_to: str = "", yaml: str | None = None, **route: str
+    ) -> list[Alertmanager]:
         config = tmp_path / f"alertmanager-{len(started)}.yml"
-        config.write_text(config_yaml(route_to, **route))
+        config.write_text(yaml if yaml is not None else config_yaml(route_to, **route))
         peers = []
         for _ in range(count):
             index = len(started) + len(peers)

@@ -68,11 +68,16 @@ def listen_address() -> str:
     return f"127.0.0.1:{closed_port()}"
 
 
+INSTANCE = "faults-1"
+"""The ``[daemon] instance`` of ``write_config``'s configs, so fingerprints are known."""
+
+
 def write_config(directory: Path, listen: str, body: str) -> Path:
     """A config with ``[daemon]`` filled in (state in ``directory``) and ``body`` after it."""
     path = directory / "vigild.toml"
     path.write_text(
-        f'[daemon]\nlisten = "{listen}"\nstate_path = "{directory / "state.db"}"\n{body}'
+        f'[daemon]\nlisten = "{listen}"\nstate_path = "{directory / "state.db"}"\n'
+        f'instance = "{INSTANCE}"\n{body}'
     )
     return path
 

@@ -28,7 +28,15 @@ from typing import Any, TypeVar
 import pytest
 from aiohttp import web
 
-__all__ = ["Receiver", "Receivers", "Recorded", "alerts_of", "receiver", "receivers"]
+__all__ = [
+    "PagerDutyReceiver",
+    "Receiver",
+    "Receivers",
+    "Recorded",
+    "alerts_of",
+    "receiver",
+    "receivers",
+]
 
 
 @dataclass
@@ -179,6 +187,43 @@ class Receiver:
 def alerts_of(requests: list[Recorded]) -> list[tuple[str, str]]:
     """(fingerprint, status) of every alert in these webhook bodies, in order."""
     return [(a["fingerprint"], a["status"]) for r in requests for a in r.json["alerts"]]
+
+
+class PagerDutyReceiver(Receiver):
+    """Answers as the Events API does: 202 with the event's dedup_key, unless told otherwise."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.status = 202
+        self.response_headers = {"Content-Type": "application/json"}
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        response = await super()._handle(request)
+        if response.status == 202:
+            sent = self.requests[-1].json or {}
+            response.text = json.dumps(
+                {
+                    "status": "success",
+                    "message": "Event processed",
+                    "dedup_key": sent.get("dedup_key"),
+                }
+            )
+        return response
+
+    def incidents(self) -> tuple[list[str], set[str]]:
+        """PagerDuty's bookkeeping of what it accepted: the dedup_keys in the order they
+        opened an incident, and those still open. A trigger for an open key updates its
+        incident; a resolve closes it; a trigger after that opens a new one."""
+        opened: list[str] = []
+        still_open: set[str] = set()
+        for request in self.requests:
+            key, action = request.json["dedup_key"], request.json["event_action"]
+            if action == "trigger" and key not in still_open:
+                opened.append(key)
+                still_open.add(key)
+            elif action == "resolve":
+                still_open.discard(key)
+        return opened, still_open
 
 
 _R = TypeVar("_R", bound=Receiver)

@@ -29,13 +29,14 @@ from vigild.alerting.actions.runner import ActionRunner
 from vigild.alerting.engine import Engine, Route
 from vigild.alerting.store import ActionRun, Store, read_action_history
 from vigild.config import ActionConfig, ConfigError, ThresholdSpec, load
-from vigild.model import Notification, Severity, fingerprint
+from vigild.model import Identity, Notification, Severity
 from vigild.redaction import MASK, redact
 from vigild.testing import FakeClock
 from vigild.thresholds import Rule, Verdict
 
 UP = Rule.from_spec("up", ThresholdSpec())
 EVERYONE = Route("all", min_rank=1, send_resolved=True, repeat_interval=4 * 3600.0)
+HOST = Identity("web-1")
 FIELDS = ("target", "metric", "severity", "value", "threshold", "since", "alert_id", "dry_run")
 
 
@@ -82,7 +83,7 @@ class Rig:
 
     def _open(self) -> None:
         self.store = Store(self.path)
-        self.engine = Engine(self.store, (EVERYONE,), flap_limit=4)
+        self.engine = Engine(self.store, (EVERYONE,), flap_limit=4, identity=HOST)
         self.runner = ActionRunner(self.store, self.engine, self.session, clock=self.clock)
         self.runner.listeners.append(lambda name, outcome: self.outcomes.append((name, outcome)))
 
@@ -153,7 +154,7 @@ async def test_runs_once_over_a_ten_minute_incident_then_says_it_did_not_help(
         "value": "0",
         "threshold": "",
         "since": str(int(opened)),
-        "alert_id": fingerprint("api", "up"),
+        "alert_id": HOST.fingerprint("api", "up"),
         "dry_run": "0",
     }
     ran, *_ = rig.history()

@@ -29,8 +29,9 @@ from vigild.alerting.notifiers.alertmanager import (
     postable_alerts,
 )
 from vigild.config import ConfigError, NotifierConfig, load
-from vigild.model import AlertEvent, EventKind, Notification, Severity, fingerprint
+from vigild.model import AlertEvent, EventKind, Notification, Severity
 from vigild.model import rfc3339 as stamp
+from vigild.testing import TEST_HOST as HOST
 from vigild.testing import alert_event
 
 EXTERNAL = "http://127.0.0.1:9469"
@@ -75,6 +76,7 @@ def test_firing_alert_field_by_field() -> None:
         {
             "labels": {
                 "env": "prod",
+                "instance": "testhost",
                 "alertname": "cpu_percent",
                 "target": "covabot",
                 "metric": "cpu_percent",
@@ -142,7 +144,7 @@ def test_resolution_ends_the_severity_last_posted_not_the_highest() -> None:
     resolved = event(kind="resolved", severity=Severity.CRITICAL, ended=NOW)
     [default] = alerts(resolved)
     assert default["labels"]["severity"] == "critical"
-    known = {fingerprint("covabot", "cpu_percent"): Severity.WARNING}
+    known = {HOST.fingerprint("covabot", "cpu_percent"): Severity.WARNING}
     [after_deescalation] = alerts(resolved, posted=known)
     assert after_deescalation["labels"]["severity"] == "warning"
     told = event(kind="resolved", previous=Severity.UNKNOWN, ended=NOW)
@@ -154,7 +156,7 @@ def test_resolution_ends_the_severity_last_posted_not_the_highest() -> None:
 
 def test_firing_after_flapping_at_another_level_ends_the_level_posted() -> None:
     # Flapping ends with "firing" and no previous: what this process posted is the guide.
-    known = {fingerprint("covabot", "cpu_percent"): Severity.WARNING}
+    known = {HOST.fingerprint("covabot", "cpu_percent"): Severity.WARNING}
     old, new = alerts(event(), posted=known)
     assert severities([old, new]) == [("warning", stamp(NOW)), ("critical", AHEAD)]
     [same] = alerts(event(kind="repeat", previous=Severity.CRITICAL), posted={})
@@ -177,6 +179,7 @@ def test_labels_are_valid_for_alertmanager_and_identity_wins() -> None:
     assert alert["labels"] == {
         "team_name": "core",
         "_1st": "a",
+        "instance": "testhost",
         "alertname": "cpu_percent",
         "target": "covabot",
         "metric": "cpu_percent",
@@ -413,6 +416,7 @@ async def test_a_real_alertmanager_takes_the_alerts_and_escalation_replaces_the_
     await am.send(note(warning))
     [held] = await peer.alerts()
     assert held["labels"] == {
+        "instance": "testhost",
         "alertname": "cpu_percent",
         "target": "covabot",
         "metric": "cpu_percent",
@@ -448,6 +452,8 @@ def vigild_config(
 interval = "{interval}"
 listen = "{listen}"
 state_path = "{directory / "state.db"}"
+instance = "box"
+replica = "{name}"
 
 [alerting]
 group_wait = "0s"
@@ -494,6 +500,7 @@ async def test_vigild_keeps_open_alerts_alive_then_resolves_them(
     first = posted[0][0]
     assert first["labels"] == {
         "team": "core",
+        "instance": "box",
         "alertname": "up",
         "target": "api",
         "metric": "up",
@@ -560,6 +567,7 @@ async def test_ha_pair_behind_two_vigilds_notifies_once_per_change(
     assert alert["status"] == "firing"
     assert alert["labels"] == {
         "team": "core",
+        "instance": "box",
         "alertname": "up",
         "target": "api",
         "metric": "up",
@@ -664,6 +672,7 @@ async def test_test_message_is_a_firing_alert_that_ends_by_itself(
     await notifier(session, [receiver.url()], interval=30.0).send(note(test))
     [alert] = receiver.bodies[0]
     assert alert["labels"] == {
+        "instance": "testhost",
         "alertname": "test",
         "target": "vigild",
         "metric": "test",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,40 @@ async def test_check_config_valid_prints_a_summary(
     assert str(tmp_path / "state.db") in result.stdout
     # Validating never probes.
     assert target_server.hits == 0
+
+
+async def test_check_config_prints_the_identity_alerts_will_carry(
+    tmp_path: Path, target_server: TargetServer
+) -> None:
+    config = write_config(
+        tmp_path,
+        http_target("db", target_server.url()),
+        daemon='external_labels = { site = "eu-1", env = "prod" }\nreplica = "a"',
+    )
+    env = environment(VIGILD_INSTANCE="unraid")
+    result = await run("check-config", "--config", str(config), env=env)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "  instance:  unraid\n  labels:    env=prod, site=eu-1\n  replica:   a\n" in result.stdout
+    )
+    default = await run("check-config", "--config", str(write_config(tmp_path, "", name="d.toml")))
+    assert f"  instance:  {socket.gethostname()}\n" in default.stdout
+    assert "  labels:    none\n  replica:   none\n" in default.stdout
+
+
+async def test_once_json_and_text_name_the_instance(
+    tmp_path: Path, target_server: TargetServer
+) -> None:
+    config = write_config(
+        tmp_path,
+        http_target("db", target_server.url()),
+        daemon='instance = "nas"\nexternal_labels = { env = "prod" }',
+    )
+    document = (await once(config, "--format", "json")).json
+    assert (document["instance"], document["external_labels"]) == ("nas", {"env": "prod"})
+    assert document["replica"] is None
+    text = await once(config)
+    assert text.stdout.startswith(f"vigild {__version__} on nas: 1 targets, worst OK")
 
 
 INVALID = """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -227,6 +228,42 @@ def test_daemon_keys_from_the_environment(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("VIGILD_INTERVAL", "often")
     found = problems(tmp_path, MINIMAL)
     assert any("VIGILD_INTERVAL (environment): invalid duration 'often'" in p for p in found)
+
+
+def test_fleet_identity_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    daemon = load(write(tmp_path, MINIMAL)).daemon
+    assert (daemon.instance, daemon.external_labels, daemon.replica) == (
+        socket.gethostname(),
+        {},
+        None,
+    )
+    text = '[daemon]\ninstance = "unraid"\nexternal_labels = { env = "prod" }\nreplica = "b"\n'
+    daemon = load(write(tmp_path, text + MINIMAL)).daemon
+    assert (daemon.instance, daemon.external_labels, daemon.replica) == (
+        "unraid",
+        {"env": "prod"},
+        "b",
+    )
+    monkeypatch.setenv("VIGILD_INSTANCE", "nas-2")
+    assert load(write(tmp_path, text + MINIMAL)).daemon.instance == "nas-2"
+
+
+@pytest.mark.parametrize(
+    ("daemon", "reason"),
+    [
+        ('instance = " "', "daemon.instance: instance must not be empty"),
+        ('external_labels = { "site-name" = "x" }', "'site-name' is not a Prometheus label name"),
+        ('external_labels = { __meta = "x" }', "'__meta' is not a Prometheus label name"),
+        ('external_labels = { "1st" = "x" }', "'1st' is not a Prometheus label name"),
+        ('external_labels = { instance = "x" }', "'instance' is a label vigild sets"),
+        ('external_labels = { severity = "x" }', "'severity' is a label vigild sets"),
+        ('external_labels = { env = "" }', "external label 'env' is empty"),
+        ("external_labels = { env = 1 }", "daemon.external_labels.env"),
+    ],
+)
+def test_bad_fleet_identity(tmp_path: Path, daemon: str, reason: str) -> None:
+    found = problems(tmp_path, f"[daemon]\n{daemon}\n" + MINIMAL)
+    assert any(reason in p for p in found), found
 
 
 def test_features_not_built_yet_fail_loudly(tmp_path: Path) -> None:

@@ -35,6 +35,9 @@ def write_config(
 interval = "{INTERVAL}"
 listen = "{listen}"
 state_path = "{path.parent / "state.db"}"
+instance = "nas"
+external_labels = {{ env = "prod" }}
+replica = "b"
 
 [alerting]
 group_wait = "0s"
@@ -157,7 +160,9 @@ url = "http://127.0.0.1:{closed_port()}/x?token=${{API_TOKEN}}"
     }
     assert samples[("vigild_probe_success", (("target", "api"), ("type", "http")))] == 1
     assert samples[("vigild_probe_success", (("target", "down"), ("type", "http")))] == 0
-    assert samples[("vigild_build_info", (("version", "0.1.0"),))] == 1
+    assert samples[("vigild_build_info", (("replica", "b"), ("version", "0.1.0")))] == 1
+    # Prometheus adds the scraped target's `instance`: vigild's own would clash with it.
+    assert not any("instance" in dict(labels) for _, labels in samples)
     api_latency = (("metric", "latency_seconds"), ("series", ""), ("target", "api"))
     assert 0 < samples[("vigild_probe_value", api_latency)] < 1
     assert samples[("vigild_alert_severity", api_latency)] == 0
@@ -177,7 +182,13 @@ url = "http://127.0.0.1:{closed_port()}/x?token=${{API_TOKEN}}"
     assert [(a["target"], a["metric"], a["severity"], a["state"]) for a in status["alerts"]] == [
         ("down", "up", "critical", "firing")
     ]
+    identity = (status["instance"], status["external_labels"], status["replica"])
+    assert identity == ("nas", {"env": "prod"}, "b")
     assert await daemon.stop() == 0
+    failed = daemon.events("probe failed")
+    assert failed and all(e["replica"] == "b" for e in failed)
+    [started] = daemon.events("vigild started")
+    assert (started["instance"], started["external_labels"]) == ("nas", {"env": "prod"})
     assert not any("tok-3f9a7c" in line for line in daemon.log)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from process import (
+    INSTANCE,
     Daemon,
     Samples,
     listen_address,
@@ -30,7 +31,9 @@ from process import (
 from receivers import Receiver, Receivers, alerts_of
 from targets import TargetServer
 
-from vigild.model import fingerprint
+from vigild.model import Identity
+
+HOST = Identity(INSTANCE)
 
 
 def notifications(samples: Samples, notifier: str, outcome: str) -> float:
@@ -80,7 +83,7 @@ type = "webhook"
 url = "{receiver.url("/hook")}"
 """,
     )
-    api_up = fingerprint("api", "up")
+    api_up = HOST.fingerprint("api", "up")
     daemon = await start(config, listen)
     await daemon.wait_log("notification retry")
     await daemon.kill()
@@ -144,7 +147,7 @@ url = "{receiver.url("/hook")}"
     before = await scrape(daemon)
     assert pending(before, "hook") >= math.ceil(ALERTS / PER_MESSAGE)
 
-    wanted = {fingerprint(f"t{n:04d}", "up") for n in range(ALERTS)}
+    wanted = {HOST.fingerprint(f"t{n:04d}", "up") for n in range(ALERTS)}
     await until(
         lambda: {a for a, _ in alerts_of(receiver.requests[refused:])} >= wanted,
         within=15,
@@ -249,7 +252,7 @@ timeout = "1s"
     await receiver.wait_quiet(0.4)
     accepted = receiver.requests[refused:]
     delivered = alerts_of(accepted)
-    steady_up, flappy_up = fingerprint("steady", "up"), fingerprint("flappy", "up")
+    steady_up, flappy_up = HOST.fingerprint("steady", "up"), HOST.fingerprint("flappy", "up")
     # The oldest message covered nothing later (steady's only one): superseded ones went first.
     assert delivered[0] == (steady_up, "firing")
     assert [s for a, s in delivered if a == steady_up] == ["firing"]

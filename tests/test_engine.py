@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from vigild.alerting.engine import Engine, Route
 from vigild.alerting.store import Store
 from vigild.config import ThresholdSpec
-from vigild.model import AlertEvent, Notification, Severity, fingerprint
+from vigild.model import AlertEvent, Identity, Notification, Severity
 from vigild.testing import FakeClock
 from vigild.thresholds import Rule, Verdict
 
@@ -21,6 +22,7 @@ UP = Rule.from_spec("up", ThresholdSpec())
 CPU = Rule.from_spec("cpu_percent", ThresholdSpec(warning=75, critical=80))
 EVERYONE = Route("all", min_rank=1, send_resolved=True, repeat_interval=4 * HOUR)
 PAGER = Route("pager", min_rank=2, send_resolved=True, repeat_interval=4 * HOUR)
+HOST = Identity("web-1")
 
 
 class Harness:
@@ -38,7 +40,7 @@ class Harness:
         self.flap_limit = flap_limit
         self.clock = clock or FakeClock()
         self.store = Store(path)
-        self.engine = Engine(self.store, routes, flap_limit=flap_limit)
+        self.engine = Engine(self.store, routes, flap_limit=flap_limit, identity=HOST)
 
     def read(
         self,
@@ -63,7 +65,7 @@ class Harness:
     def restart(self) -> None:
         self.store.close()
         self.store = Store(self.path)
-        self.engine = Engine(self.store, self.routes, flap_limit=self.flap_limit)
+        self.engine = Engine(self.store, self.routes, flap_limit=self.flap_limit, identity=HOST)
 
     def outbox(self, notifier: str = "all") -> list[Notification]:
         entries = []
@@ -124,7 +126,9 @@ def test_escalation_deescalation_and_one_resolved(tmp_path: Path) -> None:
     assert kinds(fired) == [("firing", "warning")]
     escalated = h.read(90)
     assert kinds(escalated) == [("escalated", "critical")]
-    assert escalated[0].fingerprint == fired[0].fingerprint == fingerprint("api", "cpu_percent")
+    assert (
+        escalated[0].fingerprint == fired[0].fingerprint == HOST.fingerprint("api", "cpu_percent")
+    )
     assert kinds(h.read(77)) == [("deescalated", "warning")]
     resolved = h.read(10)
     assert kinds(resolved) == [("resolved", "critical")]  # the highest it reached
@@ -366,3 +370,50 @@ def test_never_announced_twice_without_resolve_or_repeat(
                             f"{event.kind} {label} announced twice to {route}"
                         )
                         announced[key] = (label, notification.created)
+
+
+# ---------------------------------------------------------------------------
+# Fleet identity
+
+
+def test_fingerprint_is_sha256_of_instance_target_metric_and_sorted_external_labels() -> None:
+    identity = Identity.of("unraid", {"site": "eu-1", "env": "prod"})
+    text = "unraid\0db\0up\0env=prod\0site=eu-1"
+    assert identity.fingerprint("db", "up") == hashlib.sha256(text.encode()).hexdigest()[:16]
+    assert identity.labels == (("instance", "unraid"), ("env", "prod"), ("site", "eu-1"))
+    others = {
+        Identity.of("nas", {"site": "eu-1", "env": "prod"}).fingerprint("db", "up"),
+        Identity.of("unraid", {"site": "eu-2", "env": "prod"}).fingerprint("db", "up"),
+        Identity("unraid").fingerprint("db", "up"),
+    }
+    assert identity.fingerprint("db", "up") not in others and len(others) == 3
+
+
+def test_events_carry_the_host_labels(tmp_path: Path) -> None:
+    h = Harness(tmp_path / "s.db")
+    [fired] = h.read(None)
+    assert (fired.fingerprint, fired.origin) == (HOST.fingerprint("api", "up"), HOST.labels)
+
+
+def test_an_open_alert_keeps_the_identity_it_was_announced_with_until_it_resolves(
+    tmp_path: Path,
+) -> None:
+    h = Harness(tmp_path / "s.db")
+    [fired] = h.read(None)
+    renamed = Identity.of("web-1.example", {"env": "prod"})
+    h.engine.configure(h.routes, flap_limit=4, labels=lambda _: (), redact=str, identity=renamed)
+    assert h.read(None) == []  # the renamed host's alert is the same alert: nothing to say
+    h.restart()
+    [resolved] = h.read(50)
+    assert resolved.kind == "resolved"
+    assert (resolved.fingerprint, resolved.origin) == (fired.fingerprint, HOST.labels)
+
+    h.engine.configure(h.routes, flap_limit=4, labels=lambda _: (), redact=str, identity=renamed)
+    [again] = h.read(None)
+    assert again.kind == "firing"
+    assert (again.fingerprint, again.origin) == (renamed.fingerprint("api", "up"), renamed.labels)
+    # Stored under its new fingerprint only: a restart finds one alert, the new one.
+    assert [r.fingerprint for r in h.store.load_alerts()] == [again.fingerprint]
+    h.restart()
+    [alert] = h.engine.alerts()
+    assert (alert.fingerprint, alert.origin) == (again.fingerprint, renamed.labels)

@@ -26,7 +26,8 @@ from vigild.alerting.notifiers.webhook import (
     alertmanager_payload,
 )
 from vigild.config import NotifierConfig
-from vigild.model import AlertEvent, Notification, Severity, fingerprint, rfc3339
+from vigild.model import AlertEvent, Notification, Severity, rfc3339
+from vigild.testing import TEST_HOST as HOST
 from vigild.testing import alert_event
 
 EXTERNAL = "http://127.0.0.1:9469"
@@ -69,7 +70,9 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 def context(
     session: aiohttp.ClientSession, redact: Callable[[str], str] = lambda s: s
 ) -> base.NotifierContext:
-    return base.NotifierContext(session=session, external_url=EXTERNAL, redact=redact)
+    return base.NotifierContext(
+        session=session, external_url=EXTERNAL, redact=redact, instance="unraid"
+    )
 
 
 def config(name: str, options: base.Options, **common: Any) -> NotifierConfig:
@@ -148,6 +151,12 @@ def test_title_of_a_mixed_group_takes_the_worst_firing_severity() -> None:
     assert text.title(mixed) == "[WARNING] 2 alerts on host, covabot"
 
 
+def test_title_names_the_host_it_comes_from() -> None:
+    assert text.title(note(event()), "unraid") == "[CRITICAL] covabot: up on unraid"
+    group = note(event(), event(target="host", metric="load1"))
+    assert text.title(group, "unraid") == "[CRITICAL] 2 alerts on unraid: covabot, host"
+
+
 def test_title_and_body_of_a_test_message() -> None:
     message = note(event(target="vigild", metric="test", kind="test", severity=Severity.OK))
     assert text.title(message) == "[TEST] test message from vigild"
@@ -223,23 +232,31 @@ def json_url(receiver: Receiver, path: str = "/apprise") -> str:
 @pytest.mark.parametrize(
     ("message", "title", "kind"),
     [
-        (note(event()), "[CRITICAL] covabot: up", "failure"),
-        (note(event(severity=Severity.WARNING)), "[WARNING] covabot: up", "warning"),
-        (note(event(severity=Severity.UNKNOWN, value=None)), "[UNKNOWN] covabot: up", "warning"),
-        (note(event(kind="resolved", ended=T0 + 60)), "[RESOLVED] covabot: up", "success"),
+        (note(event()), "[CRITICAL] covabot: up on unraid", "failure"),
+        (note(event(severity=Severity.WARNING)), "[WARNING] covabot: up on unraid", "warning"),
+        (
+            note(event(severity=Severity.UNKNOWN, value=None)),
+            "[UNKNOWN] covabot: up on unraid",
+            "warning",
+        ),
+        (
+            note(event(kind="resolved", ended=T0 + 60)),
+            "[RESOLVED] covabot: up on unraid",
+            "success",
+        ),
         (
             note(event(), DISK_RESOLVED, event(target="host", metric="load1")),
-            "[CRITICAL] 3 alerts on covabot, host",
+            "[CRITICAL] 3 alerts on unraid: covabot, host",
             "failure",
         ),
         (
             note(DISK_RESOLVED, event(severity=Severity.WARNING)),
-            "[WARNING] 2 alerts on host, covabot",
+            "[WARNING] 2 alerts on unraid: host, covabot",
             "warning",
         ),
         (
             note(event(target="vigild", metric="test", kind="test", severity=Severity.OK)),
-            "[TEST] test message from vigild",
+            "[TEST] test message from vigild on unraid",
             "info",
         ),
     ],
@@ -364,6 +381,7 @@ def test_payload_of_one_firing_alert_field_by_field() -> None:
     payload = alertmanager_payload(note(alert), "hook", EXTERNAL)
     labels = {
         "env": "prod",
+        "instance": "testhost",
         "alertname": "cpu_percent",
         "target": "covabot",
         "metric": "cpu_percent",
@@ -393,7 +411,7 @@ def test_payload_of_one_firing_alert_field_by_field() -> None:
                 "startsAt": "2024-05-01T12:03:04Z",
                 "endsAt": ZERO_TIME,
                 "generatorURL": "http://127.0.0.1:9469/api/status",
-                "fingerprint": fingerprint("covabot", "cpu_percent"),
+                "fingerprint": HOST.fingerprint("covabot", "cpu_percent"),
             }
         ],
     }
@@ -404,17 +422,18 @@ def test_payload_alertname_is_the_base_metric_and_own_labels_cannot_hide_identit
         target="host",
         metric="disk_percent:/var",
         severity=Severity.WARNING,
-        labels=(("severity", "low"), ("target", "other"), ("team", "ops")),
+        labels=(("instance", "spoof"), ("severity", "low"), ("target", "other"), ("team", "ops")),
     )
     [sent] = alertmanager_payload(note(alert), "hook", EXTERNAL)["alerts"]
     assert sent["labels"] == {
+        "instance": "testhost",
         "alertname": "disk_percent",
         "target": "host",
         "metric": "disk_percent:/var",
         "severity": "warning",
         "team": "ops",
     }
-    assert sent["fingerprint"] == fingerprint("host", "disk_percent:/var")
+    assert sent["fingerprint"] == HOST.fingerprint("host", "disk_percent:/var")
 
 
 def test_payload_leaves_out_values_it_does_not_have() -> None:
@@ -427,10 +446,14 @@ def test_payload_of_several_alerts_has_common_labels_and_a_firing_status() -> No
     payload = alertmanager_payload(note(CPU_CRIT, other, DISK_RESOLVED), "hook", EXTERNAL)
     assert payload["status"] == "firing"
     assert [a["status"] for a in payload["alerts"]] == ["firing", "firing", "resolved"]
-    assert payload["commonLabels"] == {}
+    assert payload["commonLabels"] == {"instance": "testhost"}
     assert payload["commonAnnotations"] == {}
     two = alertmanager_payload(note(CPU_CRIT, other), "hook", EXTERNAL)
-    assert two["commonLabels"] == {"target": "covabot", "severity": "critical"}
+    assert two["commonLabels"] == {
+        "instance": "testhost",
+        "target": "covabot",
+        "severity": "critical",
+    }
     assert two["commonAnnotations"] == {}
 
 
@@ -500,7 +523,9 @@ async def test_webhook_escalation_keeps_the_fingerprint(
     await notifier.send(note(warning))
     await notifier.send(note(CPU_CRIT))
     first, second = (r.json["alerts"][0] for r in await receiver.wait_for(2))
-    assert first["fingerprint"] == second["fingerprint"] == fingerprint("covabot", "cpu_percent")
+    assert (
+        first["fingerprint"] == second["fingerprint"] == HOST.fingerprint("covabot", "cpu_percent")
+    )
     assert (first["labels"]["severity"], second["labels"]["severity"]) == ("warning", "critical")
     assert first["startsAt"] == second["startsAt"]
     assert second["annotations"]["threshold"] == "80"

@@ -7,7 +7,6 @@ import functools
 import json
 import math
 import re
-import socket
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -15,10 +14,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from process import Daemon, environment, run, until
 from pydantic import ValidationError
-from receivers import Receiver, Receivers
+from receivers import PagerDutyReceiver, Receiver, Receivers
 from targets import TargetServer, closed_port
 
 from vigild.alerting.delivery import Delivery
@@ -33,6 +31,7 @@ from vigild.alerting.notifiers.pagerduty import (
 from vigild.alerting.store import Store
 from vigild.config import ConfigError, NotifierConfig, load
 from vigild.model import AlertEvent, EventKind, Notification, Severity, fingerprint
+from vigild.testing import TEST_HOST as HOST
 from vigild.testing import FakeClock, alert_event
 
 EXTERNAL = "http://127.0.0.1:9469"
@@ -127,28 +126,6 @@ def bodies(message: Notification, **keys: Any) -> list[dict[str, Any]]:
     return pagerduty_events(message, options(**keys), EXTERNAL, SOURCE)
 
 
-class PagerDutyReceiver(Receiver):
-    """Answers as the Events API does: 202 with the event's dedup_key, unless told otherwise."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.status = 202
-        self.response_headers = {"Content-Type": "application/json"}
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        response = await super()._handle(request)
-        if response.status == 202:
-            sent = self.requests[-1].json or {}
-            response.text = json.dumps(
-                {
-                    "status": "success",
-                    "message": "Event processed",
-                    "dedup_key": sent.get("dedup_key"),
-                }
-            )
-        return response
-
-
 @pytest.fixture
 async def pd(receivers: Receivers) -> PagerDutyReceiver:
     return await receivers.start(PagerDutyReceiver)
@@ -193,7 +170,7 @@ def test_trigger_body_field_by_field() -> None:
     assert body == {
         "routing_key": KEY,
         "event_action": "trigger",
-        "dedup_key": fingerprint("covabot", "cpu_percent"),
+        "dedup_key": HOST.fingerprint("covabot", "cpu_percent"),
         "payload": {
             "summary": "[CRITICAL] covabot cpu_percent = 91.5 (threshold 80): "
             "escalated WARNING → CRITICAL",
@@ -212,7 +189,7 @@ def test_trigger_body_field_by_field() -> None:
                 "threshold": 80.0,
                 "since": "2024-05-01T12:03:04Z",
                 "note": "load from backups",
-                "labels": {"env": "prod"},
+                "labels": {"env": "prod", "instance": "testhost"},
             },
         },
         "client": "vigild",
@@ -248,7 +225,7 @@ def test_event_action_per_kind(kind: EventKind, action: str) -> None:
     alert = event(kind=kind, previous=previous, ended=T0 + 60 if kind == "resolved" else None)
     [body] = bodies(note(alert))
     assert body["event_action"] == action
-    assert body["dedup_key"] == fingerprint("covabot", "up")  # one PagerDuty alert throughout
+    assert body["dedup_key"] == HOST.fingerprint("covabot", "up")  # one PagerDuty alert throughout
     assert_events_v2(body)
 
 
@@ -271,7 +248,7 @@ def test_resolve_names_only_the_alert() -> None:
     assert body == {
         "routing_key": KEY,
         "event_action": "resolve",
-        "dedup_key": fingerprint("covabot", "up"),
+        "dedup_key": HOST.fingerprint("covabot", "up"),
     }
     assert_events_v2(body)
 
@@ -341,12 +318,14 @@ def test_options_defaults_and_overrides() -> None:
     assert custom.class_ == "disk"
 
 
-async def test_source_defaults_to_the_host_name(session: aiohttp.ClientSession) -> None:
+async def test_source_defaults_to_the_instance(session: aiohttp.ClientSession) -> None:
     config = NotifierConfig.model_validate(
         {"name": "oncall", "options": PagerDutyOptions(routing_key=KEY)}
     )
-    context = base.NotifierContext(session=session, external_url=EXTERNAL, redact=str)
-    assert PagerDutyNotifier(config, context).source == socket.gethostname()
+    context = base.NotifierContext(
+        session=session, external_url=EXTERNAL, redact=str, instance="nas-1"
+    )
+    assert PagerDutyNotifier(config, context).source == "nas-1"
 
 
 @pytest.mark.parametrize(
@@ -391,9 +370,9 @@ async def test_one_request_per_event_in_order(
     assert all(r.header("Content-Type") == "application/json" for r in requests)
     assert pd.bodies == bodies(message)
     assert sent(pd) == [
-        ("trigger", fingerprint("covabot", "up")),
-        ("resolve", fingerprint("db", "up")),
-        ("trigger", fingerprint("host", "load1")),
+        ("trigger", HOST.fingerprint("covabot", "up")),
+        ("resolve", HOST.fingerprint("db", "up")),
+        ("trigger", HOST.fingerprint("host", "load1")),
     ]
 
 
@@ -443,7 +422,7 @@ async def test_a_retry_carries_on_where_the_last_attempt_stopped(
     with pytest.raises(base.DeliveryError):
         await pager.send(message)
     await pager.send(message)
-    a, b, c = (fingerprint(t, "up") for t in "abc")
+    a, b, c = (HOST.fingerprint(t, "up") for t in "abc")
     assert sent(pd) == [("trigger", a), ("trigger", b), ("trigger", b), ("trigger", c)]
 
     # Done: the same notification sent again (a restart's duplicate) starts over.
@@ -462,7 +441,7 @@ async def test_another_notification_does_not_inherit_progress(
     pd.clear()
     later = note(event(target="a"), event(target="b"), created=T0 + 900)
     await pager.send(later)
-    assert [k for _, k in sent(pd)] == [fingerprint("a", "up"), fingerprint("b", "up")]
+    assert [k for _, k in sent(pd)] == [HOST.fingerprint("a", "up"), HOST.fingerprint("b", "up")]
 
 
 async def test_connection_refused_is_retryable_and_shows_no_address(
@@ -542,7 +521,7 @@ async def test_outbox_retries_429_and_503_until_pagerduty_accepts(
         await delivery.deliver_due(5)
         clock.advance(600)  # past any backoff
     assert outcomes == ["retried", "retried", "sent"]
-    assert [k for _, k in sent(pd)] == [fingerprint(t, "up") for t in "abbb"]
+    assert [k for _, k in sent(pd)] == [HOST.fingerprint(t, "up") for t in "abbb"]
     assert store.outbox_pending("oncall") == 0
     store.close()
 
@@ -562,6 +541,7 @@ def write_config(tmp_path: Path, target: TargetServer, events_url: str) -> tuple
 interval = "200ms"
 listen = "{listen}"
 state_path = "{tmp_path / "state.db"}"
+instance = "pd-host"
 
 [alerting]
 group_wait = "0s"
@@ -598,7 +578,7 @@ async def test_daemon_triggers_then_resolves_the_same_alert(
     assert_events_v2(trigger)
     assert trigger["routing_key"] == KEY
     assert trigger["event_action"] == "trigger"
-    assert trigger["dedup_key"] == fingerprint("api", "up")
+    assert trigger["dedup_key"] == fingerprint("pd-host", "api", "up")
     payload = trigger["payload"]
     assert (payload["severity"], payload["source"], payload["component"]) == (
         "critical",

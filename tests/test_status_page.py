@@ -200,6 +200,9 @@ def _page(
 [daemon]
 interval = "30s"
 state_path = "state.db"
+instance = "<nas>"
+external_labels = { env = "prod" }
+replica = "b"
 
 [[targets]]
 name = "web"
@@ -273,6 +276,10 @@ def test_page_shows_every_target_in_its_state_colour(
     assert 'class="target state-none" data-target="later"' in html
     assert '<span class="badge state-critical" id="worst">' in html
     assert '<meta http-equiv="refresh" content="30">' in html
+    # Which of a fleet's pages this is, escaped like everything else.
+    assert '<h1>vigild on <span id="instance">&lt;nas&gt;</span></h1>' in html
+    assert '<span class="muted" id="identity">env=prod · replica b</span>' in html
+    assert "<title>vigild on &lt;nas&gt;: CRITICAL</title>" in html
     slow = _row(html, "slow")
     assert "latency_seconds <b>1.5</b> <small>warn &gt; 1 · crit &gt; 3</small>" in slow
     assert "down: connection refused" in _row(html, "&lt;b&gt;db&lt;/b&gt;")

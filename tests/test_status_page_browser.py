@@ -27,6 +27,7 @@ async def test_the_status_page_renders_in_a_browser(
 interval = "200ms"
 listen = "{listen}"
 state_path = "{tmp_path / "state.db"}"
+instance = "nas"
 
 [[targets]]
 name = "healthy"
@@ -49,7 +50,7 @@ url = "http://127.0.0.1:{closed_port()}/health?token=${{TOKEN}}"
 
     async with browser(tmp_path / "profile") as page:
         await page.open(daemon.base + "/", WIDTH, HEIGHT)
-        assert await page.evaluate("document.title") == "vigild: CRITICAL"
+        assert await page.evaluate("document.title") == "vigild on nas: CRITICAL"
         rows = await page.evaluate(
             "[...document.querySelectorAll('tr.target')].map(r => [r.dataset.target, "
             "getComputedStyle(r.querySelector('.badge')).backgroundColor, "

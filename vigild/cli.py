@@ -260,6 +260,9 @@ def _configure_logging(config: Config, args: argparse.Namespace) -> None:
         getattr(args, "log_level", None) or config.daemon.log_level,
     )
     logs.set_secrets(config.secrets)
+    if config.daemon.replica is not None:
+        # On every line: the two vigilds of an HA pair otherwise log alike.
+        structlog.contextvars.bind_contextvars(replica=config.daemon.replica)
     for warning in config.warnings:
         structlog.get_logger("vigild").warning(warning)
 
@@ -334,6 +337,11 @@ def _summary(config: Config) -> str:
             f"  action:    {a.name} ({a.type}{mode}, {a.when.severity} for {a.when.for_:g}s{off})"
         )
     lines.extend(_unit_notes(config))
+    daemon = config.daemon
+    labels = ", ".join(f"{k}={v}" for k, v in sorted(daemon.external_labels.items()))
+    lines.append(f"  instance:  {daemon.instance}")
+    lines.append(f"  labels:    {labels or 'none'}")
+    lines.append(f"  replica:   {daemon.replica or 'none'}")
     lines.append(f"  state:     {config.daemon.state_path}")
     lines.append(f"  listen:    {config.daemon.listen}")
     return "\n".join(config.redact(line) for line in lines)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import socket
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -178,6 +179,10 @@ def _default_state_path() -> Path:
     return Path(directory or "/var/lib/vigild") / "state.db"
 
 
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_ALERT_LABELS = frozenset({"instance", "alertname", "target", "metric", "severity"})
+
+
 class DaemonConfig(BaseSettings):
     """``[daemon]``; ``VIGILD_<KEY>`` environment variables override the file."""
 
@@ -199,6 +204,13 @@ class DaemonConfig(BaseSettings):
     """A target whose failure means vigild itself lost its network."""
     actions_enabled: bool = True
     """False (or ``vigild --no-actions``): no ``[[actions]]`` runs, whatever they say."""
+    instance: str = Field(default_factory=socket.gethostname)
+    """The host every alert names (label ``instance``); both vigilds of an HA pair share it."""
+    external_labels: dict[str, str] = {}
+    """Labels every alert carries, as Prometheus's ``external_labels`` (``env``, ``site``)."""
+    replica: str | None = None
+    """Which vigild of an HA pair this is: in ``vigild_build_info`` and logs, never in an
+    alert's labels or fingerprint, so an Alertmanager cluster deduplicates the pair."""
 
     @field_validator("heartbeat_url")
     @classmethod
@@ -215,6 +227,33 @@ class DaemonConfig(BaseSettings):
     def _listen_is_host_port(cls, value: str) -> str:
         split_listen(value)
         return value
+
+    @field_validator("instance")
+    @classmethod
+    def _instance_named(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("instance must not be empty: it names the host in every alert")
+        return value.strip()
+
+    @field_validator("external_labels")
+    @classmethod
+    def _label_names(cls, labels: dict[str, str]) -> dict[str, str]:
+        for name, value in labels.items():
+            if not _LABEL_NAME.fullmatch(name) or name.startswith("__"):
+                raise ValueError(
+                    f"{name!r} is not a Prometheus label name "
+                    "([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)"
+                )
+            if name in _ALERT_LABELS:
+                raise ValueError(f"{name!r} is a label vigild sets on every alert itself")
+            if not value:
+                raise ValueError(f"external label {name!r} is empty (Prometheus drops it)")
+        return labels
+
+    @field_validator("replica")
+    @classmethod
+    def _replica_or_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod

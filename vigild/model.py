@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -17,6 +19,7 @@ __all__ = [
     "FLAP_WINDOW",
     "AlertEvent",
     "EventKind",
+    "Identity",
     "Notification",
     "Observation",
     "Severity",
@@ -74,9 +77,42 @@ def rfc3339(seconds: float) -> str:
     return stamp + "Z"
 
 
-def fingerprint(target: str, metric: str) -> str:
-    """An alert's stable identity: the same across escalation, restarts and hosts."""
-    return hashlib.sha256(f"{target}\0{metric}".encode()).hexdigest()[:16]
+def fingerprint(
+    instance: str, target: str, metric: str, external_labels: Mapping[str, str] | None = None
+) -> str:
+    """An alert's identity: the same across escalation and restarts, distinct per host.
+
+    The replica is not part of it, so the two vigilds of an HA pair name one alert alike.
+    """
+    pairs = sorted((external_labels or {}).items())
+    parts = [instance, target, metric, *(f"{k}={v}" for k, v in pairs)]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Which vigild an alert comes from: ``[daemon] instance`` and ``external_labels``."""
+
+    instance: str
+    external_labels: tuple[tuple[str, str], ...] = ()
+    """Sorted by name."""
+
+    @classmethod
+    def of(cls, instance: str, external_labels: Mapping[str, str]) -> Identity:
+        return cls(instance, tuple(sorted(external_labels.items())))
+
+    @classmethod
+    def local(cls) -> Identity:
+        """The default: the machine's host name, no external labels."""
+        return cls(socket.gethostname())
+
+    @property
+    def labels(self) -> tuple[tuple[str, str], ...]:
+        """What every alert from this vigild carries: ``instance`` and the external labels."""
+        return (("instance", self.instance), *self.external_labels)
+
+    def fingerprint(self, target: str, metric: str) -> str:
+        return fingerprint(self.instance, target, metric, dict(self.external_labels))
 
 
 @dataclass(slots=True)
@@ -132,8 +168,13 @@ class AlertEvent:
     ended: float | None = None
     runbook: str | None = None
     labels: tuple[tuple[str, str], ...] = ()
+    """The target's own labels."""
     note: str | None = None
     """Why, in the probe's words (``connection refused``), when there is more than a number."""
+    origin: tuple[tuple[str, str], ...] = ()
+    """The labels naming the vigild the alert comes from (``Identity.labels``), as the
+    alert was first announced with them: empty for an alert a vigild from before fleet
+    identity announced, which keeps its labels and fingerprint until it resolves."""
 
     @property
     def status(self) -> Literal["firing", "resolved"]:
@@ -154,6 +195,7 @@ class AlertEvent:
             "runbook": self.runbook,
             "labels": dict(self.labels),
             "note": self.note,
+            "origin": dict(self.origin),
         }
 
     @classmethod
@@ -173,6 +215,8 @@ class AlertEvent:
             runbook=data.get("runbook"),
             labels=tuple(sorted((data.get("labels") or {}).items())),
             note=data.get("note"),
+            # In its order: instance first, as Identity.labels has it.
+            origin=tuple((data.get("origin") or {}).items()),
         )
 
 

@@ -54,8 +54,12 @@ class Board:
     def document(self, config: Config, engine: Engine, now: float | None = None) -> dict[str, Any]:
         now = time.time() if now is None else now
         down = engine.down_targets()
+        daemon = config.daemon
         return {
             "version": __version__,
+            "instance": daemon.instance,
+            "external_labels": daemon.external_labels,
+            "replica": daemon.replica,
             "generated_at": _stamp(now),
             "worst": self.worst().label,
             "targets": [entry for t in config.targets for entry in self._entries(t)],
@@ -147,8 +151,8 @@ def _alert(
 def text_report(document: dict[str, Any]) -> str:
     """One line per target and per open alert, for a terminal or a cron mail."""
     lines = [
-        f"vigild {document['version']}: {len(document['targets'])} targets, "
-        f"worst {document['worst'].upper()}"
+        f"vigild {document['version']} on {document['instance']}: "
+        f"{len(document['targets'])} targets, worst {document['worst'].upper()}"
     ]
     names = [printable(t["name"]) for t in document["targets"]]
     width = max(map(len, names), default=0)

@@ -9,9 +9,12 @@ defaults for everything a test does not care about.
 
 from __future__ import annotations
 
-from vigild.model import AlertEvent, EventKind, Severity, fingerprint
+from vigild.model import AlertEvent, EventKind, Identity, Severity
 
-__all__ = ["FakeClock", "alert_event"]
+__all__ = ["TEST_HOST", "FakeClock", "alert_event"]
+
+TEST_HOST = Identity("testhost")
+"""The host ``alert_event``'s events come from unless told otherwise."""
 
 
 def alert_event(
@@ -28,10 +31,11 @@ def alert_event(
     runbook: str | None = None,
     labels: tuple[tuple[str, str], ...] = (),
     note: str | None = None,
+    identity: Identity = TEST_HOST,
 ) -> AlertEvent:
-    """One alert's line in a notification; the fingerprint is the real one."""
+    """One alert's line in a notification; the fingerprint is the real one for ``identity``."""
     return AlertEvent(
-        fingerprint=fingerprint(target, metric),
+        fingerprint=identity.fingerprint(target, metric),
         target=target,
         metric=metric,
         kind=kind,
@@ -44,6 +48,7 @@ def alert_event(
         runbook=runbook,
         labels=labels,
         note=note,
+        origin=identity.labels,
     )
 
 

@@ -23,7 +23,7 @@ import structlog
 
 from vigild.alerting.silences import Silence, Silences
 from vigild.alerting.store import AlertRow, Store
-from vigild.model import FLAP_WINDOW, AlertEvent, EventKind, Notification, Severity, fingerprint
+from vigild.model import FLAP_WINDOW, AlertEvent, EventKind, Identity, Notification, Severity
 from vigild.thresholds import Verdict
 
 __all__ = ["Alert", "Engine", "Route"]
@@ -73,6 +73,10 @@ class Alert:
     changed: float | None = None
     told: dict[str, tuple[str, float]] = field(default_factory=dict)
     """Notifier → (what it was last told: a severity label or "flapping", when)."""
+    origin: tuple[tuple[str, str], ...] = ()
+    """``Identity.labels`` the alert is announced with (``AlertEvent.origin``)."""
+    replaced: str | None = None
+    """The fingerprint this alert was stored under before it took a new identity."""
 
     @property
     def pending(self) -> bool:
@@ -111,6 +115,7 @@ class Alert:
                 "flapping": self.flapping,
                 "changed": self.changed,
                 "told": {k: list(v) for k, v in self.told.items()},
+                "origin": [list(pair) for pair in self.origin],
             }
         )
 
@@ -137,6 +142,8 @@ class Alert:
             flapping=bool(data.get("flapping")),
             changed=data.get("changed"),
             told={k: (v[0], float(v[1])) for k, v in (data.get("told") or {}).items()},
+            # Absent from a state file written before fleet identity: no labels then.
+            origin=tuple((str(k), str(v)) for k, v in data.get("origin") or ()),
         )
 
 
@@ -181,8 +188,10 @@ class Engine:
         flap_limit: int,
         labels: Labels = _no_labels,
         redact: Callable[[str], str] = _unchanged,
+        identity: Identity | None = None,
     ) -> None:
         self._store = store
+        self.identity = identity or Identity.local()
         self.configure(routes, flap_limit=flap_limit, labels=labels, redact=redact)
         self._alerts: dict[tuple[str, str], Alert] = {}
         self._touched: dict[tuple[str, str], Alert] = {}
@@ -201,8 +210,14 @@ class Engine:
         dependencies: Mapping[str, Sequence[str]] | None = None,
         connectivity: str | None = None,
         max_per_message: int = 50,
+        identity: Identity | None = None,
     ) -> None:
-        """Take a (reloaded) config's notifiers and settings; alert state stays."""
+        """Take a (reloaded) config's notifiers and settings; alert state stays.
+
+        A new ``identity`` names the alerts that open from now on; an open alert keeps
+        the one it was announced with until it resolves (a receiver knows it by that).
+        """
+        self.identity = identity or self.identity
         self.routes = tuple(routes)
         self.flap_limit = flap_limit
         self._labels = labels
@@ -223,7 +238,13 @@ class Engine:
             if alert is None:
                 if verdict.severity is Severity.OK:
                     continue  # the common case: nothing to remember
-                alert = Alert(target, verdict.metric, fingerprint(target, verdict.metric))
+                identity = self.identity
+                alert = Alert(
+                    target,
+                    verdict.metric,
+                    identity.fingerprint(target, verdict.metric),
+                    origin=identity.labels,
+                )
                 self._alerts[key] = alert
             moved |= self._step(alert, verdict, now)
             self._touched[key] = alert
@@ -289,6 +310,8 @@ class Engine:
         if wanted is None:
             alert.ended = now
         elif previous is None:
+            if not alert.told:  # no notifier knows it: it may take the current identity
+                self._renew(alert)
             alert.started, alert.ended, alert.peak = now, None, wanted
             alert.fired = [t for t in alert.fired if t > now - FLAP_WINDOW] + [now]
             if len(alert.fired) > self.flap_limit and not alert.flapping:
@@ -311,6 +334,13 @@ class Engine:
             threshold=alert.threshold,
             flapping=alert.flapping,
         )
+
+    def _renew(self, alert: Alert) -> None:
+        fingerprint = self.identity.fingerprint(alert.target, alert.metric)
+        if fingerprint != alert.fingerprint:
+            alert.replaced = alert.replaced or alert.fingerprint
+            alert.fingerprint = fingerprint
+        alert.origin = self.identity.labels
 
     # -- notifying --------------------------------------------------------
 
@@ -378,6 +408,8 @@ class Engine:
             for alert in self._touched.values():
                 for stale in alert.told.keys() - route_names:
                     del alert.told[stale]
+                if alert.replaced is not None:
+                    deletes.append(alert.replaced)
                 if alert.idle(now):
                     deletes.append(alert.fingerprint)
                 else:
@@ -395,6 +427,7 @@ class Engine:
                 _apply_told(alert, name, told)
             raise
         for alert in self._touched.values():
+            alert.replaced = None
             if alert.fingerprint in deletes:
                 self._alerts.pop((alert.target, alert.metric), None)
         self._touched.clear()
@@ -466,6 +499,7 @@ class Engine:
             runbook=alert.runbook,
             labels=self._labels(alert.target),
             note=self._note(alert) if kind != "resolved" else None,
+            origin=alert.origin,
         )
 
     def _note(self, alert: Alert) -> str | None:

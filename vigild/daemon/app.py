@@ -111,6 +111,7 @@ class Daemon:
             secrets=lambda: self.config.secrets,
             pending=lambda: self.runtime.delivery.pending,
             store=self.runtime.store,
+            replica=self.config.daemon.replica,
         )
         self.runtime.result_listeners.append(self.metrics.observed)
         self.runtime.outcome_listeners.append(self.metrics.notification)
@@ -178,6 +179,8 @@ class Daemon:
             "vigild started",
             version=__version__,
             listen=self.config.daemon.listen,
+            instance=self.config.daemon.instance,
+            external_labels=self.config.daemon.external_labels,
             targets=len(self.config.targets),
             notifiers=[n.name for n in self.config.notifiers],
         )

@@ -128,6 +128,7 @@ class Metrics:
         pending: Callable[[], Mapping[str, int]] = dict,
         *,
         store: Store,
+        replica: str | None = None,
     ) -> None:
         self.engine = engine
         self._secrets = secrets
@@ -145,8 +146,9 @@ class Metrics:
             ["notifier", "outcome"],
             registry=self.registry,
         )
+        # No `instance` here or on any series: Prometheus adds the scraped target's.
         Info("vigild_build", "The running vigild.", registry=self.registry).info(
-            {"version": __version__}
+            {"version": __version__, "replica": replica or ""}
         )
         self.notification_latency = Histogram(
             "vigild_notification_latency_seconds",

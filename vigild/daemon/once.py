@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from vigild.config import Config
 from vigild.daemon.runtime import Runtime, build_notifiers, make_session
-from vigild.model import AlertEvent, Notification, Severity
+from vigild.model import AlertEvent, Identity, Notification, Severity
 from vigild.redaction import redact_values
 from vigild.status import text_report
 
@@ -52,7 +52,7 @@ async def run_once(config: Config, output: str = "text") -> OnceResult:
     return OnceResult(exit_code, report)
 
 
-def _test_message(notifier: str) -> Notification:
+def _test_message(notifier: str, identity: Identity) -> Notification:
     now = time.time()
     event = AlertEvent(
         fingerprint="0" * 16,
@@ -64,6 +64,7 @@ def _test_message(notifier: str) -> Notification:
         value=None,
         threshold=None,
         since=now,
+        origin=identity.labels,
     )
     return Notification(notifier, now, (event,))
 
@@ -79,6 +80,7 @@ async def test_notify(config: Config, only: str | None = None) -> tuple[bool, li
         return False, ["no notifier is enabled: nothing to test"]
     lines: list[str] = []
     delivered = True
+    identity = Identity.of(config.daemon.instance, config.daemon.external_labels)
     async with make_session(4) as session:
         notifiers = build_notifiers(config, session)
         for name in names:
@@ -90,7 +92,9 @@ async def test_notify(config: Config, only: str | None = None) -> tuple[bool, li
                 continue
             notifier = notifiers[name]
             try:
-                await asyncio.wait_for(notifier.send(_test_message(name)), notifier.config.timeout)
+                await asyncio.wait_for(
+                    notifier.send(_test_message(name, identity)), notifier.config.timeout
+                )
             except DeliveryError as exc:
                 lines.append(f"{name}: failed: {config.redact(exc.reason)}")
                 delivered = False

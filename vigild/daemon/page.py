@@ -135,9 +135,10 @@ def render(snap: Snapshot, secrets: frozenset[str]) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         # An empty icon: otherwise the browser asks for /favicon.ico and logs a 404.
         '<link rel="icon" href="data:,">',
-        f"<title>vigild: {_e(worst_label.upper())}</title>",
+        f"<title>vigild on {_e(document['instance'])}: {_e(worst_label.upper())}</title>",
         f"<style>{_STYLE}</style></head><body>",
-        "<header><h1>vigild</h1>",
+        f'<header><h1>vigild on <span id="instance">{_e(document["instance"])}</span></h1>',
+        *_identity(document),
         f'<span class="badge state-{_e(worst_label)}" id="worst">{_e(worst_label)}</span>',
         f'<span class="muted">{len(targets)} targets · {_count_down(targets)} down · '
         f"updated {_e(document['generated_at'])} · refreshes every "
@@ -148,6 +149,16 @@ def render(snap: Snapshot, secrets: frozenset[str]) -> str:
     parts.extend(_silences(document["silences"]))
     parts.append("</main></body></html>\n")
     return "".join(parts)
+
+
+def _identity(document: dict[str, Any]) -> list[str]:
+    """The external labels and the replica: which of a fleet's pages this is."""
+    shown = [f"{k}={v}" for k, v in document["external_labels"].items()]
+    if document["replica"]:
+        shown.append(f"replica {document['replica']}")
+    if not shown:
+        return []
+    return [f'<span class="muted" id="identity">{_e(" · ".join(shown))}</span>']
 
 
 def _e(value: object) -> str:

@@ -26,7 +26,7 @@ from vigild.alerting.store import Store
 from vigild.config import Config, split_listen
 from vigild.daemon.cycle import Pipeline, ResultListener, Watched
 from vigild.daemon.heartbeat import Heartbeat
-from vigild.model import Observation
+from vigild.model import Identity, Observation
 from vigild.probes.base import ProbeContext, build_probe
 from vigild.status import Board
 from vigild.thresholds import Verdict, base_metric
@@ -59,6 +59,7 @@ def build_notifiers(config: Config, session: aiohttp.ClientSession) -> dict[str,
             (t.effective_interval(config.daemon) for t in config.targets),
             default=config.daemon.interval,
         ),
+        instance=config.daemon.instance,
     )
     return {n.name: backend(n.type)(n, context) for n in config.notifiers}
 
@@ -186,6 +187,7 @@ class Runtime:
             dependencies={t.name: tuple(t.depends_on) for t in config.targets if t.depends_on},
             connectivity=config.daemon.connectivity_check,
             max_per_message=config.alerting.max_alerts_per_message,
+            identity=Identity.of(config.daemon.instance, config.daemon.external_labels),
         )
 
     def _configure_actions(self, config: Config) -> None:
@@ -284,7 +286,7 @@ class Runtime:
             raise
         old = self.config
         self.config = config
-        for key in ("state_path", "listen"):
+        for key in ("state_path", "listen", "replica"):
             if getattr(old.daemon, key) != getattr(config.daemon, key):
                 log.warning("change takes effect after a restart", key=f"daemon.{key}")
         self.probe_context.secrets = config.secrets

@@ -405,6 +405,7 @@ class ActionRunner:
             threshold=None,
             since=run.incident,
             note=self._redact(text),
+            origin=self._engine.identity.labels,
         )
         rows = [
             (route.name, now, json.dumps(Notification(route.name, now, (event,)).to_json()))

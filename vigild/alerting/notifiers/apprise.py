@@ -73,7 +73,7 @@ class AppriseNotifier(base.Notifier):
         delivered = await asyncio.to_thread(
             sender.notify,
             body=text.body(notification),
-            title=text.title(notification),
+            title=text.title(notification, self.context.instance),
             notify_type=notify_type(notification),
             body_format="markdown",
         )

@@ -8,9 +8,10 @@ and validates its keys with the backend's own ``Options`` model.
 from __future__ import annotations
 
 import functools
+import socket
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel
@@ -52,6 +53,8 @@ class NotifierContext:
     interval: float = 30.0
     """The longest target interval: at most this long passes before a ``keepalive``
     backend hears of an open alert again."""
+    instance: str = field(default_factory=socket.gethostname)
+    """``[daemon] instance``: the host a reader is told the message comes from."""
 
 
 class Notifier(ABC):

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import re
-import socket
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -58,7 +57,7 @@ class PagerDutyOptions(base.Options):
     routing_key: str = Field(repr=False)
     events_url: str = DEFAULT_EVENTS_URL
     source: str | None = None
-    """``payload.source``; default the host name vigild runs on."""
+    """``payload.source``; default ``[daemon] instance``."""
     component: str | None = None
     """``payload.component``; default the alert's target."""
     group: str | None = None
@@ -162,8 +161,8 @@ def _details(event: AlertEvent) -> dict[str, Any]:
     details["since"] = rfc3339(event.since)
     if event.note:
         details["note"] = event.note
-    if event.labels:
-        details["labels"] = dict(event.labels)
+    if event.labels or event.origin:
+        details["labels"] = {**dict(event.labels), **dict(event.origin)}
     return details
 
 
@@ -180,7 +179,7 @@ class PagerDutyNotifier(base.Notifier):
     def __init__(self, config: NotifierConfig, context: base.NotifierContext) -> None:
         super().__init__(config, context)
         self.options = base.own_options(config, PagerDutyOptions)
-        self.source = self.options.source or socket.gethostname()
+        self.source = self.options.source or context.instance
         self._progress: tuple[tuple[Any, ...], int, list[str]] | None = None
         """The notification being sent, how many of its requests PagerDuty accepted,
         and the reasons of those it rejected: where a retry carries on from."""

@@ -59,23 +59,26 @@ def timestamp(seconds: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
 
 
-def title(notification: Notification) -> str:
-    """``[CRITICAL] covabot: up``, ``[WARNING] 3 alerts on covabot, host``, ``[RESOLVED] ...``."""
+def title(notification: Notification, instance: str = "") -> str:
+    """``[CRITICAL] covabot: up on unraid``, ``[WARNING] 3 alerts on unraid: covabot, host``,
+    ``[RESOLVED] ...``: a fleet's messages say which host they come from (``instance``)."""
+    on = f" on {instance}" if instance else ""
     events = notification.events
     if not events:
-        return "[vigild] no alerts"
+        return f"[vigild] no alerts{on}"
     if notification.is_test:
-        return "[TEST] test message from vigild"
+        return f"[TEST] test message from vigild{on}"
     tag = "RESOLVED" if notification.status == "resolved" else notification.severity.name
     if all(e.kind == "action" for e in events):
         tag = "ACTION"
     if len(events) == 1:
-        return f"[{tag}] {events[0].target}: {events[0].metric}"
+        return f"[{tag}] {events[0].target}: {events[0].metric}{on}"
     targets = list(dict.fromkeys(e.target for e in events))
     shown = ", ".join(targets[:_TITLE_TARGETS])
     if len(targets) > _TITLE_TARGETS:
         shown += f" and {len(targets) - _TITLE_TARGETS} more"
-    return f"[{tag}] {len(events)} alerts on {shown}"
+    where = f"{on}:" if on else " on"
+    return f"[{tag}] {len(events)} alerts{where} {shown}"
 
 
 def body(notification: Notification) -> str:

@@ -50,8 +50,10 @@ def alertmanager_payload(
 
 
 def alert_json(event: AlertEvent, now: float, external_url: str) -> dict[str, Any]:
-    # The alert's own labels first: vigild's identity labels must not be overridden by them.
+    # The target's labels first: the host's (instance, external labels) and then vigild's
+    # own must not be overridden by them, or two hosts' alerts could merge into one.
     labels = dict(event.labels)
+    labels.update(event.origin)
     labels.update(
         alertname=base_metric(event.metric),
         target=event.target,

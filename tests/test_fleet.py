@@ -1,0 +1,339 @@
+"""A fleet: hosts that name themselves, into one Alertmanager cluster and one PagerDuty service.
+
+Real parts only: two clustered Alertmanagers loading docs/alertmanager/fleet.yml,
+three ``vigild run`` processes (an HA pair for host "a", a single vigild for
+host "b"), real targets taken down and up, and a state file written by the
+vigild from before fleet identity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from alertmanager import PEER_TIMEOUT, Alertmanager, StartAlertmanagers, running_alertmanagers
+from process import Daemon, environment, until
+from receivers import PagerDutyReceiver, Receiver, Receivers
+from targets import TargetServer, TargetServerFactory, closed_port
+
+from vigild.config import load
+from vigild.daemon.runtime import Runtime
+from vigild.model import fingerprint
+from vigild.testing import FakeClock
+
+REPO = Path(__file__).resolve().parent.parent
+FLEET_YML = REPO / "docs" / "alertmanager" / "fleet.yml"
+LABELS = {"env": "prod"}
+
+
+def amtool() -> str:
+    found = shutil.which("amtool")
+    if found is None:
+        pytest.fail("amtool is not installed: run scripts/test (prometheus-alertmanager ships it)")
+    return found
+
+
+async def test_the_documented_alertmanager_config_passes_amtool() -> None:
+    process = await asyncio.create_subprocess_exec(
+        amtool(),
+        "check-config",
+        str(FLEET_YML),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, output.decode()
+    assert "SUCCESS" in output.decode()
+
+
+# ---------------------------------------------------------------------------
+# Upgrade: a state file from before fleet identity
+
+FIXTURE = Path(__file__).parent / "data" / "state-before-fleet-identity.db"
+"""Written by ``vigild --once`` at 620f37b: target ``db`` refused connections and the
+notifiers hook (webhook), pager (pagerduty) and am (alertmanager) were all told."""
+OLD_FINGERPRINT = "eddfe226b390fb08"
+OLD_LABELS = {"alertname": "up", "target": "db", "metric": "up", "severity": "critical"}
+TOLD_AT = 1_796_299_586.2533808
+"""When the fixture's notifiers heard of the alert."""
+
+
+def test_the_fixture_holds_one_open_alert_announced_the_old_way() -> None:
+    db = sqlite3.connect(f"file:{FIXTURE}?mode=ro", uri=True)
+    try:
+        [(key, target, metric, state)] = db.execute(
+            "SELECT fingerprint, target, metric, state FROM alerts"
+        ).fetchall()
+    finally:
+        db.close()
+    assert (key, target, metric) == (OLD_FINGERPRINT, "db", "up")
+    assert json.loads(state)["told"] == {n: ["critical", TOLD_AT] for n in ("hook", "pager", "am")}
+
+
+async def test_an_upgrade_sends_nothing_spurious_and_resolves_under_the_old_identity(
+    tmp_path: Path, target_server: TargetServer, receiver: Receiver
+) -> None:
+    state = tmp_path / "state.db"
+    shutil.copy(FIXTURE, state)
+    path = tmp_path / "vigild.toml"
+    path.write_text(
+        f"""
+[daemon]
+state_path = "{state}"
+instance = "nas"
+external_labels = {{ env = "prod" }}
+
+[[targets]]
+name = "db"
+type = "http"
+url = "{target_server.url()}"
+
+[[notifiers]]
+name = "hook"
+type = "webhook"
+url = "{receiver.url("/hook")}"
+
+[[notifiers]]
+name = "pager"
+type = "pagerduty"
+routing_key = "fixture-key"
+events_url = "{receiver.url("/pager")}"
+
+[[notifiers]]
+name = "am"
+type = "alertmanager"
+urls = ["{receiver.url("/am")}"]
+"""
+    )
+    clock = FakeClock(TOLD_AT + 60)
+    runtime = await Runtime(load(path), clock=clock).open()
+
+    async def cycle() -> dict[str, list[Any]]:
+        receiver.clear()
+        await runtime.run_cycle(runtime.watched)
+        await runtime.delivery.deliver_due(5.0)
+        by_path: dict[str, list[Any]] = {}
+        for request in receiver.requests:
+            by_path.setdefault(request.path.split("/")[1], []).append(request.json)
+        return by_path
+
+    try:
+        # Still down after the upgrade: the same alert, so nothing to say but the
+        # Alertmanager keep-alive, with the labels Alertmanager knows it by.
+        target_server.status = 503
+        sent = await cycle()
+        assert sent.keys() == {"am"}
+        [[kept]] = sent["am"]
+        assert kept["labels"] == OLD_LABELS
+
+        # It recovers: resolved under the fingerprint, dedup_key and labels it fired with.
+        target_server.status = 200
+        clock.advance(30)
+        sent = await cycle()
+        [hook] = sent["hook"]
+        [resolved] = hook["alerts"]
+        assert (resolved["status"], resolved["fingerprint"]) == ("resolved", OLD_FINGERPRINT)
+        assert resolved["labels"] == OLD_LABELS
+        [pager] = sent["pager"]
+        assert (pager["event_action"], pager["dedup_key"]) == ("resolve", OLD_FINGERPRINT)
+        [[ended]] = sent["am"]
+        assert ended["labels"] == OLD_LABELS
+
+        # The next outage is a new alert, named the new way.
+        target_server.status = 503
+        clock.advance(30)
+        sent = await cycle()
+        new = fingerprint("nas", "db", "up", LABELS)
+        [[fired]] = [m["alerts"] for m in sent["hook"]]
+        assert (fired["status"], fired["fingerprint"]) == ("firing", new)
+        assert fired["labels"] == {**OLD_LABELS, "instance": "nas", "env": "prod"}
+        [pager] = sent["pager"]
+        assert (pager["event_action"], pager["dedup_key"]) == ("trigger", new)
+        assert pager["payload"]["source"] == "nas"
+        [[posted]] = sent["am"]
+        assert posted["labels"] == fired["labels"]
+        assert [row.fingerprint for row in runtime.store.load_alerts()] == [new]
+    finally:
+        await runtime.close(drain=0.0)
+
+
+# ---------------------------------------------------------------------------
+# Three vigilds, two hosts, one Alertmanager cluster and one PagerDuty service
+
+INTERVAL = "500ms"
+QUIET = 2 * PEER_TIMEOUT + 0.5
+"""Long enough for the second peer's stale copy, had gossip not stopped it."""
+
+
+@pytest.fixture
+async def alertmanagers(tmp_path: Path) -> AsyncIterator[StartAlertmanagers]:
+    async with running_alertmanagers(tmp_path) as start:
+        yield start
+
+
+def fleet_yaml(receiver: Receiver) -> str:
+    """docs/alertmanager/fleet.yml as documented, with local receivers and test timings."""
+    config = yaml.safe_load(FLEET_YML.read_text())
+    # group_interval over peers x peer-timeout: the second peer's flush then always
+    # finds the first one's notification log (see DESIGN.md).
+    config["route"].update(group_wait="1s", group_interval="2s", repeat_interval="1h")
+    config["receivers"] = [
+        {"name": name, "webhook_configs": [{"url": receiver.url(f"/{name}")}]}
+        for name in ("slack", "pagerduty")
+    ]
+    return str(yaml.safe_dump(config))
+
+
+async def start_vigild(
+    tmp_path: Path,
+    name: str,
+    *,
+    instance: str,
+    replica: str | None,
+    target: TargetServer,
+    peers: list[Alertmanager],
+    pd: PagerDutyReceiver,
+) -> Daemon:
+    listen = f"127.0.0.1:{closed_port()}"
+    directory = tmp_path / name
+    directory.mkdir()
+    path = directory / "thresholds.toml"
+    path.write_text(
+        f"""
+[daemon]
+interval = "{INTERVAL}"
+listen = "{listen}"
+state_path = "{directory / "state.db"}"
+instance = "{instance}"
+external_labels = {{ env = "prod" }}
+{f'replica = "{replica}"' if replica else ""}
+
+[alerting]
+group_wait = "0s"
+
+[[targets]]
+name = "db"
+type = "http"
+url = "{target.url()}"
+
+[[notifiers]]
+name = "am"
+type = "alertmanager"
+urls = {json.dumps([peer.url for peer in peers])}
+
+[[notifiers]]
+name = "oncall"
+type = "pagerduty"
+routing_key = "fleet-key"
+events_url = "{pd.url("/v2/enqueue")}"
+min_severity = "critical"
+"""
+    )
+    daemon = await Daemon(path, listen, environment()).start()
+    await daemon.wait_ready()
+    return daemon
+
+
+def messages(receiver: Receiver, name: str) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """What one receiver behind the cluster got: (status, host, [(host, status) of each alert])."""
+    return [
+        (
+            r.json["status"],
+            r.json["groupLabels"]["instance"],
+            [(a["labels"]["instance"], a["status"]) for a in r.json["alerts"]],
+        )
+        for r in receiver.requests
+        if r.path == f"/{name}"
+    ]
+
+
+async def both_hold(peers: list[Alertmanager], wanted: dict[str, str]) -> None:
+    """Each peer holds exactly these hosts' alerts, active."""
+    for peer in peers:
+        held = {a["labels"]["instance"]: a["status"]["state"] for a in await peer.alerts()}
+        assert held == wanted, (peer.name, held)
+
+
+async def test_three_vigilds_two_hosts_one_page_per_change_per_host(
+    tmp_path: Path,
+    alertmanagers: StartAlertmanagers,
+    receivers: Receivers,
+    target_server_factory: TargetServerFactory,
+) -> None:
+    receiver = await receivers.start(Receiver)
+    pd = await receivers.start(PagerDutyReceiver)
+    db_a, db_b = target_server_factory(), target_server_factory()
+    peers = await alertmanagers(2, yaml=fleet_yaml(receiver))
+    replica_a, replica_b, host_b = await asyncio.gather(
+        *(
+            start_vigild(tmp_path, name, instance=i, replica=r, target=t, peers=peers, pd=pd)
+            for name, i, r, t in (
+                ("a1", "a", "a", db_a),
+                ("a2", "a", "b", db_a),
+                ("b", "b", None, db_b),
+            )
+        )
+    )
+    key_a, key_b = (fingerprint(host, "db", "up", LABELS) for host in ("a", "b"))
+
+    async def settled(count: int) -> list[tuple[str, str, list[tuple[str, str]]]]:
+        """The chat's messages once there are ``count`` and nothing more came."""
+        await until(lambda: len(messages(receiver, "slack")) >= count, 15, f"{count} messages")
+        await receiver.wait_quiet(QUIET)
+        got = messages(receiver, "slack")
+        # Critical: the same to PagerDuty through the cluster (docs' route, continue).
+        assert messages(receiver, "pagerduty") == got
+        return got
+
+    # Host a's db goes down: both replicas see it, the cluster sends one message.
+    db_a.status = 503
+    assert await settled(1) == [("firing", "a", [("a", "firing")])]
+    [first] = [r.json for r in receiver.requests if r.path == "/slack"]
+    assert first["alerts"][0]["labels"] == {
+        "alertname": "up",
+        "target": "db",
+        "metric": "up",
+        "severity": "critical",
+        "instance": "a",
+        "env": "prod",
+    }
+
+    # Host b's db, a target of the same name, goes down too: its own message.
+    db_b.status = 503
+    assert (await settled(2))[1:] == [("firing", "b", [("b", "firing")])]
+    await both_hold(peers, {"a": "active", "b": "active"})
+
+    # One replica of the pair dies mid-incident: the other keeps the alert alive,
+    # past the dead one's last endsAt (four intervals) and a group_interval.
+    await replica_b.kill()
+    assert len(await settled(2)) == 2
+    await receiver.wait_quiet(2.5)
+    assert len(messages(receiver, "slack")) == 2
+    await both_hold(peers, {"a": "active", "b": "active"})
+
+    # Host a recovers: resolved for a alone; b's alert is untouched.
+    db_a.status = 200
+    assert (await settled(3))[2:] == [("resolved", "a", [("a", "resolved")])]
+    await both_hold(peers, {"b": "active"})
+    opened, still_open = pd.incidents()
+    assert (opened, still_open) == ([key_a, key_b], {key_b})
+
+    db_b.status = 200
+    assert (await settled(4))[3:] == [("resolved", "b", [("b", "resolved")])]
+    await both_hold(peers, {})
+
+    # PagerDuty, from the vigilds themselves: one incident per host, resolved per host.
+    opened, still_open = pd.incidents()
+    assert (opened, still_open) == ([key_a, key_b], set())
+    sources = {(b["dedup_key"], b["payload"]["source"]) for b in pd.bodies if "payload" in b}
+    assert sources == {(key_a, "a"), (key_b, "b")}
+    for daemon in (replica_a, host_b):
+        assert await daemon.stop() == 0
+        assert not daemon.events("notification retry")
