@@ -14,11 +14,12 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field
 
 from vigild.alerting.actions import base
-from vigild.config import ActionConfig, Duration
+from vigild.config import MINUTE, ActionConfig, duration_between
 
 __all__ = ["CommandAction", "CommandOptions", "action_environment"]
 
@@ -31,7 +32,7 @@ class CommandOptions(base.Options):
     command: list[str] = Field(min_length=1)
     cwd: Path | None = None
     env: dict[str, str] = {}
-    kill_grace: Duration = 10.0
+    kill_grace: Annotated[float, duration_between(0, 10 * MINUTE)] = 10.0
     """Between SIGTERM and SIGKILL at the timeout."""
 
 
