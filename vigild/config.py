@@ -41,9 +41,14 @@ if TYPE_CHECKING:
     from vigild.alerting.silences import Silence
 
 __all__ = [
+    "DAY",
+    "HOUR",
+    "MINUTE",
+    "SECOND",
     "ActionConfig",
     "ActionWhen",
     "AlertingConfig",
+    "Bounds",
     "Config",
     "ConfigError",
     "ContainerTarget",
@@ -58,9 +63,13 @@ __all__ = [
     "TcpTarget",
     "ThresholdSpec",
     "TlsTarget",
+    "duration_between",
     "find_config",
+    "format_duration",
+    "http_url",
     "load",
     "parse_duration",
+    "size_between",
 ]
 
 DEFAULT_PATHS = (Path("thresholds.toml"), Path("/etc/vigild/thresholds.toml"))
