@@ -58,20 +58,30 @@ def test_the_corpus_is_large_and_each_file_is_one_case() -> None:
 
 
 async def test_check_config_run_and_once_refuse_every_broken_file(tmp_path: Path) -> None:
-    # A state file of the test's own: nothing can reach /var/lib even if a file passed.
-    env = environment(VIGILD_STATE_PATH=str(tmp_path / "state.db"))
     limit = asyncio.Semaphore(PARALLEL)
     commands = (("check-config",), ("run",), ("--once",))
+
+    def env(i: int) -> dict[str, str]:
+        # A state file (and its lock) per command: nothing reaches /var/lib, and a
+        # command that wrongly accepted a file cannot make another wait for the lock.
+        return environment(VIGILD_STATE_PATH=str(tmp_path / f"state-{i}.db"))
+
     results = await asyncio.gather(
         *(
-            bounded(limit, *command, "--config", str(path), env=env)
-            for path in BROKEN
-            for command in commands
-        )
+            bounded(limit, *command, "--config", str(path), env=env(i))
+            for i, (path, command) in enumerate(
+                (path, command) for path in BROKEN for command in commands
+            )
+        ),
+        return_exceptions=True,  # a command that did not end is one failure among the rest
     )
-    failures = []
+    failures = [str(r) for r in results if isinstance(r, BaseException)]
     for i, path in enumerate(BROKEN):
         check, run, once = results[i * 3 : i * 3 + 3]
+        if not (
+            isinstance(check, Finished) and isinstance(run, Finished) and isinstance(once, Finished)
+        ):
+            continue
         expect = expected_problem(path)
         found = problems(path, check)
         if check.returncode != 2 or len(found) != 1 or expect not in found[0]:
