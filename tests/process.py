@@ -54,7 +54,14 @@ async def run(
         env=env or environment(),
         cwd=cwd,
     )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout)
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout)
+    except TimeoutError:
+        # A command that should have ended but serves on (a `run` that accepted a
+        # broken config) must not outlive the test.
+        process.kill()
+        await process.wait()
+        raise AssertionError(f"vigild {' '.join(args)} did not end within {timeout:g}s") from None
     assert process.returncode is not None
     return Finished(process.returncode, stdout.decode(), stderr.decode())
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from process import Finished, environment, run
+from process import VIGILD, Daemon, Finished, environment, run
 from receivers import Receiver
 from targets import TargetServer, closed_port
 
@@ -264,6 +265,114 @@ async def test_check_config_errors_do_not_show_secrets(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "targets[0].interval: invalid duration" in result.stderr
     assert SECRET not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("setting", "reason"),
+    [
+        ("interval = 1e300", "daemon.interval: must be between 1s and 1d (got 1e+300)"),
+        (
+            'interval = "999999999999999999999d"',
+            "daemon.interval: must be between 1s and 1d (got '999999999999999999999d')",
+        ),
+        ('interval = "1ms"', "daemon.interval: must be between 1s and 1d (got '1ms')"),
+    ],
+)
+async def test_run_refuses_what_check_config_refuses(
+    tmp_path: Path, setting: str, reason: str
+) -> None:
+    # Once "valid", then an OverflowError traceback at start (a restart loop under
+    # systemd), or a thousand probes a second.
+    config = write_config(tmp_path, http_target("web", "http://127.0.0.1:1/"), daemon=setting)
+    check = await run("check-config", "--config", str(config))
+    started = await run("run", "--config", str(config), timeout=10)
+    once_run = await once(config)
+    for result in (check, started, once_run):
+        no_traceback(result)
+        assert f"{config}: {reason}" in result.stderr.splitlines()
+    assert (check.returncode, started.returncode, once_run.returncode) == (2, 2, 3)
+
+
+async def test_an_unusable_apprise_url_is_refused_except_by_once(tmp_path: Path) -> None:
+    config = write_config(tmp_path, apprise_notifier("chat", "jsxn://host/sekrit-value"))
+    reason = (
+        f"{config}: notifiers[0].url: apprise cannot use this url (scheme jsxn://): "
+        "unknown scheme or malformed url"
+    )
+    for command in ("check-config", "run"):
+        result = await run(command, "--config", str(config), timeout=10)
+        assert result.returncode == 2 and reason in result.stderr.splitlines(), result.stderr
+        assert "sekrit-value" not in result.stderr
+    # --once does not import apprise to check: nothing to probe, nothing to send.
+    result = await once(config)
+    assert result.returncode == 0, result.stderr
+
+
+async def test_a_reload_refuses_what_check_config_refuses(
+    tmp_path: Path, target_server: TargetServer
+) -> None:
+    listen = f"127.0.0.1:{closed_port()}"
+    body = http_target("web", target_server.url())
+    config = write_config(tmp_path, body)
+    config.write_text(config.read_text().replace("listen = ", f'listen = "{listen}"\n# '))
+    good = config.read_text()
+    daemon = await Daemon(config, listen).start()
+    await daemon.wait_ready()
+    config.write_text(
+        good.replace("[daemon]\n", "[daemon]\ninterval = 1e300\n")
+        + apprise_notifier("chat", "jsxn://host")
+    )
+    daemon.signal(signal.SIGHUP)
+    await daemon.wait_log("reload rejected, keeping the running config")
+    [rejected] = daemon.events("reload rejected, keeping the running config")
+    assert [p.removeprefix(f"{config}: ") for p in rejected["problems"]] == [
+        "daemon.interval: must be between 1s and 1d (got 1e+300)",
+        "notifiers[0].url: apprise cannot use this url (scheme jsxn://): "
+        "unknown scheme or malformed url",
+    ]
+    hits = target_server.hits
+    await daemon.wait_ready()
+    assert await daemon.stop() == 0
+    assert target_server.hits >= hits
+
+
+async def closed_stdout(*args: str) -> tuple[int, str]:
+    """``vigild *args`` writing to a pipe whose reader is already gone, as in
+    ``vigild check-config | head -1`` once head has read its line."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *VIGILD, *args, stdout=write, stderr=asyncio.subprocess.PIPE, env=environment()
+        )
+    finally:
+        os.close(write)
+    _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode is not None
+    return process.returncode, stderr.decode()
+
+
+@pytest.mark.parametrize(
+    ("command", "code"),
+    [
+        (("--version",), 0),
+        (("check-config",), 0),
+        (("--once",), 2),
+        (("--once", "--format", "json"), 2),
+        (("actions", "history"), 0),
+        (("test-notify",), 0),
+    ],
+)
+async def test_a_reader_that_went_away_is_no_error(
+    tmp_path: Path, receiver: Receiver, command: tuple[str, ...], code: int
+) -> None:
+    config = write_config(
+        tmp_path,
+        http_target("web", "http://127.0.0.1:1/") + webhook_notifier("hook", receiver.url()),
+    )
+    returncode, stderr = await closed_stdout(*command, "--config", str(config))
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+    assert returncode == code, stderr
 
 
 async def test_shipped_config_is_valid() -> None:

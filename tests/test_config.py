@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from vigild.config import ConfigError, HttpTarget, find_config, load, parse_duration
 
@@ -144,7 +146,7 @@ def test_durations(text: str | int, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "5", "5x", "m5", "1h 30", "-5s"])
+@pytest.mark.parametrize("text", ["", "5", "5x", "m5", "1h 30", "-5s", "1e3s", "٣s"])
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(text)
@@ -302,7 +304,7 @@ depends_on = ["db", "api"]
     )
     assert any(p.endswith("daemon.connectivity_check: no target named 'router'") for p in found)
     assert any(p.endswith("targets[0].depends_on: no target named 'db'") for p in found)
-    assert any(p.endswith("targets[0].depends_on: a target cannot depend on itself") for p in found)
+    assert any(p.endswith("targets: depends_on cycle api -> api") for p in found)
 
 
 def test_silences_need_a_span_and_a_valid_schedule(tmp_path: Path) -> None:
@@ -352,3 +354,325 @@ def test_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VIGILD_CONFIG")
     write(tmp_path, MINIMAL)
     assert find_config(None) == Path("thresholds.toml")
+
+
+# ---------------------------------------------------------------------------
+# Bounds: whatever loads, runs
+
+
+def http_target(name: str, extra: str = "") -> str:
+    return f'[[targets]]\nname = "{name}"\ntype = "http"\nurl = "http://127.0.0.1:1/"\n{extra}\n'
+
+
+@pytest.mark.parametrize(
+    ("interval", "timeout"), [("1s", 0.8), ("5s", 4.0), ("12.5s", 10.0), ("1d", 10.0)]
+)
+def test_default_timeout_is_the_smaller_of_10s_and_most_of_the_interval(
+    tmp_path: Path, interval: str, timeout: float
+) -> None:
+    config = load(write(tmp_path, http_target("api", f'interval = "{interval}"')))
+    assert config.targets[0].effective_timeout(config.daemon) == timeout
+
+
+def test_a_timeout_longer_than_the_interval_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    found = problems(
+        tmp_path,
+        http_target("slow", 'interval = "10s"\ntimeout = "20s"')
+        + http_target("inherits", 'timeout = "45s"')
+        + http_target("equal", 'interval = "10s"\ntimeout = "10s"'),
+    )
+    assert [p.split(": ", 1)[1] for p in found] == [
+        "targets[0].timeout: 20s is longer than the target's interval (10s): "
+        "a timeout must be at most the interval",
+        "targets[1].timeout: 45s is longer than the target's interval (30s): "
+        "a timeout must be at most the interval",
+    ]
+    # The [daemon] interval may come from the environment: checked against that one.
+    monkeypatch.setenv("VIGILD_INTERVAL", "5s")
+    found = problems(tmp_path, http_target("api", 'timeout = "6s"'))
+    assert any(
+        "targets[0].timeout: 6s is longer than the target's interval (5s)" in p for p in found
+    )
+
+
+@pytest.mark.parametrize(
+    ("edges", "cycle"),
+    [
+        ({"x": ["y"], "y": ["x"]}, "x -> y -> x"),
+        ({"a": ["b"], "b": ["c"], "c": ["a"]}, "a -> b -> c -> a"),
+        ({"solo": ["solo"]}, "solo -> solo"),
+        ({"w": ["x"], "x": ["y"], "y": ["z"], "z": ["x"]}, "x -> y -> z -> x"),
+    ],
+)
+def test_a_depends_on_cycle_is_an_error_naming_it(
+    tmp_path: Path, edges: dict[str, list[str]], cycle: str
+) -> None:
+    text = "".join(http_target(name, f"depends_on = {deps!r}") for name, deps in edges.items())
+    found = problems(tmp_path, text.replace("'", '"'))
+    assert found == [f"{tmp_path}/thresholds.toml: targets: depends_on cycle {cycle}"]
+
+
+def test_a_long_dependency_chain_is_fine_and_a_long_loop_is_found(tmp_path: Path) -> None:
+    count = 3000  # deeper than Python's recursion limit: the walk must not recurse
+    chain = "".join(
+        http_target(f"t{i}", f'depends_on = ["t{i - 1}"]' if i else "") for i in range(count)
+    )
+    assert len(load(write(tmp_path, chain)).targets) == count
+    found = problems(tmp_path, chain.replace('name = "t0"', 'name = "t0"\ndepends_on = ["t2999"]'))
+    assert len(found) == 1 and "targets: depends_on cycle t0 -> t2999 -> t2998 -> " in found[0]
+    assert found[0].endswith(" -> t2 -> t1 -> t0")
+
+
+def test_connectivity_check_must_depend_on_nothing(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        '[daemon]\nconnectivity_check = "router"\n'
+        + http_target("router", 'depends_on = ["modem"]')
+        + http_target("modem"),
+    )
+    assert found == [
+        f"{tmp_path}/thresholds.toml: daemon.connectivity_check: target 'router' must depend "
+        "on nothing (it has depends_on = ['modem'])"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "reason"),
+    [
+        ("[daemon]\ninterval = 1e300", "daemon.interval", "must be between 1s and 1d"),
+        ('[daemon]\ninterval = "999999999999999999999d"', "daemon.interval", "between 1s and 1d"),
+        (http_target("api", 'interval = "1ms"'), "targets[0].interval", "between 1s and 1d"),
+        ('[daemon]\ninterval = "0.999s"', "daemon.interval", "between 1s and 1d"),
+        ('[daemon]\ninterval = "1d1ms"', "daemon.interval", "between 1s and 1d"),
+        ("[daemon]\ninterval = 1" + "0" * 400, "daemon.interval", "a finite number of seconds"),
+        ("[daemon]\ninterval = nan", "daemon.interval", "a finite number of seconds"),
+        ("[daemon]\ninterval = -inf", "daemon.interval", "a finite number of seconds"),
+        ("[daemon]\ninterval = true", "daemon.interval", "expected a duration"),
+        (http_target("api", 'timeout = "50ms"'), "targets[0].timeout", "between 100ms and 1d"),
+        (http_target("api", 'max_body = "2GiB"'), "targets[0].max_body", "between 256B and 1GiB"),
+        (http_target("api", "max_body = 10"), "targets[0].max_body", "between 256B and 1GiB"),
+        (http_target("api", 'max_body = "' + "9" * 30 + '"'), "targets[0].max_body", "invalid"),
+        ('[alerting]\nrepeat_interval = "1s"', "alerting.repeat_interval", "between 1m and 30d"),
+        ('[alerting]\ngroup_wait = "1h"', "alerting.group_wait", "between 0s and 5m"),
+        ('[thresholds]\nup = { recover_for = "8d" }', "thresholds.up.recover_for", "0s and 7d"),
+        (
+            '[[notifiers]]\nname = "h"\ntype = "webhook"\nurl = "http://127.0.0.1:9/"\ntimeout = 0',
+            "notifiers[0].timeout",
+            "between 100ms and 5m",
+        ),
+        (
+            '[[notifiers]]\nname = "h"\ntype = "webhook"\nurl = "http://127.0.0.1:9/"\n'
+            'repeat_interval = "10s"',
+            "notifiers[0].repeat_interval",
+            "between 1m and 30d",
+        ),
+        (
+            '[[targets]]\nname = "c"\ntype = "container"\ncontainer = "c"\nrestart_window = "1s"',
+            "targets[0].restart_window",
+            "between 1m and 30d",
+        ),
+        ('[[silences]]\nduration = "0s"', "silences[0].duration", "between 1s and 366d"),
+        (
+            '[[actions]]\nname = "a"\ntype = "command"\ncommand = ["true"]\ncooldown = "60d"',
+            "actions[0].cooldown",
+            "between 0s and 30d",
+        ),
+        (
+            '[[actions]]\nname = "a"\ntype = "command"\ncommand = ["true"]\ntimeout = "2d"',
+            "actions[0].timeout",
+            "between 1s and 1d",
+        ),
+        (
+            '[[actions]]\nname = "a"\ntype = "command"\ncommand = ["true"]\nverify_after = "2d"',
+            "actions[0].verify_after",
+            "between 0s and 1d",
+        ),
+        (
+            '[[actions]]\nname = "a"\ntype = "container"\ncontainer = "c"\nstop_wait = "1h"',
+            "actions[0].stop_wait",
+            "between 0s and 10m",
+        ),
+    ],
+)
+def test_every_duration_and_size_is_bounded(
+    tmp_path: Path, text: str, where: str, reason: str
+) -> None:
+    found = problems(tmp_path, text)
+    assert len(found) == 1, found
+    assert found[0].startswith(f"{tmp_path}/thresholds.toml: {where}: ") and reason in found[0]
+
+
+def test_the_edges_of_each_range_are_accepted(tmp_path: Path) -> None:
+    config = load(
+        write(
+            tmp_path,
+            '[daemon]\ninterval = "1d"\n[alerting]\ngroup_wait = 0\nrepeat_interval = "30d"\n'
+            + http_target("fast", 'interval = "1s"\ntimeout = "1s"\nmax_body = 256')
+            + http_target("big", 'timeout = "100ms"\nmax_body = "1GiB"'),
+        )
+    )
+    fast, big = config.targets
+    assert (
+        fast.effective_interval(config.daemon) == 1
+        and big.effective_interval(config.daemon) == 86400
+    )
+    assert (fast.max_body, big.max_body) == (256, 2**30)
+
+
+def test_the_documented_bounds_are_the_enforced_ones() -> None:
+    """docs/configuration.md has one table of bounds; each row is what the code checks."""
+    from vigild import config as config_module
+    from vigild.alerting.actions.command import CommandOptions
+    from vigild.alerting.actions.container import ContainerOptions
+    from vigild.config import Bounds
+
+    models: list[type[BaseModel]] = [
+        config_module.DaemonConfig,
+        config_module.AlertingConfig,
+        config_module.ThresholdSpec,
+        config_module.SilenceConfig,
+        config_module.NotifierConfig,
+        config_module.ActionWhen,
+        config_module.ActionConfig,
+        CommandOptions,
+        ContainerOptions,
+        *(config_module.TargetConfig.__args__),  # type: ignore[attr-defined]
+    ]
+    enforced = set()
+    for model in models:
+        for name, info in model.model_fields.items():
+            annotation = info.annotation
+            metadata = [*info.metadata, *_nested_metadata(annotation)]
+            for bounds in metadata:
+                if isinstance(bounds, Bounds):
+                    key = info.alias or name
+                    enforced.add((key, bounds.show(bounds.low), bounds.show(bounds.high)))
+    docs = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    table = docs.split("## Bounds", 1)[1].split("\n## ", 1)[0]
+    documented = set()
+    for row in table.splitlines():
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[1].startswith("`"):
+            low, high = cells[1].strip("`"), cells[2].strip("`")
+            for key in re.findall(r"`([a-z_.]+)`", cells[0]):
+                documented.add((key.rpartition(".")[2], low, high))
+    assert enforced == documented
+
+
+def _nested_metadata(annotation: object) -> list[object]:
+    """The metadata of ``Annotated[...]`` inside ``X | None``."""
+    found: list[object] = []
+    for arg in getattr(annotation, "__args__", ()):
+        found.extend(getattr(arg, "__metadata__", ()))
+    return found
+
+
+def test_names_must_be_printable(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        http_target("api\\u001b[2J")
+        + http_target("line\\nbreak")
+        + '[[notifiers]]\nname = "bell\\u0007"\ntype = "webhook"\nurl = "http://127.0.0.1:9/"\n'
+        + '[[actions]]\nname = "tab\\there"\ntype = "command"\ncommand = ["true"]\n',
+    )
+    text = "\n".join(found)
+    reason = "a name may hold only printable characters, not"
+    assert f"targets[0].name: {reason} '\\x1b' (at 3)" in text
+    assert f"targets[1].name: {reason} '\\n' (at 4)" in text
+    assert f"notifiers[0].name: {reason} '\\x07' (at 4)" in text
+    assert f"actions[0].name: {reason} '\\t' (at 3)" in text
+    config = load(write(tmp_path, http_target("café ☕ 東京 web-1")))
+    assert config.targets[0].name == "café ☕ 東京 web-1"
+
+
+# ---------------------------------------------------------------------------
+# Notifier URLs
+
+
+def notifier(kind: str, body: str) -> str:
+    return f'[[notifiers]]\nname = "n"\ntype = "{kind}"\n{body}\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "reason"),
+    [
+        (
+            notifier("webhook", 'url = "http://127.0.0.1:99999/hook"'),
+            "notifiers[0].url",
+            "url must have a port between 1 and 65535",
+        ),
+        (
+            notifier("alertmanager", 'urls = ["http://am:9093", "https://am:0"]'),
+            "notifiers[0].urls",
+            "every url must have a port between 1 and 65535",
+        ),
+        (
+            notifier("pagerduty", 'routing_key = "k"\nevents_url = "https://[::1:443/v2"'),
+            "notifiers[0].events_url",
+            "events_url is not a valid URL",
+        ),
+        (
+            notifier("apprise", 'url = "jsxn://secret-token@host"'),
+            "notifiers[0].url",
+            "apprise cannot use this url (scheme jsxn://): unknown scheme or malformed url",
+        ),
+        (
+            http_target("api").replace("127.0.0.1:1", "127.0.0.1:65536"),
+            "targets[0].url",
+            "url must have a port between 1 and 65535",
+        ),
+    ],
+)
+def test_notifier_urls_are_parsed_at_load(
+    tmp_path: Path, text: str, where: str, reason: str
+) -> None:
+    found = problems(tmp_path, text)
+    assert found == [f"{tmp_path}/thresholds.toml: {where}: {reason}"]
+
+
+def test_once_may_skip_parsing_apprise_urls_and_only_those(tmp_path: Path) -> None:
+    path = write(tmp_path, notifier("apprise", 'url = "jsxn://host"'))
+    config = load(path, check_notifier_urls=False)
+    assert [n.name for n in config.notifiers] == ["n"]
+    path.write_text(notifier("webhook", 'url = "http://127.0.0.1:99999/"'))
+    with pytest.raises(ConfigError, match="port between 1 and 65535"):
+        load(path, check_notifier_urls=False)
+
+
+# ---------------------------------------------------------------------------
+# Files that cannot be loaded: one line each
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (
+            "a = " + "[" * 10_000 + "]" * 10_000,
+            "not valid TOML: arrays or tables nested too deeply",
+        ),
+        (
+            "a = " + "{b=" * 10_000 + "1" + "}" * 10_000,
+            "not valid TOML: arrays or tables nested too deeply",
+        ),
+        ("[daemon]\nconcurrency = 1" + "0" * 5000, "not valid TOML: Exceeds the limit"),
+        ("[[targets]\n", "not valid TOML: "),
+    ],
+)
+def test_a_file_that_cannot_be_parsed_is_one_line(
+    tmp_path: Path, content: str, reason: str
+) -> None:
+    found = problems(tmp_path, content)
+    assert len(found) == 1 and found[0].startswith(f"{tmp_path}/thresholds.toml: {reason}")
+
+
+def test_unreadable_files_are_one_line(tmp_path: Path) -> None:
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes('[[targets]]\nname = "caf\xe9"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError) as info:
+        load(latin1)
+    assert info.value.problems == [f"{latin1}: not UTF-8 text (at byte 23)"]
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path)
+    assert info.value.problems == [f"{tmp_path}: is a directory, not a config file"]

@@ -67,7 +67,7 @@ async def test_sigkill_during_retries_delivers_the_alert_exactly_once_after_rest
     config = write_config(
         tmp_path,
         listen,
-        f"""interval = "300ms"
+        f"""interval = "1s"
 
 [alerting]
 group_wait = "0s"
@@ -202,7 +202,7 @@ async def test_max_pending_drops_superseded_messages_first_and_the_last_word_arr
     config = write_config(
         tmp_path,
         listen,
-        f"""interval = "200ms"
+        f"""interval = "1s"
 
 [alerting]
 group_wait = "0s"
@@ -284,7 +284,7 @@ async def test_a_hanging_notifier_does_not_delay_a_healthy_one(
     hanging = await receivers.start(Receiver)
     hanging.delay = 10.0  # far beyond its notifier's timeout
     listen = listen_address()
-    group_wait, interval = 1.0, 0.5
+    group_wait, interval = 1.0, 1.0
     config = write_config(
         tmp_path,
         listen,
@@ -344,7 +344,7 @@ async def test_heartbeat_pings_after_every_cycle_and_its_failure_harms_nothing(
     config = write_config(
         tmp_path,
         listen,
-        f"""interval = "200ms"
+        f"""interval = "1s"
 heartbeat_url = "{receiver.url("/ping")}"
 
 [[targets]]

@@ -24,7 +24,7 @@ async def test_the_status_page_renders_in_a_browser(
     config.write_text(
         f"""
 [daemon]
-interval = "200ms"
+interval = "1s"
 listen = "{listen}"
 state_path = "{tmp_path / "state.db"}"
 instance = "nas"

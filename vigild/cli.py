@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.version:
         from vigild import __version__
 
-        print(f"vigild {__version__}")
+        _say(f"vigild {__version__}")
         return 0
     command = args.command or "run"
     if args.once and command != "run":
@@ -123,8 +123,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from vigild import config as config_module
 
     path = config_module.find_config(getattr(args, "config", None))
+    # Parsing notifier URLs imports apprise (a few hundred ms): `--once` from cron and
+    # the commands that send nothing skip it; what `check-config` accepts, `run` starts.
+    sends = command in {"run", "check-config", "test-notify"} and not args.once
     try:
-        config = config_module.load(path)
+        config = config_module.load(path, check_notifier_urls=sends)
     except config_module.ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -138,19 +141,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _healthcheck(config)
     _configure_logging(config, args)
     if command == "check-config":
-        print(_summary(config))
+        _say(_summary(config))
         if not args.probe:
             return 0
         from vigild.daemon.once import probe_report
 
         found, lines = asyncio.run(probe_report(config))
-        print("\n".join(lines))
+        _say("\n".join(lines))
         return 0 if found else 1
     if command == "test-notify":
         from vigild.daemon.once import test_notify
 
         delivered, lines = asyncio.run(test_notify(config, args.notifier))
-        print("\n".join(lines))
+        _say("\n".join(lines))
         return 0 if delivered else 1
     if command == "silence":
         return _silence(config, args)
@@ -159,6 +162,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.once:
         return _once(config, args.format)
     return _run(config)
+
+
+def _say(text: str) -> None:
+    """Print to stdout. A reader that went away (`vigild check-config | head -1`) is
+    no error: the rest goes nowhere, quietly, and the command's exit code stands."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # Python ignores SIGPIPE, so the write failed instead of ending the process
+        # as it ends other tools; the buffered rest must not fail again at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _silence(config: Config, args: argparse.Namespace) -> int:
@@ -181,13 +197,13 @@ def _silence(config: Config, args: argparse.Namespace) -> int:
                 if getattr(args, key):
                     body[key] = getattr(args, key)
             answer = asyncio.run(call(config, "POST", "/api/silences", body))
-            print(answer["id"])
+            _say(answer["id"])
         elif args.verb == "list":
             listing = asyncio.run(call(config, "GET", "/api/silences"))
-            print(_silence_table(listing))
+            _say(_silence_table(listing))
         else:
             asyncio.run(call(config, "DELETE", f"/api/silences/{args.id}"))
-            print(f"expired {args.id}")
+            _say(f"expired {args.id}")
     except ApiError as exc:
         print(f"vigild: {exc}", file=sys.stderr)
         return 1
@@ -202,7 +218,7 @@ def _healthcheck(config: Config) -> int:
     except ApiError as exc:
         print(f"vigild: unhealthy: {exc}", file=sys.stderr)
         return 1
-    print(f"vigild at {config.daemon.listen}: {answer.get('status', answer)}")
+    _say(f"vigild at {config.daemon.listen}: {answer.get('status', answer)}")
     return 0
 
 
@@ -212,7 +228,7 @@ def _action_history(config: Config, limit: int) -> int:
 
     path = config.daemon.state_path
     if not path.exists():
-        print(f"no state file at {path}: no action has run")
+        _say(f"no state file at {path}: no action has run")
         return 0
     try:
         runs = read_action_history(path, limit)
@@ -220,12 +236,12 @@ def _action_history(config: Config, limit: int) -> int:
         print(f"vigild: {exc}", file=sys.stderr)
         return 1
     if not runs:
-        print("no action has run")
+        _say("no action has run")
     for run in runs:
         took = f"{run.finished - run.started:.1f}s" if run.finished is not None else "-"
         code = f"exit {run.exit_code}" if run.exit_code is not None else ""
         verified = f" [{run.verified}]" if run.verified else ""
-        print(
+        _say(
             config.redact(
                 f"{timestamp(run.started)}  {run.action}  {run.target} {run.metric}  "
                 f"{run.outcome}{verified}  {code}  {took}  {run.detail}"
@@ -277,7 +293,7 @@ def _once(config: Config, output: str) -> int:
     except (StateLocked, StoreError) as exc:
         print(f"vigild: {exc}", file=sys.stderr)
         return EXIT_ONCE_UNUSABLE
-    print(result.report)
+    _say(result.report)
     return result.exit_code
 
 

@@ -23,13 +23,14 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import core_schema
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from vigild import thresholds
@@ -41,9 +42,14 @@ if TYPE_CHECKING:
     from vigild.alerting.silences import Silence
 
 __all__ = [
+    "DAY",
+    "HOUR",
+    "MINUTE",
+    "SECOND",
     "ActionConfig",
     "ActionWhen",
     "AlertingConfig",
+    "Bounds",
     "Config",
     "ConfigError",
     "ContainerTarget",
@@ -58,9 +64,13 @@ __all__ = [
     "TcpTarget",
     "ThresholdSpec",
     "TlsTarget",
+    "duration_between",
     "find_config",
+    "format_duration",
+    "http_url",
     "load",
     "parse_duration",
+    "size_between",
 ]
 
 DEFAULT_PATHS = (Path("thresholds.toml"), Path("/etc/vigild/thresholds.toml"))
@@ -81,8 +91,13 @@ class ConfigError(Exception):
 # ---------------------------------------------------------------------------
 # Durations and sizes
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+SECOND = 1.0
+MINUTE = 60.0
+HOUR = 3600.0
+DAY = 86400.0
+
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
+_DURATION_UNITS = {"ms": 0.001, "s": SECOND, "m": MINUTE, "h": HOUR, "d": DAY}
 
 
 def parse_duration(value: Any) -> Any:
@@ -90,7 +105,10 @@ def parse_duration(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError('expected a duration such as "30s", "5m" or "1h30m"')
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            seconds = math.inf
     elif isinstance(value, str):
         text = value.strip().replace(" ", "")
         parts = _DURATION_PART.findall(text)
@@ -102,14 +120,24 @@ def parse_duration(value: Any) -> Any:
         seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
     else:
         return value  # let pydantic report the type
-    if seconds < 0 or not math.isfinite(seconds):
+    if not math.isfinite(seconds):
+        raise ValueError("a duration must be a finite number of seconds")
+    if seconds < 0:
         raise ValueError("a duration cannot be negative")
     return seconds
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+def format_duration(seconds: float) -> str:
+    """The largest unit that says it exactly: 86400 → "1d", 0.1 → "100ms", 90 → "90s"."""
+    for unit, size in (("d", DAY), ("h", HOUR), ("m", MINUTE), ("s", SECOND)):
+        if seconds >= size and (seconds / size).is_integer():
+            return f"{seconds / size:g}{unit}"
+    if seconds == 0 or seconds >= SECOND:
+        return f"{seconds:g}s"
+    return f"{seconds * 1000:g}ms"
 
-_SIZE = re.compile(r"(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB)?", re.IGNORECASE)
+
+_SIZE = re.compile(r"([0-9]{1,15})\s*(B|KB|KiB|MB|MiB|GB|GiB)?", re.IGNORECASE)
 _SIZE_UNITS = {
     "b": 1,
     "kb": 1000,
@@ -122,6 +150,8 @@ _SIZE_UNITS = {
 
 
 def _parse_size(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError('expected a size in bytes or e.g. "1MiB"')
     if isinstance(value, str):
         match = _SIZE.fullmatch(value.strip())
         if not match:
@@ -130,11 +160,77 @@ def _parse_size(value: Any) -> Any:
     return value
 
 
-ByteSize = Annotated[int, BeforeValidator(_parse_size), Field(gt=0)]
+def format_size(count: float) -> str:
+    for unit, factor in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if count >= factor and count % factor == 0:
+            return f"{count // factor:g}{unit}"
+    return f"{count:g}B"
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The range a duration or size key accepts, inclusive, checked as the value is
+    read: a value past it would crash or flood the daemon later (a timedelta overflow
+    at start, a thousand probes a second), so it is a config error instead.
+
+    ``Annotated[float, duration_between(SECOND, DAY)]`` on a model field; docs/configuration.md
+    lists every one in its table of bounds.
+    """
+
+    low: float
+    high: float
+    parse: Callable[[Any], Any]
+    show: Callable[[float], str]
+
+    def __call__(self, value: Any) -> Any:
+        parsed = self.parse(value)
+        if isinstance(parsed, int | float) and not self.low <= parsed <= self.high:
+            raise ValueError(
+                f"must be between {self.show(self.low)} and {self.show(self.high)} (got {value!r})"
+            )
+        return parsed
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_before_validator_function(self, handler(source))
+
+
+def duration_between(low: float, high: float) -> Bounds:
+    """Bounds of a duration key, in seconds."""
+    return Bounds(low, high, parse_duration, format_duration)
+
+
+def size_between(low: int, high: int) -> Bounds:
+    """Bounds of a size key, in bytes."""
+    return Bounds(low, high, _parse_size, format_size)
+
+
+Interval = Annotated[float, duration_between(SECOND, DAY)]
+"""A probe interval: below a second is a flood, above a day no longer watches."""
+
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT_SHARE = 0.8
+
+RepeatInterval = Annotated[float, duration_between(MINUTE, 30 * DAY)]
+
+ByteSize = Annotated[int, size_between(256, 2**30)]
 
 
 # ---------------------------------------------------------------------------
 # Models
+
+
+def _printable(value: str) -> str:
+    """A name goes out in logs, ``--once`` text, ``/metrics`` labels and HTML as it is:
+    a control character there would forge lines or garble what a person reads."""
+    for i, char in enumerate(value):
+        if not char.isprintable():
+            raise ValueError(f"a name may hold only printable characters, not {char!r} (at {i})")
+    return value
+
+
+Name = Annotated[str, Field(min_length=1), AfterValidator(_printable)]
 
 
 class _Strict(BaseModel):
@@ -147,8 +243,8 @@ class ThresholdSpec(_Strict):
     warning: float | None = None
     critical: float | None = None
     direction: Literal["above", "below"] | None = None
-    for_: Duration | None = Field(default=None, alias="for")
-    recover_for: Duration | None = None
+    for_: Annotated[float, duration_between(0, 7 * DAY)] | None = Field(default=None, alias="for")
+    recover_for: Annotated[float, duration_between(0, 7 * DAY)] | None = None
     runbook: str | None = None
 
     def merged_over(self, base: ThresholdSpec | None) -> ThresholdSpec:
@@ -188,7 +284,7 @@ class DaemonConfig(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="VIGILD_", extra="forbid", frozen=True)
 
-    interval: Duration = Field(default=30.0, gt=0)
+    interval: Interval = 30.0
     listen: str = "127.0.0.1:9469"
     state_path: Path = Field(default_factory=_default_state_path)
     """Default ``/var/lib/vigild/state.db``, or ``$STATE_DIRECTORY/state.db`` under systemd."""
@@ -215,7 +311,7 @@ class DaemonConfig(BaseSettings):
     @field_validator("heartbeat_url")
     @classmethod
     def _heartbeat_is_http(cls, value: str | None) -> str | None:
-        return _http_url(value) if value else None
+        return http_url(value, "heartbeat_url") if value else None
 
     @field_validator("api_token")
     @classmethod
@@ -290,9 +386,9 @@ def split_listen(listen: str) -> tuple[str, int]:
 
 
 class AlertingConfig(_Strict):
-    repeat_interval: Duration = Field(default=4 * 3600.0, gt=0)
+    repeat_interval: RepeatInterval = 4 * HOUR
     flap_limit: int = Field(default=4, ge=1)
-    group_wait: Duration = 1.0
+    group_wait: Annotated[float, duration_between(0, 5 * MINUTE)] = 1.0
     max_alerts_per_message: int = Field(default=50, ge=1)
     """A host going down is one message, but a message stays readable (and under
     Discord's and Slack's size limits): beyond this, the rest go in further messages."""
@@ -312,7 +408,7 @@ class SilenceConfig(_Strict):
     matchers: SilenceMatchers = SilenceMatchers()
     starts: AwareDatetime | None = None
     ends: AwareDatetime | None = None
-    duration: Duration | None = Field(default=None, gt=0)
+    duration: Annotated[float, duration_between(SECOND, 366 * DAY)] | None = None
     """Instead of ``ends``: how long from ``starts`` (or from now)."""
     schedule: str | None = None
     """A weekly maintenance window: ``"Sun 02:00-04:00"``, ``"Mon-Fri 22:00-23:00"``."""
@@ -360,9 +456,10 @@ class SilenceConfig(_Strict):
 
 
 class _TargetBase(_Strict):
-    name: str = Field(min_length=1)
-    interval: Duration | None = Field(default=None, gt=0)
-    timeout: Duration | None = Field(default=None, gt=0)
+    name: Name
+    interval: Interval | None = None
+    timeout: Annotated[float, duration_between(0.1 * SECOND, DAY)] | None = None
+    """At most the target's interval."""
     max_body: ByteSize = 2**20
     labels: dict[str, str] = {}
     thresholds: dict[str, ThresholdSpec] = {}
@@ -377,18 +474,38 @@ class _TargetBase(_Strict):
         return self.interval if self.interval is not None else daemon.interval
 
     def effective_timeout(self, daemon: DaemonConfig) -> float:
+        """``timeout``, else the smaller of 10 s and 0.8 times the interval: a probe that
+        hangs gives up before the next one of its target is due."""
         if self.timeout is not None:
             return self.timeout
-        return min(10.0, self.effective_interval(daemon))
+        return min(DEFAULT_TIMEOUT, DEFAULT_TIMEOUT_SHARE * self.effective_interval(daemon))
 
 
-def _http_url(value: str) -> str:
+def http_url(value: str, key: str = "url") -> str:
+    """An ``http://`` or ``https://`` URL naming a host, with a port in 1-65535, as yarl
+    (and so aiohttp) reads it. The reasons never quote the value: URLs carry tokens."""
+    import yarl
+
+    reason = f"{key} must start with http:// or https:// and name a host"
     if not re.match(r"^https?://[^/\s]+", value):
-        raise ValueError("url must start with http:// or https:// and name a host")
+        raise ValueError(reason)
+    port_reason = f"{key} must have a port between 1 and 65535"
+    try:
+        parsed = yarl.URL(value)
+        port = parsed.port
+    except ValueError as exc:
+        # yarl's own words may quote the URL: only their gist is passed on.
+        if "port" in str(exc).lower():
+            raise ValueError(port_reason) from None
+        raise ValueError(f"{key} is not a valid URL") from None
+    if not parsed.host:
+        raise ValueError(reason)
+    if port is None or not 1 <= port <= 65535:
+        raise ValueError(port_reason)
     return value
 
 
-HttpUrlText = Annotated[str, AfterValidator(_http_url)]
+HttpUrlText = Annotated[str, AfterValidator(http_url)]
 
 
 class HttpTarget(_TargetBase):
@@ -421,7 +538,7 @@ class HttpTarget(_TargetBase):
 class ProcessCheck(_Strict):
     """``processes = [{ name = "postgres", min = 1 }]``: at least ``min`` running."""
 
-    name: str = Field(min_length=1)
+    name: Name
     min: int = Field(default=1, ge=1)
 
     @property
@@ -549,7 +666,7 @@ class ContainerTarget(_TargetBase):
     engine: str | None = None
     """``unix:///var/run/docker.sock`` or ``tcp://host:2375``; unset: ``$DOCKER_HOST``,
     then the first of ``DEFAULT_ENGINES`` that exists."""
-    restart_window: Duration = Field(default=3600.0, gt=0)
+    restart_window: Annotated[float, duration_between(MINUTE, 30 * DAY)] = HOUR
     """``recent_restarts`` counts restarts within this long."""
 
     @field_validator("engine")
@@ -607,13 +724,13 @@ _TARGET_MODELS: dict[str, type[_TargetBase]] = {
 class NotifierConfig(_Strict):
     """The keys every notifier takes; a backend's own keys are in ``options``."""
 
-    name: str = Field(min_length=1)
+    name: Name
     type: str = "apprise"
     min_severity: Literal["warning", "critical"] = "warning"
     send_resolved: bool = True
-    repeat_interval: Duration | None = Field(default=None, gt=0)
-    timeout: Duration = Field(default=10.0, gt=0)
-    max_age: Duration = Field(default=24 * 3600.0, gt=0)
+    repeat_interval: RepeatInterval | None = None
+    timeout: Annotated[float, duration_between(0.1 * SECOND, 5 * MINUTE)] = 10.0
+    max_age: Annotated[float, duration_between(MINUTE, 30 * DAY)] = DAY
     max_pending: int = Field(default=1000, ge=1)
     """Outbox bound: beyond it, superseded messages go first, then the oldest."""
     options: BaseModel = Field(default_factory=BaseModel, exclude=True)
@@ -642,23 +759,23 @@ class ActionWhen(_Strict):
     severity: Literal["warning", "critical"] = "critical"
     targets: list[str] = ["*"]
     metrics: list[str] = ["*"]
-    for_: Duration = Field(default=0.0, alias="for")
+    for_: Annotated[float, duration_between(0, 7 * DAY)] = Field(default=0.0, alias="for")
     """How long the alert must have been at ``severity`` (or worse), in a row."""
 
 
 class ActionConfig(_Strict):
     """The keys every action takes; a backend's own keys are in ``options``."""
 
-    name: str = Field(min_length=1)
+    name: Name
     type: str
     when: ActionWhen = ActionWhen()
     max_runs: int = Field(default=1, ge=1)
     """Runs per incident (one alert from opening to resolution)."""
-    cooldown: Duration = 1800.0
+    cooldown: Annotated[float, duration_between(0, 30 * DAY)] = 30 * MINUTE
     max_runs_per_day: int = Field(default=3, ge=1)
     dry_run: bool = False
-    timeout: Duration = Field(default=300.0, gt=0)
-    verify_after: Duration = 300.0
+    timeout: Annotated[float, duration_between(SECOND, DAY)] = 5 * MINUTE
+    verify_after: Annotated[float, duration_between(0, DAY)] = 5 * MINUTE
     options: BaseModel = Field(default_factory=BaseModel, exclude=True)
 
     COMMON_KEYS: ClassVar[frozenset[str]] = frozenset(
@@ -746,22 +863,44 @@ def find_config(explicit: str | None) -> Path:
     return DEFAULT_PATHS[0]
 
 
-def load(path: Path) -> Config:
+def load(path: Path, *, check_notifier_urls: bool = True) -> Config:
+    """Read, interpolate and validate ``path``; every problem is in the ``ConfigError``.
+
+    Args:
+        check_notifier_urls: parse each notifier's URL with its backend's own parser
+            (apprise's import alone takes a few hundred ms). ``vigild --once`` skips it
+            to start fast; ``check-config``, ``run`` and a reload never do.
+    """
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError([f"{path}: file not found"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{path}: cannot read: {exc}"]) from None
-    except tomllib.TOMLDecodeError as exc:
+    except IsADirectoryError:
+        raise ConfigError([f"{path}: is a directory, not a config file"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text (at byte {exc.start})"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    # tomllib and the builder both walk nesting by recursion: `a = [[[[...]]]]`
+    # thousands deep ends in a RecursionError, which is a broken file like any other.
+    too_deep = f"{path}: not valid TOML: arrays or tables nested too deeply"
+    try:
+        raw = tomllib.loads(text)
+    except ValueError as exc:  # TOMLDecodeError, or a limit such as a 5,000-digit integer
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
-    return _Builder(path, os.environ).build(raw)
+    except RecursionError:
+        raise ConfigError([too_deep]) from None
+    try:
+        return _Builder(path, os.environ, check_notifier_urls).build(raw)
+    except RecursionError:
+        raise ConfigError([too_deep]) from None
 
 
 class _Builder:
-    def __init__(self, path: Path, env: Mapping[str, str]) -> None:
+    def __init__(self, path: Path, env: Mapping[str, str], check_notifier_urls: bool) -> None:
         self.path = path
         self.env = env
+        self.check_notifier_urls = check_notifier_urls
         self.problems: list[str] = []
         self.secrets: set[str] = set()
 
@@ -819,6 +958,7 @@ class _Builder:
         ]
         actions = self.actions(shape.actions)
         self.references(daemon, targets)
+        self.timeouts(daemon, targets)
         if self.problems or daemon is None or alerting is None:
             raise ConfigError(self.problems)
         warnings = tuple(
@@ -839,17 +979,40 @@ class _Builder:
         )
 
     def references(self, daemon: DaemonConfig | None, targets: list[TargetConfig]) -> None:
-        """Names that must name a target: ``depends_on``, ``connectivity_check``."""
-        names = {t.name for t in targets}
+        """Names that must name a target (``depends_on``, ``connectivity_check``), and
+        the dependency graph they make: a loop would hold back every alert in it."""
+        by_name = {t.name: t for t in targets}
         for i, target in enumerate(targets):
             for dependency in target.depends_on:
-                if dependency == target.name:
-                    self.problem(("targets", i, "depends_on"), "a target cannot depend on itself")
-                elif dependency not in names:
+                if dependency not in by_name:
                     self.problem(("targets", i, "depends_on"), f"no target named {dependency!r}")
+        for cycle in _cycles({t.name: t.depends_on for t in targets}):
+            self.problem(("targets",), f"depends_on cycle {' -> '.join(cycle)}")
         check = daemon.connectivity_check if daemon is not None else None
-        if check is not None and check not in names:
+        if check is None:
+            return
+        if check not in by_name:
             self.problem(("daemon", "connectivity_check"), f"no target named {check!r}")
+        elif by_name[check].depends_on:
+            # It decides whether every other alert is held back: nothing may hold it back.
+            self.problem(
+                ("daemon", "connectivity_check"),
+                f"target {check!r} must depend on nothing "
+                f"(it has depends_on = {by_name[check].depends_on})",
+            )
+
+    def timeouts(self, daemon: DaemonConfig | None, targets: list[TargetConfig]) -> None:
+        """A probe that may outlast its interval would still run when the next is due."""
+        if daemon is None:
+            return
+        for i, target in enumerate(targets):
+            interval = target.effective_interval(daemon)
+            if target.timeout is not None and target.timeout > interval:
+                self.problem(
+                    ("targets", i, "timeout"),
+                    f"{format_duration(target.timeout)} is longer than the target's interval "
+                    f"({format_duration(interval)}): a timeout must be at most the interval",
+                )
 
     # -- ${VAR} -----------------------------------------------------------
 
@@ -1022,8 +1185,12 @@ class _Builder:
             self.unique((*loc, "name"), "notifier", notifier.name, seen)
             if notifier_backend.is_disabled(notifier.options):
                 disabled.append(notifier.name)
-            else:
-                enabled.append(notifier)
+                continue
+            enabled.append(notifier)
+            if self.check_notifier_urls:
+                reason = notifier_backend.unusable(notifier.options)
+                if reason is not None:
+                    self.problem((*loc, "url"), reason)
         return enabled, disabled
 
     def actions(self, raws: list[dict[str, Any]]) -> list[ActionConfig]:
@@ -1044,6 +1211,33 @@ class _Builder:
             self.unique((*loc, "name"), "action", action.name, seen)
             actions.append(action)
         return actions
+
+
+def _cycles(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:
+    """Each loop of ``graph`` once, as the path that closes it (``["x", "y", "x"]``),
+    found by a depth-first walk in the graph's order; iterative, as a chain may be
+    thousands of targets long."""
+    done: set[str] = set()
+    found: list[list[str]] = []
+    for start in graph:
+        if start in done:
+            continue
+        path: list[str] = [start]
+        on_path = {start}
+        pending = [iter(graph[start])]
+        while pending:
+            step = next(pending[-1], None)
+            if step is None:
+                pending.pop()
+                done.add(path[-1])
+                on_path.discard(path.pop())
+            elif step in on_path:
+                found.append([*path[path.index(step) :], step])
+            elif step not in done and step in graph:
+                path.append(step)
+                on_path.add(step)
+                pending.append(iter(graph[step]))
+    return found
 
 
 def _dotted(loc: Iterable[str | int]) -> str:

@@ -16,11 +16,12 @@ import contextlib
 import os
 import time
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field
 
 from vigild.alerting.actions import base, processes
-from vigild.config import ActionConfig, Duration
+from vigild.config import MINUTE, ActionConfig, duration_between
 
 __all__ = ["KILL_GRACE", "CommandAction", "CommandOptions", "action_environment"]
 
@@ -35,7 +36,7 @@ class CommandOptions(base.Options):
     command: list[str] = Field(min_length=1)
     cwd: Path | None = None
     env: dict[str, str] = {}
-    kill_grace: Duration = KILL_GRACE
+    kill_grace: Annotated[float, duration_between(0, 10 * MINUTE)] = KILL_GRACE
     """Between SIGTERM and SIGKILL at the timeout."""
 
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
 from vigild import engine_api
 from vigild.alerting.actions import base
-from vigild.config import ActionConfig, Duration
+from vigild.config import MINUTE, ActionConfig, duration_between
 
 __all__ = ["ContainerAction", "ContainerOptions"]
 
@@ -27,7 +27,7 @@ class ContainerOptions(base.Options):
     action: Literal["restart", "stop"] = "restart"
     engine: str | None = None
     """As a container target's ``engine``; unset: ``$DOCKER_HOST``, then the usual sockets."""
-    stop_wait: Duration | None = None
+    stop_wait: Annotated[float, duration_between(0, 10 * MINUTE)] | None = None
     """Seconds the engine gives the container to stop before it kills it."""
 
     @field_validator("engine")

@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from vigild.alerting.notifiers import base, posting
 from vigild.alerting.notifiers.webhook import alert_json
+from vigild.config import http_url
 from vigild.model import Severity, rfc3339
 
 if TYPE_CHECKING:
@@ -68,10 +69,7 @@ class AlertmanagerOptions(base.Options):
         for value in (v.strip() for v in values):
             if not value:  # an unset ${AM_URL:-}: that peer is left out
                 continue
-            # The message must not echo the value: a URL may carry credentials.
-            if not re.match(r"^https?://[^/\s]+", value):
-                raise ValueError("every url must start with http:// or https:// and name a host")
-            urls.append(value.rstrip("/").removesuffix(_API_PATH))
+            urls.append(http_url(value, "every url").rstrip("/").removesuffix(_API_PATH))
         return urls
 
 

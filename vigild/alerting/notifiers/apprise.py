@@ -66,6 +66,14 @@ class AppriseNotifier(base.Notifier):
     def is_disabled(cls, options: BaseModel) -> bool:
         return isinstance(options, cls.Options) and not options.url
 
+    @classmethod
+    def unusable(cls, options: BaseModel) -> str | None:
+        if not isinstance(options, cls.Options) or not options.url:
+            return None
+        import apprise
+
+        return None if apprise.Apprise.instantiate(options.url) else _refused(options.url)
+
     async def send(self, notification: Notification) -> None:
         sender = await self._sender()
         # A caller's timeout abandons the thread without stopping it; apprise's own
@@ -105,17 +113,21 @@ class AppriseNotifier(base.Notifier):
         )
         plugin = apprise.Apprise.instantiate(self.options.url, asset=asset)
         if plugin is None:
-            match = _SCHEME.match(self.options.url)
-            scheme = f"{match.group(1)}://" if match else "(no scheme)"
             self._unusable = self.context.redact(
-                f"apprise cannot use the url of notifier {self.name!r} "
-                f"(scheme {scheme}): unknown scheme or malformed url"
+                f"notifier {self.name!r}: {_refused(self.options.url)}"
             )
             raise base.DeliveryError(self._unusable, retryable=False)
         sender = apprise.Apprise(asset=asset)
         sender.add(plugin)
         self._where = self.context.redact(_redacted(sender.urls(privacy=True)[0]))
         return sender
+
+
+def _refused(url: str) -> str:
+    """Why apprise refused ``url``, naming only its scheme: the rest may be a secret."""
+    match = _SCHEME.match(url)
+    scheme = f"{match.group(1)}://" if match else "(no scheme)"
+    return f"apprise cannot use this url (scheme {scheme}): unknown scheme or malformed url"
 
 
 def _redacted(private_url: str) -> str:

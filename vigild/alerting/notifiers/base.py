@@ -74,6 +74,12 @@ class Notifier(ABC):
         """True when the options leave nothing to send to (an empty ``${VAR:-}`` URL)."""
         return False
 
+    @classmethod
+    def unusable(cls, options: BaseModel) -> str | None:
+        """Why these options can never deliver (the backend's own parser refuses its URL),
+        or None. Checked when the config is loaded; it may be slow (``--once`` skips it)."""
+        return None
+
     @abstractmethod
     async def send(self, notification: Notification) -> None:
         """Deliver one message, or raise ``DeliveryError``. Timeouts are the caller's."""

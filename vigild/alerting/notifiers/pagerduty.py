@@ -22,12 +22,12 @@ back the others; the notification then fails for good, with PagerDuty's reasons.
 from __future__ import annotations
 
 import math
-import re
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from vigild.alerting.notifiers import base, posting, text
+from vigild.config import http_url
 from vigild.model import Severity, rfc3339
 from vigild.redaction import shorten
 from vigild.thresholds import base_metric
@@ -72,9 +72,7 @@ class PagerDutyOptions(base.Options):
     @field_validator("events_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value.strip()):
-            raise ValueError("events_url must start with http:// or https:// and name a host")
-        return value.strip()
+        return http_url(value.strip(), "events_url")
 
 
 def pagerduty_events(
