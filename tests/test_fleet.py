@@ -167,7 +167,9 @@ urls = ["{receiver.url("/am")}"]
 # ---------------------------------------------------------------------------
 # Three vigilds, two hosts, one Alertmanager cluster and one PagerDuty service
 
-INTERVAL = "500ms"
+INTERVAL_SECONDS = 1.0
+INTERVAL = f"{INTERVAL_SECONDS:g}s"
+GROUP_INTERVAL = 2.0
 QUIET = 2 * PEER_TIMEOUT + 0.5
 """Long enough for the second peer's stale copy, had gossip not stopped it."""
 
@@ -183,7 +185,9 @@ def fleet_yaml(receiver: Receiver) -> str:
     config = yaml.safe_load(FLEET_YML.read_text())
     # group_interval over peers x peer-timeout: the second peer's flush then always
     # finds the first one's notification log (see DESIGN.md).
-    config["route"].update(group_wait="1s", group_interval="2s", repeat_interval="1h")
+    config["route"].update(
+        group_wait="1s", group_interval=f"{GROUP_INTERVAL:g}s", repeat_interval="1h"
+    )
     config["receivers"] = [
         {"name": name, "webhook_configs": [{"url": receiver.url(f"/{name}")}]}
         for name in ("slack", "pagerduty")
@@ -314,7 +318,7 @@ async def test_three_vigilds_two_hosts_one_page_per_change_per_host(
     # past the dead one's last endsAt (four intervals) and a group_interval.
     await replica_b.kill()
     assert len(await settled(2)) == 2
-    await receiver.wait_quiet(2.5)
+    await receiver.wait_quiet(4 * INTERVAL_SECONDS + GROUP_INTERVAL - QUIET + 0.5)
     assert len(messages(receiver, "slack")) == 2
     await both_hold(peers, {"a": "active", "b": "active"})
 
