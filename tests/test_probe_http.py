@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from pydantic import ValidationError
 from targets import TargetServer, TargetServerFactory
 
 from vigild.config import HttpTarget
@@ -377,12 +378,10 @@ async def test_connection_refused(session: aiohttp.ClientSession, closed_url: st
     assert "status_code" not in obs.metrics
 
 
-async def test_invalid_url(session: aiohttp.ClientSession) -> None:
-    obs = await probe_once(session, "http://[::1")
-    assert obs.up is False
-    assert obs.error is not None
-    assert obs.error.startswith("invalid URL")
-    assert_short(obs.error)
+def test_an_invalid_url_never_reaches_the_probe() -> None:
+    # Refused when the config is read (``check-config`` says so), not found at 3 a.m.
+    with pytest.raises(ValidationError, match="url is not a valid URL"):
+        HttpTarget.model_validate({"name": "svc", "type": "http", "url": "http://[::1"})
 
 
 async def _raw_server(answer: bytes) -> tuple[asyncio.Server, str]:
