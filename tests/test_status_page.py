@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from vigild.alerting.engine import Engine
+from vigild.alerting.pipeline import flush
 from vigild.alerting.silences import Silences
 from vigild.alerting.store import Store
 from vigild.config import SilenceConfig, load
@@ -233,7 +234,7 @@ type = "host"
     engine.configure(
         (), flap_limit=4, labels=lambda _: (), redact=config.redact, silences=Silences(store)
     )
-    engine.silences.add(
+    engine.policy.silences.add(
         SilenceConfig.model_validate(
             {"matchers": {"target": "<b>db</b>"}, "duration": "1h", "comment": "moving racks"}
         ),
@@ -250,7 +251,7 @@ type = "host"
         board.record(name, observation, verdicts)
         history.observed(None, observation, verdicts)
         engine.observe(name, verdicts, clock())
-    engine.flush(clock())
+    flush(engine, store, clock())
     clock.advance(125)
     document = board.document(config, engine, clock())
     snap = snapshot(document, board, history, refresh=refresh_seconds(30), now=clock())
@@ -367,7 +368,7 @@ def test_control_characters_in_names_are_escaped_in_report_page_and_metrics(
     board = Board()
     board.record("box", observation, verdicts)
     engine.observe(name, verdicts, START)
-    engine.flush(START)
+    flush(engine, store, START)
     document = board.document(config, engine, START)
 
     report = text_report(document)

@@ -18,10 +18,11 @@ import structlog
 from vigild import __version__
 from vigild.alerting.actions.runner import ActionRunner
 from vigild.alerting.delivery import Delivery, OutcomeListener
-from vigild.alerting.engine import Engine, Route
+from vigild.alerting.engine import Engine
 from vigild.alerting.lock import StateLock
 from vigild.alerting.notifiers.base import Notifier, NotifierContext, backend
 from vigild.alerting.silences import Silences
+from vigild.alerting.stages.route import Route
 from vigild.alerting.store import Store
 from vigild.config import Config, split_listen
 from vigild.daemon.cycle import Pipeline, ResultListener, Watched
@@ -137,7 +138,7 @@ class Runtime:
         if not await self.pipeline.run_cycle(watched):
             return
         now = self.clock()
-        self.engine.silences.prune(now)
+        self.engine.policy.silences.prune(now)
         self.actions.evaluate(now)
         for listener in self.cycle_listeners:
             listener(now)
