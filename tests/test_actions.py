@@ -85,7 +85,7 @@ class Rig:
 
     def _open(self) -> None:
         self.store = Store(self.path)
-        self.engine = Engine(self.store, (EVERYONE,), flap_limit=4, identity=HOST)
+        self.engine = Engine(self.store.load_alerts(), (EVERYONE,), flap_limit=4, identity=HOST)
         self.runner = ActionRunner(self.store, self.engine, self.session, clock=self.clock)
         self.runner.listeners.append(lambda name, outcome: self.outcomes.append((name, outcome)))
 

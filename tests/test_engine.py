@@ -42,7 +42,7 @@ class Harness:
         self.flap_limit = flap_limit
         self.clock = clock or FakeClock()
         self.store = Store(path)
-        self.engine = Engine(self.store, routes, flap_limit=flap_limit, identity=HOST)
+        self.engine = Engine(self.store.load_alerts(), routes, flap_limit=flap_limit, identity=HOST)
 
     def read(
         self,
@@ -67,7 +67,9 @@ class Harness:
     def restart(self) -> None:
         self.store.close()
         self.store = Store(self.path)
-        self.engine = Engine(self.store, self.routes, flap_limit=self.flap_limit, identity=HOST)
+        self.engine = Engine(
+            self.store.load_alerts(), self.routes, flap_limit=self.flap_limit, identity=HOST
+        )
 
     def outbox(self, notifier: str = "all") -> list[Notification]:
         entries = []

@@ -230,7 +230,7 @@ type = "host"
     monkeypatch.setenv("KEY", "s3cr3t-key")
     config = load(config_file)
     store = Store(tmp_path / "state.db")
-    engine = Engine(store, (), flap_limit=4)
+    engine = Engine(store.load_alerts(), (), flap_limit=4)
     engine.configure(
         (), flap_limit=4, labels=lambda _: (), redact=config.redact, silences=Silences(store)
     )
@@ -363,7 +363,7 @@ def test_control_characters_in_names_are_escaped_in_report_page_and_metrics(
     observation = Observation(name, START, False, "gone\x07 away", duration=0.1)
     verdicts = evaluate(observation, config.rules["box"])
     store = Store(tmp_path / "state.db")
-    engine = Engine(store, (), flap_limit=4)
+    engine = Engine(store.load_alerts(), (), flap_limit=4)
     engine.configure((), flap_limit=4, labels=lambda _: (), redact=config.redact)
     board = Board()
     board.record("box", observation, verdicts)

@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 import structlog
 
 from vigild.alerting.alert import Alert, severity_label
-from vigild.alerting.policy import Policy
+from vigild.alerting.policy import Policy, no_silences
 from vigild.alerting.silences import Silences
 from vigild.alerting.stages.route import Labels, Route, no_labels
-from vigild.alerting.store import Store
+from vigild.alerting.store import AlertRow
 from vigild.model import FLAP_WINDOW, Identity, Severity
 from vigild.thresholds import Verdict
 
@@ -44,7 +44,7 @@ def _unchanged(text: str) -> str:
 class Engine:
     def __init__(
         self,
-        store: Store,
+        rows: Iterable[AlertRow],
         routes: Iterable[Route],
         *,
         flap_limit: int,
@@ -52,11 +52,12 @@ class Engine:
         redact: Callable[[str], str] = _unchanged,
         identity: Identity | None = None,
     ) -> None:
+        """``rows``: the alerts as the state file last held them (``Store.load_alerts``)."""
         self.identity = identity or Identity.local()
         self.configure(routes, flap_limit=flap_limit, labels=labels, redact=redact)
         self._alerts: dict[tuple[str, str], Alert] = {}
         self._touched: dict[tuple[str, str], Alert] = {}
-        for row in store.load_alerts():
+        for row in rows:
             alert = Alert.from_row(row)
             self._alerts[(alert.target, alert.metric)] = alert
 
@@ -85,7 +86,7 @@ class Engine:
         self.policy = Policy(
             routes=tuple(routes),
             labels=labels,
-            silences=silences if silences is not None else Policy().silences,
+            silences=silences if silences is not None else no_silences(),
             dependencies=dependencies or {},
             connectivity=connectivity,
             max_per_message=max_per_message,

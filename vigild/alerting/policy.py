@@ -9,7 +9,7 @@ from typing import Any
 from vigild.alerting.silences import Silences
 from vigild.alerting.stages.route import Labels, Route, no_labels
 
-__all__ = ["Policy"]
+__all__ = ["Policy", "no_silences"]
 
 
 class _NoSilenceStore:
@@ -22,11 +22,15 @@ class _NoSilenceStore:
         raise RuntimeError("this engine keeps no silences")
 
 
+def no_silences() -> Silences:
+    return Silences(_NoSilenceStore())
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     routes: tuple[Route, ...] = ()
     labels: Labels = no_labels
-    silences: Silences = field(default_factory=lambda: Silences(_NoSilenceStore()))
+    silences: Silences = field(default_factory=no_silences)
     dependencies: Mapping[str, Sequence[str]] = field(default_factory=dict)
     connectivity: str | None = None
     """The target whose ``up`` alert means vigild itself lost its network."""

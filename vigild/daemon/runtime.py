@@ -98,7 +98,9 @@ class Runtime:
             if state is not None and item.probe.keeps_state:
                 item.probe.restore_state(state)
         self._runtime_silences = Silences.from_rows(self.store.load_silences(), self.clock())
-        self.engine = Engine(self.store, (), flap_limit=self.config.alerting.flap_limit)
+        self.engine = Engine(
+            self.store.load_alerts(), (), flap_limit=self.config.alerting.flap_limit
+        )
         self._configure_engine(self._silences(self.config))
         self.delivery = self._delivery(self.config)
         self.actions = ActionRunner(
