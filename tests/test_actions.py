@@ -26,7 +26,9 @@ from targets import closed_port
 from vigild.alerting.actions import processes
 from vigild.alerting.actions.base import OUTPUT_LIMIT, backend
 from vigild.alerting.actions.runner import ActionRunner
-from vigild.alerting.engine import Engine, Route
+from vigild.alerting.engine import Engine
+from vigild.alerting.pipeline import flush
+from vigild.alerting.stages.route import Route
 from vigild.alerting.store import ActionRun, Store, read_action_history
 from vigild.config import ActionConfig, ConfigError, ThresholdSpec, load
 from vigild.model import Identity, Notification, Severity
@@ -83,7 +85,7 @@ class Rig:
 
     def _open(self) -> None:
         self.store = Store(self.path)
-        self.engine = Engine(self.store, (EVERYONE,), flap_limit=4, identity=HOST)
+        self.engine = Engine(self.store.load_alerts(), (EVERYONE,), flap_limit=4, identity=HOST)
         self.runner = ActionRunner(self.store, self.engine, self.session, clock=self.clock)
         self.runner.listeners.append(lambda name, outcome: self.outcomes.append((name, outcome)))
 
@@ -100,7 +102,7 @@ class Rig:
         now = self.clock.advance(step)
         severity = Severity.OK if up else Severity.CRITICAL
         self.engine.observe(target, [Verdict("up", severity, float(up), None, UP)], now)
-        self.engine.flush(now)
+        flush(self.engine, self.store, now)
         self.runner.evaluate(now)
 
     def history(self) -> list[ActionRun]:
@@ -253,6 +255,35 @@ async def test_dry_run_runs_nothing_and_says_what_it_would_run(rig: Rig, tmp_pat
     [note] = rig.action_notes()
     assert "would run" in note and "rollback.sh quick" in note
     assert rig.outcomes == [("rollback", "dry_run")]
+
+
+async def test_an_action_report_reaches_only_the_notifiers_its_severity_reaches(
+    rig: Rig, tmp_path: Path
+) -> None:
+    pager = Route(
+        "pager",
+        min_rank=Severity.CRITICAL.routing_rank,
+        send_resolved=True,
+        repeat_interval=4 * 3600.0,
+    )
+    rig.engine.configure((EVERYONE, pager), flap_limit=4, labels=lambda _: (), redact=str)
+    rig.configure(
+        action(
+            command=[str(recording_script(tmp_path))],
+            dry_run=True,
+            when={"severity": "warning", "metrics": ["cpu_percent"]},
+        )
+    )
+    cpu = Rule.from_spec("cpu_percent", ThresholdSpec(warning=75, critical=80))
+    for _ in range(2):
+        now = rig.clock.advance(30)
+        rig.engine.observe("api", [cpu.judge("cpu_percent", 78)], now)
+        flush(rig.engine, rig.store, now)
+        rig.runner.evaluate(now)
+    [note] = rig.action_notes()
+    assert "would run" in note
+    # min_severity = "critical" hears neither the warning nor an action about it.
+    assert rig.store.outbox_entries("pager") == []
 
 
 async def test_silenced_and_flapping_alerts_trigger_nothing(rig: Rig, tmp_path: Path) -> None:

@@ -10,7 +10,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vigild.alerting.engine import Engine, Route
+from vigild.alerting.engine import Engine
+from vigild.alerting.pipeline import filters, flush
+from vigild.alerting.stages.route import Route
 from vigild.alerting.store import Store
 from vigild.config import ThresholdSpec
 from vigild.model import AlertEvent, Identity, Notification, Severity
@@ -40,7 +42,7 @@ class Harness:
         self.flap_limit = flap_limit
         self.clock = clock or FakeClock()
         self.store = Store(path)
-        self.engine = Engine(self.store, routes, flap_limit=flap_limit, identity=HOST)
+        self.engine = Engine(self.store.load_alerts(), routes, flap_limit=flap_limit, identity=HOST)
 
     def read(
         self,
@@ -60,12 +62,14 @@ class Harness:
             verdicts = [Verdict("up", Severity.OK, 1.0, None, UP)]
             verdicts.append(rule.judge(metric or rule.metric, value))
         self.engine.observe(target, verdicts, now)
-        return [e for n in self.engine.flush(now) for e in n.events]
+        return [e for n in flush(self.engine, self.store, now) for e in n.events]
 
     def restart(self) -> None:
         self.store.close()
         self.store = Store(self.path)
-        self.engine = Engine(self.store, self.routes, flap_limit=self.flap_limit, identity=HOST)
+        self.engine = Engine(
+            self.store.load_alerts(), self.routes, flap_limit=self.flap_limit, identity=HOST
+        )
 
     def outbox(self, notifier: str = "all") -> list[Notification]:
         entries = []
@@ -199,7 +203,7 @@ def test_a_failed_probe_says_why_and_resolving_does_not(tmp_path: Path) -> None:
     now = h.clock.advance(30)
     down = Verdict("up", Severity.CRITICAL, 0.0, None, UP, note="connection refused")
     h.engine.observe("api", [down], now)
-    [fired] = [e for n in h.engine.flush(now) for e in n.events]
+    [fired] = [e for n in flush(h.engine, h.store, now) for e in n.events]
     assert fired.note == "connection refused"
     h.restart()
     assert [e.note for e in h.read(10)] == [None]  # the resolution carries no stale reason
@@ -211,7 +215,8 @@ def test_down_target_inhibits_its_other_alerts(tmp_path: Path) -> None:
     events = h.read(None)
     assert [(e.metric, e.kind, e.severity.label) for e in events] == [("up", "firing", "critical")]
     cpu = next(a for a in h.engine.alerts() if a.metric == "cpu_percent")
-    assert h.engine.held_back(cpu, h.engine.down_targets()) == "target down"
+    inhibitor, _ = filters(h.engine)
+    assert inhibitor.reason(cpu) == "target down"
     for _ in range(int(5 * HOUR / 60)):  # no repeat for an inhibited alert
         assert all(e.metric == "up" for e in h.read(None, step=60))
     events = h.read(78)
@@ -304,7 +309,7 @@ def test_one_message_per_notifier_per_flush(tmp_path: Path) -> None:
     now = h.clock.advance(30)
     for target in ("a", "b", "c"):
         h.engine.observe(target, [Verdict("up", Severity.CRITICAL, 0.0, None, UP)], now)
-    notifications = h.engine.flush(now)
+    notifications = flush(h.engine, h.store, now)
     assert len(notifications) == 1
     assert sorted(e.target for e in notifications[0].events) == ["a", "b", "c"]
 
@@ -313,7 +318,7 @@ def test_retain_resolves_alerts_of_removed_targets(tmp_path: Path) -> None:
     h = Harness(tmp_path / "s.db")
     h.read(90)
     h.engine.retain(lambda target, metric: target != "api", h.clock.advance(1))
-    events = [e for n in h.engine.flush(h.clock()) for e in n.events]
+    events = [e for n in flush(h.engine, h.store, h.clock()) for e in n.events]
     assert kinds(events) == [("resolved", "critical")]
 
 

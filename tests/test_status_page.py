@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from vigild.alerting.engine import Engine
+from vigild.alerting.pipeline import flush
 from vigild.alerting.silences import Silences
 from vigild.alerting.store import Store
 from vigild.config import SilenceConfig, load
@@ -229,11 +230,11 @@ type = "host"
     monkeypatch.setenv("KEY", "s3cr3t-key")
     config = load(config_file)
     store = Store(tmp_path / "state.db")
-    engine = Engine(store, (), flap_limit=4)
+    engine = Engine(store.load_alerts(), (), flap_limit=4)
     engine.configure(
         (), flap_limit=4, labels=lambda _: (), redact=config.redact, silences=Silences(store)
     )
-    engine.silences.add(
+    engine.policy.silences.add(
         SilenceConfig.model_validate(
             {"matchers": {"target": "<b>db</b>"}, "duration": "1h", "comment": "moving racks"}
         ),
@@ -250,7 +251,7 @@ type = "host"
         board.record(name, observation, verdicts)
         history.observed(None, observation, verdicts)
         engine.observe(name, verdicts, clock())
-    engine.flush(clock())
+    flush(engine, store, clock())
     clock.advance(125)
     document = board.document(config, engine, clock())
     snap = snapshot(document, board, history, refresh=refresh_seconds(30), now=clock())
@@ -362,12 +363,12 @@ def test_control_characters_in_names_are_escaped_in_report_page_and_metrics(
     observation = Observation(name, START, False, "gone\x07 away", duration=0.1)
     verdicts = evaluate(observation, config.rules["box"])
     store = Store(tmp_path / "state.db")
-    engine = Engine(store, (), flap_limit=4)
+    engine = Engine(store.load_alerts(), (), flap_limit=4)
     engine.configure((), flap_limit=4, labels=lambda _: (), redact=config.redact)
     board = Board()
     board.record("box", observation, verdicts)
     engine.observe(name, verdicts, START)
-    engine.flush(START)
+    flush(engine, store, START)
     document = board.document(config, engine, START)
 
     report = text_report(document)

@@ -11,7 +11,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from vigild import __version__
-from vigild.alerting.engine import Alert, Engine
+from vigild.alerting import pipeline
+from vigild.alerting.alert import Alert
+from vigild.alerting.engine import Engine
 from vigild.alerting.silences import Silence
 from vigild.config import Config, HttpTarget, PrometheusTarget, TargetConfig
 from vigild.model import Observation, Severity, rfc3339, worst
@@ -53,7 +55,7 @@ class Board:
 
     def document(self, config: Config, engine: Engine, now: float | None = None) -> dict[str, Any]:
         now = time.time() if now is None else now
-        down = engine.down_targets()
+        inhibitor, silencer = pipeline.filters(engine)
         daemon = config.daemon
         return {
             "version": __version__,
@@ -64,11 +66,11 @@ class Board:
             "worst": self.worst().label,
             "targets": [entry for t in config.targets for entry in self._entries(t)],
             "alerts": [
-                _alert(a, engine.held_back(a, down), engine.silenced(a, now), now)
+                _alert(a, inhibitor.reason(a), silencer.covering(a, now), now)
                 for a in sorted(engine.alerts(), key=lambda a: (a.target, a.metric))
                 if a.visible or a.pending
             ],
-            "silences": engine.silences.listing(now),
+            "silences": engine.policy.silences.listing(now),
         }
 
     def _entries(self, target: TargetConfig) -> Iterator[dict[str, Any]]:

@@ -594,10 +594,6 @@ class Store:
         )
         return [ActionRun(*row) for row in rows]
 
-    def queue_notifications(self, outbox: Iterable[tuple[str, float, str]]) -> None:
-        """Queue messages that change no alert (an action's report)."""
-        self.commit((), (), outbox)
-
     # -- outbox -----------------------------------------------------------
 
     def outbox_head(self, notifier: str) -> OutboxEntry | None:

@@ -129,7 +129,7 @@ class Daemon:
             status=lambda: self.runtime.board.document(self.config, self.runtime.engine),
             ready=lambda: self.ready,
             secrets=lambda: self.config.secrets,  # a reload changes them
-            silences=lambda: self.runtime.engine.silences,
+            silences=lambda: self.runtime.engine.policy.silences,
             api_token=lambda: self.config.daemon.api_token,
             unix_socket=unix_listen(self.config.daemon.listen) is not None,
             clock=self.clock,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from vigild.alerting import pipeline
 from vigild.alerting.engine import Engine
 from vigild.alerting.store import Store
 from vigild.config import TargetConfig
@@ -166,7 +167,7 @@ class Pipeline:
 
     def flush(self) -> bool:
         try:
-            queued = self.engine.flush(self.clock())
+            queued = pipeline.flush(self.engine, self.store, self.clock())
         except Exception:
             # The state stays in memory and is written by the next flush.
             log.exception("cannot record alert state")

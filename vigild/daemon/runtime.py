@@ -18,10 +18,11 @@ import structlog
 from vigild import __version__
 from vigild.alerting.actions.runner import ActionRunner
 from vigild.alerting.delivery import Delivery, OutcomeListener
-from vigild.alerting.engine import Engine, Route
+from vigild.alerting.engine import Engine
 from vigild.alerting.lock import StateLock
 from vigild.alerting.notifiers.base import Notifier, NotifierContext, backend
 from vigild.alerting.silences import Silences
+from vigild.alerting.stages.route import Route
 from vigild.alerting.store import Store
 from vigild.config import Config, split_listen
 from vigild.daemon.cycle import Pipeline, ResultListener, Watched
@@ -97,7 +98,9 @@ class Runtime:
             if state is not None and item.probe.keeps_state:
                 item.probe.restore_state(state)
         self._runtime_silences = Silences.from_rows(self.store.load_silences(), self.clock())
-        self.engine = Engine(self.store, (), flap_limit=self.config.alerting.flap_limit)
+        self.engine = Engine(
+            self.store.load_alerts(), (), flap_limit=self.config.alerting.flap_limit
+        )
         self._configure_engine(self._silences(self.config))
         self.delivery = self._delivery(self.config)
         self.actions = ActionRunner(
@@ -137,7 +140,7 @@ class Runtime:
         if not await self.pipeline.run_cycle(watched):
             return
         now = self.clock()
-        self.engine.silences.prune(now)
+        self.engine.policy.silences.prune(now)
         self.actions.evaluate(now)
         for listener in self.cycle_listeners:
             listener(now)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Literal
 
-from vigild.alerting.engine import Alert
+from vigild.alerting.alert import Alert
 from vigild.alerting.notifiers.text import duration
 from vigild.alerting.store import ActionRun
 from vigild.config import ActionConfig, ActionWhen

@@ -5,7 +5,8 @@ and every action, ``guards`` decides; a run starts as a task (cycles never
 wait for it) and is recorded as "running" before the task starts, so the next
 evaluation, or the next vigild after a crash, sees it. When it ends, its
 outcome, exit code and output go to SQLite, to ``vigild_actions_total`` and,
-as an "action" event about the alert, to every notifier's outbox.
+as an "action" event about the alert, to the outbox of every notifier whose
+``min_severity`` the alert's severity reaches (``pipeline.report``).
 
 A command outlives a vigild killed with SIGKILL. The next vigild, at its first
 evaluation, finds the run still "running" with its process group alive: it is
@@ -17,22 +18,23 @@ timeout. A run whose process is gone, or that had none, ended with the vigild.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from vigild.alerting import pipeline
 from vigild.alerting.actions import base, guards
 from vigild.alerting.notifiers.text import duration
-from vigild.model import AlertEvent, Notification, Severity
+from vigild.model import AlertEvent, Severity
 from vigild.tasks import spawn
 
 if TYPE_CHECKING:
     import aiohttp
 
-    from vigild.alerting.engine import Alert, Engine
+    from vigild.alerting.alert import Alert
+    from vigild.alerting.engine import Engine
     from vigild.alerting.store import ActionRun, Store
     from vigild.config import ActionConfig
 
@@ -107,16 +109,16 @@ class ActionRunner:
             return
         alerts = [a for a in self._engine.alerts() if a.severity is not None]
         self._verify(alerts, now)
-        down = self._engine.down_targets()
+        inhibitor, silencer = pipeline.filters(self._engine)
         for alert in alerts:
             for config, action in self._actions.values():
                 found = guards.incident(config.when, alert, now)
                 if found is None:
                     continue
                 # Held back: the readings say more about something else that is down.
-                if self._engine.held_back(alert, down) is not None:
+                if inhibitor.reason(alert) is not None:
                     continue
-                if self._engine.silenced(alert, now) is not None:
+                if silencer.covering(alert, now) is not None:
                     continue
                 runs = self._store.action_runs(
                     config.name, now - guards.DAY, found.fingerprint, found.started
@@ -407,12 +409,8 @@ class ActionRunner:
             note=self._redact(text),
             origin=self._engine.identity.labels,
         )
-        rows = [
-            (route.name, now, json.dumps(Notification(route.name, now, (event,)).to_json()))
-            for route in self._engine.routes
-        ]
-        if rows:
-            self._store.queue_notifications(rows)
+        # Routed as alerts are: a notifier hears of an action about an alert it would hear of.
+        if pipeline.report(self._engine, self._store, event, now):
             self.on_queued()
 
     def _count(self, action: str, outcome: str) -> None:

@@ -1,0 +1,73 @@
+"""From the engine's alert transitions to the outbox, the whole path in one place.
+
+    verdicts ─▶ Engine.observe ─▶ transitions
+      ─▶ inhibit   an alert about something a down target explains is not told (yet)
+      ─▶ silence   nor is one a silence covers
+      ─▶ route     each notifier is owed the difference between what it was told and
+                   the alert now, if the alert reaches its min_severity
+      ─▶ group     one message per notifier, max_per_message events each
+      ─▶ record    alert state and messages in one transaction; "told" only then
+
+An action's report joins at ``route``: it changes no alert, so nothing filters it
+(the runner asks ``inhibit`` and ``silence`` before it runs an action at all).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from vigild.alerting.engine import Engine
+from vigild.alerting.policy import Policy
+from vigild.alerting.stages.base import Batch, Stage
+from vigild.alerting.stages.group import Grouper
+from vigild.alerting.stages.inhibit import Inhibitor, down_targets
+from vigild.alerting.stages.record import Recorder
+from vigild.alerting.stages.route import Router
+from vigild.alerting.stages.silence import Silencer
+from vigild.alerting.store import Store
+from vigild.model import AlertEvent, Notification
+
+__all__ = ["filters", "flush", "report"]
+
+
+def filters(engine: Engine) -> tuple[Inhibitor, Silencer]:
+    """The stages that decide whether an alert is told now: the same for the
+    notifications, the action runner and the status page."""
+    policy = engine.policy
+    down = down_targets(engine.alerts())
+    return Inhibitor(down, policy.dependencies, policy.connectivity), Silencer(policy.silences)
+
+
+def _delivery(policy: Policy, store: Store) -> tuple[Stage, ...]:
+    return (
+        Router(policy.routes, labels=policy.labels, connectivity=policy.connectivity),
+        Grouper(policy.max_per_message),
+        Recorder(store, (route.name for route in policy.routes)),
+    )
+
+
+def _run(stages: Sequence[Stage], batch: Batch) -> Batch:
+    for stage in stages:
+        batch = stage(batch)
+    return batch
+
+
+def flush(engine: Engine, store: Store, now: float) -> list[Notification]:
+    """Record what changed and queue the notifications it causes, in one transaction.
+
+    Raises what the store raises; the transitions then stay, for the next flush.
+    """
+    touched = engine.transitions()
+    if not touched:
+        return []
+    batch = _run(
+        (*filters(engine), *_delivery(engine.policy, store)),
+        Batch(now, touched=touched, alerts=list(touched)),
+    )
+    engine.recorded(batch.deleted)
+    return batch.notifications
+
+
+def report(engine: Engine, store: Store, event: AlertEvent, now: float) -> list[Notification]:
+    """Queue an event that changes no alert (an action's report) for the notifiers it reaches."""
+    return _run(_delivery(engine.policy, store), Batch(now, reports=[event])).notifications

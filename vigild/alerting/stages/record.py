@@ -1,0 +1,83 @@
+"""Recording: the batch's alert state and its notifications, in one transaction.
+
+What a notifier was told changes only with the transaction that queues the message
+telling it: if the transaction fails, the next flush owes it the same again. A
+store that cannot write its file keeps the change in memory (``Store.commit``),
+which counts as recorded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+import structlog
+
+from vigild.alerting.alert import Alert
+from vigild.alerting.stages.base import Batch
+from vigild.alerting.store import AlertRow, Store
+
+__all__ = ["Recorder"]
+
+log = structlog.get_logger("vigild.engine")
+
+
+class Recorder:
+    def __init__(self, store: Store, notifiers: Iterable[str]) -> None:
+        """``notifiers``: the configured ones; what an alert told any other is forgotten."""
+        self._store = store
+        self._notifiers = set(notifiers)
+
+    def __call__(self, batch: Batch) -> Batch:
+        if not batch.touched and not batch.notifications:
+            return batch
+        previously = [(alert, name, alert.told.get(name)) for alert, name, _ in batch.told]
+        for alert, name, told in batch.told:
+            _apply_told(alert, name, told)
+        upserts: list[AlertRow] = []
+        deleted: list[Alert] = []
+        deletes: list[str] = []
+        try:
+            for alert in batch.touched:
+                for stale in alert.told.keys() - self._notifiers:
+                    del alert.told[stale]
+                if alert.replaced is not None:
+                    deletes.append(alert.replaced)
+                if alert.idle(batch.now):
+                    deleted.append(alert)
+                    deletes.append(alert.fingerprint)
+                else:
+                    upserts.append(
+                        AlertRow(alert.fingerprint, alert.target, alert.metric, alert.to_json())
+                    )
+            self._store.commit(
+                upserts,
+                deletes,
+                [(n.notifier, n.created, json.dumps(n.to_json())) for n in batch.notifications],
+            )
+        except Exception:
+            # Nothing was recorded: forget what we told, so the next flush says it again.
+            for alert, name, told in previously:
+                _apply_told(alert, name, told)
+            raise
+        for alert in batch.touched:
+            alert.replaced = None
+        batch.deleted = deleted
+        for notification in batch.notifications:
+            for event in notification.events:
+                log.info(
+                    "notification queued",
+                    notifier=notification.notifier,
+                    target=event.target,
+                    metric=event.metric,
+                    severity=event.severity.label,
+                    kind=event.kind,
+                )
+        return batch
+
+
+def _apply_told(alert: Alert, notifier: str, told: tuple[str, float] | None) -> None:
+    if told is None:
+        alert.told.pop(notifier, None)
+    else:
+        alert.told[notifier] = told
