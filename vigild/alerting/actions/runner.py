@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from vigild.alerting.actions import base, guards
-from vigild.alerting.notifiers.text import duration
 from vigild.model import AlertEvent, Notification, Severity
 from vigild.tasks import spawn
+from vigild.wording import duration
 
 if TYPE_CHECKING:
     import aiohttp
