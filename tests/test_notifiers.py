@@ -102,24 +102,6 @@ def test_numbers_are_short_and_plain(value: float, shown: str) -> None:
     assert text.number(value) == shown
 
 
-@pytest.mark.parametrize(
-    ("seconds", "shown"),
-    [
-        (0, "0s"),
-        (45.9, "45s"),
-        (720, "12m"),
-        (779, "12m"),
-        (3600, "1h"),
-        (3900, "1h5m"),
-        (86400 * 2 + 3 * 3600 + 59, "2d3h"),
-        (86400, "1d"),
-        (-5, "0s"),
-    ],
-)
-def test_durations(seconds: float, shown: str) -> None:
-    assert text.duration(seconds) == shown
-
-
 def test_title_of_one_alert_holds_severity_and_target() -> None:
     assert text.title(note(event())) == "[CRITICAL] covabot: up"
     assert text.title(note(event(severity=Severity.WARNING))) == "[WARNING] covabot: up"

@@ -46,6 +46,7 @@ from vigild.probes.exposition import (
 )
 from vigild.probes.prometheus import ACCEPT, INLINE_MAX, PrometheusProbe, read_page
 from vigild.thresholds import Rule, evaluate
+from vigild.wording import label_value
 
 DATA = Path(__file__).parent / "data"
 TEXT = "text/plain; version=0.0.4; charset=utf-8"
@@ -469,10 +470,6 @@ sample_values = st.one_of(
 )
 
 
-def escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
 def sample_lines(spaces: Sequence[str] = (" ", "\t", "  ")) -> st.SearchStrategy[str]:
     """Valid sample lines with any label values, any values, and a timestamp or not."""
 
@@ -481,7 +478,7 @@ def sample_lines(spaces: Sequence[str] = (" ", "\t", "  ")) -> st.SearchStrategy
         name = draw(names)
         labels = draw(st.dictionaries(label_names, label_values, max_size=4))
         space = draw(st.sampled_from(spaces))
-        braces = ",".join(f'{k}="{escape(v)}"' for k, v in labels.items())
+        braces = ",".join(f'{k}="{label_value(v)}"' for k, v in labels.items())
         line = name + (f"{{{braces}}}" if labels or draw(st.booleans()) else "")
         line += space + draw(sample_values)
         if draw(st.booleans()):

@@ -54,6 +54,7 @@ __all__ = [
     "ConfigError",
     "ContainerTarget",
     "DaemonConfig",
+    "EngineUrl",
     "HostTarget",
     "HttpTarget",
     "NotifierConfig",
@@ -655,6 +656,16 @@ DEFAULT_ENGINES = (
 _ENGINE_URL = re.compile(r"^(unix://.+|tcp://[^/\s]+|https?://[^/\s]+)")
 
 
+def _engine_url(value: str) -> str:
+    if not _ENGINE_URL.match(value):
+        raise ValueError("engine must be unix:///path/to/docker.sock or tcp://host:port")
+    return value
+
+
+EngineUrl = Annotated[str, AfterValidator(_engine_url)]
+"""A container engine's address, as a container target and a container action take it."""
+
+
 class ContainerTarget(_TargetBase):
     """Containers under Docker or Podman, through the Engine API both serve."""
 
@@ -663,18 +674,11 @@ class ContainerTarget(_TargetBase):
     """A container's name or id."""
     container_labels: dict[str, str] = {}
     """Every container carrying these labels (``com.docker.compose.service``), one each."""
-    engine: str | None = None
+    engine: EngineUrl | None = None
     """``unix:///var/run/docker.sock`` or ``tcp://host:2375``; unset: ``$DOCKER_HOST``,
     then the first of ``DEFAULT_ENGINES`` that exists."""
     restart_window: Annotated[float, duration_between(MINUTE, 30 * DAY)] = HOUR
     """``recent_restarts`` counts restarts within this long."""
-
-    @field_validator("engine")
-    @classmethod
-    def _engine_url(cls, value: str | None) -> str | None:
-        if value is not None and not _ENGINE_URL.match(value):
-            raise ValueError("engine must be unix:///path/to/docker.sock or tcp://host:port")
-        return value
 
     @model_validator(mode="after")
     def _one_selector(self) -> Self:

@@ -25,6 +25,7 @@ import aiohttp
 from vigild import __version__
 from vigild.config import DEFAULT_ENGINES
 from vigild.redaction import one_line
+from vigild.wording import os_text
 
 __all__ = ["DEFAULT_TIMEOUT", "MAX_BODY", "EngineClient", "EngineError", "connect"]
 
@@ -312,9 +313,7 @@ def _refusal(status: int, body: bytes, path: str, secrets: frozenset[str]) -> st
 def _os_reason(error: OSError, secrets: frozenset[str]) -> str:
     if error.errno == errno.EACCES:
         return "permission denied (is vigild's user in the docker group?)"
-    if error.errno is not None and error.errno > 0:
-        return os.strerror(error.errno).lower()
-    return _one_line(error.strerror or str(error), secrets) or type(error).__name__
+    return _one_line(os_text(error), secrets) or type(error).__name__
 
 
 def _client_reason(exc: aiohttp.ClientError, secrets: frozenset[str]) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import aiohttp
 import structlog
 
-from vigild.probes.http import describe_client_error
+from vigild.probes._net import describe_client_error
 from vigild.tasks import spawn
 
 __all__ = ["Heartbeat"]

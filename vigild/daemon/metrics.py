@@ -39,6 +39,7 @@ from vigild.daemon.cycle import Watched
 from vigild.model import Observation
 from vigild.redaction import printable, redact, redact_exposition
 from vigild.thresholds import Verdict
+from vigild.wording import label_value
 
 __all__ = ["Metrics"]
 
@@ -99,10 +100,6 @@ class _StateFileCollector(Collector):
             "memory until the state file could be written again.",
             value=self._store.write_failures,
         )
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 @dataclass(slots=True)
@@ -266,8 +263,8 @@ class Metrics:
         self._targets = kept
 
     def _series(self, name: str, kind: str) -> _Series:
-        target = f'target="{_escape(printable(redact(name, self._secrets())))}"'
-        return _Series(labels=f'{target},type="{_escape(kind)}"', target_label=target)
+        target = f'target="{label_value(printable(redact(name, self._secrets())))}"'
+        return _Series(labels=f'{target},type="{label_value(kind)}"', target_label=target)
 
     # -- exposition -------------------------------------------------------
 
@@ -317,6 +314,6 @@ class Metrics:
         label = self._metric_labels.get(metric)
         if label is None:
             name, _, series = metric.partition(":")
-            label = f'metric="{_escape(name)}",series="{_escape(series)}"'
+            label = f'metric="{label_value(name)}",series="{label_value(series)}"'
             self._metric_labels[metric] = label
         return label

@@ -22,6 +22,7 @@ from vigild.daemon.history import BUCKET, SLOTS, History, Point
 from vigild.model import Severity, worst
 from vigild.redaction import printable, redact_values
 from vigild.status import Board
+from vigild.wording import duration
 
 __all__ = ["Levels", "Snapshot", "TargetLevels", "refresh_seconds", "render", "snapshot"]
 
@@ -142,7 +143,7 @@ def render(snap: Snapshot, secrets: frozenset[str]) -> str:
         f'<span class="badge state-{_e(worst_label)}" id="worst">{_e(worst_label)}</span>',
         f'<span class="muted">{len(targets)} targets · {_count_down(targets)} down · '
         f"updated {_e(document['generated_at'])} · refreshes every "
-        f"{_duration(snap.refresh)} · vigild {_e(document['version'])}</span></header><main>",
+        f"{duration(snap.refresh)} · vigild {_e(document['version'])}</span></header><main>",
     ]
     parts.extend(_targets(targets, snap.histories, snap.levels))
     parts.extend(_alerts(document["alerts"]))
@@ -269,7 +270,7 @@ def _alerts(alerts: Sequence[dict[str, Any]]) -> Iterable[str]:
         value = _number(alert["value"])
         if alert["threshold"] is not None:
             value += f" (threshold {_number(alert['threshold'])})"
-        opened = _duration(alert["for_seconds"]) if alert["for_seconds"] is not None else "-"
+        opened = duration(alert["for_seconds"]) if alert["for_seconds"] is not None else "-"
         yield (
             f'<tr class="alert state-{_e(alert["severity"])}">'
             f'<td><span class="badge">{_e(alert["severity"])}</span></td>'
@@ -392,18 +393,3 @@ def _number(value: float | None) -> str:
 
 def _seconds(value: float) -> str:
     return f"{value * 1000:.3g} ms" if value < 1 else f"{value:.3g} s"
-
-
-def _duration(seconds: float) -> str:
-    """Two units at most ("3d 4h", "2h 5m", "4m 12s", "9s"): enough to act on."""
-    total = max(int(seconds), 0)
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes}m"
-    if minutes:
-        return f"{minutes}m {secs}s"
-    return f"{secs}s"

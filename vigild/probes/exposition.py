@@ -37,6 +37,7 @@ from typing import NamedTuple
 import promql_parser
 
 from vigild.redaction import shorten
+from vigild.wording import label_value
 
 __all__ = [
     "Buckets",
@@ -413,14 +414,10 @@ def series_key(name: str, labels: Mapping[str, str]) -> str:
     if not labels:
         return name
     parts = [
-        f'{label}="{_escape(value)}"' if _NEEDS_ESCAPE.search(value) else f'{label}="{value}"'
+        f'{label}="{label_value(value)}"' if _NEEDS_ESCAPE.search(value) else f'{label}="{value}"'
         for label, value in sorted(labels.items())
     ]
     return f"{name}{{{','.join(parts)}}}"
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 _LIBRARY_LINE_LIMIT = 16 * 1024

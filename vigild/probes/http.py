@@ -9,9 +9,7 @@ becomes an observation with ``up`` false and one short line of error.
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
-import os
 import re
 import time
 from collections.abc import Iterable, Iterator
@@ -22,11 +20,12 @@ import yarl
 
 from vigild.config import HttpTarget
 from vigild.model import Observation
+from vigild.probes._net import client_context, describe_client_error, handshake, read_body
 from vigild.probes.base import MAX_ERROR, Probe, ProbeContext
 from vigild.probes.certificate import days_left, not_after
 from vigild.redaction import one_line, shorten
 
-__all__ = ["HttpProbe", "describe_client_error", "health_of", "read_body"]
+__all__ = ["HttpProbe", "health_of"]
 
 HEALTHY, DEGRADED, UNHEALTHY = 0, 1, 2
 
@@ -125,8 +124,6 @@ class HttpProbe(Probe):
         return days_left(self._not_after, now) if self._not_after is not None else None
 
     async def _read_not_after(self) -> float | None:
-        from vigild.probes.tls import client_context, handshake
-
         url = yarl.URL(self.target.url)
         host, port = url.raw_host or "", url.port or 443
         deadline = asyncio.get_running_loop().time() + self.timeout
@@ -155,29 +152,6 @@ class HttpProbe(Probe):
         if not _looks_like_json(content_type, body):
             return Observation(name, now, True, None, metrics)
         return _health_observation(name, now, body, metrics, self.secrets)
-
-
-async def read_body(
-    resp: aiohttp.ClientResponse, limit: int, *, trust_length: bool = True
-) -> bytes | None:
-    """The whole body, or None as soon as it is known to pass ``limit`` bytes.
-
-    Memory stays bounded by ``limit`` whatever the server sends (a huge page, an
-    endless stream). The caller closes the connection on None: the rest of the
-    body is never read.
-    """
-    length = resp.content_length
-    if length is not None and length > limit and trust_length:
-        return None
-    content = resp.content
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await content.read(limit + 1 - size):
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _looks_like_json(content_type: str, body: bytes) -> bool:
@@ -258,54 +232,3 @@ def _list_key(index: int, entry: Any) -> Any:
         if isinstance(name, str):
             return name
     return index
-
-
-def describe_client_error(exc: aiohttp.ClientError, secrets: frozenset[str] = frozenset()) -> str:
-    """One short line for an operator; aiohttp's own messages repeat host and port."""
-
-    def line(text: str) -> str:
-        return one_line(text, MAX_ERROR, secrets)
-
-    # Most specific first: the certificate error is also an SSL and a connector error.
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        cert_error = exc.certificate_error
-        detail = getattr(cert_error, "verify_message", None) or _ssl_text(cert_error)
-        return line(f"TLS error: certificate verify failed: {detail}")
-    if isinstance(exc, aiohttp.ClientSSLError):
-        return line(f"TLS error: {_ssl_text(exc.os_error)}")
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return line(f"DNS lookup failed for {exc.host}: {_os_text(exc.os_error)}")
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        if exc.os_error.errno == errno.ECONNREFUSED:
-            return "connection refused"
-        return line(f"cannot connect: {_os_text(exc.os_error)}")
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "server disconnected"
-    if isinstance(exc, aiohttp.TooManyRedirects):
-        return "too many redirects"
-    if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
-        kind = "redirect" if isinstance(exc, aiohttp.RedirectClientError) else "URL"
-        return line(f"invalid {kind}: {exc}")
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return line(f"incomplete body: {exc}")
-    if isinstance(exc, aiohttp.ClientResponseError):
-        # Parser messages go on to quote the bad line on the lines after "...:".
-        return line(f"bad response: {line(exc.message).rstrip(': ')}")
-    if isinstance(exc, aiohttp.ClientOSError):
-        return line(f"connection error: {_os_text(exc)}")
-    return line(f"{type(exc).__name__}: {exc}")
-
-
-def _os_text(error: OSError) -> str:
-    """The errno's own words ("connection reset by peer"), not asyncio's "Connect call failed"."""
-    if error.errno is not None and error.errno > 0:
-        return os.strerror(error.errno).lower()
-    return error.strerror or str(error) or type(error).__name__
-
-
-_SSL_NOISE = re.compile(r"^\[SSL(?:: \w+)?\] | \(_ssl\.c:\d+\)$")
-
-
-def _ssl_text(error: BaseException) -> str:
-    """Drops the "[SSL: CODE] " prefix and " (_ssl.c:NNN)" suffix around the reason."""
-    return _SSL_NOISE.sub("", str(error)) or type(error).__name__

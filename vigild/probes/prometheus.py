@@ -33,6 +33,7 @@ import yarl
 
 from vigild.config import PrometheusTarget, quantile_metric
 from vigild.model import Observation
+from vigild.probes._net import describe_client_error, read_body
 from vigild.probes.base import MAX_ERROR, Probe, ProbeContext
 from vigild.probes.exposition import (
     ExpositionError,
@@ -49,7 +50,6 @@ from vigild.probes.exposition import (
     parse_selector,
     summary_quantiles,
 )
-from vigild.probes.http import describe_client_error, read_body
 from vigild.redaction import one_line
 
 __all__ = ["ACCEPT", "INLINE_MAX", "PrometheusProbe", "read_page"]

@@ -14,19 +14,15 @@ buffer, never more.
 from __future__ import annotations
 
 import asyncio
-import errno
-import os
-import re
-import socket
 import time
 
 from vigild.config import TcpTarget
 from vigild.model import Observation
+from vigild.probes._net import close, describe_connect_error
 from vigild.probes.base import MAX_ERROR, Probe, ProbeContext
-from vigild.probes.http import _os_text
 from vigild.redaction import one_line, printable, shorten
 
-__all__ = ["READ_LIMIT", "TcpProbe", "close", "describe_connect_error", "read_until"]
+__all__ = ["READ_LIMIT", "TcpProbe", "read_until"]
 
 READ_LIMIT = 64 * 1024
 """Most bytes read while looking for ``expect``: a banner is short, and a server that
@@ -101,47 +97,6 @@ async def read_until(reader: asyncio.StreamReader, expect: bytes, received: byte
         if received.find(expect, start) >= 0:
             return True
     return False
-
-
-async def close(writer: asyncio.StreamWriter, deadline: float) -> None:
-    """Closes the connection, waiting for it to go until ``deadline`` (loop time).
-
-    Closing a TLS stream waits for the peer's close_notify; a peer that never
-    sends it, or a stream still pouring in, is dropped at the deadline so the
-    probe stays inside its timeout and leaves no socket behind.
-    """
-    writer.close()
-    try:
-        async with asyncio.timeout_at(deadline):
-            await writer.wait_closed()
-    except (TimeoutError, OSError):  # OSError: a reset on a connection we are done with
-        writer.transport.abort()
-
-
-def describe_connect_error(
-    exc: OSError, host: str, *, connected: bool, secrets: frozenset[str] = frozenset()
-) -> str:
-    """One short line for a failed connection: refused, unresolvable, reset."""
-    if isinstance(exc, socket.gaierror):
-        return one_line(f"DNS lookup failed for {host}: {_os_text(exc)}", MAX_ERROR, secrets)
-    code = exc.errno if exc.errno is not None else _shared_errno(str(exc))
-    if code == errno.ECONNREFUSED:
-        return "connection refused"
-    text = os.strerror(code).lower() if code is not None and code > 0 else _os_text(exc)
-    return one_line(
-        f"{'connection error' if connected else 'cannot connect'}: {text}", MAX_ERROR, secrets
-    )
-
-
-_ERRNO_IN_TEXT = re.compile(r"\[Errno (\d+)\]")
-
-
-def _shared_errno(text: str) -> int | None:
-    """The errno of asyncio's "Multiple exceptions: [Errno 111] ..., [Errno 111] ..."
-    (a name with an IPv6 and an IPv4 address, both failing), when every attempt
-    failed the same way; None when they differ."""
-    codes = set(_ERRNO_IN_TEXT.findall(text))
-    return int(codes.pop()) if len(codes) == 1 else None
 
 
 def _quoted(data: bytes, secrets: frozenset[str]) -> str:

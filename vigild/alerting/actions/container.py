@@ -7,35 +7,25 @@ The same Docker/Podman socket the container probe reads: for the common
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from vigild import engine_api
 from vigild.alerting.actions import base
-from vigild.config import MINUTE, ActionConfig, duration_between
+from vigild.config import MINUTE, ActionConfig, EngineUrl, duration_between
 
 __all__ = ["ContainerAction", "ContainerOptions"]
-
-_ENGINE_URL = re.compile(r"^(unix://.+|tcp://[^/\s]+|https?://[^/\s]+)")
 
 
 class ContainerOptions(base.Options):
     container: str = Field(min_length=1)
     """A container's name or id."""
     action: Literal["restart", "stop"] = "restart"
-    engine: str | None = None
+    engine: EngineUrl | None = None
     """As a container target's ``engine``; unset: ``$DOCKER_HOST``, then the usual sockets."""
     stop_wait: Annotated[float, duration_between(0, 10 * MINUTE)] | None = None
     """Seconds the engine gives the container to stop before it kills it."""
-
-    @field_validator("engine")
-    @classmethod
-    def _engine_url(cls, value: str | None) -> str | None:
-        if value is not None and not _ENGINE_URL.match(value):
-            raise ValueError("engine must be unix:///path/to/docker.sock or tcp://host:port")
-        return value
 
 
 class ContainerAction(base.Action):

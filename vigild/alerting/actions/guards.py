@@ -16,10 +16,10 @@ from fnmatch import fnmatchcase
 from typing import Literal
 
 from vigild.alerting.alert import Alert
-from vigild.alerting.notifiers.text import duration
 from vigild.alerting.store import ActionRun
 from vigild.config import ActionConfig, ActionWhen
 from vigild.model import Severity
+from vigild.wording import duration
 
 __all__ = [
     "DAY",

@@ -26,9 +26,9 @@ import structlog
 
 from vigild.alerting import pipeline
 from vigild.alerting.actions import base, guards
-from vigild.alerting.notifiers.text import duration
 from vigild.model import AlertEvent, Severity
 from vigild.tasks import spawn
+from vigild.wording import duration
 
 if TYPE_CHECKING:
     import aiohttp

@@ -14,6 +14,7 @@ import time
 from decimal import Decimal
 
 from vigild.model import FLAP_WINDOW, AlertEvent, Notification, Severity
+from vigild.wording import duration
 
 __all__ = ["body", "duration", "number", "summary", "timestamp", "title"]
 
@@ -34,24 +35,6 @@ def number(value: float) -> str:
     if "e" in short:
         short = format(Decimal(short), "f")
     return "0" if short == "-0" else short
-
-
-def duration(seconds: float) -> str:
-    """``45s``, ``12m``, ``1h5m``, ``2d3h``: at most two units, rounded down.
-
-    Seconds show only under a minute: past that they are noise in an alert.
-    """
-    total = max(0, int(seconds))
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d{hours}h" if hours else f"{days}d"
-    if hours:
-        return f"{hours}h{minutes}m" if minutes else f"{hours}h"
-    if minutes:
-        return f"{minutes}m"
-    return f"{secs}s"
 
 
 def timestamp(seconds: float) -> str:
