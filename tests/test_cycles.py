@@ -8,8 +8,7 @@ import signal
 import time
 from pathlib import Path
 
-from process import Daemon, environment, until
-from prometheus_client.parser import text_string_to_metric_families
+from process import Daemon, environment, listen_address, sample, scrape, until
 from receivers import Receiver
 from targets import TargetServer, closed_port
 
@@ -18,23 +17,8 @@ from vigild.daemon.app import Daemon as InProcessDaemon
 from vigild.daemon.scheduler import CycleScheduler
 
 
-def listen_address() -> str:
-    return f"127.0.0.1:{closed_port()}"
-
-
-def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
-    found = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name:
-                found[tuple(sorted(sample.labels.items()))] = sample.value
-    return found
-
-
 async def metric(daemon: Daemon, name: str, **labels: str) -> float:
-    status, text = await daemon.get("/metrics")
-    assert status == 200
-    return samples(text, name).get(tuple(sorted(labels.items())), 0.0)
+    return sample(await scrape(daemon), name, **labels)
 
 
 def two_targets(path: Path, server: TargetServer, receiver: Receiver, listen: str) -> Path:

@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from process import write_config
+from process import start, until, write_config
 from receivers import Receiver, Recorded
+from targets import TargetServer
 
 INTERVAL = 1.0
 """Every target's interval: the shortest a config may ask for."""
@@ -78,3 +79,25 @@ def errors(log: list[str]) -> list[dict[str, Any]]:
         if isinstance(event, dict) and event.get("level") == "error":
             found.append(event)
     return found
+
+
+async def restart_and_recover(
+    config: Path, listen: str, receiver: Receiver, api: TargetServer, db: TargetServer
+) -> None:
+    """After an outage of ``api`` and ``db`` paged once each: a restart repeats
+    nothing, and their recovery is told once each."""
+    restarted = await start(config, listen)
+    hits = db.hits
+    await until(lambda: db.hits >= hits + 2, what="two cycles after the restart")
+    assert told(accepted(receiver)) == {("api", "firing"): 1, ("db", "firing"): 1}  # no repeat
+
+    api.status = db.status = 200
+    await until(lambda: resolved(receiver, "api", "db"), what="both resolved")
+    await receiver.wait_quiet(1.0)
+    assert await restarted.stop() == 0
+    assert told(accepted(receiver)) == {
+        ("api", "firing"): 1,
+        ("db", "firing"): 1,
+        ("api", "resolved"): 1,
+        ("db", "resolved"): 1,
+    }
