@@ -57,11 +57,7 @@ class HttpProbe(Probe):
         self.session = context.session
         # Everything that does not change between requests is built once: this runs
         # for every target every cycle (a parsed URL is not parsed again by aiohttp).
-        self._url: yarl.URL | str
-        try:
-            self._url = yarl.URL(target.url)
-        except ValueError:
-            self._url = target.url  # aiohttp reports it as an invalid URL on each probe
+        self._url = yarl.URL(target.url)  # the config has parsed it with yarl already
         self._request: dict[str, Any] = {
             "headers": target.headers or None,
             "data": target.body,

@@ -95,11 +95,7 @@ class PrometheusProbe(Probe):
         """``_previous`` changed since the state file last got it."""
         self._warned = False
         """What the selectors cannot find was logged, at the first good scrape."""
-        self._url: yarl.URL | str
-        try:
-            self._url = yarl.URL(target.url)
-        except ValueError:
-            self._url = target.url  # aiohttp reports it as an invalid URL on each probe
+        self._url = yarl.URL(target.url)  # the config has parsed it with yarl already
         headers = dict(target.headers)
         if not any(name.lower() == "accept" for name in headers):
             headers["Accept"] = ACCEPT
