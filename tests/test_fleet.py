@@ -169,7 +169,7 @@ urls = ["{receiver.url("/am")}"]
 
 INTERVAL_SECONDS = 1.0
 INTERVAL = f"{INTERVAL_SECONDS:g}s"
-GROUP_INTERVAL = 2.0
+GROUP_INTERVAL = 3.0  # over peers x peer-timeout (2 x 1 s), as the comment in fleet_yaml says
 QUIET = 2 * PEER_TIMEOUT + 0.5
 """Long enough for the second peer's stale copy, had gossip not stopped it."""
 
