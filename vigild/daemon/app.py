@@ -110,7 +110,7 @@ class Daemon:
             self.runtime.engine,
             secrets=lambda: self.config.secrets,
             pending=lambda: self.runtime.delivery.pending,
-            store=self.runtime.store,
+            state_file=self.runtime.db.file,
             replica=self.config.daemon.replica,
         )
         self.runtime.result_listeners.append(self.metrics.observed)
@@ -120,7 +120,7 @@ class Daemon:
         self.runtime.skip_listeners.append(self.metrics.probe_skipped)
         self.runtime.actions.listeners.append(self.metrics.action)
         self.metrics.declare_actions(a.name for a in self.config.actions)
-        self.history = History(self.runtime.store, clock=self.clock).load()
+        self.history = History(self.runtime.db.history, clock=self.clock).load()
         self.runtime.result_listeners.append(self.history.observed)
         self.runtime.cycle_listeners.append(self.history.cycle_completed)
         self.runtime.cycle_listeners.append(self._report_status)
@@ -318,7 +318,7 @@ class Daemon:
             await asyncio.gather(*late, return_exceptions=True)
         self.scheduler.shutdown()
         try:
-            self.history.close()  # before the store closes: a restart keeps the open bucket
+            self.history.close()  # before the state file closes: a restart keeps the open bucket
         except Exception as exc:
             log.error("cannot save the status page history", error=str(exc))
         await self.runtime.close(drain=DRAIN)
