@@ -318,7 +318,7 @@ class Daemon:
             await asyncio.gather(*late, return_exceptions=True)
         self.scheduler.shutdown()
         try:
-            self.history.close()  # before the state file closes: a restart keeps the open bucket
+            self.history.close()  # before the store closes: a restart keeps the open bucket
         except Exception as exc:
             log.error("cannot save the status page history", error=str(exc))
         await self.runtime.close(drain=DRAIN)
