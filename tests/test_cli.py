@@ -24,7 +24,7 @@ from receivers import Receiver
 from targets import TargetServer, closed_port
 
 from vigild import __version__
-from vigild.storage import LOCK_WAIT, StateLock, lock_wait
+from vigild.storage import StateLock
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "sekrit-value"
@@ -791,13 +791,6 @@ async def test_once_gives_up_on_a_held_lock_after_its_wait(
     assert target_server.hits == 0
     assert result.stdout == ""
     no_traceback(result)
-
-
-def test_the_lock_wait_is_10s_unless_a_test_shortens_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("VIGILD_TEST_LOCK_WAIT", raising=False)
-    assert lock_wait() == LOCK_WAIT == 10.0
-    monkeypatch.setenv("VIGILD_TEST_LOCK_WAIT", "0.5")
-    assert lock_wait() == 0.5
 
 
 # ---------------------------------------------------------------------------
