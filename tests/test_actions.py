@@ -29,10 +29,10 @@ from vigild.alerting.actions.runner import ActionRunner
 from vigild.alerting.engine import Engine
 from vigild.alerting.pipeline import flush
 from vigild.alerting.stages.route import Route
-from vigild.alerting.store import ActionRun, Store, read_action_history
 from vigild.config import ActionConfig, ConfigError, ThresholdSpec, load
 from vigild.model import Identity, Notification, Severity
 from vigild.redaction import MASK, redact
+from vigild.storage import ActionRun, Database, read_action_history
 from vigild.testing import FakeClock
 from vigild.thresholds import Rule, Verdict
 
@@ -84,9 +84,9 @@ class Rig:
         self._open()
 
     def _open(self) -> None:
-        self.store = Store(self.path)
-        self.engine = Engine(self.store.load_alerts(), (EVERYONE,), flap_limit=4, identity=HOST)
-        self.runner = ActionRunner(self.store, self.engine, self.session, clock=self.clock)
+        self.db = Database(self.path)
+        self.engine = Engine(self.db.alerts.load(), (EVERYONE,), flap_limit=4, identity=HOST)
+        self.runner = ActionRunner(self.db, self.engine, self.session, clock=self.clock)
         self.runner.listeners.append(lambda name, outcome: self.outcomes.append((name, outcome)))
 
     def configure(self, *actions: ActionConfig) -> None:
@@ -94,7 +94,7 @@ class Rig:
 
     async def restart(self) -> None:
         await self.runner.close()
-        self.store.close()
+        self.db.close()
         self._open()
 
     def read(self, target: str, up: bool, step: float = 30.0) -> None:
@@ -102,7 +102,7 @@ class Rig:
         now = self.clock.advance(step)
         severity = Severity.OK if up else Severity.CRITICAL
         self.engine.observe(target, [Verdict("up", severity, float(up), None, UP)], now)
-        flush(self.engine, self.store, now)
+        flush(self.engine, self.db, now)
         self.runner.evaluate(now)
 
     def history(self) -> list[ActionRun]:
@@ -110,7 +110,7 @@ class Rig:
 
     def action_notes(self) -> list[str]:
         notes = []
-        for _, payload in self.store.outbox_entries("all"):
+        for _, payload in self.db.outbox.entries("all"):
             for event in Notification.from_json(json.loads(payload)).events:
                 if event.kind == "action":
                     notes.append(event.note or "")
@@ -131,7 +131,7 @@ async def rig(
     made = Rig(tmp_path / "state.db", session, FakeClock())
     yield made
     await made.runner.close()
-    made.store.close()
+    made.db.close()
 
 
 async def test_runs_once_over_a_ten_minute_incident_then_says_it_did_not_help(
@@ -278,12 +278,12 @@ async def test_an_action_report_reaches_only_the_notifiers_its_severity_reaches(
     for _ in range(2):
         now = rig.clock.advance(30)
         rig.engine.observe("api", [cpu.judge("cpu_percent", 78)], now)
-        flush(rig.engine, rig.store, now)
+        flush(rig.engine, rig.db, now)
         rig.runner.evaluate(now)
     [note] = rig.action_notes()
     assert "would run" in note
     # min_severity = "critical" hears neither the warning nor an action about it.
-    assert rig.store.outbox_entries("pager") == []
+    assert rig.db.outbox.entries("pager") == []
 
 
 async def test_silenced_and_flapping_alerts_trigger_nothing(rig: Rig, tmp_path: Path) -> None:
@@ -585,14 +585,14 @@ def test_a_state_file_of_schema_3_gets_the_run_process_columns(tmp_path: Path) -
         " outcome) VALUES ('rollback', 'f', 'api', 'up', 1.0, 2.0, 'running');"
     )
     old.close()
-    store = Store(path)
+    db = Database(path)
     try:
-        [run] = store.running_action_runs()
+        [run] = db.actions.running()
         assert (run.target, run.pgid, run.process_started, run.timeout) == ("api", None, None, None)
-        store.record_action_process(run.id, 4242, 3.0)
-        assert store.running_action_runs()[0].pgid == 4242
+        db.actions.record_process(run.id, 4242, 3.0)
+        assert db.actions.running()[0].pgid == 4242
     finally:
-        store.close()
+        db.close()
 
 
 async def test_a_run_is_known_by_its_start_time_not_by_its_pid_alone() -> None:

@@ -15,9 +15,9 @@ from vigild.alerting.stages.inhibit import Inhibitor, down_targets
 from vigild.alerting.stages.record import Recorder
 from vigild.alerting.stages.route import Route, Router
 from vigild.alerting.stages.silence import Silencer
-from vigild.alerting.store import Store
 from vigild.config import SilenceConfig
 from vigild.model import AlertEvent, Severity
+from vigild.storage import Database
 
 NOW = 1_800_000_000.0
 EVERYONE = Route("all", min_rank=1, send_resolved=True, repeat_interval=3600.0)
@@ -86,8 +86,8 @@ def test_inhibit_holds_back_everything_but_the_connectivity_check_when_it_is_dow
 
 
 def test_silence_drops_the_alerts_a_silence_covers(tmp_path: Path) -> None:
-    store = Store(tmp_path / "state.db")
-    silences = Silences(store)
+    state = Database(tmp_path / "state.db")
+    silences = Silences(state.silences)
     spec = SilenceConfig.model_validate({"matchers": {"target": "api*"}, "duration": "10m"})
     silence = silences.add(spec, NOW)
     silencer = Silencer(silences)
@@ -95,7 +95,7 @@ def test_silence_drops_the_alerts_a_silence_covers(tmp_path: Path) -> None:
     assert silencer.covering(api, NOW) is silence
     assert silencer(Batch(NOW, alerts=[api, db])).alerts == [db]
     assert silencer.covering(api, NOW + 601) is None  # ended
-    store.close()
+    state.close()
 
 
 # -- route ----------------------------------------------------------------------
@@ -164,40 +164,40 @@ def told_batch(alert: Alert) -> Batch:
 
 
 def test_record_writes_state_and_messages_together_and_then_the_told(tmp_path: Path) -> None:
-    store = Store(tmp_path / "state.db")
+    db = Database(tmp_path / "state.db")
     alert = firing("api", told={"gone": ("warning", NOW - 60)})
-    batch = Recorder(store, ["all"])(told_batch(alert))
+    batch = Recorder(db, ["all"])(told_batch(alert))
     assert alert.told == {"all": ("warning", NOW)}  # a removed notifier is forgotten
-    assert [r.fingerprint for r in store.load_alerts()] == ["fp-api-cpu_percent"]
-    assert store.outbox_pending("all") == 1
+    assert [r.fingerprint for r in db.alerts.load()] == ["fp-api-cpu_percent"]
+    assert db.outbox.pending("all") == 1
     assert batch.deleted == []
-    store.close()
+    db.close()
 
 
 def test_record_forgets_the_told_when_nothing_was_recorded(tmp_path: Path) -> None:
-    store = Store(tmp_path / "state.db")
-    store.close()  # every write now raises
+    db = Database(tmp_path / "state.db")
+    db.close()  # every write now raises
     alert = firing("api")
     with pytest.raises(sqlite3.ProgrammingError):
-        Recorder(store, ["all"])(told_batch(alert))
+        Recorder(db, ["all"])(told_batch(alert))
     assert alert.told == {}  # the next flush says it again
 
 
 def test_record_counts_state_kept_in_memory_as_recorded(tmp_path: Path) -> None:
-    store = Store(tmp_path / "state.db")
-    store._db.execute("PRAGMA query_only = ON")  # the file refuses writes (a full disk)
+    db = Database(tmp_path / "state.db")
+    db.file.db.execute("PRAGMA query_only = ON")  # the file refuses writes (a full disk)
     alert = firing("api")
-    Recorder(store, ["all"])(told_batch(alert))
+    Recorder(db, ["all"])(told_batch(alert))
     assert alert.told == {"all": ("warning", NOW)}  # told once, not again each flush
-    assert store.write_failures == 1 and store.outbox_pending("all") == 1
-    store.close()
+    assert db.file.write_failures == 1 and db.outbox.pending("all") == 1
+    db.close()
 
 
 def test_record_drops_an_idle_alert_from_the_state_file(tmp_path: Path) -> None:
-    store = Store(tmp_path / "state.db")
+    db = Database(tmp_path / "state.db")
     alert = firing("api")
-    Recorder(store, ["all"])(Batch(NOW, touched=(alert,)))
+    Recorder(db, ["all"])(Batch(NOW, touched=(alert,)))
     alert.severity = alert.peak = None
-    batch = Recorder(store, ["all"])(Batch(NOW + 7200, touched=(alert,)))
-    assert batch.deleted == [alert] and store.load_alerts() == []
-    store.close()
+    batch = Recorder(db, ["all"])(Batch(NOW + 7200, touched=(alert,)))
+    assert batch.deleted == [alert] and db.alerts.load() == []
+    db.close()

@@ -15,9 +15,9 @@ from receivers import Receiver, Receivers
 from vigild.alerting.delivery import Delivery
 from vigild.alerting.notifiers.base import NotifierContext
 from vigild.alerting.notifiers.webhook import WebhookNotifier
-from vigild.alerting.store import Store
 from vigild.config import NotifierConfig
 from vigild.model import AlertEvent, Notification, Severity
+from vigild.storage import Database
 from vigild.testing import FakeClock
 
 
@@ -37,7 +37,7 @@ def webhook(
     return WebhookNotifier(config, context)
 
 
-def queue(store: Store, notifier: str, created: float, target: str) -> None:
+def queue(db: Database, notifier: str, created: float, target: str) -> None:
     event = AlertEvent(
         fingerprint="f" * 16,
         target=target,
@@ -50,7 +50,7 @@ def queue(store: Store, notifier: str, created: float, target: str) -> None:
         since=created,
     )
     notification = Notification(notifier, created, (event,))
-    store.commit([], [], [(notifier, created, json.dumps(notification.to_json()))])
+    db.write(db.outbox.queue([(notifier, created, json.dumps(notification.to_json()))]))
 
 
 def targets_sent(receiver: Receiver, path: str = "/hook") -> list[str]:
@@ -61,20 +61,20 @@ async def test_a_notifier_that_is_down_keeps_its_messages_in_order(
     tmp_path: Path, receiver: Receiver, session: aiohttp.ClientSession
 ) -> None:
     clock = FakeClock()
-    store = Store(tmp_path / "s.db")
+    db = Database(tmp_path / "s.db")
     outcomes: list[tuple[str, str]] = []
     delivery = Delivery(
-        store,
+        db.outbox,
         {"hook": webhook("hook", receiver.url("/hook"), session)},
         clock=clock,
         on_outcome=lambda notifier, outcome, age: outcomes.append((notifier, outcome)),
     )
-    queue(store, "hook", clock(), "first")
-    queue(store, "hook", clock(), "second")
+    queue(db, "hook", clock(), "first")
+    queue(db, "hook", clock(), "second")
     receiver.status = 503
     await delivery.deliver_due(5)
     assert targets_sent(receiver) == ["first"]  # the head failed: the second waits behind it
-    assert store.outbox_pending("hook") == 2
+    assert db.outbox.pending("hook") == 2
     await delivery.deliver_due(5)
     assert len(receiver.requests) == 1  # not due yet: backing off
 
@@ -82,7 +82,7 @@ async def test_a_notifier_that_is_down_keeps_its_messages_in_order(
     clock.advance(2)
     await delivery.deliver_due(5)
     assert targets_sent(receiver) == ["first", "first", "second"]
-    assert store.outbox_pending("hook") == 0
+    assert db.outbox.pending("hook") == 0
     assert outcomes == [("hook", "retried"), ("hook", "sent"), ("hook", "sent")]
 
 
@@ -90,47 +90,47 @@ async def test_backoff_grows_and_is_remembered_across_a_restart(
     tmp_path: Path, receiver: Receiver, session: aiohttp.ClientSession
 ) -> None:
     clock = FakeClock()
-    store = Store(tmp_path / "s.db")
-    delivery = Delivery(store, {"hook": webhook("hook", receiver.url(), session)}, clock=clock)
-    queue(store, "hook", clock(), "api")
+    db = Database(tmp_path / "s.db")
+    delivery = Delivery(db.outbox, {"hook": webhook("hook", receiver.url(), session)}, clock=clock)
+    queue(db, "hook", clock(), "api")
     receiver.status = 503
     waits = []
     for _ in range(4):
         await delivery.deliver_due(5)
-        entry = store.outbox_head("hook")
+        entry = db.outbox.head("hook")
         assert entry is not None
         waits.append(entry.next_attempt - clock())
         clock.advance(entry.next_attempt - clock())
     assert all(later > earlier for earlier, later in itertools.pairwise(waits))
-    store.close()
+    db.close()
 
-    store = Store(tmp_path / "s.db")
-    entry = store.outbox_head("hook")
+    db = Database(tmp_path / "s.db")
+    entry = db.outbox.head("hook")
     assert entry is not None and entry.attempts == 4
     receiver.status = 200
-    delivery = Delivery(store, {"hook": webhook("hook", receiver.url(), session)}, clock=clock)
+    delivery = Delivery(db.outbox, {"hook": webhook("hook", receiver.url(), session)}, clock=clock)
     await delivery.deliver_due(5)
-    assert len(receiver.requests) == 5 and store.outbox_head("hook") is None
+    assert len(receiver.requests) == 5 and db.outbox.head("hook") is None
 
 
 async def test_permanent_failure_and_expiry_leave_the_outbox_counted(
     tmp_path: Path, receiver: Receiver, session: aiohttp.ClientSession
 ) -> None:
     clock = FakeClock()
-    store = Store(tmp_path / "s.db")
+    db = Database(tmp_path / "s.db")
     outcomes: list[str] = []
     delivery = Delivery(
-        store,
+        db.outbox,
         {"hook": webhook("hook", receiver.url(), session, max_age="1h")},
         clock=clock,
         on_outcome=lambda notifier, outcome, age: outcomes.append(outcome),
     )
-    queue(store, "hook", clock(), "rejected")
+    queue(db, "hook", clock(), "rejected")
     receiver.status = 400
     await delivery.deliver_due(5)
-    assert outcomes == ["failed"] and store.outbox_pending("hook") == 0
+    assert outcomes == ["failed"] and db.outbox.pending("hook") == 0
 
-    queue(store, "hook", clock(), "stale")
+    queue(db, "hook", clock(), "stale")
     clock.advance(3601)
     await delivery.deliver_due(5)
     assert outcomes == ["failed", "expired"]
@@ -142,9 +142,9 @@ async def test_one_notifier_down_does_not_delay_another(
 ) -> None:
     hanging = await receivers.start(Receiver)
     hanging.delay = 5.0  # longer than the notifier's timeout
-    store = Store(tmp_path / "s.db")
+    db = Database(tmp_path / "s.db")
     delivery = Delivery(
-        store,
+        db.outbox,
         {
             "slow": webhook("slow", hanging.url(), session, timeout="0.5s"),
             "fast": webhook("fast", receiver.url(), session),
@@ -153,16 +153,16 @@ async def test_one_notifier_down_does_not_delay_another(
     try:
         delivery.start()
         now = time.time()
-        queue(store, "slow", now, "a")
-        queue(store, "fast", now, "b")
+        queue(db, "slow", now, "a")
+        queue(db, "fast", now, "b")
         delivery.wake()
         await receiver.wait_for(1, timeout=3)
         assert targets_sent(receiver) == ["b"]
         assert len(hanging.requests) == 1
-        assert store.outbox_pending("slow") == 1  # timed out: kept for a retry
+        assert db.outbox.pending("slow") == 1  # timed out: kept for a retry
         await delivery.stop(drain=0.1)
-        assert store.outbox_pending("fast") == 0
-        assert store.outbox_pending("slow") == 1  # still queued for the next start
+        assert db.outbox.pending("fast") == 0
+        assert db.outbox.pending("slow") == 1  # still queued for the next start
     finally:
         await delivery.stop(drain=0)
 
@@ -170,18 +170,18 @@ async def test_one_notifier_down_does_not_delay_another(
 async def test_stop_drains_what_is_due_within_its_deadline(
     tmp_path: Path, receiver: Receiver, session: aiohttp.ClientSession
 ) -> None:
-    store = Store(tmp_path / "s.db")
-    delivery = Delivery(store, {"hook": webhook("hook", receiver.url(), session)})
+    db = Database(tmp_path / "s.db")
+    delivery = Delivery(db.outbox, {"hook": webhook("hook", receiver.url(), session)})
     delivery.start()
     receiver.delay = 0.2
-    queue(store, "hook", time.time(), "late")
+    queue(db, "hook", time.time(), "late")
     delivery.wake()
     await delivery.stop(drain=5)
     assert targets_sent(receiver) == ["late"]
-    assert store.outbox_pending("hook") == 0
+    assert db.outbox.pending("hook") == 0
 
 
-def queue_alerts(store: Store, notifier: str, created: float, *alerts: tuple[str, str]) -> None:
+def queue_alerts(db: Database, notifier: str, created: float, *alerts: tuple[str, str]) -> None:
     """One message about several alerts: (target, kind) each."""
     events = tuple(
         AlertEvent(
@@ -198,27 +198,27 @@ def queue_alerts(store: Store, notifier: str, created: float, *alerts: tuple[str
         for target, kind in alerts
     )
     payload = json.dumps(Notification(notifier, created, events).to_json())
-    store.commit([], [], [(notifier, created, payload)])
+    db.write(db.outbox.queue([(notifier, created, payload)]))
 
 
 async def test_a_full_outbox_drops_the_oldest_of_each_alerts_story(
     tmp_path: Path, session: aiohttp.ClientSession
 ) -> None:
-    store = Store(tmp_path / "s.db")
+    db = Database(tmp_path / "s.db")
     # 1: a and b fire together; 2: a resolves; 3: a fires again; 4, 5: c fires, resolves.
-    queue_alerts(store, "hook", 1.0, ("a", "firing"), ("b", "firing"))
-    queue_alerts(store, "hook", 2.0, ("a", "resolved"))
-    queue_alerts(store, "hook", 3.0, ("a", "firing"))
-    queue_alerts(store, "hook", 4.0, ("c", "firing"))
-    queue_alerts(store, "hook", 5.0, ("c", "resolved"))
+    queue_alerts(db, "hook", 1.0, ("a", "firing"), ("b", "firing"))
+    queue_alerts(db, "hook", 2.0, ("a", "resolved"))
+    queue_alerts(db, "hook", 3.0, ("a", "firing"))
+    queue_alerts(db, "hook", 4.0, ("c", "firing"))
+    queue_alerts(db, "hook", 5.0, ("c", "resolved"))
     dropped: list[str] = []
     delivery = Delivery(
-        store,
+        db.outbox,
         {"hook": webhook("hook", "http://127.0.0.1:1/", session, max_pending=3)},
         on_outcome=lambda notifier, outcome, age: dropped.append(outcome),
     )
     delivery.wake()
-    left = [json.loads(payload)["created"] for _, payload in store.outbox_entries("hook")]
+    left = [json.loads(payload)["created"] for _, payload in db.outbox.entries("hook")]
     # Message 2 is covered by 3, but 1 is not (b has nothing later): dropping 2 alone
     # would tell a "firing" twice without the resolve between. So c's covered firing
     # goes first, then the oldest: each alert loses the start of its story only.

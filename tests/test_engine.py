@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from vigild.alerting.engine import Engine
 from vigild.alerting.pipeline import filters, flush
 from vigild.alerting.stages.route import Route
-from vigild.alerting.store import Store
 from vigild.config import ThresholdSpec
 from vigild.model import AlertEvent, Identity, Notification, Severity
+from vigild.storage import Database
 from vigild.testing import FakeClock
 from vigild.thresholds import Rule, Verdict
 
@@ -41,8 +41,8 @@ class Harness:
         self.routes = routes
         self.flap_limit = flap_limit
         self.clock = clock or FakeClock()
-        self.store = Store(path)
-        self.engine = Engine(self.store.load_alerts(), routes, flap_limit=flap_limit, identity=HOST)
+        self.db = Database(path)
+        self.engine = Engine(self.db.alerts.load(), routes, flap_limit=flap_limit, identity=HOST)
 
     def read(
         self,
@@ -62,20 +62,20 @@ class Harness:
             verdicts = [Verdict("up", Severity.OK, 1.0, None, UP)]
             verdicts.append(rule.judge(metric or rule.metric, value))
         self.engine.observe(target, verdicts, now)
-        return [e for n in flush(self.engine, self.store, now) for e in n.events]
+        return [e for n in flush(self.engine, self.db, now) for e in n.events]
 
     def restart(self) -> None:
-        self.store.close()
-        self.store = Store(self.path)
+        self.db.close()
+        self.db = Database(self.path)
         self.engine = Engine(
-            self.store.load_alerts(), self.routes, flap_limit=self.flap_limit, identity=HOST
+            self.db.alerts.load(), self.routes, flap_limit=self.flap_limit, identity=HOST
         )
 
     def outbox(self, notifier: str = "all") -> list[Notification]:
         entries = []
-        while (entry := self.store.outbox_head(notifier)) is not None:
+        while (entry := self.db.outbox.head(notifier)) is not None:
             entries.append(Notification.from_json(json.loads(entry.payload)))
-            self.store.outbox_remove(entry.id)
+            self.db.outbox.remove(entry.id)
         return entries
 
 
@@ -203,7 +203,7 @@ def test_a_failed_probe_says_why_and_resolving_does_not(tmp_path: Path) -> None:
     now = h.clock.advance(30)
     down = Verdict("up", Severity.CRITICAL, 0.0, None, UP, note="connection refused")
     h.engine.observe("api", [down], now)
-    [fired] = [e for n in flush(h.engine, h.store, now) for e in n.events]
+    [fired] = [e for n in flush(h.engine, h.db, now) for e in n.events]
     assert fired.note == "connection refused"
     h.restart()
     assert [e.note for e in h.read(10)] == [None]  # the resolution carries no stale reason
@@ -290,9 +290,9 @@ def test_state_survives_a_restart_exactly(tmp_path: Path) -> None:
     h.restart()
     assert h.read(10, rule=rule) == []
     # Fires are remembered for an hour (flap detection), then nothing is left.
-    assert len(h.store.load_alerts()) == 1
+    assert len(h.db.alerts.load()) == 1
     h.read(10, rule=rule, step=HOUR)
-    assert h.store.load_alerts() == []
+    assert h.db.alerts.load() == []
 
 
 def test_notifications_are_in_the_outbox_with_the_transition(tmp_path: Path) -> None:
@@ -309,7 +309,7 @@ def test_one_message_per_notifier_per_flush(tmp_path: Path) -> None:
     now = h.clock.advance(30)
     for target in ("a", "b", "c"):
         h.engine.observe(target, [Verdict("up", Severity.CRITICAL, 0.0, None, UP)], now)
-    notifications = flush(h.engine, h.store, now)
+    notifications = flush(h.engine, h.db, now)
     assert len(notifications) == 1
     assert sorted(e.target for e in notifications[0].events) == ["a", "b", "c"]
 
@@ -318,7 +318,7 @@ def test_retain_resolves_alerts_of_removed_targets(tmp_path: Path) -> None:
     h = Harness(tmp_path / "s.db")
     h.read(90)
     h.engine.retain(lambda target, metric: target != "api", h.clock.advance(1))
-    events = [e for n in flush(h.engine, h.store, h.clock()) for e in n.events]
+    events = [e for n in flush(h.engine, h.db, h.clock()) for e in n.events]
     assert kinds(events) == [("resolved", "critical")]
 
 
@@ -418,7 +418,7 @@ def test_an_open_alert_keeps_the_identity_it_was_announced_with_until_it_resolve
     assert again.kind == "firing"
     assert (again.fingerprint, again.origin) == (renamed.fingerprint("api", "up"), renamed.labels)
     # Stored under its new fingerprint only: a restart finds one alert, the new one.
-    assert [r.fingerprint for r in h.store.load_alerts()] == [again.fingerprint]
+    assert [r.fingerprint for r in h.db.alerts.load()] == [again.fingerprint]
     h.restart()
     [alert] = h.engine.alerts()
     assert (alert.fingerprint, alert.origin) == (again.fingerprint, renamed.labels)

@@ -159,7 +159,7 @@ urls = ["{receiver.url("/am")}"]
         assert pager["payload"]["source"] == "nas"
         [[posted]] = sent["am"]
         assert posted["labels"] == fired["labels"]
-        assert [row.fingerprint for row in runtime.store.load_alerts()] == [new]
+        assert [row.fingerprint for row in runtime.db.alerts.load()] == [new]
     finally:
         await runtime.close(drain=0.0)
 

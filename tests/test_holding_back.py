@@ -12,9 +12,9 @@ from vigild.alerting.engine import Engine
 from vigild.alerting.pipeline import filters, flush
 from vigild.alerting.silences import Silences, parse_schedule
 from vigild.alerting.stages.route import Route
-from vigild.alerting.store import Store
 from vigild.config import SilenceConfig, ThresholdSpec
 from vigild.model import AlertEvent, Severity
+from vigild.storage import Database
 from vigild.testing import FakeClock
 from vigild.thresholds import Rule, Verdict
 
@@ -30,9 +30,9 @@ def at(text: str) -> float:
 class World:
     def __init__(self, tmp_path: Path, **settings: object) -> None:
         self.clock = FakeClock(at("2026-11-22T00:00:00+00:00"))
-        self.store = Store(tmp_path / "state.db")
-        self.silences = Silences(self.store)
-        self.engine = Engine(self.store.load_alerts(), (ROUTE,), flap_limit=4)
+        self.db = Database(tmp_path / "state.db")
+        self.silences = Silences(self.db.silences)
+        self.engine = Engine(self.db.alerts.load(), (ROUTE,), flap_limit=4)
         self.engine.configure(
             (ROUTE,),
             flap_limit=4,
@@ -54,7 +54,7 @@ class World:
                     CPU.judge("cpu_percent", value),
                 ]
             self.engine.observe(target, verdicts, now)
-        return [e for n in flush(self.engine, self.store, now) for e in n.events]
+        return [e for n in flush(self.engine, self.db, now) for e in n.events]
 
 
 def told(events: list[AlertEvent]) -> list[tuple[str, str, str]]:
@@ -95,13 +95,13 @@ def test_a_runtime_silence_survives_a_restart_with_its_end_fixed(tmp_path: Path)
     world = World(tmp_path)
     spec = SilenceConfig.model_validate({"matchers": {"target": "api"}, "duration": "1h"})
     silence = world.silences.add(spec, world.clock())
-    world.store.close()
-    reopened = Store(tmp_path / "state.db")
-    [(silence_id, row)] = reopened.load_silences()
+    world.db.close()
+    reopened = Database(tmp_path / "state.db")
+    [(silence_id, row)] = reopened.silences.load()
     assert silence_id == silence.id and row["duration"] is None
     # Read back an hour later than it was made, it still ends when it was meant to.
     later = world.clock() + 1800
-    restored = Silences.from_rows(reopened.load_silences(), later)[silence_id]
+    restored = Silences.from_rows(reopened.silences.load(), later)[silence_id]
     assert restored.ends == silence.ends == world.clock() + 3600
     assert restored.active(later) and not restored.active(world.clock() + 3600)
 
@@ -113,7 +113,7 @@ def test_expired_runtime_silences_are_pruned(tmp_path: Path) -> None:
     world.silences.prune(world.clock() + 30)
     assert silence.id in world.silences.runtime
     world.silences.prune(world.clock() + 60)
-    assert world.silences.runtime == {} and world.store.load_silences() == []
+    assert world.silences.runtime == {} and world.db.silences.load() == []
 
 
 @pytest.mark.parametrize(
@@ -210,7 +210,7 @@ def test_a_cycle_is_one_message_until_the_cap(tmp_path: Path) -> None:
     now = world.clock.advance(30)
     for i in range(120):
         world.engine.observe(f"t{i}", [Verdict("up", Severity.CRITICAL, 0.0, None, UP)], now)
-    notifications = flush(world.engine, world.store, now)
+    notifications = flush(world.engine, world.db, now)
     assert [len(n.events) for n in notifications] == [50, 50, 20]
     assert len({e.target for n in notifications for e in n.events}) == 120
 

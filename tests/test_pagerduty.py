@@ -28,9 +28,9 @@ from vigild.alerting.notifiers.pagerduty import (
     PagerDutyOptions,
     pagerduty_events,
 )
-from vigild.alerting.store import Store
 from vigild.config import ConfigError, NotifierConfig, load
 from vigild.model import AlertEvent, EventKind, Notification, Severity, fingerprint
+from vigild.storage import Database
 from vigild.testing import TEST_HOST as HOST
 from vigild.testing import FakeClock, alert_event
 
@@ -479,51 +479,51 @@ async def test_test_message_leaves_no_incident_open(
 # Through the outbox
 
 
-def queued(store: Store, created: float, *events: AlertEvent) -> None:
+def queued(db: Database, created: float, *events: AlertEvent) -> None:
     message = Notification("oncall", created, events)
-    store.commit([], [], [("oncall", created, json.dumps(message.to_json()))])
+    db.write(db.outbox.queue([("oncall", created, json.dumps(message.to_json()))]))
 
 
 async def test_outbox_counts_a_rejection_as_failed_and_never_retries_it(
     tmp_path: Path, pd: PagerDutyReceiver, session: aiohttp.ClientSession
 ) -> None:
-    clock, store, outcomes = FakeClock(), Store(tmp_path / "s.db"), list[str]()
+    clock, db, outcomes = FakeClock(), Database(tmp_path / "s.db"), list[str]()
     delivery = Delivery(
-        store,
+        db.outbox,
         {"oncall": notifier(session, pd.url())},
         clock=clock,
         on_outcome=lambda _name, outcome, _age: outcomes.append(outcome),
     )
     pd.status = 400
-    queued(store, clock(), event())
+    queued(db, clock(), event())
     await delivery.deliver_due(5)
     clock.advance(3600)
     await delivery.deliver_due(5)
     assert outcomes == ["failed"]
     assert len(pd.requests) == 1
-    assert store.outbox_pending("oncall") == 0
-    store.close()
+    assert db.outbox.pending("oncall") == 0
+    db.close()
 
 
 async def test_outbox_retries_429_and_503_until_pagerduty_accepts(
     tmp_path: Path, pd: PagerDutyReceiver, session: aiohttp.ClientSession
 ) -> None:
-    clock, store, outcomes = FakeClock(), Store(tmp_path / "s.db"), list[str]()
+    clock, db, outcomes = FakeClock(), Database(tmp_path / "s.db"), list[str]()
     delivery = Delivery(
-        store,
+        db.outbox,
         {"oncall": notifier(session, pd.url())},
         clock=clock,
         on_outcome=lambda _name, outcome, _age: outcomes.append(outcome),
     )
     pd.queue(202, 429, 503)
-    queued(store, clock(), event(target="a"), event(target="b"))
+    queued(db, clock(), event(target="a"), event(target="b"))
     for _ in range(3):
         await delivery.deliver_due(5)
         clock.advance(600)  # past any backoff
     assert outcomes == ["retried", "retried", "sent"]
     assert [k for _, k in sent(pd)] == [HOST.fingerprint(t, "up") for t in "abbb"]
-    assert store.outbox_pending("oncall") == 0
-    store.close()
+    assert db.outbox.pending("oncall") == 0
+    db.close()
 
 
 # ---------------------------------------------------------------------------

@@ -29,7 +29,6 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families
 from targets import TargetServer, closed_port
 
-from vigild.alerting.store import Store
 from vigild.config import ConfigError, PrometheusTarget, ThresholdSpec, load
 from vigild.daemon.runtime import Runtime
 from vigild.model import Observation, Severity
@@ -45,6 +44,7 @@ from vigild.probes.exposition import (
     parse_selector,
 )
 from vigild.probes.prometheus import ACCEPT, INLINE_MAX, PrometheusProbe, read_page
+from vigild.storage import Database
 from vigild.thresholds import Rule, evaluate
 from vigild.wording import label_value
 
@@ -1065,7 +1065,7 @@ async def test_state_holds_only_the_selected_series_of_a_big_page(
 
 def count_probe_state_writes(path: Path) -> Callable[[], int]:
     """Installs triggers in the real state file that count every row written to probe_state."""
-    Store(path).close()
+    Database(path).close()
     db = sqlite3.connect(path, isolation_level=None)
     db.executescript(
         "CREATE TABLE writes (n INTEGER NOT NULL); INSERT INTO writes VALUES (0);"

@@ -12,12 +12,12 @@ import pytest
 from vigild.alerting.engine import Engine
 from vigild.alerting.pipeline import flush
 from vigild.alerting.silences import Silences
-from vigild.alerting.store import Store
 from vigild.config import SilenceConfig, load
 from vigild.daemon.history import BUCKET, SLOTS, History, Point, Series
 from vigild.daemon.page import latency_sparkline, refresh_seconds, render, snapshot, up_strip
 from vigild.model import Observation
 from vigild.status import Board
+from vigild.storage import Database
 from vigild.testing import FakeClock
 from vigild.thresholds import evaluate
 
@@ -30,15 +30,15 @@ def reading(target: str, at: float, *, up: bool = True, latency: float = 0.05) -
 
 
 class CountingStore:
-    """The store's two history calls, recorded."""
+    """The db's two history calls, recorded."""
 
     def __init__(self) -> None:
         self.saves: list[tuple[list[tuple[str, int, float, int, int]], int]] = []
 
-    def load_history(self, since_bucket: int) -> list[tuple[str, int, float, int, int]]:
+    def load(self, since_bucket: int) -> list[tuple[str, int, float, int, int]]:
         return []
 
-    def save_history(self, rows: Any, prune_before: int) -> None:
+    def save(self, rows: Any, prune_before: int) -> None:
         self.saves.append((list(rows), prune_before))
 
 
@@ -121,42 +121,42 @@ def test_the_store_is_written_once_per_bucket_not_per_probe() -> None:
 
 def test_a_restart_keeps_the_graph_and_adds_to_the_open_bucket(tmp_path: Path) -> None:
     clock = FakeClock(START)
-    store = Store(tmp_path / "state.db")
-    history = History(store, clock=clock).load()
+    db = Database(tmp_path / "state.db")
+    history = History(db.history, clock=clock).load()
     for step in range(22):  # 22 cycles at 30 s: two buckets and two readings of a third
         history.observed(None, reading("api", clock(), up=step != 3, latency=0.01 * step), [])
         history.cycle_completed(clock())
         clock.advance(30)
     before = history.points("api", clock())
     history.close()
-    store.close()
+    db.close()
 
-    store = Store(tmp_path / "state.db")
-    restored = History(store, clock=clock).load()
+    db = Database(tmp_path / "state.db")
+    restored = History(db.history, clock=clock).load()
     assert restored.points("api", clock()) == before
     restored.observed(None, reading("api", clock(), up=False), [])
     newest = restored.points("api", clock())[-1]
     assert newest is not None and newest.up == 2 / 3  # two stored readings up, one new down
     restored.close()
-    store.close()
+    db.close()
 
 
 def test_rows_older_than_a_day_are_pruned_and_never_loaded(tmp_path: Path) -> None:
     clock = FakeClock(START)
-    store = Store(tmp_path / "state.db")
-    history = History(store, clock=clock).load()
+    db = Database(tmp_path / "state.db")
+    history = History(db.history, clock=clock).load()
     history.observed(None, reading("old", clock()), [])
     history.close()
     clock.advance(SLOTS * BUCKET + BUCKET)
     history.observed(None, reading("new", clock()), [])
     history.cycle_completed(clock())
-    assert store.load_history(0) == []  # "old" is past 24 h; "new" is in the open bucket
+    assert db.history.load(0) == []  # "old" is past 24 h; "new" is in the open bucket
     history.close()
-    assert {row[0] for row in store.load_history(0)} == {"new"}
+    assert {row[0] for row in db.history.load(0)} == {"new"}
 
-    history = History(store, clock=clock).load()
+    history = History(db.history, clock=clock).load()
     assert history.points("old", clock()) == [None] * SLOTS
-    store.close()
+    db.close()
 
 
 def test_a_reload_forgets_targets_no_longer_configured() -> None:
@@ -229,10 +229,10 @@ type = "host"
     )
     monkeypatch.setenv("KEY", "s3cr3t-key")
     config = load(config_file)
-    store = Store(tmp_path / "state.db")
-    engine = Engine(store.load_alerts(), (), flap_limit=4)
+    db = Database(tmp_path / "state.db")
+    engine = Engine(db.alerts.load(), (), flap_limit=4)
     engine.configure(
-        (), flap_limit=4, labels=lambda _: (), redact=config.redact, silences=Silences(store)
+        (), flap_limit=4, labels=lambda _: (), redact=config.redact, silences=Silences(db.silences)
     )
     engine.policy.silences.add(
         SilenceConfig.model_validate(
@@ -251,12 +251,12 @@ type = "host"
         board.record(name, observation, verdicts)
         history.observed(None, observation, verdicts)
         engine.observe(name, verdicts, clock())
-    flush(engine, store, clock())
+    flush(engine, db, clock())
     clock.advance(125)
     document = board.document(config, engine, clock())
     snap = snapshot(document, board, history, refresh=refresh_seconds(30), now=clock())
     html = render(snap, config.secrets)
-    store.close()
+    db.close()
     return html, document
 
 
@@ -362,13 +362,13 @@ def test_control_characters_in_names_are_escaped_in_report_page_and_metrics(
     name = "box/evil\x1b[2J\rname"
     observation = Observation(name, START, False, "gone\x07 away", duration=0.1)
     verdicts = evaluate(observation, config.rules["box"])
-    store = Store(tmp_path / "state.db")
-    engine = Engine(store.load_alerts(), (), flap_limit=4)
+    db = Database(tmp_path / "state.db")
+    engine = Engine(db.alerts.load(), (), flap_limit=4)
     engine.configure((), flap_limit=4, labels=lambda _: (), redact=config.redact)
     board = Board()
     board.record("box", observation, verdicts)
     engine.observe(name, verdicts, START)
-    flush(engine, store, START)
+    flush(engine, db, START)
     document = board.document(config, engine, START)
 
     report = text_report(document)
@@ -380,7 +380,7 @@ def test_control_characters_in_names_are_escaped_in_report_page_and_metrics(
     assert 'data-target="box/evil\\x1b[2J\\rname"' in html
     assert not any(c in html for c in "\x1b\r\x07")
 
-    metrics = Metrics(engine, lambda: config.secrets, store=store)
+    metrics = Metrics(engine, lambda: config.secrets, state_file=db.file)
     watched = Watched(config.targets[0], None, config.rules["box"])  # type: ignore[arg-type]
     metrics.observed(watched, observation, verdicts)
     exposition = metrics.exposition().decode()
@@ -388,4 +388,4 @@ def test_control_characters_in_names_are_escaped_in_report_page_and_metrics(
         exposition
     )
     assert not any(c in exposition for c in "\x1b\r\x07")
-    store.close()
+    db.close()

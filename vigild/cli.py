@@ -224,7 +224,8 @@ def _healthcheck(config: Config) -> int:
 
 def _action_history(config: Config, limit: int) -> int:
     from vigild.alerting.notifiers.text import timestamp
-    from vigild.alerting.store import StoreError, read_action_history
+    from vigild.storage.actions import read_action_history
+    from vigild.storage.errors import StateFileError
 
     path = config.daemon.state_path
     if not path.exists():
@@ -232,7 +233,7 @@ def _action_history(config: Config, limit: int) -> int:
         return 0
     try:
         runs = read_action_history(path, limit)
-    except StoreError as exc:
+    except StateFileError as exc:
         print(f"vigild: {exc}", file=sys.stderr)
         return 1
     if not runs:
@@ -284,13 +285,13 @@ def _configure_logging(config: Config, args: argparse.Namespace) -> None:
 
 
 def _once(config: Config, output: str) -> int:
-    from vigild.alerting.lock import StateLocked
-    from vigild.alerting.store import StoreError
     from vigild.daemon.once import run_once
+    from vigild.storage.errors import StateFileError
+    from vigild.storage.lock import StateLocked
 
     try:
         result = asyncio.run(run_once(config, output))
-    except (StateLocked, StoreError) as exc:
+    except (StateLocked, StateFileError) as exc:
         print(f"vigild: {exc}", file=sys.stderr)
         return EXIT_ONCE_UNUSABLE
     _say(result.report)
@@ -298,16 +299,16 @@ def _once(config: Config, output: str) -> int:
 
 
 def _run(config: Config) -> int:
-    from vigild.alerting.lock import StateLocked
-    from vigild.alerting.store import StoreError
     from vigild.daemon.app import Daemon
+    from vigild.storage.errors import StateFileError
+    from vigild.storage.lock import StateLocked
 
     async def serve() -> None:
         await Daemon(config).serve()
 
     try:
         _event_loop_runner()(serve())
-    except (StateLocked, StoreError) as exc:
+    except (StateLocked, StateFileError) as exc:
         print(f"vigild: {exc}", file=sys.stderr)
         return EXIT_INVALID_CONFIG
     except OSError as exc:  # the listen address is taken or not ours to bind

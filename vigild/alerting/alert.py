@@ -10,8 +10,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from vigild.alerting.store import AlertRow
 from vigild.model import FLAP_WINDOW, Severity
+from vigild.storage.alerts import AlertRow
 
 __all__ = ["Alert", "parse_severity", "severity_label"]
 

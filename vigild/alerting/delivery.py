@@ -20,8 +20,8 @@ import structlog
 from structlog.typing import FilteringBoundLogger
 
 from vigild.alerting.notifiers.base import DeliveryError, Notifier
-from vigild.alerting.store import OutboxEntry, Store
 from vigild.model import Notification
+from vigild.storage.outbox import Outbox, OutboxEntry
 from vigild.tasks import spawn
 
 __all__ = ["Delivery"]
@@ -45,13 +45,13 @@ def backoff(attempts: int) -> float:
 class Delivery:
     def __init__(
         self,
-        store: Store,
+        outbox: Outbox,
         notifiers: Mapping[str, Notifier],
         *,
         clock: Callable[[], float] = time.time,
         on_outcome: OutcomeListener = lambda notifier, outcome, age: None,
     ) -> None:
-        self._store = store
+        self._outbox = outbox
         self._notifiers = dict(notifiers)
         self._clock = clock
         self._on_outcome = on_outcome
@@ -60,7 +60,7 @@ class Delivery:
         self._idle = {name: asyncio.Event() for name in self._notifiers}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._last_error: dict[str, str] = {}
-        self.pending = {name: store.outbox_pending(name) for name in self._notifiers}
+        self.pending = {name: outbox.pending(name) for name in self._notifiers}
         """Messages waiting per notifier, for ``vigild_outbox_pending``."""
 
     def start(self) -> None:
@@ -77,50 +77,19 @@ class Delivery:
             event.set()
 
     def _bound(self, name: str) -> None:
-        """Keep a notifier's outbox within ``max_pending``.
-
-        What goes first is what its reader would never miss: messages every alert
-        of which a later message covers, oldest first, and only then the oldest
-        of the rest. Either way, what is dropped of each alert's messages is
-        always its oldest ones: a reader then sees the end of each alert's story,
-        never firing twice without the resolve between.
-        """
+        """Keep a notifier's outbox within ``max_pending`` (``Outbox.bound`` says what goes)."""
         limit = self._notifiers[name].config.max_pending
-        count = self.pending[name] = self._store.outbox_pending(name)
-        if count <= limit:
+        dropped = self._outbox.bound(name, limit)
+        self.pending[name] = self._outbox.pending(name)
+        if not dropped.count:
             return
-        entries = []
-        for entry_id, payload in self._store.outbox_entries(name):
-            try:
-                alerts = {e["fingerprint"] for e in json.loads(payload)["events"]}
-            except (ValueError, KeyError, TypeError):
-                alerts = set()  # unreadable: it could never be sent anyway
-            entries.append((entry_id, alerts))
-        later: dict[str, int] = {}
-        for entry_id, alerts in entries:
-            for alert in alerts:
-                later[alert] = entry_id  # the last message that mentions it
-        superseded: list[int] = []
-        kept: set[str] = set()  # alerts with a message that stays: nothing after it may go
-        for entry_id, alerts in entries:
-            if all(later[a] > entry_id for a in alerts) and not alerts & kept:
-                superseded.append(entry_id)
-            else:
-                kept |= alerts
-        excess = count - limit
-        victims = superseded[:excess]
-        if len(victims) < excess:
-            gone = set(victims)
-            victims += [i for i, _ in entries if i not in gone][: excess - len(victims)]
-        for entry_id in victims:
-            self._store.outbox_remove(entry_id)
+        for _ in range(dropped.count):
             self._on_outcome(name, "dropped", 0.0)
-        self.pending[name] = self._store.outbox_pending(name)
         log.error(
             "outbox full: notifications dropped",
             notifier=name,
-            dropped=len(victims),
-            superseded=min(len(victims), len(superseded)),
+            dropped=dropped.count,
+            superseded=dropped.superseded,
             max_pending=limit,
         )
 
@@ -148,7 +117,7 @@ class Delivery:
         """One pass for ``--once``: send what is due, stop a notifier at its first failure."""
 
         async def drain(name: str) -> None:
-            while (entry := self._store.outbox_head(name)) is not None:
+            while (entry := self._outbox.head(name)) is not None:
                 if entry.next_attempt > self._clock() or not await self._attempt(name, entry):
                     return
 
@@ -173,7 +142,7 @@ class Delivery:
     async def _work_through(self, name: str) -> None:
         wakeup, idle = self._wakeups[name], self._idle[name]
         while True:
-            entry = self._store.outbox_head(name)
+            entry = self._outbox.head(name)
             wait = None if entry is None else entry.next_attempt - self._clock()
             if wait is None or wait > 0:
                 idle.set()
@@ -188,7 +157,7 @@ class Delivery:
         """Try one message; True when it left the outbox (sent, failed for good, expired)."""
         left = await self._try(name, entry)
         if left:
-            self.pending[name] = self._store.outbox_pending(name)
+            self.pending[name] = self._outbox.pending(name)
         return left
 
     async def _try(self, name: str, entry: OutboxEntry) -> bool:
@@ -199,7 +168,7 @@ class Delivery:
             notification = Notification.from_json(json.loads(entry.payload))
         except (ValueError, KeyError, TypeError) as exc:
             # Only a newer vigild's outbox could hold this; it can never be sent here.
-            self._store.outbox_remove(entry.id)
+            self._outbox.remove(entry.id)
             log.error("notification dropped: unreadable", notifier=name, error=str(exc))
             self._on_outcome(name, "dropped", age)
             return True
@@ -207,7 +176,7 @@ class Delivery:
             notifier=name, severity=notification.severity.label, alerts=_about(notification)
         )
         if age > notifier.config.max_age:
-            self._store.outbox_remove(entry.id)
+            self._outbox.remove(entry.id)
             bound.error("notification expired", attempts=entry.attempts, age=round(age))
             self._on_outcome(name, "expired", age)
             return True
@@ -220,7 +189,7 @@ class Delivery:
         except Exception as exc:  # a broken backend must not stop delivery for good
             reason = notifier.context.redact(f"{type(exc).__name__}: {exc}")
             return self._failed(bound, entry, reason, True)
-        self._store.outbox_remove(entry.id)
+        self._outbox.remove(entry.id)
         self._last_error.pop(name, None)
         latency = self._clock() - entry.created
         bound.info("notification sent", attempts=entry.attempts + 1, latency=round(latency, 3))
@@ -232,12 +201,12 @@ class Delivery:
     ) -> bool:
         now, name = self._clock(), entry.notifier
         if not retryable:
-            self._store.outbox_remove(entry.id)
+            self._outbox.remove(entry.id)
             bound.error("notification failed", error=reason, retryable=False)
             self._on_outcome(name, "failed", now - entry.created)
             return True
         delay = backoff(entry.attempts + 1)
-        self._store.outbox_postpone(entry.id, now + delay, reason)
+        self._outbox.postpone(entry.id, now + delay, reason)
         # One line per new error, not one per retry: an outage must not flood the log.
         level = "debug" if self._last_error.get(name) == reason else "warning"
         self._last_error[name] = reason

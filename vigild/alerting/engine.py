@@ -19,8 +19,8 @@ from vigild.alerting.alert import Alert, severity_label
 from vigild.alerting.policy import Policy, no_silences
 from vigild.alerting.silences import Silences
 from vigild.alerting.stages.route import Labels, Route, no_labels
-from vigild.alerting.store import AlertRow
 from vigild.model import FLAP_WINDOW, Identity, Severity
+from vigild.storage.alerts import AlertRow
 from vigild.thresholds import Verdict
 
 __all__ = ["Engine"]
@@ -52,7 +52,7 @@ class Engine:
         redact: Callable[[str], str] = _unchanged,
         identity: Identity | None = None,
     ) -> None:
-        """``rows``: the alerts as the state file last held them (``Store.load_alerts``)."""
+        """``rows``: the alerts as the state file last held them (``AlertStates.load``)."""
         self.identity = identity or Identity.local()
         self.configure(routes, flap_limit=flap_limit, labels=labels, redact=redact)
         self._alerts: dict[tuple[str, str], Alert] = {}

@@ -24,8 +24,8 @@ from vigild.alerting.stages.inhibit import Inhibitor, down_targets
 from vigild.alerting.stages.record import Recorder
 from vigild.alerting.stages.route import Router
 from vigild.alerting.stages.silence import Silencer
-from vigild.alerting.store import Store
 from vigild.model import AlertEvent, Notification
+from vigild.storage.database import Database
 
 __all__ = ["filters", "flush", "report"]
 
@@ -38,11 +38,11 @@ def filters(engine: Engine) -> tuple[Inhibitor, Silencer]:
     return Inhibitor(down, policy.dependencies, policy.connectivity), Silencer(policy.silences)
 
 
-def _delivery(policy: Policy, store: Store) -> tuple[Stage, ...]:
+def _delivery(policy: Policy, db: Database) -> tuple[Stage, ...]:
     return (
         Router(policy.routes, labels=policy.labels, connectivity=policy.connectivity),
         Grouper(policy.max_per_message),
-        Recorder(store, (route.name for route in policy.routes)),
+        Recorder(db, (route.name for route in policy.routes)),
     )
 
 
@@ -52,22 +52,22 @@ def _run(stages: Sequence[Stage], batch: Batch) -> Batch:
     return batch
 
 
-def flush(engine: Engine, store: Store, now: float) -> list[Notification]:
+def flush(engine: Engine, db: Database, now: float) -> list[Notification]:
     """Record what changed and queue the notifications it causes, in one transaction.
 
-    Raises what the store raises; the transitions then stay, for the next flush.
+    Raises what the state file raises; the transitions then stay, for the next flush.
     """
     touched = engine.transitions()
     if not touched:
         return []
     batch = _run(
-        (*filters(engine), *_delivery(engine.policy, store)),
+        (*filters(engine), *_delivery(engine.policy, db)),
         Batch(now, touched=touched, alerts=list(touched)),
     )
     engine.recorded(batch.deleted)
     return batch.notifications
 
 
-def report(engine: Engine, store: Store, event: AlertEvent, now: float) -> list[Notification]:
+def report(engine: Engine, db: Database, event: AlertEvent, now: float) -> list[Notification]:
     """Queue an event that changes no alert (an action's report) for the notifiers it reaches."""
-    return _run(_delivery(engine.policy, store), Batch(now, reports=[event])).notifications
+    return _run(_delivery(engine.policy, db), Batch(now, reports=[event])).notifications

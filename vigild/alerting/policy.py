@@ -15,10 +15,10 @@ __all__ = ["Policy", "no_silences"]
 class _NoSilenceStore:
     """For an engine built without silences (tests, tools): nothing to keep."""
 
-    def save_silence(self, silence_id: str, row: dict[str, Any]) -> None:
+    def save(self, silence_id: str, row: dict[str, Any]) -> None:
         raise RuntimeError("this engine keeps no silences")
 
-    def delete_silence(self, silence_id: str) -> None:
+    def delete(self, silence_id: str) -> None:
         raise RuntimeError("this engine keeps no silences")
 
 

@@ -165,8 +165,8 @@ def new_id() -> str:
 
 
 class SilenceStore(Protocol):
-    def save_silence(self, silence_id: str, row: dict[str, Any]) -> None: ...
-    def delete_silence(self, silence_id: str) -> None: ...
+    def save(self, silence_id: str, row: dict[str, Any]) -> None: ...
+    def delete(self, silence_id: str) -> None: ...
 
 
 @dataclass
@@ -199,7 +199,7 @@ class Silences:
                     "duration": None,
                 }
             )
-        self.store.save_silence(silence.id, spec.model_dump(mode="json", by_alias=True))
+        self.store.save(silence.id, spec.model_dump(mode="json", by_alias=True))
         self.runtime[silence.id] = silence
         return silence
 
@@ -208,7 +208,7 @@ class Silences:
         silence = self.runtime.pop(silence_id, None)
         if silence is None:
             return False
-        self.store.delete_silence(silence_id)
+        self.store.delete(silence_id)
         return True
 
     def prune(self, now: float) -> None:

@@ -110,7 +110,7 @@ class Daemon:
             self.runtime.engine,
             secrets=lambda: self.config.secrets,
             pending=lambda: self.runtime.delivery.pending,
-            store=self.runtime.store,
+            state_file=self.runtime.db.file,
             replica=self.config.daemon.replica,
         )
         self.runtime.result_listeners.append(self.metrics.observed)
@@ -120,7 +120,7 @@ class Daemon:
         self.runtime.skip_listeners.append(self.metrics.probe_skipped)
         self.runtime.actions.listeners.append(self.metrics.action)
         self.metrics.declare_actions(a.name for a in self.config.actions)
-        self.history = History(self.runtime.store, clock=self.clock).load()
+        self.history = History(self.runtime.db.history, clock=self.clock).load()
         self.runtime.result_listeners.append(self.history.observed)
         self.runtime.cycle_listeners.append(self.history.cycle_completed)
         self.runtime.cycle_listeners.append(self._report_status)

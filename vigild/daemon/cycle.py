@@ -20,10 +20,10 @@ import structlog
 
 from vigild.alerting import pipeline
 from vigild.alerting.engine import Engine
-from vigild.alerting.store import Store
 from vigild.config import TargetConfig
 from vigild.model import Observation
 from vigild.probes.base import Probe
+from vigild.storage.database import Database
 from vigild.thresholds import Rule, Verdict, evaluate
 
 __all__ = ["Pipeline", "Watched"]
@@ -47,7 +47,7 @@ class Pipeline:
     def __init__(
         self,
         engine: Engine,
-        store: Store,
+        db: Database,
         *,
         clock: Callable[[], float],
         concurrency: int,
@@ -58,7 +58,7 @@ class Pipeline:
         first: str | None = None,
     ) -> None:
         self.engine = engine
-        self.store = store
+        self.db = db
         self.clock = clock
         self.concurrency = concurrency
         self.group_wait = group_wait
@@ -160,14 +160,14 @@ class Pipeline:
         if not states:
             return
         try:
-            self.store.save_probe_states(states)
+            self.db.probe_states.save(states)
         except Exception:
             # Only a rate's previous sample is lost: the next scrape starts it again.
             log.exception("cannot record probe state")
 
     def flush(self) -> bool:
         try:
-            queued = pipeline.flush(self.engine, self.store, self.clock())
+            queued = pipeline.flush(self.engine, self.db, self.clock())
         except Exception:
             # The state stays in memory and is written by the next flush.
             log.exception("cannot record alert state")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from vigild.model import Observation
+from vigild.storage.history import HistoryRow
 
 __all__ = ["BUCKET", "SLOTS", "History", "HistoryStore", "Point", "Series"]
 
@@ -27,13 +28,10 @@ SLOTS = 288
 _MAX_COUNT = 255
 """Counts are bytes; a bucket that fills one halves both, which keeps the up fraction."""
 
-HistoryRow = tuple[str, int, float, int, int]
-"""(target, bucket, max latency seconds, probes, probes up) as the store keeps it."""
-
 
 class HistoryStore(Protocol):
-    def load_history(self, since_bucket: int) -> Iterable[HistoryRow]: ...
-    def save_history(self, rows: Iterable[HistoryRow], prune_before: int) -> None: ...
+    def load(self, since_bucket: int) -> Iterable[HistoryRow]: ...
+    def save(self, rows: Iterable[HistoryRow], prune_before: int) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +145,7 @@ class History:
         if self.store is None:
             return self
         now = bucket_of(self.clock())
-        for target, bucket, latency, probes, up in self.store.load_history(now - SLOTS + 1):
+        for target, bucket, latency, probes, up in self.store.load(now - SLOTS + 1):
             if bucket > now:
                 continue  # written under a clock that ran ahead: it would hide new readings
             series = self.series.get(target)
@@ -183,7 +181,7 @@ class History:
             return
         # Older than the ring is not worth writing (a long pause between cycles).
         buckets = range(max(buckets.start, current - SLOTS + 1), buckets.stop)
-        self.store.save_history(self._rows(buckets), prune_before=current - SLOTS + 1)
+        self.store.save(self._rows(buckets), prune_before=current - SLOTS + 1)
 
     def _rows(self, buckets: range) -> Iterator[HistoryRow]:
         for target, series in self.series.items():

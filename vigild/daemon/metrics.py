@@ -33,11 +33,11 @@ from prometheus_client.utils import floatToGoString
 
 from vigild import __version__
 from vigild.alerting.engine import Engine
-from vigild.alerting.store import Store
 from vigild.config import Config
 from vigild.daemon.cycle import Watched
 from vigild.model import Observation
 from vigild.redaction import printable, redact, redact_exposition
+from vigild.storage.file import StateFile
 from vigild.thresholds import Verdict
 from vigild.wording import label_value
 
@@ -78,27 +78,27 @@ class _OutboxCollector(Collector):
 
 
 class _StateFileCollector(Collector):
-    """The store's own counts of a state file deleted or replaced while running."""
+    """The state file's own counts of it deleted or replaced while running."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, file: StateFile) -> None:
+        self._file = file
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         yield CounterMetricFamily(
             "vigild_state_recreated",
             "State file recreated from memory after it was deleted or replaced while running.",
-            value=self._store.recreated,
+            value=self._file.recreated,
         )
         yield CounterMetricFamily(
             "vigild_state_recreate_failures",
             "Failed attempts to recreate a deleted or replaced state file.",
-            value=self._store.recreate_failures,
+            value=self._file.recreate_failures,
         )
         yield CounterMetricFamily(
             "vigild_state_write_failures",
             "Writes of alert state or the outbox that failed (a full disk) and were kept in "
             "memory until the state file could be written again.",
-            value=self._store.write_failures,
+            value=self._file.write_failures,
         )
 
 
@@ -124,7 +124,7 @@ class Metrics:
         secrets: Callable[[], frozenset[str]],
         pending: Callable[[], Mapping[str, int]] = dict,
         *,
-        store: Store,
+        state_file: StateFile,
         replica: str | None = None,
     ) -> None:
         self.engine = engine
@@ -200,7 +200,7 @@ class Metrics:
         for outcome in RELOAD_OUTCOMES:
             self.reloads.labels(outcome)
         self.registry.register(_OutboxCollector(pending))
-        self.registry.register(_StateFileCollector(store))
+        self.registry.register(_StateFileCollector(state_file))
 
     # -- recording --------------------------------------------------------
 

@@ -18,11 +18,9 @@ from vigild.daemon.runtime import Runtime, build_notifiers, make_session
 from vigild.model import AlertEvent, Identity, Notification, Severity
 from vigild.redaction import redact_values
 from vigild.status import text_report
+from vigild.storage.lock import lock_wait
 
 __all__ = ["OnceResult", "run_once", "test_notify"]
-
-LOCK_WAIT = 10.0
-"""How long ``--once`` waits for a state file held by another vigild."""
 
 
 @dataclass(frozen=True)
@@ -32,7 +30,7 @@ class OnceResult:
 
 
 async def run_once(config: Config, output: str = "text") -> OnceResult:
-    runtime = await Runtime(config).open(lock_wait=LOCK_WAIT)
+    runtime = await Runtime(config).open(lock_wait=lock_wait())
     try:
         await runtime.run_cycle(runtime.watched)
         # A started run is waited for (its timeout bounds it), so its report goes out now.

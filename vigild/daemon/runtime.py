@@ -7,7 +7,6 @@ report): both open a ``Runtime``.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Sequence
 from typing import Self
@@ -19,17 +18,16 @@ from vigild import __version__
 from vigild.alerting.actions.runner import ActionRunner
 from vigild.alerting.delivery import Delivery, OutcomeListener
 from vigild.alerting.engine import Engine
-from vigild.alerting.lock import StateLock
 from vigild.alerting.notifiers.base import Notifier, NotifierContext, backend
 from vigild.alerting.silences import Silences
 from vigild.alerting.stages.route import Route
-from vigild.alerting.store import Store
 from vigild.config import Config, split_listen
 from vigild.daemon.cycle import Pipeline, ResultListener, Watched
 from vigild.daemon.heartbeat import Heartbeat
 from vigild.model import Identity, Observation
 from vigild.probes.base import ProbeContext, build_probe
 from vigild.status import Board
+from vigild.storage.database import Database
 from vigild.thresholds import Verdict, base_metric
 
 __all__ = ["Runtime", "build_notifiers", "make_session"]
@@ -75,36 +73,28 @@ class Runtime:
         self.skip_listeners: list[Callable[[str], None]] = []
         self.heartbeat_listeners: list[Callable[[str], None]] = []
         self.board = Board()
-        self.lock = StateLock(config.daemon.state_path)
         self._opened = False
 
     async def open(self, lock_wait: float = 0.0) -> Self:
-        """Take the state lock, open the store, build probes, notifiers and the pipeline."""
-        await asyncio.to_thread(self.lock.acquire, lock_wait)
-        try:
-            self.store = Store(self.config.daemon.state_path, keep_lock=self.lock.keep)
-        except Exception:
-            self.lock.release()
-            raise
+        """Lock and open the state file, build probes, notifiers and the pipeline."""
+        self.db = await Database.open(self.config.daemon.state_path, lock_wait=lock_wait)
         self.session = make_session(self.config.daemon.concurrency)
         # Notifications get connections of their own: in the probes' pool they would
         # queue behind a cycle's probes, and a page would wait for the cycle's end.
         self.notify_session = make_session(NOTIFY_CONNECTIONS)
         self.probe_context = ProbeContext(self.session, self.config.secrets)
         self.watched, self._target_labels = self._watched(self.config)
-        states = self.store.load_probe_states()
+        states = self.db.probe_states.load()
         for item in self.watched:
             state = states.get(item.target.name)
             if state is not None and item.probe.keeps_state:
                 item.probe.restore_state(state)
-        self._runtime_silences = Silences.from_rows(self.store.load_silences(), self.clock())
-        self.engine = Engine(
-            self.store.load_alerts(), (), flap_limit=self.config.alerting.flap_limit
-        )
+        self._runtime_silences = Silences.from_rows(self.db.silences.load(), self.clock())
+        self.engine = Engine(self.db.alerts.load(), (), flap_limit=self.config.alerting.flap_limit)
         self._configure_engine(self._silences(self.config))
         self.delivery = self._delivery(self.config)
         self.actions = ActionRunner(
-            self.store,
+            self.db,
             self.engine,
             self.notify_session,
             clock=self.clock,
@@ -114,7 +104,7 @@ class Runtime:
         self._configure_actions(self.config)
         self.pipeline = Pipeline(
             self.engine,
-            self.store,
+            self.db,
             clock=self.clock,
             concurrency=self.config.daemon.concurrency,
             group_wait=self.config.alerting.group_wait,
@@ -136,7 +126,7 @@ class Runtime:
         """One cycle; a completed one is announced to listeners and the heartbeat."""
         # Also when this cycle writes nothing: a state file deleted during a quiet
         # outage must be back before a restart reads it.
-        self.store.check()
+        self.db.check()
         if not await self.pipeline.run_cycle(watched):
             return
         now = self.clock()
@@ -164,15 +154,14 @@ class Runtime:
                 await step
             except Exception as exc:
                 log.error("error while closing", error=str(exc))
-        self.store.close()
-        self.lock.release()
+        self.db.close()
 
     # -- assembling -------------------------------------------------------
 
     def _silences(self, config: Config) -> Silences:
         now = self.clock()
         return Silences(
-            self.store,
+            self.db.silences,
             configured=tuple(
                 s.silence(f"config-{i}", now, "config") for i, s in enumerate(config.silences)
             ),
@@ -222,7 +211,7 @@ class Runtime:
 
     def _delivery(self, config: Config) -> Delivery:
         return Delivery(
-            self.store,
+            self.db.outbox,
             build_notifiers(config, self.notify_session),
             clock=self.clock,
             on_outcome=self._on_outcome,

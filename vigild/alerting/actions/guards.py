@@ -16,9 +16,9 @@ from fnmatch import fnmatchcase
 from typing import Literal
 
 from vigild.alerting.alert import Alert
-from vigild.alerting.store import ActionRun
 from vigild.config import ActionConfig, ActionWhen
 from vigild.model import Severity
+from vigild.storage.actions import ActionRun
 from vigild.wording import duration
 
 __all__ = [
@@ -115,7 +115,7 @@ def daily_runs(runs: Sequence[ActionRun], now: float) -> int:
 def decide(
     action: ActionConfig, found: Incident, runs: Sequence[ActionRun], now: float
 ) -> Decision:
-    """Whether ``action`` runs for ``found`` now, given its runs (``Store.action_runs``)."""
+    """Whether ``action`` runs for ``found`` now, given its runs (``ActionLog.runs``)."""
     counted = [r for r in runs if _counts(r)]
     mine = [r for r in counted if (r.fingerprint, r.incident) == (found.fingerprint, found.started)]
     if any(r.verified == DID_NOT_HELP for r in mine):

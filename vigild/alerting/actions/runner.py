@@ -35,8 +35,9 @@ if TYPE_CHECKING:
 
     from vigild.alerting.alert import Alert
     from vigild.alerting.engine import Engine
-    from vigild.alerting.store import ActionRun, Store
     from vigild.config import ActionConfig
+    from vigild.storage.actions import ActionRun
+    from vigild.storage.database import Database
 
 __all__ = ["ActionRunner"]
 
@@ -58,7 +59,7 @@ OutcomeListener = Callable[[str, str], None]
 class ActionRunner:
     def __init__(
         self,
-        store: Store,
+        db: Database,
         engine: Engine,
         session: aiohttp.ClientSession,
         *,
@@ -69,7 +70,8 @@ class ActionRunner:
     ) -> None:
         """``subreaper``: once a run starts, adopt its orphans (for the rest of the
         process's life) so a timeout finds them; only where vigild forks nothing else."""
-        self._store = store
+        self._db = db
+        self._log = db.actions
         self._engine = engine
         self._session = session
         self._clock = clock
@@ -120,7 +122,7 @@ class ActionRunner:
                     continue
                 if silencer.covering(alert, now) is not None:
                     continue
-                runs = self._store.action_runs(
+                runs = self._log.runs(
                     config.name, now - guards.DAY, found.fingerprint, found.started
                 )
                 decision = guards.decide(config, found, runs, now)
@@ -134,7 +136,7 @@ class ActionRunner:
     def _skip(
         self, config: ActionConfig, found: guards.Incident, decision: guards.Decision, now: float
     ) -> None:
-        self._store.add_action_run(
+        self._log.add(
             **_identity(config, found, now),
             outcome="skipped",
             detail=f"{decision.guard}: {decision.reason}",
@@ -150,7 +152,7 @@ class ActionRunner:
 
     def _verify(self, alerts: Iterable[Alert], now: float) -> None:
         by_fingerprint = {a.fingerprint: a for a in alerts}
-        for run in self._store.action_runs_to_verify():
+        for run in self._log.to_verify():
             known = self._actions.get(run.action)
             if known is None:
                 continue
@@ -159,7 +161,7 @@ class ActionRunner:
             verdict = guards.verdict(run, config, alert, now)
             if verdict is None:
                 continue
-            self._store.verify_action_run(run.id, verdict)
+            self._log.verify(run.id, verdict)
             log.info("action verified", action=run.action, target=run.target, verdict=verdict)
             if verdict == guards.DID_NOT_HELP and alert is not None:
                 severity = alert.severity or Severity.CRITICAL
@@ -179,7 +181,7 @@ class ActionRunner:
     ) -> None:
         what = action.describe()
         if config.dry_run:
-            run_id = self._store.add_action_run(
+            run_id = self._log.add(
                 **_identity(config, found, now), outcome="dry_run", detail=f"would run: {what}"
             )
             log.warning(
@@ -194,7 +196,7 @@ class ActionRunner:
                 config.name, run_id, found, f"(dry run) would run `{what}`; nothing ran", now
             )
             return
-        run_id = self._store.add_action_run(
+        run_id = self._log.add(
             **_identity(config, found, now), outcome="running", detail=what, timeout=config.timeout
         )
         if self._subreaper and not self._reaping:
@@ -231,9 +233,7 @@ class ActionRunner:
             session=self._session,
             redact=self._redact,
             run_id=run_id,
-            on_process=lambda group, started: self._store.record_action_process(
-                run_id, group, started
-            ),
+            on_process=lambda group, started: self._log.record_process(run_id, group, started),
         )
         try:
             result = await asyncio.wait_for(action.run(context), config.timeout + OVERRUN)
@@ -259,7 +259,7 @@ class ActionRunner:
         now = self._clock()
         detail = self._redact(result.detail)
         output = self._redact(result.output)
-        self._store.finish_action_run(
+        self._log.finish(
             run_id,
             finished=now,
             outcome=result.outcome,
@@ -295,7 +295,7 @@ class ActionRunner:
         now: float,
     ) -> None:
         """The run's notification, then, if it spent the daily budget, the call for a human."""
-        runs = self._store.action_runs(name, now - guards.DAY, found.fingerprint, 0.0)
+        runs = self._log.runs(name, now - guards.DAY, found.fingerprint, 0.0)
         run = next(r for r in runs if r.id == run_id)
         self._notify(run, found.severity, f"action {name} {text}", now)
         known = self._actions.get(name)
@@ -315,11 +315,11 @@ class ActionRunner:
     def _resume(self) -> None:
         """Take over the runs a vigild that died left "running": the state lock says
         no other vigild watches them."""
-        for run in self._store.running_action_runs():
+        for run in self._log.running():
             if run.pgid is None or run.process_started is None or run.timeout is None:
                 # Nothing outside vigild was started (a webhook, a restart call), or
                 # vigild died before it was: the run ended with it.
-                self._store.finish_action_run(run.id, **_INTERRUPTED, finished=self._clock())
+                self._log.finish(run.id, **_INTERRUPTED, finished=self._clock())
                 log.warning("action run interrupted by a previous stop", action=run.action)
                 continue
             log.warning(
@@ -362,7 +362,7 @@ class ActionRunner:
         self._finish(run.action, run.id, found, run.detail, result)
 
     def _interrupted(self, run_id: int, name: str) -> None:
-        self._store.finish_action_run(run_id, **_INTERRUPTED, finished=self._clock())
+        self._log.finish(run_id, **_INTERRUPTED, finished=self._clock())
         self._count(name, "failed")
         log.warning("action interrupted by vigild stopping", action=name)
 
@@ -410,7 +410,7 @@ class ActionRunner:
             origin=self._engine.identity.labels,
         )
         # Routed as alerts are: a notifier hears of an action about an alert it would hear of.
-        if pipeline.report(self._engine, self._store, event, now):
+        if pipeline.report(self._engine, self._db, event, now):
             self.on_queued()
 
     def _count(self, action: str, outcome: str) -> None:

@@ -2,7 +2,7 @@
 
 What a notifier was told changes only with the transaction that queues the message
 telling it: if the transaction fails, the next flush owes it the same again. A
-store that cannot write its file keeps the change in memory (``Store.commit``),
+state file that cannot be written keeps the change in memory (``StateFile.write``),
 which counts as recorded.
 """
 
@@ -15,7 +15,8 @@ import structlog
 
 from vigild.alerting.alert import Alert
 from vigild.alerting.stages.base import Batch
-from vigild.alerting.store import AlertRow, Store
+from vigild.storage.alerts import AlertRow
+from vigild.storage.database import Database
 
 __all__ = ["Recorder"]
 
@@ -23,9 +24,9 @@ log = structlog.get_logger("vigild.engine")
 
 
 class Recorder:
-    def __init__(self, store: Store, notifiers: Iterable[str]) -> None:
+    def __init__(self, db: Database, notifiers: Iterable[str]) -> None:
         """``notifiers``: the configured ones; what an alert told any other is forgotten."""
-        self._store = store
+        self._db = db
         self._notifiers = set(notifiers)
 
     def __call__(self, batch: Batch) -> Batch:
@@ -50,10 +51,11 @@ class Recorder:
                     upserts.append(
                         AlertRow(alert.fingerprint, alert.target, alert.metric, alert.to_json())
                     )
-            self._store.commit(
-                upserts,
-                deletes,
-                [(n.notifier, n.created, json.dumps(n.to_json())) for n in batch.notifications],
+            self._db.write(
+                self._db.alerts.save(upserts, deletes),
+                self._db.outbox.queue(
+                    (n.notifier, n.created, json.dumps(n.to_json())) for n in batch.notifications
+                ),
             )
         except Exception:
             # Nothing was recorded: forget what we told, so the next flush says it again.

@@ -16,11 +16,20 @@ from pathlib import Path
 
 import structlog
 
-from vigild.alerting.store import StoreError
+from vigild.storage.errors import StateFileError
 
-__all__ = ["StateLock", "StateLocked"]
+__all__ = ["LOCK_WAIT", "StateLock", "StateLocked", "lock_wait"]
 
 log = structlog.get_logger("vigild")
+
+LOCK_WAIT = 10.0
+"""How long ``--once`` and the CLI wait for a state file held by another vigild."""
+
+
+def lock_wait() -> float:
+    """``LOCK_WAIT``, or ``$VIGILD_TEST_LOCK_WAIT``: only for tests, which must not wait
+    10 s to see a run give up on a held lock (a subprocess gets no other handle)."""
+    return float(os.environ.get("VIGILD_TEST_LOCK_WAIT", LOCK_WAIT))
 
 
 class StateLocked(Exception):
@@ -41,7 +50,7 @@ class StateLock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
-            raise StoreError(f"cannot use state file {self.state_path}: {exc}") from None
+            raise StateFileError(f"cannot use state file {self.state_path}: {exc}") from None
         deadline = time.monotonic() + wait
         while True:
             try:
@@ -64,7 +73,7 @@ class StateLock:
         """Lock again when the lock file was deleted or replaced while held.
 
         The old lock holds only a file no path leads to any more: another vigild
-        would take a new one at the path. Raises ``StoreError`` when one did.
+        would take a new one at the path. Raises ``StateFileError`` when one did.
         """
         if self._fd is None:
             return
@@ -80,7 +89,7 @@ class StateLock:
         try:
             self.acquire()
         except StateLocked as exc:
-            raise StoreError(
+            raise StateFileError(
                 f"the state lock was deleted, and another vigild took it: {exc}"
             ) from None
         os.close(old)
