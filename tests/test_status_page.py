@@ -293,7 +293,7 @@ def test_page_lists_open_alerts_with_their_age_and_silences(
     html, _ = _page(tmp_path, monkeypatch, FakeClock(START))
     alerts = html[html.index('<table class="alerts">') : html.index("Active silences")]
     assert alerts.count('<tr class="alert') == 2
-    assert '">2m</td>' in alerts  # opened 125 s before the page was rendered
+    assert '">2m5s</td>' in alerts  # opened 125 s before the page was rendered
     assert re.search(r"&lt;b&gt;db&lt;/b&gt;</td><td>up</td>.*silenced by [0-9a-f]+", alerts)
     silences = html[html.index("Active silences") :]
     assert "target=&lt;b&gt;db&lt;/b&gt;" in silences and "moving racks" in silences
