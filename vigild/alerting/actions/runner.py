@@ -26,6 +26,7 @@ import structlog
 
 from vigild.alerting import pipeline
 from vigild.alerting.actions import base, guards
+from vigild.alerting.notifiers.text import subject
 from vigild.model import AlertEvent, Severity
 from vigild.tasks import spawn
 from vigild.wording import duration
@@ -166,9 +167,9 @@ class ActionRunner:
                 self._notify(
                     run,
                     severity,
-                    f"rollback did not help: action {run.action} ran "
-                    f"{duration(now - run.started)} ago and {run.target} {run.metric} is "
-                    f"still {severity.name}; no further run for this incident",
+                    f"{run.action} did not help: it ran {duration(now - run.started)} ago "
+                    f"and {subject(run.target, run.metric)} is still {severity.label}; "
+                    "no further run for this incident",
                     now,
                 )
 
@@ -297,7 +298,8 @@ class ActionRunner:
         """The run's notification, then, if it spent the daily budget, the call for a human."""
         runs = self._store.action_runs(name, now - guards.DAY, found.fingerprint, 0.0)
         run = next(r for r in runs if r.id == run_id)
-        self._notify(run, found.severity, f"action {name} {text}", now)
+        # The title reads "ACTION for db on unraid: rollback succeeded: ran ...".
+        self._notify(run, found.severity, f"{name} {text}", now)
         known = self._actions.get(name)
         today = guards.daily_runs(runs, now)
         if known is not None and today == known[0].max_runs_per_day:
