@@ -410,6 +410,7 @@ class ActionRunner:
             since=run.incident,
             note=self._redact(text),
             origin=self._engine.identity.labels,
+            address=self._engine.policy.addresses(run.target),
         )
         # Routed as alerts are: a notifier hears of an action about an alert it would hear of.
         if pipeline.report(self._engine, self._store, event, now):

@@ -58,12 +58,6 @@ _SUBJECTS = {
     "status_code": "status",
     "health_status": "health",
     "container_health": "container health",
-    "running": "running",
-    "exit_status": "exit status",
-    "last_success_age_seconds": "last success",
-    "slo_burn_rate": "error budget burn rate",
-    "slo_error_budget_remaining_percent": "error budget left",
-    "forecast_hours": "hours until",
 }
 """A metric's base name as a reader says it; a qualifier (``disk_percent:/``) follows."""
 
@@ -147,17 +141,15 @@ def reading(metric: str, value: float | None) -> str:
         return f"{_short(value)} h"
     if base.endswith("_bytes"):
         return _bytes(value)
-    if base == "slo_burn_rate":
-        return f"{_short(value)} times the sustainable rate"
     return _short(value)
 
 
 def _bytes(value: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(value) < 1024:
             return f"{_short(value)} {unit}"
         value /= 1024
-    raise AssertionError("unreachable")
+    return f"{_short(value)} TiB"
 
 
 def _words_only(metric: str) -> bool:
