@@ -30,7 +30,7 @@ from vigild.alerting.engine import Engine
 from vigild.alerting.pipeline import flush
 from vigild.alerting.stages.route import Route
 from vigild.config import ActionConfig, ConfigError, ThresholdSpec, load
-from vigild.model import Identity, Notification, Severity
+from vigild.model import AlertEvent, Identity, Notification, Severity
 from vigild.redaction import MASK, redact
 from vigild.storage import ActionRun, Database, read_action_history
 from vigild.testing import FakeClock
@@ -108,13 +108,16 @@ class Rig:
     def history(self) -> list[ActionRun]:
         return read_action_history(self.path, 100)
 
+    def action_events(self) -> list[AlertEvent]:
+        return [
+            event
+            for _, payload in self.db.outbox.entries("all")
+            for event in Notification.from_json(json.loads(payload)).events
+            if event.kind == "action"
+        ]
+
     def action_notes(self) -> list[str]:
-        notes = []
-        for _, payload in self.db.outbox.entries("all"):
-            for event in Notification.from_json(json.loads(payload)).events:
-                if event.kind == "action":
-                    notes.append(event.note or "")
-        return notes
+        return [event.note or "" for event in self.action_events()]
 
 
 @pytest.fixture
@@ -139,6 +142,13 @@ async def test_runs_once_over_a_ten_minute_incident_then_says_it_did_not_help(
 ) -> None:
     script = recording_script(tmp_path, sleep=0.1)
     rig.configure(action(command=[str(script)], when={"for": "2m"}, verify_after="5m"))
+    rig.engine.configure(
+        (EVERYONE,),
+        flap_limit=4,
+        labels=lambda _: (),
+        redact=lambda text: text,
+        addresses={"api": "http://api.lan/health"}.get,
+    )
     rig.read("api", up=False)
     opened = rig.clock.now
     first_run = None
@@ -164,7 +174,12 @@ async def test_runs_once_over_a_ten_minute_incident_then_says_it_did_not_help(
     notes = rig.action_notes()
     assert "succeeded" in notes[0] and "rolled back to the previous release" in notes[0]
     assert "exit code 0" in notes[0]
-    assert any(note.startswith("rollback did not help") for note in notes[1:])
+    assert notes[1:] == [
+        "rollback did not help: it ran 5m ago and api is still critical; "
+        "no further run for this incident"
+    ]
+    # An action's report names where the target is, as the alert's messages do.
+    assert {e.address for e in rig.action_events()} == {"http://api.lan/health"}
     assert rig.outcomes == [("rollback", "succeeded")]
 
 

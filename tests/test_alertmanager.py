@@ -83,12 +83,12 @@ def test_firing_alert_field_by_field() -> None:
                 "severity": "critical",
             },
             "annotations": {
-                "summary": "CRITICAL covabot cpu_percent = 91.5 (threshold 80): "
-                "firing (backups running)",
+                "summary": "covabot CPU 91.5 % > 80 % (critical) on testhost: backups running",
                 "value": "91.5",
                 "threshold": "80",
                 "runbook_url": "https://wiki.example/cpu",
-                "description": "backups running",
+                "description": "backups running\ntarget covabot on testhost\n"
+                "since 2024-05-01 12:03:04 UTC\nrunbook: https://wiki.example/cpu",
             },
             "startsAt": "2024-05-01T12:03:04Z",
             "endsAt": stamp(NOW + 4 * INTERVAL),
@@ -113,7 +113,8 @@ def test_resolution_ends_the_alert_when_it_ended() -> None:
     assert done["endsAt"] == "2024-05-01T12:04:34.5Z"
     assert done["startsAt"] == "2024-05-01T12:03:04Z"
     assert done["labels"]["severity"] == "critical"
-    assert done["annotations"]["summary"].endswith("resolved after 1m (was CRITICAL)")
+    assert done["annotations"]["summary"].endswith("after 1m30s on testhost")
+    assert "(1m30s, was critical)" in done["annotations"]["description"]
     [now] = alerts(event(kind="resolved"))
     assert now["endsAt"] == stamp(NOW)
 
@@ -136,8 +137,9 @@ def test_a_severity_change_ends_the_old_severity_alert(
     }
     assert old["startsAt"] == new["startsAt"]
     # The ended alert says why it ended; the new one reads as firing, as its repeats will.
-    assert f"{previous.name} → {severity.name}" in old["annotations"]["summary"]
-    assert new["annotations"]["summary"].endswith(": firing")
+    change = "up" if kind == "escalated" else "down"
+    assert f"({severity.label}, {change} from {previous.label})" in old["annotations"]["summary"]
+    assert f"({severity.label})" in new["annotations"]["summary"]
 
 
 def test_resolution_ends_the_severity_last_posted_not_the_highest() -> None:
@@ -167,7 +169,7 @@ def test_flapping_alert_is_kept_alive_like_any_other() -> None:
     # The engine repeats flapping alerts to keep-alive backends (test_engine has that).
     [flapping] = alerts(event(kind="flapping"))
     assert flapping["endsAt"] == AHEAD
-    assert "flapping" in flapping["annotations"]["summary"]
+    assert flapping["annotations"]["summary"].startswith("FLAPPING covabot CPU")
 
 
 def test_labels_are_valid_for_alertmanager_and_identity_wins() -> None:
@@ -506,7 +508,8 @@ async def test_vigild_keeps_open_alerts_alive_then_resolves_them(
         "metric": "up",
         "severity": "critical",
     }
-    assert "503" in first["annotations"]["description"]
+    assert first["annotations"]["summary"].startswith("api is DOWN on box: HTTP 503")
+    assert "target api · http://127.0.0.1:" in first["annotations"]["description"]
     ends = []
     for request in requests:
         [alert] = request.json
@@ -678,6 +681,6 @@ async def test_test_message_is_a_firing_alert_that_ends_by_itself(
         "metric": "test",
         "severity": "warning",
     }
-    assert alert["annotations"]["summary"] == "test message from vigild"
+    assert alert["annotations"]["summary"].startswith("TEST message from vigild")
     ends = datetime.fromisoformat(alert["endsAt"]).timestamp()
     assert time.time() < ends <= time.time() + 4 * 30.0

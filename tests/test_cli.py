@@ -421,7 +421,9 @@ async def test_once_missing_health_status_is_unknown(
     )
     result = await once(config)
     assert result.returncode == 3, (result.stdout, result.stderr)
-    assert "health_status=-(UNKNOWN)" in result.stdout
+    # Why, in words, on the target's line and on its alert's.
+    assert "health UNKNOWN (the JSON body has no status field)" in result.stdout
+    assert "web health is UNKNOWN: the JSON body has no status field" in result.stdout
     assert "worst UNKNOWN" in result.stdout
 
 
@@ -518,8 +520,10 @@ async def test_once_text_report_names_targets_and_errors(
     assert "HTTP 503" in by_name["broken-web"]
     assert "connection refused" in by_name["gone-web"]
     assert "open alerts:" in lines
-    assert any("CRITICAL" in line and "broken-web up" in line for line in lines)
-    assert any("CRITICAL" in line and "gone-web up" in line for line in lines)
+    assert any("CRITICAL" in line and "broken-web is DOWN: HTTP 503" in line for line in lines)
+    assert any(
+        "CRITICAL" in line and "gone-web is DOWN: connection refused" in line for line in lines
+    )
 
 
 async def test_once_json_report(tmp_path: Path, target_server: TargetServer) -> None:

@@ -676,3 +676,14 @@ def test_unreadable_files_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load(tmp_path)
     assert info.value.problems == [f"{tmp_path}: is a directory, not a config file"]
+
+
+def test_external_url_is_an_http_url_and_optional(tmp_path: Path) -> None:
+    assert load(write(tmp_path, MINIMAL)).daemon.external_url is None
+    shown = '[daemon]\nexternal_url = "https://vigil.example.net/vigild/"\n' + MINIMAL
+    assert load(write(tmp_path, shown)).daemon.external_url == "https://vigil.example.net/vigild/"
+    assert (
+        load(write(tmp_path, '[daemon]\nexternal_url = ""\n' + MINIMAL)).daemon.external_url is None
+    )
+    [problem] = problems(tmp_path, '[daemon]\nexternal_url = "vigil.example.net"\n' + MINIMAL)
+    assert "external_url must start with http:// or https://" in problem

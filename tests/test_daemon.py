@@ -110,7 +110,7 @@ async def test_outage_notifies_once_and_resolves_once_across_a_restart(
     assert alert["endsAt"] == "0001-01-01T00:00:00Z"
     assert "503" in alert["annotations"]["description"]  # why it is down, in the probe's words
     assert chats[0]["type"] == "failure" and "api" in chats[0]["title"]
-    assert "503" in chats[0]["message"]
+    assert "503" in chats[0]["title"]
 
     assert await daemon.stop() == 0
     assert daemon.events("vigild stopped")

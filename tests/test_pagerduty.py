@@ -172,8 +172,8 @@ def test_trigger_body_field_by_field() -> None:
         "event_action": "trigger",
         "dedup_key": HOST.fingerprint("covabot", "cpu_percent"),
         "payload": {
-            "summary": "[CRITICAL] covabot cpu_percent = 91.5 (threshold 80): "
-            "escalated WARNING → CRITICAL",
+            "summary": "covabot CPU 91.5 % > 80 % (critical, up from warning) on testhost: "
+            "load from backups",
             "source": SOURCE,
             "severity": "critical",
             "timestamp": "2024-05-01T12:15:04Z",
@@ -204,7 +204,7 @@ def test_trigger_body_field_by_field() -> None:
 
 def test_firing_summary_says_why_in_the_probe_words() -> None:
     [body] = bodies(note(event(note="connection refused")))
-    assert body["payload"]["summary"] == "[CRITICAL] covabot up = 0: firing (connection refused)"
+    assert body["payload"]["summary"] == "covabot is DOWN on testhost: connection refused"
     assert body["links"] == [{"href": STATUS_URL, "text": "vigild status"}]  # no runbook
     assert "previous" not in body["payload"]["custom_details"]
 
@@ -281,7 +281,7 @@ def test_summary_is_cut_to_the_spec_limit() -> None:
     [body] = bodies(note(event(note="x" * 5000)))
     summary = body["payload"]["summary"]
     assert len(summary) == SUMMARY_MAX
-    assert summary.startswith("[CRITICAL] covabot up = 0: firing (xxx") and summary.endswith("…")
+    assert summary.startswith("covabot is DOWN on testhost: xxx") and summary.endswith("…")
 
 
 def test_values_json_cannot_carry_are_sent_as_text() -> None:
@@ -295,7 +295,9 @@ def test_test_message_triggers_then_resolves_the_same_alert() -> None:
     trigger, resolve = bodies(note(TEST_EVENT))
     assert trigger["event_action"] == "trigger"
     assert trigger["payload"]["summary"] == f"[TEST] vigild test-notify from {SOURCE}"
-    assert trigger["payload"]["custom_details"] == {"message": "test message from vigild"}
+    assert trigger["payload"]["custom_details"] == {
+        "message": "TEST message from vigild on testhost: this notifier delivers"
+    }
     assert resolve == {
         "routing_key": KEY,
         "event_action": "resolve",
@@ -585,7 +587,9 @@ async def test_daemon_triggers_then_resolves_the_same_alert(
         SOURCE,
         "api",
     )
-    assert payload["summary"].startswith("[CRITICAL] api up = 0: firing (")
+    assert payload["summary"].startswith("api is DOWN on pd-host: HTTP 503")
+    # The target's address travels with the alert from the config to the page.
+    assert payload["custom_details"]["address"].startswith("http://127.0.0.1:")
     assert "503" in payload["custom_details"]["note"]
     assert trigger["links"] == [{"href": f"http://{listen}/api/status", "text": "vigild status"}]
 
@@ -642,10 +646,11 @@ async def test_test_notify_command_triggers_and_resolves(
 
 
 def test_text_summary_wording_is_what_pagerduty_shows() -> None:
-    # The summary is text.summary with its tag boxed: one wording for every backend.
+    # The summary is the message's title: one wording for every backend.
     alert = event(kind="repeat", note="HTTP 503")
     [body] = bodies(note(alert))
-    assert body["payload"]["summary"] == "[" + text.summary(alert, T0 + 720).replace(" ", "] ", 1)
+    assert body["payload"]["summary"] == text.title(note(alert))
+    assert body["payload"]["summary"] == "covabot is DOWN for 12m on testhost: HTTP 503"
 
 
 # ---------------------------------------------------------------------------

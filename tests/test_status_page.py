@@ -261,7 +261,8 @@ type = "host"
 
 
 def _row(html: str, name: str) -> str:
-    match = re.search(rf'<tr class="target [^"]*" data-target="{re.escape(name)}">.*?</tr>', html)
+    row = rf'<tr class="target [^"]*" data-target="{re.escape(name)}"[^>]*>.*?</tr>'
+    match = re.search(row, html)
     assert match, name
     return match.group(0)
 
@@ -282,6 +283,7 @@ def test_page_shows_every_target_in_its_state_colour(
     assert '<span class="muted" id="identity">env=prod · replica b</span>' in html
     assert "<title>vigild on &lt;nas&gt;: CRITICAL</title>" in html
     slow = _row(html, "slow")
+    assert 'id="target-slow"' in slow  # where a message's status page link lands
     assert "latency_seconds <b>1.5</b> <small>warn &gt; 1 · crit &gt; 3</small>" in slow
     assert "down: connection refused" in _row(html, "&lt;b&gt;db&lt;/b&gt;")
     assert "not probed yet" in _row(html, "later")
@@ -293,7 +295,7 @@ def test_page_lists_open_alerts_with_their_age_and_silences(
     html, _ = _page(tmp_path, monkeypatch, FakeClock(START))
     alerts = html[html.index('<table class="alerts">') : html.index("Active silences")]
     assert alerts.count('<tr class="alert') == 2
-    assert '">2m</td>' in alerts  # opened 125 s before the page was rendered
+    assert '">2m5s</td>' in alerts  # opened 125 s before the page was rendered
     assert re.search(r"&lt;b&gt;db&lt;/b&gt;</td><td>up</td>.*silenced by [0-9a-f]+", alerts)
     silences = html[html.index("Active silences") :]
     assert "target=&lt;b&gt;db&lt;/b&gt;" in silences and "moving racks" in silences

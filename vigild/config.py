@@ -308,11 +308,19 @@ class DaemonConfig(BaseSettings):
     replica: str | None = None
     """Which vigild of an HA pair this is: in ``vigild_build_info`` and logs, never in an
     alert's labels or fingerprint, so an Alertmanager cluster deduplicates the pair."""
+    external_url: str | None = None
+    """The status page as people reach it (behind a proxy, a VPN name): messages link
+    to the target's row on it; the webhook's ``externalURL`` names it."""
 
     @field_validator("heartbeat_url")
     @classmethod
     def _heartbeat_is_http(cls, value: str | None) -> str | None:
         return http_url(value, "heartbeat_url") if value else None
+
+    @field_validator("external_url")
+    @classmethod
+    def _external_is_http(cls, value: str | None) -> str | None:
+        return http_url(value.strip(), "external_url") if value and value.strip() else None
 
     @field_validator("api_token")
     @classmethod

@@ -175,6 +175,9 @@ class AlertEvent:
     """The labels naming the vigild the alert comes from (``Identity.labels``), as the
     alert was first announced with them: empty for an alert a vigild from before fleet
     identity announced, which keeps its labels and fingerprint until it resolves."""
+    address: str | None = None
+    """Where the target is (its URL, ``host:port``, container), redacted: a reader's
+    first place to look."""
 
     @property
     def status(self) -> Literal["firing", "resolved"]:
@@ -196,6 +199,7 @@ class AlertEvent:
             "labels": dict(self.labels),
             "note": self.note,
             "origin": dict(self.origin),
+            "address": self.address,
         }
 
     @classmethod
@@ -217,6 +221,8 @@ class AlertEvent:
             note=data.get("note"),
             # In its order: instance first, as Identity.labels has it.
             origin=tuple((data.get("origin") or {}).items()),
+            # Absent from an outbox row written before messages named the address.
+            address=data.get("address"),
         )
 
 

@@ -14,9 +14,10 @@ from vigild import __version__
 from vigild.alerting import pipeline
 from vigild.alerting.alert import Alert
 from vigild.alerting.engine import Engine
+from vigild.alerting.notifiers import text
 from vigild.alerting.silences import Silence
 from vigild.config import Config, HttpTarget, PrometheusTarget, TargetConfig
-from vigild.model import Observation, Severity, rfc3339, worst
+from vigild.model import AlertEvent, Observation, Severity, rfc3339, worst
 from vigild.redaction import printable
 from vigild.thresholds import Verdict
 
@@ -114,6 +115,7 @@ class Board:
                     "severity": v.severity.label,
                     "value": v.value,
                     "threshold": v.threshold,
+                    "note": v.note,
                 }
                 for v in verdicts
             ],
@@ -167,13 +169,7 @@ def text_report(document: dict[str, Any]) -> str:
             lines.append(f"  {name:<{width}}  DOWN  {observation['error']}")
             continue
         absent = observation.get("no_data", {})
-        values = " ".join(
-            f"{v['metric']}=no data"
-            if v["metric"] in absent and v["value"] is None
-            else f"{v['metric']}={_number(v['value'])}({v['severity'].upper()})"
-            for v in target["verdicts"]
-            if v["metric"] != "up"
-        )
+        values = ", ".join(_value(v, absent) for v in target["verdicts"] if v["metric"] != "up")
         lines.append(f"  {name:<{width}}  UP    {values}".rstrip())
     alerts = [a for a in document["alerts"] if a["state"] != "pending"]
     if alerts:
@@ -183,14 +179,38 @@ def text_report(document: dict[str, Any]) -> str:
         if alert["silenced_by"]:
             extra += f" (silenced by {alert['silenced_by']})"
         lines.append(
-            f"  {alert['severity'].upper():<8} {alert['target']} {alert['metric']} "
-            f"value={_number(alert['value'])} threshold={_number(alert['threshold'])} "
+            f"  {alert['severity'].upper():<8} {_headline(alert)}, "
             f"since {alert['since']} [{alert['state']}]{extra}"
-            + (f" ({alert['note']})" if alert["note"] else "")
         )
     # Names, errors and notes may hold control characters: one line each stays one line.
     return "\n".join(map(printable, lines))
 
 
-def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.6g}"
+def _value(verdict: dict[str, Any], absent: dict[str, str]) -> str:
+    """``latency 9.81 ms``, ``disk / 96.2 % (CRITICAL)``, ``health UNKNOWN (why)``."""
+    metric, severity = verdict["metric"], verdict["severity"]
+    words = text.metric_words(metric)
+    if severity == "unknown":
+        why = verdict.get("note") or "not reported"
+        return f"{words} UNKNOWN ({why})"
+    if metric in absent and verdict["value"] is None:
+        return f"{words} no data"
+    shown = f"{words} {text.reading(metric, verdict['value'])}"
+    return shown if severity == "ok" else f"{shown} ({severity.upper()})"
+
+
+def _headline(alert: dict[str, Any]) -> str:
+    """The open alert in the words its notification has."""
+    event = AlertEvent(
+        fingerprint=alert["fingerprint"],
+        target=alert["target"],
+        metric=alert["metric"],
+        kind="firing",
+        severity=Severity.parse(alert["severity"]),
+        previous=None,
+        value=alert["value"],
+        threshold=alert["threshold"],
+        since=0.0,
+        note=alert["note"],
+    )
+    return text.headline(event, 0.0)

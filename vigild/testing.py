@@ -32,6 +32,7 @@ def alert_event(
     labels: tuple[tuple[str, str], ...] = (),
     note: str | None = None,
     identity: Identity = TEST_HOST,
+    address: str | None = None,
 ) -> AlertEvent:
     """One alert's line in a notification; the fingerprint is the real one for ``identity``."""
     return AlertEvent(
@@ -49,6 +50,7 @@ def alert_event(
         labels=labels,
         note=note,
         origin=identity.labels,
+        address=address,
     )
 
 

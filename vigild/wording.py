@@ -12,10 +12,10 @@ __all__ = ["duration", "label_value", "os_text"]
 
 
 def duration(seconds: float) -> str:
-    """``45s``, ``12m``, ``1h5m``, ``2d3h``: at most two units, rounded down.
+    """``45s``, ``1m27s``, ``12m``, ``1h5m``, ``2d3h``: the two largest units, rounded down.
 
-    Seconds show only under a minute: past that they are noise in an alert or
-    on the status page. The spelling is the one config durations are written in.
+    Two units, not one: an outage of 1m27s read as "1m" hides a third of it. The
+    spelling is the one config durations are written in.
     """
     total = max(0, int(seconds))
     days, rest = divmod(total, 86400)
@@ -26,7 +26,7 @@ def duration(seconds: float) -> str:
     if hours:
         return f"{hours}h{minutes}m" if minutes else f"{hours}h"
     if minutes:
-        return f"{minutes}m"
+        return f"{minutes}m{secs}s" if secs else f"{minutes}m"
     return f"{secs}s"
 
 

@@ -18,7 +18,7 @@ import structlog
 from vigild.alerting.alert import Alert, severity_label
 from vigild.alerting.policy import Policy, no_silences
 from vigild.alerting.silences import Silences
-from vigild.alerting.stages.route import Labels, Route, no_labels
+from vigild.alerting.stages.route import Addresses, Labels, Route, no_address, no_labels
 from vigild.model import FLAP_WINDOW, Identity, Severity
 from vigild.storage.alerts import AlertRow
 from vigild.thresholds import Verdict
@@ -73,6 +73,7 @@ class Engine:
         connectivity: str | None = None,
         max_per_message: int = 50,
         identity: Identity | None = None,
+        addresses: Addresses = no_address,
     ) -> None:
         """Take a (reloaded) config's settings; alert state stays. The engine only
         keeps what the pipeline's stages work by (``policy``).
@@ -90,6 +91,7 @@ class Engine:
             dependencies=dependencies or {},
             connectivity=connectivity,
             max_per_message=max_per_message,
+            addresses=addresses,
         )
 
     # -- reading ----------------------------------------------------------

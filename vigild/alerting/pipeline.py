@@ -40,7 +40,12 @@ def filters(engine: Engine) -> tuple[Inhibitor, Silencer]:
 
 def _delivery(policy: Policy, db: Database) -> tuple[Stage, ...]:
     return (
-        Router(policy.routes, labels=policy.labels, connectivity=policy.connectivity),
+        Router(
+            policy.routes,
+            labels=policy.labels,
+            connectivity=policy.connectivity,
+            addresses=policy.addresses,
+        ),
         Grouper(policy.max_per_message),
         Recorder(db, (route.name for route in policy.routes)),
     )

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vigild.alerting.silences import Silences
-from vigild.alerting.stages.route import Labels, Route, no_labels
+from vigild.alerting.stages.route import Addresses, Labels, Route, no_address, no_labels
 
 __all__ = ["Policy", "no_silences"]
 
@@ -35,3 +35,4 @@ class Policy:
     connectivity: str | None = None
     """The target whose ``up`` alert means vigild itself lost its network."""
     max_per_message: int = 50
+    addresses: Addresses = no_address

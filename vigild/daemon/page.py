@@ -198,7 +198,9 @@ def _targets(
         state = state_of(entry)
         label = _STATE_LABELS.get(state, state)
         yield (
-            f'<tr class="target state-{state}" data-target="{_e(entry["name"])}">'
+            # The id is where a message's "status page" link lands (text.row_link).
+            f'<tr class="target state-{state}" data-target="{_e(entry["name"])}" '
+            f'id="target-{_e(entry["name"])}">'
             f'<td><span class="badge">{_e(label)}</span></td>'
             f'<td><div class="name">{_e(entry["name"])}</div>'
             f"<small>{_e(entry['type'])}{_e(_where(entry))}</small></td>"

@@ -49,9 +49,11 @@ def make_session(concurrency: int) -> aiohttp.ClientSession:
 def build_notifiers(config: Config, session: aiohttp.ClientSession) -> dict[str, Notifier]:
     host, port = split_listen(config.daemon.listen)
     shown = f"[{host}]" if ":" in host else host
+    page_url = config.daemon.external_url
     context = NotifierContext(
         session=session,
-        external_url=f"http://{shown}:{port}",
+        external_url=page_url or f"http://{shown}:{port}",
+        page_url=page_url,
         redact=config.redact,
         # The longest: an alert is repeated only when its target is probed again.
         interval=max(
@@ -61,6 +63,22 @@ def build_notifiers(config: Config, session: aiohttp.ClientSession) -> dict[str,
         instance=config.daemon.instance,
     )
     return {n.name: backend(n.type)(n, context) for n in config.notifiers}
+
+
+def address_of(target: object) -> str | None:
+    """A target's URL, ``host:port`` or container, as configured (not yet redacted)."""
+    url = getattr(target, "url", None)
+    if isinstance(url, str) and url:
+        return url
+    host = getattr(target, "host", None)
+    if isinstance(host, str) and host:
+        port = getattr(target, "port", None)
+        shown = f"[{host}]" if ":" in host else host
+        return f"{shown}:{port}" if port else host
+    container = getattr(target, "container", None)
+    if isinstance(container, str) and container:
+        return f"container {container}"
+    return None
 
 
 class Runtime:
@@ -180,6 +198,7 @@ class Runtime:
             connectivity=config.daemon.connectivity_check,
             max_per_message=config.alerting.max_alerts_per_message,
             identity=Identity.of(config.daemon.instance, config.daemon.external_labels),
+            addresses=self._addresses(config),
         )
 
     def _configure_actions(self, config: Config) -> None:
@@ -200,6 +219,22 @@ class Runtime:
             )
             for n in self.config.notifiers
         ]
+
+    @staticmethod
+    def _addresses(config: Config) -> Callable[[str], str | None]:
+        """Where each target is, redacted, for the messages that name it."""
+        known = {t.name: address_of(t) for t in config.targets}
+
+        def address(observed: str) -> str | None:
+            owner = config.owner_of(observed)
+            if owner is None:
+                return None
+            if owner != observed:  # a container a target selected by its labels
+                return f"container {observed.rpartition('/')[2]}"
+            found = known.get(owner)
+            return config.redact(found) if found else None
+
+        return address
 
     def _labels(self, observed: str) -> tuple[tuple[str, str], ...]:
         """The alert labels of a target, or of the target a container came from."""

@@ -22,6 +22,10 @@ __all__ = ["HostProbe"]
 _NO_DISK = frozenset({"disk_percent"})
 _NO_SWAP = frozenset({"swap_percent"})
 _NO_LOAD = frozenset({"load1"})
+_MISSING_WHY = {
+    "disk_percent": "none of the configured mounts could be read",
+    "load1": "this system has no load average",
+}
 _GONE = frozenset({psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD})
 
 CPU_MIN_WINDOW = 0.25
@@ -79,7 +83,12 @@ class HostProbe(Probe):
         if "load1" not in metrics:
             missing |= _NO_LOAD
         no_data = _NO_SWAP if "swap_percent" not in metrics else frozenset()
-        return (Observation(name, now, True, None, metrics, missing=missing, no_data=no_data),)
+        why = {metric: _MISSING_WHY[metric] for metric in missing}
+        return (
+            Observation(
+                name, now, True, None, metrics, missing=missing, no_data=no_data, reasons=why
+            ),
+        )
 
     def _read(self) -> dict[str, float]:
         # psutil's memory ``percent`` is (total - available) / total, which is ``free``'s

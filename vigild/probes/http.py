@@ -168,7 +168,8 @@ def _health_observation(
         return Observation(name, now, False, error, metrics)
     health = health_of(document, secrets)
     if health is None:
-        return Observation(name, now, True, None, metrics, missing=_MISSING_HEALTH)
+        why = {"health_status": "the JSON body has no status field"}
+        return Observation(name, now, True, None, metrics, missing=_MISSING_HEALTH, reasons=why)
     level, where, word = health
     metrics["health_status"] = float(level)
     if level == UNHEALTHY:

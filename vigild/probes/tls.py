@@ -53,7 +53,11 @@ class TlsProbe(Probe):
             metrics["cert_expiry_days"] = days_left(not_after(der), time.time())
         except ValueError:
             # The handshake worked, so the target is up; only the expiry is unknown.
-            return (Observation(target.name, now, True, None, metrics, missing=_NO_EXPIRY),)
+            why = {"cert_expiry_days": "the certificate's expiry date cannot be read"}
+            observation = Observation(
+                target.name, now, True, None, metrics, missing=_NO_EXPIRY, reasons=why
+            )
+            return (observation,)
         return (Observation(target.name, now, True, None, metrics),)
 
     def _describe(self, exc: OSError) -> str:

@@ -26,6 +26,7 @@ import structlog
 
 from vigild.alerting import pipeline
 from vigild.alerting.actions import base, guards
+from vigild.alerting.notifiers.text import subject
 from vigild.model import AlertEvent, Severity
 from vigild.tasks import spawn
 from vigild.wording import duration
@@ -168,9 +169,9 @@ class ActionRunner:
                 self._notify(
                     run,
                     severity,
-                    f"rollback did not help: action {run.action} ran "
-                    f"{duration(now - run.started)} ago and {run.target} {run.metric} is "
-                    f"still {severity.name}; no further run for this incident",
+                    f"{run.action} did not help: it ran {duration(now - run.started)} ago "
+                    f"and {subject(run.target, run.metric)} is still {severity.label}; "
+                    "no further run for this incident",
                     now,
                 )
 
@@ -297,7 +298,8 @@ class ActionRunner:
         """The run's notification, then, if it spent the daily budget, the call for a human."""
         runs = self._log.runs(name, now - guards.DAY, found.fingerprint, 0.0)
         run = next(r for r in runs if r.id == run_id)
-        self._notify(run, found.severity, f"action {name} {text}", now)
+        # The title reads "ACTION for db on unraid: rollback succeeded: ran ...".
+        self._notify(run, found.severity, f"{name} {text}", now)
         known = self._actions.get(name)
         today = guards.daily_runs(runs, now)
         if known is not None and today == known[0].max_runs_per_day:
@@ -408,6 +410,7 @@ class ActionRunner:
             since=run.incident,
             note=self._redact(text),
             origin=self._engine.identity.labels,
+            address=self._engine.policy.addresses(run.target),
         )
         # Routed as alerts are: a notifier hears of an action about an alert it would hear of.
         if pipeline.report(self._engine, self._db, event, now):

@@ -80,6 +80,7 @@ def postable_alerts(
     now: float,
     interval: float,
     posted: Mapping[str, Severity] | None = None,
+    page_url: str | None = None,
 ) -> list[dict[str, Any]]:
     """The body of ``POST /api/v2/alerts`` for ``notification`` (Alertmanager's postableAlerts).
 
@@ -90,26 +91,32 @@ def postable_alerts(
     posted = posted or {}
     ahead = now + KEEPALIVE_INTERVALS * interval
     alerts = []
+
+    def shape(
+        event: AlertEvent, ends: float | None = None, *, severity: Severity | None = None
+    ) -> dict[str, Any]:
+        return _postable(event, now, external_url, ends, severity=severity, page_url=page_url)
+
     for event in notification.events:
         if event.kind == "action":
             continue  # not an alert: Alertmanager would take it for one
         if event.kind == "test":
-            alerts.append(_postable(event, now, external_url, ahead))
+            alerts.append(shape(event, ahead))
             continue
         # The levels Alertmanager may hold this alert at: what the engine last told
         # (``previous``) and what this process last posted.
         known = {s for s in (event.previous, posted.get(event.fingerprint)) if s is not None}
         if event.kind == "resolved":
             for level in sorted(known or {event.severity}):
-                alerts.append(_postable(event, now, external_url, severity=level))
+                alerts.append(shape(event, severity=level))
             continue
         # Any other level's alert ends now; its summary tells why (an escalation).
         for level in sorted(known - {event.severity}):
-            alerts.append(_postable(event, now, external_url, now, severity=level))
+            alerts.append(shape(event, now, severity=level))
         # Repeats and escalations read as "firing": Alertmanager shows the latest
         # annotations, and a keep-alive must not turn them into "still firing".
         shown = event if event.kind == "flapping" else dataclasses.replace(event, kind="firing")
-        alerts.append(_postable(shown, now, external_url, ahead))
+        alerts.append(shape(shown, ahead))
     return alerts
 
 
@@ -120,11 +127,12 @@ def _postable(
     ends: float | None = None,
     *,
     severity: Severity | None = None,
+    page_url: str | None = None,
 ) -> dict[str, Any]:
     """One postableAlert; ``severity`` names the alert of another level than the event's."""
     # The webhook's alert, as Alertmanager itself would describe it, less the fields
     # only Alertmanager computes (status, fingerprint).
-    shaped = alert_json(event, now, external_url)
+    shaped = alert_json(event, now, external_url, page_url=page_url)
     labels = {_label_name(k): v for k, v in shaped["labels"].items() if v}
     labels.update((k, shaped["labels"][k]) for k in _IDENTITY)
     if severity is not None:
@@ -177,6 +185,7 @@ class AlertmanagerNotifier(base.Notifier):
             now=time.time(),
             interval=self.context.interval,
             posted=self._posted,
+            page_url=self.context.page_url,
         )
         if not alerts:
             return  # only action reports, which Alertmanager has no place for

@@ -26,6 +26,11 @@ __all__ = ["AppriseNotifier", "notify_type"]
 
 _SCHEME = re.compile(r"^\s*([A-Za-z][A-Za-z0-9+.-]*)://")
 
+_RENDERS_MARKDOWN = frozenset({"NotifyDiscord", "NotifyMatrix"})
+"""Services apprise sends as plain text by default whose clients render markdown: told
+to send markdown unless the URL says ``format=``. Discord then sends an embed, coloured
+by the notify type."""
+
 
 def notify_type(notification: Notification) -> str:
     """apprise's notify type: the colour and icon a reader sees first."""
@@ -56,6 +61,8 @@ class AppriseNotifier(base.Notifier):
         super().__init__(config, context)
         self.options = base.own_options(config, self.Options)
         self._apprise: apprise.Apprise | None = None
+        self._markdown = True
+        """The service renders markdown (or HTML, which apprise converts it to)."""
         self._where = "apprise"
         """The destination as it may be shown: apprise's privacy form, host only."""
         self._unusable: str | None = None
@@ -78,12 +85,13 @@ class AppriseNotifier(base.Notifier):
         sender = await self._sender()
         # A caller's timeout abandons the thread without stopping it; apprise's own
         # socket timeouts (4 s connect, 4 s read by default) end it soon after.
+        markdown = self._markdown
         delivered = await asyncio.to_thread(
             sender.notify,
-            body=text.body(notification),
+            body=text.body(notification, page_url=self.context.page_url, markdown=markdown),
             title=text.title(notification, self.context.instance),
             notify_type=notify_type(notification),
-            body_format="markdown",
+            body_format="markdown" if markdown else "text",
         )
         # apprise says only yes or no; its own log line (at warning) has the reason.
         if not delivered:
@@ -117,10 +125,22 @@ class AppriseNotifier(base.Notifier):
                 f"notifier {self.name!r}: {_refused(self.options.url)}"
             )
             raise base.DeliveryError(self._unusable, retryable=False)
+        if type(plugin).__name__ in _RENDERS_MARKDOWN and not _chooses_format(self.options.url):
+            plugin.notify_format = apprise.NotifyFormat.MARKDOWN
+        self._markdown = plugin.notify_format in (
+            apprise.NotifyFormat.MARKDOWN,
+            apprise.NotifyFormat.HTML,
+        )
         sender = apprise.Apprise(asset=asset)
         sender.add(plugin)
         self._where = self.context.redact(_redacted(sender.urls(privacy=True)[0]))
         return sender
+
+
+def _chooses_format(url: str) -> bool:
+    """The URL sets apprise's ``format=`` itself: the user's choice stands."""
+    query = url.partition("?")[2]
+    return any(part.split("=", 1)[0].lower() == "format" for part in query.split("&"))
 
 
 def _refused(url: str) -> str:

@@ -50,6 +50,10 @@ class NotifierContext:
     external_url: str
     """Where a reader can see vigild's status, e.g. ``http://127.0.0.1:9469``."""
     redact: Callable[[str], str]
+    page_url: str | None = None
+    """``[daemon] external_url``: the status page as readers reach it; messages link
+    to a target's row on it only when it is set (the listen address is seldom reachable
+    from a phone)."""
     interval: float = 30.0
     """The longest target interval: at most this long passes before a ``keepalive``
     backend hears of an open alert again."""

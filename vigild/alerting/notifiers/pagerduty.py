@@ -76,7 +76,11 @@ class PagerDutyOptions(base.Options):
 
 
 def pagerduty_events(
-    notification: Notification, options: PagerDutyOptions, external_url: str, source: str
+    notification: Notification,
+    options: PagerDutyOptions,
+    external_url: str,
+    source: str,
+    page_url: str | None = None,
 ) -> list[dict[str, Any]]:
     """The Events API v2 request bodies for ``notification``, in the order to send them."""
     status_url = external_url.rstrip("/") + "/api/status"
@@ -93,7 +97,11 @@ def pagerduty_events(
         elif event.kind == "resolved":
             bodies.append(_resolve(event, options))
         else:
-            bodies.append(_trigger(event, notification.created, options, status_url, source))
+            trigger = _trigger(event, notification.created, options, status_url, source)
+            if page_url:
+                link = {"href": text.row_link(page_url, event.target), "text": "Status page"}
+                trigger["links"].insert(-1, link)
+            bodies.append(trigger)
     return bodies
 
 
@@ -114,7 +122,7 @@ def _trigger(
     source: str,
 ) -> dict[str, Any]:
     payload: dict[str, Any] = {
-        "summary": _summary(event, now),
+        "summary": _summary(event, now, source),
         "source": source,
         "severity": _SEVERITY[event.severity],
         "timestamp": rfc3339(now),
@@ -137,10 +145,9 @@ def _trigger(
     }
 
 
-def _summary(event: AlertEvent, now: float) -> str:
-    """``[CRITICAL] covabot up = 0: firing (connection refused)``: text's wording, tag boxed."""
-    tag, _, rest = text.summary(event, now).partition(" ")
-    return shorten(f"[{tag}] {rest}", SUMMARY_MAX)
+def _summary(event: AlertEvent, now: float, source: str) -> str:
+    """``db is DOWN: connection refused on unraid``: the title every backend shows."""
+    return shorten(text.summary(event, now, source), SUMMARY_MAX)
 
 
 def _details(event: AlertEvent) -> dict[str, Any]:
@@ -159,6 +166,8 @@ def _details(event: AlertEvent) -> dict[str, Any]:
     details["since"] = rfc3339(event.since)
     if event.note:
         details["note"] = event.note
+    if event.address:
+        details["address"] = event.address
     if event.labels or event.origin:
         details["labels"] = {**dict(event.labels), **dict(event.origin)}
     return details
@@ -188,7 +197,11 @@ class PagerDutyNotifier(base.Notifier):
 
     async def send(self, notification: Notification) -> None:
         bodies = pagerduty_events(
-            notification, self.options, self.context.external_url, self.source
+            notification,
+            self.options,
+            self.context.external_url,
+            self.source,
+            self.context.page_url,
         )
         identity = (
             notification.notifier,

@@ -28,11 +28,12 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
 def alertmanager_payload(
-    notification: Notification, receiver: str, external_url: str
+    notification: Notification, receiver: str, external_url: str, page_url: str | None = None
 ) -> dict[str, Any]:
     """The webhook body for ``notification``, as Alertmanager would send it to ``receiver``."""
     alerts = [
-        alert_json(event, notification.created, external_url) for event in notification.events
+        alert_json(event, notification.created, external_url, page_url=page_url)
+        for event in notification.events
     ]
     return {
         "version": "4",
@@ -49,7 +50,9 @@ def alertmanager_payload(
     }
 
 
-def alert_json(event: AlertEvent, now: float, external_url: str) -> dict[str, Any]:
+def alert_json(
+    event: AlertEvent, now: float, external_url: str, *, page_url: str | None = None
+) -> dict[str, Any]:
     # The target's labels first: the host's (instance, external labels) and then vigild's
     # own must not be overridden by them, or two hosts' alerts could merge into one.
     labels = dict(event.labels)
@@ -62,6 +65,7 @@ def alert_json(event: AlertEvent, now: float, external_url: str) -> dict[str, An
     )
     # Absent values are left out rather than sent as "": Go templates read both the same,
     # and a receiver that parses numbers never meets an empty string.
+    # summary: the message's title; description: why, and its body as plain text.
     annotations = {"summary": text.summary(event, now)}
     if event.value is not None:
         annotations["value"] = text.number(event.value)
@@ -69,8 +73,11 @@ def alert_json(event: AlertEvent, now: float, external_url: str) -> dict[str, An
         annotations["threshold"] = text.number(event.threshold)
     if event.runbook:
         annotations["runbook_url"] = event.runbook
-    if event.note:
-        annotations["description"] = event.note
+    # The reason first, as this annotation carried it alone before (an action's note is
+    # in the summary and the details already).
+    why = [event.note] if event.note and event.kind != "action" else []
+    details = text.details(event, now, page_url=page_url, ages=False)
+    annotations["description"] = "\n".join(why + details)
     if event.status == "resolved":
         ends_at = rfc3339(event.ended if event.ended is not None else now)
     else:
@@ -119,7 +126,9 @@ class WebhookNotifier(base.Notifier):
         return isinstance(options, cls.Options) and not options.url
 
     async def send(self, notification: Notification) -> None:
-        payload = alertmanager_payload(notification, self.name, self.context.external_url)
+        payload = alertmanager_payload(
+            notification, self.name, self.context.external_url, self.context.page_url
+        )
         try:
             status, reason, _answer = await posting.post(
                 self.context.session,

@@ -17,11 +17,13 @@ from vigild.alerting.alert import Alert, parse_severity
 from vigild.alerting.stages.base import Batch
 from vigild.model import AlertEvent, EventKind, Severity
 
-__all__ = ["FLAPPING", "Labels", "Route", "Router"]
+__all__ = ["FLAPPING", "Addresses", "Labels", "Route", "Router", "no_address"]
 
 FLAPPING = "flapping"
 
 Labels = Callable[[str], tuple[tuple[str, str], ...]]
+Addresses = Callable[[str], str | None]
+"""A target's address as a message shows it (redacted), or None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,10 @@ def no_labels(target: str) -> tuple[tuple[str, str], ...]:
     return ()
 
 
+def no_address(target: str) -> str | None:
+    return None
+
+
 _UNCHANGED = object()
 
 
@@ -50,9 +56,11 @@ class Router:
         *,
         labels: Labels = no_labels,
         connectivity: str | None = None,
+        addresses: Addresses = no_address,
     ) -> None:
         self._routes = tuple(routes)
         self._labels = labels
+        self._addresses = addresses
         self._connectivity = connectivity
 
     def __call__(self, batch: Batch) -> Batch:
@@ -119,6 +127,7 @@ class Router:
             labels=self._labels(alert.target),
             note=self._note(alert) if kind != "resolved" else None,
             origin=alert.origin,
+            address=self._addresses(alert.target),
         )
 
     def _note(self, alert: Alert) -> str | None:
