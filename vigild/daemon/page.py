@@ -124,9 +124,8 @@ class Strip:
     rects: Markup
     """One ``rect`` per run of up or down buckets, made of numbers and the two class
     names only: at 10,000 targets, a template loop over the runs doubles the render time."""
-    down: int
-    """How many runs are down."""
     uptime: str
+    """``99.93 %``; empty when never probed."""
     title: str
 
 
@@ -354,13 +353,13 @@ def up_strip(points: Sequence[Point | None], now: float) -> Strip:
     rects = Markup("".join(up + down))
     fraction = uptime(points)
     if fraction is None:
-        return Strip(rects, 0, "no probes", f"no probes in the last {HOURS} h")
+        return Strip(rects, "", f"no probes in the last {HOURS} h")
     shown = _percent(fraction)
     title = f"up {shown} of the last {HOURS} h"
     if last_down >= 0:
         bucket = int(now // BUCKET) - len(points) + 1 + last_down
         title += f"; last down at {clock_time(bucket * BUCKET, now)}"
-    return Strip(rects, len(down), shown, title)
+    return Strip(rects, shown, title)
 
 
 def uptime(points: Sequence[Point | None]) -> float | None:

@@ -121,10 +121,10 @@ def test_values_read_in_their_units_with_thresholds_beside_them(
 
 def test_uptime_of_the_last_day_per_target(tmp_path: Path, local_zone: str) -> None:
     html = _render(tmp_path)
-    assert "<th>up, last 24 h</th>" in html
+    assert "<th>last 24 h: latency, up</th>" in html
     # Two of the ten probes of one bucket of 288 failed: 99.93 %, rounded down.
     assert '<span class="uptime">99.93 %</span>' in _row(html, "api")
-    assert '<span class="uptime">100 %</span>' in _row(html, "slow")
+    assert '<span class="uptime">100 %</span> up' in _row(html, "slow")
     assert "up 99.93 % of the last 24 h; last down at 06:00 CET" in _row(html, "api")
 
 
@@ -162,7 +162,7 @@ def test_uptime_is_never_rounded_up_to_a_clean_record() -> None:
     points[5] = Point(0.01, 0.99)
     assert uptime(points) == pytest.approx(1 - 0.01 / SLOTS)
     assert up_strip(points, NOW).uptime == "99.99 %"
-    assert up_strip([None] * SLOTS, NOW).uptime == "no probes"
+    assert up_strip([None] * SLOTS, NOW).uptime == ""
     assert uptime([None] * SLOTS) is None
 
 
