@@ -1,6 +1,7 @@
 """Shared fixtures: real servers on loopback, nothing mocked."""
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from process import RUNNING
@@ -14,3 +15,14 @@ async def no_daemon_outlives_its_test() -> AsyncIterator[None]:
     yield
     for daemon in list(RUNNING):
         await daemon.kill()
+
+
+@pytest.fixture
+def local_zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The process's local zone set to Central European time (a POSIX rule, so no tz
+    database is needed), for whatever shows local times; subprocesses inherit it."""
+    monkeypatch.setenv("TZ", "CET-1CEST,M3.5.0,M10.5.0/3")
+    time.tzset()
+    yield "CET"
+    monkeypatch.undo()
+    time.tzset()

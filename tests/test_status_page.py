@@ -14,7 +14,7 @@ from vigild.alerting.pipeline import flush
 from vigild.alerting.silences import Silences
 from vigild.config import SilenceConfig, load
 from vigild.daemon.history import BUCKET, SLOTS, History, Point, Series
-from vigild.daemon.page import latency_sparkline, refresh_seconds, render, snapshot, up_strip
+from vigild.daemon.page import latency_line, refresh_seconds, render, snapshot, up_strip
 from vigild.model import Observation
 from vigild.status import Board
 from vigild.storage import Database
@@ -261,8 +261,9 @@ type = "host"
 
 
 def _row(html: str, name: str) -> str:
-    row = rf'<tr class="target [^"]*" data-target="{re.escape(name)}"[^>]*>.*?</tr>'
-    match = re.search(row, html)
+    match = re.search(
+        rf'<tr class="target [^"]*" data-target="{re.escape(name)}"[^>]*>.*?</tr>', html, re.S
+    )
     assert match, name
     return match.group(0)
 
@@ -284,7 +285,10 @@ def test_page_shows_every_target_in_its_state_colour(
     assert "<title>vigild on &lt;nas&gt;: CRITICAL</title>" in html
     slow = _row(html, "slow")
     assert 'id="target-slow"' in slow  # where a message's status page link lands
-    assert "latency_seconds <b>1.5</b> <small>warn &gt; 1 · crit &gt; 3</small>" in slow
+    assert (
+        '<span class="reading">latency_seconds <b>1.5 s</b></span> '
+        '<small class="levels">warn &gt; 1 s · crit &gt; 3 s</small>'
+    ) in slow
     assert "down: connection refused" in _row(html, "&lt;b&gt;db&lt;/b&gt;")
     assert "not probed yet" in _row(html, "later")
 
@@ -295,8 +299,12 @@ def test_page_lists_open_alerts_with_their_age_and_silences(
     html, _ = _page(tmp_path, monkeypatch, FakeClock(START))
     alerts = html[html.index('<table class="alerts">') : html.index("Active silences")]
     assert alerts.count('<tr class="alert') == 2
-    assert '">2m5s</td>' in alerts  # opened 125 s before the page was rendered
-    assert re.search(r"&lt;b&gt;db&lt;/b&gt;</td><td>up</td>.*silenced by [0-9a-f]+", alerts)
+    assert '<span class="nowrap">2m5s</span>' in alerts  # opened 125 s before the page was rendered
+    assert re.search(
+        r'&lt;b&gt;db&lt;/b&gt;</td>\n<td data-label="metric">up</td>.*silenced by [0-9a-f]+',
+        alerts,
+        re.S,
+    )
     silences = html[html.index("Active silences") :]
     assert "target=&lt;b&gt;db&lt;/b&gt;" in silences and "moving racks" in silences
 
@@ -321,20 +329,19 @@ def test_sparklines_draw_gaps_and_merge_runs() -> None:
     for x in range(160, 170):
         points[x] = Point(None, 0.0)
     points[200] = Point(0.3, 0.5)
-    line = latency_sparkline(points)
-    assert line.startswith('<svg class="spark latency"') and "peak 300 ms" in line
-    path = re.search(r'<path d="([^"]+)"/>', line)
-    assert path is not None
-    assert path.group(1).count("M") == 2  # two stretches with latency, a gap between
-    assert "M200 1.0h1" in path.group(1)  # the lone peak still shows
-    strip = up_strip(points)
-    assert re.findall(r'<rect class="(\w+)" x="(\d+)" y="0" width="(\d+)"', strip) == [
+    line = latency_line(points)
+    assert "peak 300 ms" in line.title
+    assert line.path.count("M") == 2  # two stretches with latency, a gap between
+    assert "M200 1.0h1" in line.path  # the lone peak still shows
+    strip = up_strip(points, START)
+    # A partly down bucket is down: drawn red, after the up runs so its mark lies on top.
+    assert re.findall(r'<rect class="(\w+)" x="(\d+)" y="0" width="(\d+)"', strip.rects) == [
         ("up", "100", "50"),
         ("down", "160", "10"),
-        ("partial", "200", "1"),
+        ("down", "200", "1"),
     ]
-    empty = latency_sparkline([None] * SLOTS)
-    assert "<path" not in empty and "no latency readings" in empty
+    empty = latency_line([None] * SLOTS)
+    assert empty.path == "" and "no latency readings" in empty.title
 
 
 def test_refresh_follows_the_interval_within_bounds() -> None:
