@@ -32,12 +32,10 @@ class World:
         self.clock = FakeClock(at("2026-11-22T00:00:00+00:00"))
         self.store = Store(tmp_path / "state.db")
         self.silences = Silences(self.store)
-        self.engine = Engine(self.store.load_alerts(), (ROUTE,), flap_limit=4)
-        self.engine.configure(
+        self.engine = Engine(
+            self.store.load_alerts(),
             (ROUTE,),
             flap_limit=4,
-            labels=lambda target: (),
-            redact=lambda text: text,
             silences=self.silences,
             **settings,  # type: ignore[arg-type]
         )

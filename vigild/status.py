@@ -16,6 +16,7 @@ from vigild.alerting.alert import Alert
 from vigild.alerting.engine import Engine
 from vigild.alerting.silences import Silence
 from vigild.config import Config, HttpTarget, PrometheusTarget, TargetConfig
+from vigild.events import ProbeResult
 from vigild.model import Observation, Severity, rfc3339, worst
 from vigild.redaction import printable
 from vigild.thresholds import Verdict
@@ -40,6 +41,9 @@ class Board:
         self.latest[observation.target] = (observation, verdicts)
         if observation.target != target:
             self.expanded.setdefault(target, set()).add(observation.target)
+
+    def probe_result(self, event: ProbeResult) -> None:
+        self.record(event.target, event.observation, event.verdicts)
 
     def retain(self, owner_of: Callable[[str], str | None]) -> None:
         """After a reload: forget what no configured target observes any more."""
