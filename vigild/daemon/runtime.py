@@ -179,12 +179,6 @@ class Runtime:
             if previous
             else Engine(self.store.load_alerts(), **engine_settings)
         )
-        delivery = Delivery(
-            self.store,
-            build_notifiers(config, self.notify_session),
-            clock=self.clock,
-            publish=publish,
-        )
         actions = ActionRunner(
             self.store,
             engine,
@@ -197,6 +191,13 @@ class Runtime:
             publish=publish,
             subreaper=True,  # vigild forks nothing but action commands
             previous=previous.actions if previous else None,
+        )
+        # Last of what can fail: its notifiers are the one thing here to close again.
+        delivery = Delivery(
+            self.store,
+            build_notifiers(config, self.notify_session),
+            clock=self.clock,
+            publish=publish,
         )
         heartbeat = Heartbeat(
             self.notify_session,
