@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
+import structlog
+
 from vigild.model import Observation, Severity
 from vigild.thresholds import Verdict
 
@@ -88,6 +90,8 @@ class HeartbeatOutcome(NamedTuple):
 Publish = Callable[[Any], None]
 """How a producer hands over an event: ``Subscribers.publish``, or a test's list.append."""
 
+log = structlog.get_logger("vigild.events")
+
 _E = TypeVar("_E")
 
 
@@ -105,4 +109,9 @@ class Subscribers:
 
     def publish(self, event: object) -> None:
         for handler in self._handlers.get(type(event), ()):
-            handler(event)
+            try:
+                handler(event)
+            except Exception:
+                # One broken subscriber must not keep the event from the others (the
+                # heartbeat, the state of /readyz) nor fail the producer.
+                log.exception("event subscriber failed", kind=type(event).__name__)

@@ -26,3 +26,15 @@ def test_a_handler_runs_before_publish_returns() -> None:
     subscribers.on(ActionOutcome, lambda event: counted.append(event.outcome))
     subscribers.publish(ActionOutcome("rollback", "succeeded"))
     assert counted == ["succeeded"]
+
+
+def test_a_failing_handler_keeps_the_event_from_nobody_else() -> None:
+    def broken(event: ActionOutcome) -> None:
+        raise KeyError(event.action)
+
+    counted: list[str] = []
+    subscribers = Subscribers()
+    subscribers.on(ActionOutcome, broken)
+    subscribers.on(ActionOutcome, lambda event: counted.append(event.outcome))
+    subscribers.publish(ActionOutcome("rollback", "failed"))
+    assert counted == ["failed"]

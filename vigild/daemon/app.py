@@ -263,9 +263,9 @@ class Daemon:
             self.notify.ready(self._status_sent)
 
     async def _reload(self) -> None:
-        """All or nothing: every part of the new config is built (and the scheduler's
-        jobs for it) before one assignment swaps them in; a failure before it leaves
-        the running parts as they were, a config half applied could stop probing for good."""
+        """All or nothing: every part of the new config, and the scheduler's jobs for
+        it, is built before one assignment swaps them in. A failure before that leaves
+        the running parts as they were: a config half applied could stop probing for good."""
         try:
             new = await asyncio.to_thread(load, self.config.path)
         except ConfigError as exc:
@@ -277,14 +277,15 @@ class Daemon:
         logs.set_secrets(self.config.secrets | new.secrets)
         try:
             parts = self.runtime.prepare(new)
+            try:
+                plan = self.scheduler.plan(parts.cycles)
+            except Exception:
+                await self.runtime.discard(parts)
+                raise
         except Exception:
-            self._not_applied()
-            return
-        try:
-            plan = self.scheduler.plan(parts.cycles)
-        except Exception:
-            await self.runtime.discard(parts)
-            self._not_applied()
+            log.exception("reload failed while applying: the running config stays")
+            logs.set_secrets(self.config.secrets)
+            self.metrics.reloaded("rejected")
             return
         old = self.runtime.swap(parts)
         self.scheduler.install(plan)
@@ -295,11 +296,6 @@ class Daemon:
         _settle_heap()
         self.metrics.reloaded("applied")
         log.info("config reloaded", targets=len(new.targets), path=str(new.path))
-
-    def _not_applied(self) -> None:
-        log.exception("reload failed while applying: the running config stays")
-        logs.set_secrets(self.config.secrets)
-        self.metrics.reloaded("rejected")
 
     def stop(self) -> None:
         self._stop.set()
