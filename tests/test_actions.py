@@ -11,7 +11,7 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,11 +86,27 @@ class Rig:
     def _open(self) -> None:
         self.db = Database(self.path)
         self.engine = Engine(self.db.alerts.load(), (EVERYONE,), flap_limit=4, identity=HOST)
-        self.runner = ActionRunner(self.db, self.engine, self.session, clock=self.clock)
-        self.runner.listeners.append(lambda name, outcome: self.outcomes.append((name, outcome)))
+        self.runner = self._runner(())
 
-    def configure(self, *actions: ActionConfig) -> None:
-        self.runner.configure(actions, enabled=True, redact=lambda text: text)
+    def _runner(
+        self,
+        actions: Sequence[ActionConfig],
+        redact: Callable[[str], str] = str,
+        previous: ActionRunner | None = None,
+    ) -> ActionRunner:
+        return ActionRunner(
+            self.db,
+            self.engine,
+            self.session,
+            actions=actions,
+            redact=redact,
+            clock=self.clock,
+            publish=lambda event: self.outcomes.append((event.action, event.outcome)),
+            previous=previous,
+        )
+
+    def configure(self, *actions: ActionConfig, redact: Callable[[str], str] = str) -> None:
+        self.runner = self._runner(actions, redact, previous=self.runner)
 
     async def restart(self) -> None:
         await self.runner.close()
@@ -141,14 +157,14 @@ async def test_runs_once_over_a_ten_minute_incident_then_says_it_did_not_help(
     rig: Rig, tmp_path: Path
 ) -> None:
     script = recording_script(tmp_path, sleep=0.1)
-    rig.configure(action(command=[str(script)], when={"for": "2m"}, verify_after="5m"))
-    rig.engine.configure(
+    rig.engine = rig.engine.successor(
         (EVERYONE,),
         flap_limit=4,
         labels=lambda _: (),
         redact=lambda text: text,
         addresses={"api": "http://api.lan/health"}.get,
     )
+    rig.configure(action(command=[str(script)], when={"for": "2m"}, verify_after="5m"))
     rig.read("api", up=False)
     opened = rig.clock.now
     first_run = None
@@ -281,7 +297,9 @@ async def test_an_action_report_reaches_only_the_notifiers_its_severity_reaches(
         send_resolved=True,
         repeat_interval=4 * 3600.0,
     )
-    rig.engine.configure((EVERYONE, pager), flap_limit=4, labels=lambda _: (), redact=str)
+    rig.engine = rig.engine.successor(
+        (EVERYONE, pager), flap_limit=4, labels=lambda _: (), redact=str
+    )
     rig.configure(
         action(
             command=[str(recording_script(tmp_path))],
@@ -572,9 +590,8 @@ async def test_output_is_redacted_before_its_tail_is_cut(rig: Rig, tmp_path: Pat
         f"#!/bin/sh\nprintf %s \"$TOKEN\"\nhead -c {OUTPUT_LIMIT - 7} /dev/zero | tr '\\0' x\n"
     )
     script.chmod(0o755)
-    rig.runner.configure(
-        [action(command=[str(script)], env={"TOKEN": secret})],
-        enabled=True,
+    rig.configure(
+        action(command=[str(script)], env={"TOKEN": secret}),
         redact=lambda text: redact(text, {secret}),
     )
     rig.read("api", up=False)

@@ -6,15 +6,17 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import pytest
 from process import Daemon, environment, listen_address, sample, scrape, until
 from receivers import Receiver
 from targets import TargetServer, closed_port
 
 from vigild.config import load
 from vigild.daemon.app import Daemon as InProcessDaemon
-from vigild.daemon.scheduler import CycleScheduler
+from vigild.daemon.scheduler import CycleScheduler, Plan
 
 
 async def metric(daemon: Daemon, name: str, **labels: str) -> float:
@@ -136,8 +138,11 @@ async def test_a_reload_check_config_would_refuse_keeps_everything_running(
     assert await daemon.stop() == 0
 
 
-async def test_a_reload_that_fails_halfway_rolls_back(
-    tmp_path: Path, target_server: TargetServer, receiver: Receiver, monkeypatch: object
+async def test_a_reload_that_fails_halfway_leaves_the_running_config(
+    tmp_path: Path,
+    target_server: TargetServer,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     healthy = target_server.route("/healthy")
     target_server.route("/hung")
@@ -147,22 +152,20 @@ async def test_a_reload_that_fails_halfway_rolls_back(
     await app.start()
     try:
         config.write_text(config.read_text().replace('name = "hung"', 'name = "renamed"'))
-        replace = CycleScheduler.replace
         calls = 0
 
-        def failing_once(self: CycleScheduler, cycles: dict[float, list[object]]) -> None:
+        def failing(cycles: Mapping[float, Sequence[object]]) -> Plan:
             nonlocal calls
             calls += 1
-            if calls == 1:
-                raise OverflowError("date value out of range")
-            replace(self, cycles)  # type: ignore[arg-type]
+            raise OverflowError("date value out of range")
 
-        CycleScheduler.replace = failing_once  # type: ignore[method-assign,assignment]
-        try:
-            await app.reload()
-        finally:
-            CycleScheduler.replace = replace  # type: ignore[method-assign]
-        assert calls == 2  # the failed switch, then the way back
+        monkeypatch.setattr(CycleScheduler, "plan", staticmethod(failing))
+        await app.reload()
+        assert calls == 1
+        rejected = app.metrics.registry.get_sample_value(
+            "vigild_reloads_total", {"outcome": "rejected"}
+        )
+        assert rejected == 1
         assert [t.name for t in app.config.targets] == ["healthy", "hung"]
         assert [w.target.name for w in app.runtime.watched] == ["healthy", "hung"]
         hits = healthy.hits

@@ -67,7 +67,7 @@ async def test_a_notifier_that_is_down_keeps_its_messages_in_order(
         db.outbox,
         {"hook": webhook("hook", receiver.url("/hook"), session)},
         clock=clock,
-        on_outcome=lambda notifier, outcome, age: outcomes.append((notifier, outcome)),
+        publish=lambda event: outcomes.append((event.notifier, event.outcome)),
     )
     queue(db, "hook", clock(), "first")
     queue(db, "hook", clock(), "second")
@@ -123,7 +123,7 @@ async def test_permanent_failure_and_expiry_leave_the_outbox_counted(
         db.outbox,
         {"hook": webhook("hook", receiver.url(), session, max_age="1h")},
         clock=clock,
-        on_outcome=lambda notifier, outcome, age: outcomes.append(outcome),
+        publish=lambda event: outcomes.append(event.outcome),
     )
     queue(db, "hook", clock(), "rejected")
     receiver.status = 400
@@ -215,7 +215,7 @@ async def test_a_full_outbox_drops_the_oldest_of_each_alerts_story(
     delivery = Delivery(
         db.outbox,
         {"hook": webhook("hook", "http://127.0.0.1:1/", session, max_pending=3)},
-        on_outcome=lambda notifier, outcome, age: dropped.append(outcome),
+        publish=lambda event: dropped.append(event.outcome),
     )
     delivery.wake()
     left = [json.loads(payload)["created"] for _, payload in db.outbox.entries("hook")]

@@ -406,14 +406,18 @@ def test_an_open_alert_keeps_the_identity_it_was_announced_with_until_it_resolve
     h = Harness(tmp_path / "s.db")
     [fired] = h.read(None)
     renamed = Identity.of("web-1.example", {"env": "prod"})
-    h.engine.configure(h.routes, flap_limit=4, labels=lambda _: (), redact=str, identity=renamed)
+    h.engine = h.engine.successor(
+        h.routes, flap_limit=4, labels=lambda _: (), redact=str, identity=renamed
+    )
     assert h.read(None) == []  # the renamed host's alert is the same alert: nothing to say
     h.restart()
     [resolved] = h.read(50)
     assert resolved.kind == "resolved"
     assert (resolved.fingerprint, resolved.origin) == (fired.fingerprint, HOST.labels)
 
-    h.engine.configure(h.routes, flap_limit=4, labels=lambda _: (), redact=str, identity=renamed)
+    h.engine = h.engine.successor(
+        h.routes, flap_limit=4, labels=lambda _: (), redact=str, identity=renamed
+    )
     [again] = h.read(None)
     assert again.kind == "firing"
     assert (again.fingerprint, again.origin) == (renamed.fingerprint("api", "up"), renamed.labels)

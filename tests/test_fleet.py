@@ -117,7 +117,7 @@ urls = ["{receiver.url("/am")}"]
 
     async def cycle() -> dict[str, list[Any]]:
         receiver.clear()
-        await runtime.run_cycle(runtime.watched)
+        await runtime.run_cycle()
         await runtime.delivery.deliver_due(5.0)
         by_path: dict[str, list[Any]] = {}
         for request in receiver.requests:

@@ -32,12 +32,10 @@ class World:
         self.clock = FakeClock(at("2026-11-22T00:00:00+00:00"))
         self.db = Database(tmp_path / "state.db")
         self.silences = Silences(self.db.silences)
-        self.engine = Engine(self.db.alerts.load(), (ROUTE,), flap_limit=4)
-        self.engine.configure(
+        self.engine = Engine(
+            self.db.alerts.load(),
             (ROUTE,),
             flap_limit=4,
-            labels=lambda target: (),
-            redact=lambda text: text,
             silences=self.silences,
             **settings,  # type: ignore[arg-type]
         )

@@ -494,7 +494,7 @@ async def test_outbox_counts_a_rejection_as_failed_and_never_retries_it(
         db.outbox,
         {"oncall": notifier(session, pd.url())},
         clock=clock,
-        on_outcome=lambda _name, outcome, _age: outcomes.append(outcome),
+        publish=lambda event: outcomes.append(event.outcome),
     )
     pd.status = 400
     queued(db, clock(), event())
@@ -515,7 +515,7 @@ async def test_outbox_retries_429_and_503_until_pagerduty_accepts(
         db.outbox,
         {"oncall": notifier(session, pd.url())},
         clock=clock,
-        on_outcome=lambda _name, outcome, _age: outcomes.append(outcome),
+        publish=lambda event: outcomes.append(event.outcome),
     )
     pd.queue(202, 429, 503)
     queued(db, clock(), event(target="a"), event(target="b"))

@@ -1102,7 +1102,7 @@ async def test_probe_state_is_written_only_when_it_changed(
         seen = []
         for body in ['r{code="200"} 10\n'] * 3 + ['r{code="200"} 11\n'] * 2:
             target_server.body = body
-            await runtime.run_cycle(runtime.watched)
+            await runtime.run_cycle()
             seen.append(writes())
     finally:
         await runtime.close(drain=0.0)

@@ -206,7 +206,7 @@ async def test_a_secret_in_the_answer_is_masked_before_the_quote_is_cut(
         | {"send": f"AUTH {secret}\r\n", "expect": "+OK"}
     )
     async with aiohttp.ClientSession() as session:
-        context = ProbeContext(session, frozenset({secret}))
+        context = ProbeContext(session, lambda: frozenset({secret}))
         (obs,) = await build_probe(target, context, 0.2).observe(now=1.0)
     assert obs.error == r"expected '+OK', got '-ERR wrong password *** try again later\r\n'"
     assert not any(secret[i : i + 8] in obs.error for i in range(len(secret) - 7))

@@ -174,7 +174,7 @@ async def cycles(
     try:
         for body in pages:
             target_server.body = body
-            await runtime.run_cycle(runtime.watched)
+            await runtime.run_cycle()
             await runtime.delivery.deliver_due(5.0)
             clock.now += 10
     finally:

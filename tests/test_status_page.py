@@ -15,6 +15,7 @@ from vigild.alerting.silences import Silences
 from vigild.config import SilenceConfig, load
 from vigild.daemon.history import BUCKET, SLOTS, History, Point, Series
 from vigild.daemon.page import latency_line, refresh_seconds, render, snapshot, up_strip
+from vigild.events import CycleCompleted, ProbeResult
 from vigild.model import Observation
 from vigild.status import Board
 from vigild.storage import Database
@@ -29,8 +30,16 @@ def reading(target: str, at: float, *, up: bool = True, latency: float = 0.05) -
     return Observation(target, at, up, None if up else "connection refused", metrics, duration=0.1)
 
 
+def result(observation: Observation, kind: str = "http") -> ProbeResult:
+    return ProbeResult(observation.target, kind, observation, [], [])
+
+
+def completed(now: float) -> CycleCompleted:
+    return CycleCompleted(30.0, now, 0.0, 0.1, recorded=True)
+
+
 class CountingStore:
-    """The db's two history calls, recorded."""
+    """The history repository's two calls, recorded."""
 
     def __init__(self) -> None:
         self.saves: list[tuple[list[tuple[str, int, float, int, int]], int]] = []
@@ -49,7 +58,7 @@ def test_a_bucket_keeps_the_slowest_reading_and_the_fraction_up() -> None:
     clock = FakeClock(START)
     history = History(None, clock=clock)
     for at, up, latency in [(0, True, 0.02), (30, True, 0.4), (60, False, 0), (90, True, 0.1)]:
-        history.observed(None, reading("api", START + at, up=up, latency=latency), [])
+        history.probe_result(result(reading("api", START + at, up=up, latency=latency)))
     points = history.points("api", START + 100)
     assert len(points) == SLOTS
     assert points[:-1] == [None] * (SLOTS - 1)
@@ -63,7 +72,7 @@ def test_memory_is_fixed_however_long_it_runs() -> None:
     history = History(None, clock=clock)
     series_size = None
     for step in range(3 * 24 * 120):  # three days at 30 s
-        history.observed(None, reading("api", START + 30 * step, up=step % 7 != 0), [])
+        history.probe_result(result(reading("api", START + 30 * step, up=step % 7 != 0)))
         if step == 10:
             series_size = _bytes(history.series["api"])
     series = history.series["api"]
@@ -81,8 +90,8 @@ def _bytes(series: Series) -> int:
 
 def test_buckets_skipped_while_nothing_was_probed_are_gaps() -> None:
     history = History(None, clock=FakeClock(START))
-    history.observed(None, reading("api", START), [])
-    history.observed(None, reading("api", START + 10 * BUCKET), [])
+    history.probe_result(result(reading("api", START)))
+    history.probe_result(result(reading("api", START + 10 * BUCKET)))
     points = history.points("api", START + 10 * BUCKET)
     assert [p is not None for p in points[-11:]] == [True] + [False] * 9 + [True]
     # A day later, the ring has wrapped: the old readings are gone, not shown as new.
@@ -92,7 +101,7 @@ def test_buckets_skipped_while_nothing_was_probed_are_gaps() -> None:
 def test_a_busy_bucket_saturates_without_losing_the_fraction() -> None:
     history = History(None, clock=FakeClock(START))
     for i in range(1000):  # more than a byte counts
-        history.observed(None, reading("api", START + i * 0.25, up=i % 2 == 0), [])
+        history.probe_result(result(reading("api", START + i * 0.25, up=i % 2 == 0)))
     newest = history.points("api", START + 299)[-1]
     assert newest is not None and 0.45 <= newest.up <= 0.55
 
@@ -103,12 +112,12 @@ def test_the_store_is_written_once_per_bucket_not_per_probe() -> None:
     history = History(store, clock=clock).load()
     for step in range(10):  # ten cycles inside the first bucket
         now = START + 20 * step
-        history.observed(None, reading("a", now), [])
-        history.observed(None, reading("b", now, up=False), [])
-        history.cycle_completed(now)
+        history.probe_result(result(reading("a", now)))
+        history.probe_result(result(reading("b", now, up=False)))
+        history.cycle_completed(completed(now))
     assert store.saves == []
-    history.observed(None, reading("a", START + BUCKET + 1), [])
-    history.cycle_completed(START + BUCKET + 1)
+    history.probe_result(result(reading("a", START + BUCKET + 1)))
+    history.cycle_completed(completed(START + BUCKET + 1))
     assert len(store.saves) == 1
     rows, prune_before = store.saves[0]
     first = int(START // BUCKET)
@@ -124,8 +133,8 @@ def test_a_restart_keeps_the_graph_and_adds_to_the_open_bucket(tmp_path: Path) -
     db = Database(tmp_path / "state.db")
     history = History(db.history, clock=clock).load()
     for step in range(22):  # 22 cycles at 30 s: two buckets and two readings of a third
-        history.observed(None, reading("api", clock(), up=step != 3, latency=0.01 * step), [])
-        history.cycle_completed(clock())
+        history.probe_result(result(reading("api", clock(), up=step != 3, latency=0.01 * step)))
+        history.cycle_completed(completed(clock()))
         clock.advance(30)
     before = history.points("api", clock())
     history.close()
@@ -134,7 +143,7 @@ def test_a_restart_keeps_the_graph_and_adds_to_the_open_bucket(tmp_path: Path) -
     db = Database(tmp_path / "state.db")
     restored = History(db.history, clock=clock).load()
     assert restored.points("api", clock()) == before
-    restored.observed(None, reading("api", clock(), up=False), [])
+    restored.probe_result(result(reading("api", clock(), up=False)))
     newest = restored.points("api", clock())[-1]
     assert newest is not None and newest.up == 2 / 3  # two stored readings up, one new down
     restored.close()
@@ -145,11 +154,11 @@ def test_rows_older_than_a_day_are_pruned_and_never_loaded(tmp_path: Path) -> No
     clock = FakeClock(START)
     db = Database(tmp_path / "state.db")
     history = History(db.history, clock=clock).load()
-    history.observed(None, reading("old", clock()), [])
+    history.probe_result(result(reading("old", clock())))
     history.close()
     clock.advance(SLOTS * BUCKET + BUCKET)
-    history.observed(None, reading("new", clock()), [])
-    history.cycle_completed(clock())
+    history.probe_result(result(reading("new", clock())))
+    history.cycle_completed(completed(clock()))
     assert db.history.load(0) == []  # "old" is past 24 h; "new" is in the open bucket
     history.close()
     assert {row[0] for row in db.history.load(0)} == {"new"}
@@ -161,8 +170,8 @@ def test_rows_older_than_a_day_are_pruned_and_never_loaded(tmp_path: Path) -> No
 
 def test_a_reload_forgets_targets_no_longer_configured() -> None:
     history = History(None, clock=FakeClock(START))
-    history.observed(None, reading("kept", START), [])
-    history.observed(None, reading("gone", START), [])
+    history.probe_result(result(reading("kept", START)))
+    history.probe_result(result(reading("gone", START)))
     history.retain(lambda name: name if name == "kept" else None)
     assert list(history.series) == ["kept"]
 
@@ -230,9 +239,8 @@ type = "host"
     monkeypatch.setenv("KEY", "s3cr3t-key")
     config = load(config_file)
     db = Database(tmp_path / "state.db")
-    engine = Engine(db.alerts.load(), (), flap_limit=4)
-    engine.configure(
-        (), flap_limit=4, labels=lambda _: (), redact=config.redact, silences=Silences(db.silences)
+    engine = Engine(
+        db.alerts.load(), (), flap_limit=4, redact=config.redact, silences=Silences(db.silences)
     )
     engine.policy.silences.add(
         SilenceConfig.model_validate(
@@ -249,7 +257,7 @@ type = "host"
     ]:
         verdicts = evaluate(observation, config.rules[name])
         board.record(name, observation, verdicts)
-        history.observed(None, observation, verdicts)
+        history.probe_result(result(observation))
         engine.observe(name, verdicts, clock())
     flush(engine, db, clock())
     clock.advance(125)
@@ -358,7 +366,6 @@ def test_control_characters_in_names_are_escaped_in_report_page_and_metrics(
 ) -> None:
     """A container's name comes from its engine, not from the config: whatever the
     config accepts, a name with control characters can reach every output."""
-    from vigild.daemon.cycle import Watched
     from vigild.daemon.metrics import Metrics
     from vigild.status import text_report
 
@@ -372,8 +379,7 @@ def test_control_characters_in_names_are_escaped_in_report_page_and_metrics(
     observation = Observation(name, START, False, "gone\x07 away", duration=0.1)
     verdicts = evaluate(observation, config.rules["box"])
     db = Database(tmp_path / "state.db")
-    engine = Engine(db.alerts.load(), (), flap_limit=4)
-    engine.configure((), flap_limit=4, labels=lambda _: (), redact=config.redact)
+    engine = Engine(db.alerts.load(), (), flap_limit=4, redact=config.redact)
     board = Board()
     board.record("box", observation, verdicts)
     engine.observe(name, verdicts, START)
@@ -389,10 +395,10 @@ def test_control_characters_in_names_are_escaped_in_report_page_and_metrics(
     assert 'data-target="box/evil\\x1b[2J\\rname"' in html
     assert not any(c in html for c in "\x1b\r\x07")
 
-    metrics = Metrics(engine, lambda: config.secrets, state_file=db.file)
-    watched = Watched(config.targets[0], None, config.rules["box"])  # type: ignore[arg-type]
-    metrics.observed(watched, observation, verdicts)
-    exposition = metrics.exposition().decode()
+    metrics = Metrics(lambda: config.secrets, state_file=db.file)
+    severities = engine.severities(name, verdicts)
+    metrics.probe_result(ProbeResult("box", "container", observation, verdicts, severities))
+    exposition = metrics.exposition()().decode()
     assert 'vigild_probe_success{target="box/evil\\\\x1b[2J\\\\rname",type="container"} 0' in (
         exposition
     )

@@ -17,6 +17,7 @@ from vigild.alerting.engine import Engine
 from vigild.alerting.notifiers import text
 from vigild.alerting.silences import Silence
 from vigild.config import Config, HttpTarget, PrometheusTarget, TargetConfig
+from vigild.events import ProbeResult
 from vigild.model import AlertEvent, Observation, Severity, rfc3339, worst
 from vigild.redaction import printable
 from vigild.thresholds import Verdict
@@ -41,6 +42,9 @@ class Board:
         self.latest[observation.target] = (observation, verdicts)
         if observation.target != target:
             self.expanded.setdefault(target, set()).add(observation.target)
+
+    def probe_result(self, event: ProbeResult) -> None:
+        self.record(event.target, event.observation, event.verdicts)
 
     def retain(self, owner_of: Callable[[str], str | None]) -> None:
         """After a reload: forget what no configured target observes any more."""

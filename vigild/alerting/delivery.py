@@ -20,6 +20,7 @@ import structlog
 from structlog.typing import FilteringBoundLogger
 
 from vigild.alerting.notifiers.base import DeliveryError, Notifier
+from vigild.events import DeliveryOutcome, Publish
 from vigild.model import Notification
 from vigild.storage.outbox import Outbox, OutboxEntry
 from vigild.tasks import spawn
@@ -31,9 +32,6 @@ log = structlog.get_logger("vigild.delivery")
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 300.0
 STORE_RETRY = 5.0
-
-OutcomeListener = Callable[[str, str, float], None]
-"""(notifier, outcome, seconds from the notification's creation to now)."""
 
 
 def backoff(attempts: int) -> float:
@@ -49,12 +47,12 @@ class Delivery:
         notifiers: Mapping[str, Notifier],
         *,
         clock: Callable[[], float] = time.time,
-        on_outcome: OutcomeListener = lambda notifier, outcome, age: None,
+        publish: Publish = lambda event: None,
     ) -> None:
         self._outbox = outbox
         self._notifiers = dict(notifiers)
         self._clock = clock
-        self._on_outcome = on_outcome
+        self._publish = publish
         self._wakeups = {name: asyncio.Event() for name in self._notifiers}
         # Set while a worker has nothing due: what a graceful stop waits for.
         self._idle = {name: asyncio.Event() for name in self._notifiers}
@@ -84,7 +82,7 @@ class Delivery:
         if not dropped.count:
             return
         for _ in range(dropped.count):
-            self._on_outcome(name, "dropped", 0.0)
+            self._publish(DeliveryOutcome(name, "dropped", 0.0))
         log.error(
             "outbox full: notifications dropped",
             notifier=name,
@@ -170,7 +168,7 @@ class Delivery:
             # Only a newer vigild's outbox could hold this; it can never be sent here.
             self._outbox.remove(entry.id)
             log.error("notification dropped: unreadable", notifier=name, error=str(exc))
-            self._on_outcome(name, "dropped", age)
+            self._publish(DeliveryOutcome(name, "dropped", age))
             return True
         bound = log.bind(
             notifier=name, severity=notification.severity.label, alerts=_about(notification)
@@ -178,7 +176,7 @@ class Delivery:
         if age > notifier.config.max_age:
             self._outbox.remove(entry.id)
             bound.error("notification expired", attempts=entry.attempts, age=round(age))
-            self._on_outcome(name, "expired", age)
+            self._publish(DeliveryOutcome(name, "expired", age))
             return True
         try:
             await asyncio.wait_for(notifier.send(notification), notifier.config.timeout)
@@ -193,7 +191,7 @@ class Delivery:
         self._last_error.pop(name, None)
         latency = self._clock() - entry.created
         bound.info("notification sent", attempts=entry.attempts + 1, latency=round(latency, 3))
-        self._on_outcome(name, "sent", latency)
+        self._publish(DeliveryOutcome(name, "sent", latency))
         return True
 
     def _failed(
@@ -203,7 +201,7 @@ class Delivery:
         if not retryable:
             self._outbox.remove(entry.id)
             bound.error("notification failed", error=reason, retryable=False)
-            self._on_outcome(name, "failed", now - entry.created)
+            self._publish(DeliveryOutcome(name, "failed", now - entry.created))
             return True
         delay = backoff(entry.attempts + 1)
         self._outbox.postpone(entry.id, now + delay, reason)
@@ -216,7 +214,7 @@ class Delivery:
             attempts=entry.attempts + 1,
             retry_in=round(delay, 1),
         )
-        self._on_outcome(name, "retried", now - entry.created)
+        self._publish(DeliveryOutcome(name, "retried", now - entry.created))
         return False
 
 

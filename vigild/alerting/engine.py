@@ -51,17 +51,36 @@ class Engine:
         labels: Labels = no_labels,
         redact: Callable[[str], str] = _unchanged,
         identity: Identity | None = None,
+        silences: Silences | None = None,
+        dependencies: Mapping[str, Sequence[str]] | None = None,
+        connectivity: str | None = None,
+        max_per_message: int = 50,
+        addresses: Addresses = no_address,
     ) -> None:
-        """``rows``: the alerts as the state file last held them (``AlertStates.load``)."""
+        """``rows``: the alerts as the state file last held them (``AlertStates.load``).
+
+        The engine only keeps of the config what the pipeline's stages work by
+        (``policy``), and never changes it: a reload builds a ``successor``.
+        """
         self.identity = identity or Identity.local()
-        self.configure(routes, flap_limit=flap_limit, labels=labels, redact=redact)
+        self.flap_limit = flap_limit
+        self._redact = redact
+        self.policy = Policy(
+            routes=tuple(routes),
+            labels=labels,
+            silences=silences if silences is not None else no_silences(),
+            dependencies=dependencies or {},
+            connectivity=connectivity,
+            max_per_message=max_per_message,
+            addresses=addresses,
+        )
         self._alerts: dict[tuple[str, str], Alert] = {}
         self._touched: dict[tuple[str, str], Alert] = {}
         for row in rows:
             alert = Alert.from_row(row)
             self._alerts[(alert.target, alert.metric)] = alert
 
-    def configure(
+    def successor(
         self,
         routes: Iterable[Route],
         *,
@@ -74,25 +93,29 @@ class Engine:
         max_per_message: int = 50,
         identity: Identity | None = None,
         addresses: Addresses = no_address,
-    ) -> None:
-        """Take a (reloaded) config's settings; alert state stays. The engine only
-        keeps what the pipeline's stages work by (``policy``).
+    ) -> Engine:
+        """An engine for a reloaded config that carries this one's alerts on.
 
-        A new ``identity`` names the alerts that open from now on; an open alert keeps
+        Both hold the same alert state, so a cycle still running on this engine
+        goes on stepping the alerts the successor tells about. A new
+        ``identity`` names the alerts that open from now on; an open alert keeps
         the one it was announced with until it resolves (a receiver knows it by that).
         """
-        self.identity = identity or self.identity
-        self.flap_limit = flap_limit
-        self._redact = redact
-        self.policy = Policy(
-            routes=tuple(routes),
+        successor = Engine(
+            (),
+            routes,
+            flap_limit=flap_limit,
             labels=labels,
-            silences=silences if silences is not None else no_silences(),
-            dependencies=dependencies or {},
+            redact=redact,
+            identity=identity or self.identity,
+            silences=silences,
+            dependencies=dependencies,
             connectivity=connectivity,
             max_per_message=max_per_message,
             addresses=addresses,
         )
+        successor._alerts, successor._touched = self._alerts, self._touched
+        return successor
 
     # -- reading ----------------------------------------------------------
 
@@ -226,11 +249,14 @@ class Engine:
     def alerts(self) -> Iterator[Alert]:
         return iter(self._alerts.values())
 
-    def severity_of(self, target: str, metric: str) -> Severity:
-        alert = self._alerts.get((target, metric))
-        if alert is None or alert.severity is None:
-            return Severity.OK
-        return alert.severity
+    def severities(self, target: str, verdicts: Iterable[Verdict]) -> list[Severity]:
+        """The severity of each verdict's alert now, in order (what ``/metrics`` shows)."""
+        alerts = self._alerts
+        ok = Severity.OK
+        return [
+            ok if (alert := alerts.get((target, v.metric))) is None else alert.severity or ok
+            for v in verdicts
+        ]
 
     def retain(self, keep: Callable[[str, str], bool], now: float) -> None:
         """Close the alerts of targets and metrics a reloaded config no longer watches."""

@@ -15,22 +15,23 @@ import ipaddress
 import os
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import structlog
 from aiohttp import web
 
 from vigild import __version__, logs
 from vigild.config import Config, ConfigError, load, split_listen, unix_listen
-from vigild.daemon.cycle import Watched
 from vigild.daemon.history import History
 from vigild.daemon.metrics import Metrics
 from vigild.daemon.page import Snapshot, refresh_seconds, snapshot
-from vigild.daemon.runtime import Runtime
+from vigild.daemon.runtime import Runtime, Watchers
 from vigild.daemon.scheduler import CycleScheduler
 from vigild.daemon.sdnotify import SystemdNotify, Watchdog, status_line
 from vigild.daemon.server import make_app
+from vigild.events import CycleCompleted
 from vigild.model import worst
+from vigild.storage.database import Database
 from vigild.tasks import spawn
 
 __all__ = ["Daemon", "LifecycleError"]
@@ -72,7 +73,7 @@ class Daemon:
         clock: Callable[[], float] = time.time,
         notify: SystemdNotify | None = None,
     ) -> None:
-        self.config = config
+        self._config = config
         self.clock = clock
         self.notify = notify if notify is not None else SystemdNotify.from_environment()
         self._watchdog: Watchdog | None = None
@@ -90,6 +91,11 @@ class Daemon:
             raise LifecycleError(f"cannot {action} a daemon that is {self._stage}")
 
     @property
+    def config(self) -> Config:
+        """The running config: the one the last reload swapped in."""
+        return self._config if self._stage == "new" else self.runtime.parts.config
+
+    @property
     def ready(self) -> bool:
         """Config loaded, the scheduler running, and cycles completing."""
         if self._stage != "running" or not self.scheduler.running:
@@ -105,31 +111,13 @@ class Daemon:
 
     async def setup(self) -> None:
         self._expect("new", "set up")
-        self.runtime = await Runtime(self.config, clock=self.clock).open()
-        self.metrics = Metrics(
-            self.runtime.engine,
-            secrets=lambda: self.config.secrets,
-            pending=lambda: self.runtime.delivery.pending,
-            state_file=self.runtime.db.file,
-            replica=self.config.daemon.replica,
-        )
-        self.runtime.result_listeners.append(self.metrics.observed)
-        self.runtime.outcome_listeners.append(self.metrics.notification)
-        self.runtime.cycle_listeners.append(self.metrics.cycle_completed)
-        self.runtime.heartbeat_listeners.append(self.metrics.heartbeat)
-        self.runtime.skip_listeners.append(self.metrics.probe_skipped)
-        self.runtime.actions.listeners.append(self.metrics.action)
-        self.metrics.declare_actions(a.name for a in self.config.actions)
-        self.history = History(self.runtime.db.history, clock=self.clock).load()
-        self.runtime.result_listeners.append(self.history.observed)
-        self.runtime.cycle_listeners.append(self.history.cycle_completed)
-        self.runtime.cycle_listeners.append(self._report_status)
+        self.runtime = await Runtime(self._config, clock=self.clock).open(watchers=self._watchers)
         app = make_app(
             exposition=self.metrics.exposition,
-            status=lambda: self.runtime.board.document(self.config, self.runtime.engine),
+            status=lambda: self.runtime.board.document(self.config, self.runtime.parts.engine),
             ready=lambda: self.ready,
             secrets=lambda: self.config.secrets,  # a reload changes them
-            silences=lambda: self.runtime.engine.policy.silences,
+            silences=lambda: self.runtime.parts.engine.policy.silences,
             api_token=lambda: self.config.daemon.api_token,
             unix_socket=unix_listen(self.config.daemon.listen) is not None,
             clock=self.clock,
@@ -140,10 +128,22 @@ class Daemon:
         self.scheduler = CycleScheduler(self._start_cycle)
         self._stage = "set up"
 
+    def _watchers(self, db: Database) -> Watchers:
+        config = self._config
+        self.metrics = Metrics(
+            secrets=lambda: self.config.secrets,  # a reload changes them
+            pending=lambda: self.runtime.delivery.pending,
+            state_file=db.file,
+            replica=config.daemon.replica,
+        )
+        self.metrics.declare_actions(a.name for a in config.actions)
+        self.history = History(db.history, clock=self.clock).load()
+        return Watchers(self.metrics, self.history, self._cycle_completed)
+
     def _page(self) -> Snapshot:
         now = self.clock()
         return snapshot(
-            self.runtime.board.document(self.config, self.runtime.engine, now),
+            self.runtime.board.document(self.config, self.runtime.parts.engine, now),
             self.runtime.board,
             self.history,
             refresh=refresh_seconds(self.config.daemon.interval),
@@ -173,7 +173,7 @@ class Daemon:
                 )
         self.runtime.delivery.start()
         _settle_heap()
-        self.scheduler.start(self.runtime.cycles())
+        self.scheduler.start(self.scheduler.plan(self.runtime.parts.cycles))
         self._stage = "running"
         log.info(
             "vigild started",
@@ -197,7 +197,10 @@ class Daemon:
         severities = (worst(v.severity for v in verdicts) for _, verdicts in latest)
         return status_line(len(self.config.targets), severities)
 
-    def _report_status(self, _now: float) -> None:
+    def _cycle_completed(self, event: CycleCompleted) -> None:
+        self._last_completed = time.monotonic()
+        if not event.recorded:
+            return
         line = self._status_line()
         if line != self._status_sent:  # one datagram per change, not per cycle
             self._status_sent = line
@@ -212,18 +215,15 @@ class Daemon:
             return True  # nothing to schedule: a live loop is all there is to tell
         return time.monotonic() - self._last_cycle < 3 * shortest + STALL_AFTER
 
-    def _start_cycle(self, interval: float, watched: Sequence[Watched], lateness: float) -> None:
-        self.metrics.cycle_started(interval, lateness)
-        task = spawn(self._cycle(interval, watched), name=f"cycle-{interval:g}s")
+    def _start_cycle(self, interval: float, lateness: float) -> None:
+        task = spawn(self._cycle(interval, lateness), name=f"cycle-{interval:g}s")
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
-    async def _cycle(self, interval: float, watched: Sequence[Watched]) -> None:
-        started = self._last_cycle = time.monotonic()
+    async def _cycle(self, interval: float, lateness: float) -> None:
+        self._last_cycle = time.monotonic()
         try:
-            await self.runtime.run_cycle(watched)
-            self._last_completed = time.monotonic()
-            self.metrics.cycle_finished(interval, self._last_completed - started)
+            await self.runtime.run_cycle(interval, lateness=lateness)
             # A cycle's results replace the last cycle's, so allocations and frees cancel
             # out and GC's young generation fills up unnoticed; the first allocation of
             # the next cycle would pay for it (tens of ms at 10,000 targets). Pay now,
@@ -263,35 +263,39 @@ class Daemon:
             self.notify.ready(self._status_sent)
 
     async def _reload(self) -> None:
+        """All or nothing: every part of the new config, and the scheduler's jobs for
+        it, is built before one assignment swaps them in. A failure before that leaves
+        the running parts as they were: a config half applied could stop probing for good."""
         try:
             new = await asyncio.to_thread(load, self.config.path)
         except ConfigError as exc:
             log.error("reload rejected, keeping the running config", problems=exc.problems)
             self.metrics.reloaded("rejected")
             return
-        old = self.config
         for warning in new.warnings:
             log.warning(warning)
+        logs.set_secrets(self.config.secrets | new.secrets)
         try:
-            await self._switch(new)
+            parts = self.runtime.prepare(new)
+            try:
+                plan = self.scheduler.plan(parts.cycles)
+            except Exception:
+                await self.runtime.discard(parts)
+                raise
         except Exception:
-            # Whole or not at all: a config half applied could stop probing for good.
-            log.exception("reload failed while applying: back to the running config")
-            await self._switch(old)
+            log.exception("reload failed while applying: the running config stays")
+            logs.set_secrets(self.config.secrets)
             self.metrics.reloaded("rejected")
             return
+        old = self.runtime.swap(parts)
+        self.scheduler.install(plan)
+        await self.runtime.retire(old)
+        self.metrics.retain(new)
+        self.history.retain(new.owner_of)
+        logs.set_secrets(new.secrets)
+        _settle_heap()
         self.metrics.reloaded("applied")
         log.info("config reloaded", targets=len(new.targets), path=str(new.path))
-
-    async def _switch(self, config: Config) -> None:
-        logs.set_secrets(self.config.secrets | config.secrets)
-        await self.runtime.apply(config)
-        self.config = config
-        self.metrics.retain(config)
-        self.history.retain(config.owner_of)
-        self.scheduler.replace(self.runtime.cycles())
-        logs.set_secrets(config.secrets)
-        _settle_heap()
 
     def stop(self) -> None:
         self._stop.set()

@@ -1,10 +1,13 @@
-"""A cycle: the targets that share an interval, probed together.
+"""A cycle: the targets that share an interval, probed together. The one layer
+that runs one, for ``vigild run`` (one per scheduler tick) and ``--once``.
 
 Probes run concurrently through a fixed number of workers pulling from one
 iterator (no task per target per tick). Each result is evaluated and handed
 to the engine as it completes; the engine's transitions are flushed as one
 message per notifier when the cycle is done or ``group_wait`` after its first
 transition, whichever comes first, so a slow target never holds others back.
+A recorded cycle then lets the actions decide, and says so in a
+``CycleCompleted``; everything else that follows a cycle subscribes to that.
 
 Cycles may overlap: a target whose previous probe is still in flight is
 skipped in the next cycle (that target only), and every other one is probed.
@@ -13,71 +16,61 @@ skipped in the next cycle (that target only), and every other one is probed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Sequence
 
 import structlog
 
 from vigild.alerting import pipeline
 from vigild.alerting.engine import Engine
-from vigild.config import TargetConfig
-from vigild.model import Observation
-from vigild.probes.base import Probe
+from vigild.daemon.parts import Parts, Watched
+from vigild.events import CycleCompleted, CycleMissed, ProbeResult
 from vigild.storage.database import Database
-from vigild.thresholds import Rule, Verdict, evaluate
+from vigild.thresholds import evaluate
 
-__all__ = ["Pipeline", "Watched"]
+__all__ = ["Cycles"]
 
 log = structlog.get_logger("vigild.cycle")
 
 
-@dataclass(frozen=True, slots=True)
-class Watched:
-    target: TargetConfig
-    probe: Probe
-    rules: Mapping[str, Rule]
-
-
-ResultListener = Callable[[Watched, Observation, list[Verdict]], None]
-
-
-class Pipeline:
-    """probe → evaluate → engine, for any set of targets, then flush and wake delivery."""
+class Cycles:
+    """Runs each cycle on the parts it is given, and keeps what outlives a reload:
+    the probes in flight and the streaks of skipped targets."""
 
     def __init__(
-        self,
-        engine: Engine,
-        db: Database,
-        *,
-        clock: Callable[[], float],
-        concurrency: int,
-        group_wait: float,
-        on_result: ResultListener,
-        on_queued: Callable[[], None],
-        on_skipped: Callable[[str], None] = lambda target: None,
-        first: str | None = None,
+        self, db: Database, *, clock: Callable[[], float], wake: Callable[[], None]
     ) -> None:
-        self.engine = engine
+        """``wake``: new messages are in the outbox (for the delivery running now,
+        which after a reload is not the one a cycle started with)."""
         self.db = db
         self.clock = clock
-        self.concurrency = concurrency
-        self.group_wait = group_wait
-        self.on_result = on_result
-        self.on_queued = on_queued
-        self.on_skipped = on_skipped
-        self.first = first
-        """A target probed before the others (the connectivity check): its result
-        decides whether the others' alerts are told, so it must be known first."""
+        self.wake = wake
         self._probing: set[str] = set()
         """Targets whose probe is in flight, in any cycle."""
         self._lagging: dict[str, bool] = {}
         """Targets in a streak of skips (logged once per streak), each with whether the
         last cycle probed it: two cycles in a row that do end the streak."""
 
-    async def run_cycle(self, watched: Sequence[Watched]) -> bool:
-        """Probe, evaluate and flush ``watched``; True when everything was recorded."""
+    async def run(
+        self,
+        parts: Parts,
+        watched: Sequence[Watched],
+        *,
+        interval: float = 0.0,
+        lateness: float = 0.0,
+    ) -> None:
+        """Probe, evaluate and flush ``watched``, then tell the subscribers."""
+        started = time.monotonic()
+        # Also when this cycle writes nothing: a state file deleted during a quiet
+        # outage must be back before a restart reads it.
+        self.db.check()
+        engine, publish = parts.engine, parts.subscribers.publish
+        settings = parts.config
+        # The connectivity check goes first: its result decides whether the others'
+        # alerts are told, so it must be known first.
+        first = settings.daemon.connectivity_check
         now = self.clock()
-        watched = self._not_in_flight(watched)
+        watched = self._not_in_flight(watched, interval, publish)
         loop = asyncio.get_running_loop()
         pending = iter(watched)
         timer: asyncio.TimerHandle | None = None
@@ -85,7 +78,7 @@ class Pipeline:
         def group_due() -> None:
             nonlocal timer
             timer = None
-            self.flush()
+            self.flush(engine)
 
         async def worker() -> None:
             nonlocal timer
@@ -97,44 +90,55 @@ class Pipeline:
                 finally:
                     self._probing.discard(name)
                 for observation in observations:
+                    observed = observation.target
                     try:
                         verdicts = evaluate(observation, item.rules)
-                        moved = self.engine.observe(observation.target, verdicts, now)
-                        self.on_result(item, observation, verdicts)
+                        moved = engine.observe(observed, verdicts, now)
+                        severities = engine.severities(observed, verdicts)
+                        publish(
+                            ProbeResult(name, item.target.type, observation, verdicts, severities)
+                        )
                     except Exception:
-                        log.exception("evaluation failed", target=observation.target)
+                        log.exception("evaluation failed", target=observed)
                         continue
                     if not observation.up:
                         log.info(
                             "probe failed",
-                            target=observation.target,
+                            target=observed,
                             metric="up",
                             severity="critical",
                             error=observation.error,
                         )
                     if moved and timer is None:
-                        timer = loop.call_later(self.group_wait, group_due)
+                        timer = loop.call_later(settings.alerting.group_wait, group_due)
 
         try:
-            if any(item.target.name == self.first for item in watched):
-                pending = iter([item for item in watched if item.target.name == self.first])
+            if any(item.target.name == first for item in watched):
+                pending = iter([item for item in watched if item.target.name == first])
                 await worker()
-                pending = iter([item for item in watched if item.target.name != self.first])
+                pending = iter([item for item in watched if item.target.name != first])
             # `concurrency` bounds the probes in flight across overlapping cycles, but a
             # cycle always gets one worker: hung targets must not starve the others.
-            free = max(1, self.concurrency - len(self._probing))
+            free = max(1, settings.daemon.concurrency - len(self._probing))
             await asyncio.gather(*(worker() for _ in range(min(free, len(watched)))))
         finally:
             if timer is not None:
                 timer.cancel()
-            recorded = self.flush()
+            recorded = self.flush(engine)
             self.save_probe_states(watched)
-        return recorded
+        end = self.clock()
+        if recorded:
+            engine.policy.silences.prune(end)
+            parts.actions.evaluate(end)
+        publish(CycleCompleted(interval, end, lateness, time.monotonic() - started, recorded))
 
-    def _not_in_flight(self, watched: Sequence[Watched]) -> Sequence[Watched]:
+    def _not_in_flight(
+        self, watched: Sequence[Watched], interval: float, publish: Callable[[object], None]
+    ) -> Sequence[Watched]:
         if not self._probing and not self._lagging:
             return watched
         ready = []
+        skipped = []
         for item in watched:
             name = item.target.name
             if name not in self._probing:
@@ -145,10 +149,12 @@ class Pipeline:
                 elif name in self._lagging:
                     self._lagging[name] = True
                 continue
-            self.on_skipped(name)
+            skipped.append(name)
             if name not in self._lagging:
                 log.warning("probe skipped: the previous one is still running", target=name)
             self._lagging[name] = False
+        if skipped:
+            publish(CycleMissed(interval, tuple(skipped)))
         return ready
 
     def save_probe_states(self, watched: Sequence[Watched]) -> None:
@@ -165,13 +171,14 @@ class Pipeline:
             # Only a rate's previous sample is lost: the next scrape starts it again.
             log.exception("cannot record probe state")
 
-    def flush(self) -> bool:
+    def flush(self, engine: Engine) -> bool:
+        """Record the engine's transitions and queue their notifications; True when done."""
         try:
-            queued = pipeline.flush(self.engine, self.db, self.clock())
+            queued = pipeline.flush(engine, self.db, self.clock())
         except Exception:
             # The state stays in memory and is written by the next flush.
             log.exception("cannot record alert state")
             return False
         if queued:
-            self.on_queued()
+            self.wake()
         return True

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import aiohttp
 import structlog
 
+from vigild.events import CycleCompleted, HeartbeatOutcome, Publish
 from vigild.probes._net import describe_client_error
 from vigild.tasks import spawn
 
@@ -32,19 +33,22 @@ class Heartbeat:
         url: str | None,
         *,
         redact: Callable[[str], str],
-        on_outcome: Callable[[str], None],
+        publish: Publish,
     ) -> None:
-        self.url = url
+        self._url = url
         self._session = session
         self._redact = redact
-        self._on_outcome = on_outcome
+        self._publish = publish
         self._task: asyncio.Task[None] | None = None
         self._failing: str | None = None
 
-    def ping(self) -> None:
-        if self.url is None or (self._task is not None and not self._task.done()):
+    def cycle_completed(self, event: CycleCompleted) -> None:
+        """Ping for a cycle that reached the state file: one that did not is no sign of life."""
+        if not event.recorded or self._url is None:
             return
-        self._task = spawn(self._send(self.url), name="heartbeat")
+        if self._task is not None and not self._task.done():
+            return
+        self._task = spawn(self._send(self._url), name="heartbeat")
 
     async def _send(self, url: str) -> None:
         try:
@@ -57,12 +61,12 @@ class Heartbeat:
             if reason != self._failing:
                 log.warning("heartbeat failed", error=reason)
             self._failing = reason
-            self._on_outcome("failed")
+            self._publish(HeartbeatOutcome("failed"))
             return
         if self._failing is not None:
             log.info("heartbeat delivered again")
         self._failing = None
-        self._on_outcome("sent")
+        self._publish(HeartbeatOutcome("sent"))
 
     async def settle(self) -> None:
         """Wait for a ping in flight (``--once`` exits only after its ping)."""

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from vigild.events import CycleCompleted, ProbeResult
 from vigild.model import Observation
 from vigild.storage.history import HistoryRow
 
@@ -155,17 +156,19 @@ class History:
         self._open = now
         return self
 
-    def observed(self, _item: object, observation: Observation, _verdicts: object) -> None:
-        """A result listener; it runs for every probe, so it is a dict lookup and a few
-        array writes."""
+    def probe_result(self, event: ProbeResult) -> None:
+        """It runs for every probe, so it is a dict lookup and a few array writes."""
+        observation = event.observation
         series = self.series.get(observation.target)
         if series is None:
             series = self.series[observation.target] = Series()
         series.add(bucket_of(observation.time), _latency(observation), observation.up)
 
-    def cycle_completed(self, now: float) -> None:
+    def cycle_completed(self, event: CycleCompleted) -> None:
         """Write the buckets that finished since the last write, and prune what is past 24 h."""
-        current = bucket_of(now)
+        if not event.recorded:
+            return
+        current = bucket_of(event.now)
         if current > self._open:
             self._write(range(self._open, current), current)
             self._open = current

@@ -32,13 +32,18 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from vigild import __version__
-from vigild.alerting.engine import Engine
 from vigild.config import Config
-from vigild.daemon.cycle import Watched
-from vigild.model import Observation
+from vigild.events import (
+    ActionOutcome,
+    CycleCompleted,
+    CycleMissed,
+    DeliveryOutcome,
+    HeartbeatOutcome,
+    ProbeResult,
+)
+from vigild.model import Severity
 from vigild.redaction import printable, redact, redact_exposition
 from vigild.storage.file import StateFile
-from vigild.thresholds import Verdict
 from vigild.wording import label_value
 
 __all__ = ["Metrics"]
@@ -114,20 +119,18 @@ class _Series:
     duration_sum: float = 0.0
     duration_count: int = 0
     values: dict[str, float] = field(default_factory=dict)
-    severities: dict[str, int] = field(default_factory=dict)
+    severities: dict[str, Severity] = field(default_factory=dict)
 
 
 class Metrics:
     def __init__(
         self,
-        engine: Engine,
         secrets: Callable[[], frozenset[str]],
         pending: Callable[[], Mapping[str, int]] = dict,
         *,
         state_file: StateFile,
         replica: str | None = None,
     ) -> None:
-        self.engine = engine
         self._secrets = secrets
         self._targets: dict[str, _Series] = {}
         self._metric_labels: dict[str, str] = {}
@@ -204,27 +207,28 @@ class Metrics:
 
     # -- recording --------------------------------------------------------
 
-    def observed(self, item: Watched, observation: Observation, verdicts: list[Verdict]) -> None:
+    def probe_result(self, event: ProbeResult) -> None:
+        observation = event.observation
         name = observation.target
         series = self._targets.get(name)
         if series is None:
-            series = self._targets[name] = self._series(name, item.target.type)
+            series = self._targets[name] = self._series(name, event.kind)
         series.success = "1" if observation.up else "0"
         series.buckets[bisect.bisect_left(DURATION_BUCKETS, observation.duration)] += 1
         series.duration_sum += observation.duration
         series.duration_count += 1
         series.values = observation.metrics  # never changed after the probe made it
-        severity_of = self.engine.severity_of
-        for verdict in verdicts:
-            series.severities[verdict.metric] = int(severity_of(name, verdict.metric))
+        severities = series.severities
+        for verdict, severity in zip(event.verdicts, event.severities, strict=True):
+            severities[verdict.metric] = severity
 
-    def notification(self, notifier: str, outcome: str, age: float) -> None:
-        self.notifications.labels(notifier, outcome).inc()
-        if outcome == "sent":
-            self.notification_latency.labels(notifier).observe(age)
+    def delivery_outcome(self, event: DeliveryOutcome) -> None:
+        self.notifications.labels(event.notifier, event.outcome).inc()
+        if event.outcome == "sent":
+            self.notification_latency.labels(event.notifier).observe(event.age)
 
-    def action(self, action: str, outcome: str) -> None:
-        self.actions.labels(action, outcome).inc()
+    def action_outcome(self, event: ActionOutcome) -> None:
+        self.actions.labels(event.action, event.outcome).inc()
 
     def declare_actions(self, names: Iterable[str]) -> None:
         """Every outcome of every configured action at 0, so ``rate()`` sees the first run."""
@@ -232,23 +236,22 @@ class Metrics:
             for outcome in ACTION_OUTCOMES:
                 self.actions.labels(name, outcome)
 
-    def cycle_completed(self, now: float) -> None:
-        self.last_cycle.set(now)
+    def cycle_completed(self, event: CycleCompleted) -> None:
+        interval = f"{event.interval:g}s"
+        self.cycle_lateness.labels(interval).observe(event.lateness)
+        self.cycle_duration.labels(interval).observe(event.duration)
+        if event.recorded:
+            self.last_cycle.set(event.now)
 
-    def cycle_started(self, interval: float, lateness: float) -> None:
-        self.cycle_lateness.labels(f"{interval:g}s").observe(lateness)
-
-    def cycle_finished(self, interval: float, duration: float) -> None:
-        self.cycle_duration.labels(f"{interval:g}s").observe(duration)
-
-    def probe_skipped(self, target: str) -> None:
-        self.probes_skipped.labels(target).inc()
+    def cycle_missed(self, event: CycleMissed) -> None:
+        for target in event.targets:
+            self.probes_skipped.labels(target).inc()
 
     def reloaded(self, outcome: str) -> None:
         self.reloads.labels(outcome).inc()
 
-    def heartbeat(self, outcome: str) -> None:
-        self.heartbeats.labels(outcome).inc()
+    def heartbeat_outcome(self, event: HeartbeatOutcome) -> None:
+        self.heartbeats.labels(event.outcome).inc()
 
     def retain(self, config: Config) -> None:
         """After a reload: drop targets that are gone, relabel the rest (secrets may differ)."""
@@ -268,15 +271,36 @@ class Metrics:
 
     # -- exposition -------------------------------------------------------
 
-    def exposition(self) -> bytes:
-        """The whole /metrics text. Safe to call from a worker thread while probes update."""
-        registry = redact_exposition(render_registry(self.registry).decode(), self._secrets())
-        return (registry + self._render_targets()).encode()
+    def exposition(self) -> Callable[[], bytes]:
+        """What /metrics shows now, to render: call it on the event loop, where probe
+        results update the targets' series, then render in a worker thread.
 
-    def _render_targets(self) -> str:
-        # Snapshots (list(), tuple()) are single C calls under the GIL: the event loop
-        # may update a target meanwhile, but no iteration sees a dict change size.
-        targets = list(self._targets.values())
+        The copy costs about a microsecond a target; rendering costs tens, which at
+        10,000 targets the loop must not spend.
+        """
+        targets = [
+            _Series(
+                s.labels,
+                s.target_label,
+                s.success,
+                s.buckets.copy(),
+                s.duration_sum,
+                s.duration_count,
+                s.values,  # replaced by each probe, never changed
+                s.severities.copy(),
+            )
+            for s in self._targets.values()
+        ]
+        secrets = self._secrets()
+
+        def render() -> bytes:
+            # prometheus-client's own metrics take a lock per update: safe from a thread.
+            registry = redact_exposition(render_registry(self.registry).decode(), secrets)
+            return (registry + self._render_targets(targets)).encode()
+
+        return render
+
+    def _render_targets(self, targets: list[_Series]) -> str:
         out: list[str] = []
         add = out.append
 
@@ -290,23 +314,23 @@ class Metrics:
         family("vigild_probe_duration_seconds")
         for s in targets:
             cumulative = 0
-            for le, count in zip(_BUCKET_LABELS, tuple(s.buckets), strict=True):
+            for le, count in zip(_BUCKET_LABELS, s.buckets, strict=True):
                 cumulative += count
                 add(f'vigild_probe_duration_seconds_bucket{{{s.labels},le="{le}"}} {cumulative}\n')
             add(f"vigild_probe_duration_seconds_sum{{{s.labels}}} {go_float(s.duration_sum)}\n")
             add(f"vigild_probe_duration_seconds_count{{{s.labels}}} {s.duration_count}\n")
         family("vigild_probe_value")
         for s in targets:
-            for metric, value in tuple(s.values.items()):
+            for metric, value in s.values.items():
                 add(
                     f"vigild_probe_value{{{self._metric_label(metric)},{s.target_label}}} "
                     f"{go_float(value)}\n"
                 )
         family("vigild_alert_severity")
         for s in targets:
-            for metric, severity in tuple(s.severities.items()):
+            for metric, severity in s.severities.items():
                 labels = f"{self._metric_label(metric)},{s.target_label}"
-                add(f"vigild_alert_severity{{{labels}}} {severity}\n")
+                add(f"vigild_alert_severity{{{labels}}} {severity:d}\n")
         return "".join(out)
 
     def _metric_label(self, metric: str) -> str:

@@ -32,12 +32,13 @@ class OnceResult:
 async def run_once(config: Config, output: str = "text") -> OnceResult:
     runtime = await Runtime(config).open(lock_wait=lock_wait())
     try:
-        await runtime.run_cycle(runtime.watched)
+        await runtime.run_cycle()
+        parts = runtime.parts
         # A started run is waited for (its timeout bounds it), so its report goes out now.
-        await runtime.actions.wait_idle()
+        await parts.actions.wait_idle()
         within = max((n.timeout for n in config.notifiers), default=0.0) + 1.0
-        await asyncio.gather(runtime.delivery.deliver_due(within), runtime.heartbeat.settle())
-        document = runtime.board.document(config, runtime.engine)
+        await asyncio.gather(parts.delivery.deliver_due(within), parts.heartbeat.settle())
+        document = runtime.board.document(config, parts.engine)
         exit_code = int(runtime.board.worst())
     finally:
         await runtime.close(drain=0.0)

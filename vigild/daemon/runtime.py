@@ -9,28 +9,42 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Self
+from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 import aiohttp
 import structlog
 
 from vigild import __version__
 from vigild.alerting.actions.runner import ActionRunner
-from vigild.alerting.delivery import Delivery, OutcomeListener
+from vigild.alerting.delivery import Delivery
 from vigild.alerting.engine import Engine
 from vigild.alerting.notifiers.base import Notifier, NotifierContext, backend
 from vigild.alerting.silences import Silences
 from vigild.alerting.stages.route import Route
 from vigild.config import Config, split_listen
-from vigild.daemon.cycle import Pipeline, ResultListener, Watched
+from vigild.daemon.cycle import Cycles
 from vigild.daemon.heartbeat import Heartbeat
-from vigild.model import Identity, Observation
+from vigild.daemon.parts import Parts, Watched
+from vigild.events import (
+    ActionOutcome,
+    CycleCompleted,
+    CycleMissed,
+    DeliveryOutcome,
+    HeartbeatOutcome,
+    ProbeResult,
+    Subscribers,
+)
+from vigild.model import Identity
 from vigild.probes.base import ProbeContext, build_probe
 from vigild.status import Board
 from vigild.storage.database import Database
-from vigild.thresholds import Verdict, base_metric
+from vigild.thresholds import base_metric
 
-__all__ = ["Runtime", "build_notifiers", "make_session"]
+if TYPE_CHECKING:
+    from vigild.daemon.history import History
+    from vigild.daemon.metrics import Metrics
+
+__all__ = ["Runtime", "Watchers", "build_notifiers", "make_session"]
 
 log = structlog.get_logger("vigild")
 
@@ -82,88 +96,74 @@ def address_of(target: object) -> str | None:
 
 
 class Runtime:
+    """The parts of a run that outlive a reload (the state file, sessions, the
+    status board, runtime silences, alert state), and the ``Parts`` of the
+    current config, which a reload replaces whole."""
+
     def __init__(self, config: Config, *, clock: Callable[[], float] = time.time) -> None:
-        self.config = config
         self.clock = clock
-        self.result_listeners: list[ResultListener] = []
-        self.outcome_listeners: list[OutcomeListener] = []
-        self.cycle_listeners: list[Callable[[float], None]] = []
-        self.skip_listeners: list[Callable[[str], None]] = []
-        self.heartbeat_listeners: list[Callable[[str], None]] = []
         self.board = Board()
+        self._config = config
+        self._watchers: Watchers | None = None
         self._opened = False
 
-    async def open(self, lock_wait: float = 0.0) -> Self:
-        """Lock and open the state file, build probes, notifiers and the pipeline."""
-        self.db = await Database.open(self.config.daemon.state_path, lock_wait=lock_wait)
-        self.session = make_session(self.config.daemon.concurrency)
+    async def open(
+        self, lock_wait: float = 0.0, watchers: Callable[[Database], Watchers] | None = None
+    ) -> Self:
+        """Lock and open the state file, build the parts of the config.
+
+        ``watchers``: what ``vigild run`` adds to the subscribers, made on the state file.
+        """
+        self.db = await Database.open(self._config.daemon.state_path, lock_wait=lock_wait)
+        self.session = make_session(self._config.daemon.concurrency)
         # Notifications get connections of their own: in the probes' pool they would
         # queue behind a cycle's probes, and a page would wait for the cycle's end.
         self.notify_session = make_session(NOTIFY_CONNECTIONS)
-        self.probe_context = ProbeContext(self.session, self.config.secrets)
-        self.watched, self._target_labels = self._watched(self.config)
+        self.probe_context = ProbeContext(self.session, lambda: self.parts.config.secrets)
+        self._runtime_silences = Silences.from_rows(self.db.silences.load(), self.clock())
+        self.cycles = Cycles(self.db, clock=self.clock, wake=self._wake)
+        self._watchers = watchers(self.db) if watchers is not None else None
+        self.parts = self._build(self._config, None)
         states = self.db.probe_states.load()
-        for item in self.watched:
+        for item in self.parts.watched:
             state = states.get(item.target.name)
             if state is not None and item.probe.keeps_state:
                 item.probe.restore_state(state)
-        self._runtime_silences = Silences.from_rows(self.db.silences.load(), self.clock())
-        self.engine = Engine(self.db.alerts.load(), (), flap_limit=self.config.alerting.flap_limit)
-        self._configure_engine(self._silences(self.config))
-        self.delivery = self._delivery(self.config)
-        self.actions = ActionRunner(
-            self.db,
-            self.engine,
-            self.notify_session,
-            clock=self.clock,
-            on_queued=self.delivery.wake,
-            subreaper=True,  # vigild forks nothing but action commands
-        )
-        self._configure_actions(self.config)
-        self.pipeline = Pipeline(
-            self.engine,
-            self.db,
-            clock=self.clock,
-            concurrency=self.config.daemon.concurrency,
-            group_wait=self.config.alerting.group_wait,
-            on_result=self._on_result,
-            on_queued=self.delivery.wake,
-            on_skipped=self._on_skipped,
-            first=self.config.daemon.connectivity_check,
-        )
-        self.heartbeat = Heartbeat(
-            self.notify_session,
-            self.config.daemon.heartbeat_url,
-            redact=self.config.redact,
-            on_outcome=self._on_heartbeat,
-        )
         self._opened = True
         return self
 
-    async def run_cycle(self, watched: Sequence[Watched]) -> None:
-        """One cycle; a completed one is announced to listeners and the heartbeat."""
-        # Also when this cycle writes nothing: a state file deleted during a quiet
-        # outage must be back before a restart reads it.
-        self.db.check()
-        if not await self.pipeline.run_cycle(watched):
-            return
-        now = self.clock()
-        self.engine.policy.silences.prune(now)
-        self.actions.evaluate(now)
-        for listener in self.cycle_listeners:
-            listener(now)
-        self.heartbeat.ping()
+    @property
+    def watched(self) -> Sequence[Watched]:
+        return self.parts.watched
+
+    @property
+    def delivery(self) -> Delivery:
+        return self.parts.delivery
+
+    def _wake(self) -> None:
+        self.parts.delivery.wake()
+
+    async def run_cycle(self, interval: float | None = None, *, lateness: float = 0.0) -> None:
+        """One cycle of the targets of ``interval`` (None: of every target), on the parts
+        current now."""
+        parts = self.parts
+        if interval is None:
+            await self.cycles.run(parts, parts.watched)
+        else:
+            watched = parts.cycles.get(interval, ())
+            await self.cycles.run(parts, watched, interval=interval, lateness=lateness)
 
     async def close(self, drain: float) -> None:
         """Stop delivery (giving queued messages ``drain`` seconds), then release in reverse."""
         if not self._opened:
             return
         self._opened = False
+        parts = self.parts
         # Every step runs even when one fails, and every failure is logged.
         for step in (
-            self.actions.close(),  # first: a run's report still reaches the outbox
-            self.heartbeat.close(),
-            self.delivery.stop(drain),
+            parts.actions.close(),  # first: a run's report still reaches the outbox
+            parts.heartbeat.close(),
+            parts.delivery.stop(drain),
             self.probe_context.close(),
             self.session.close(),
             self.notify_session.close(),
@@ -176,6 +176,69 @@ class Runtime:
 
     # -- assembling -------------------------------------------------------
 
+    def _build(self, config: Config, previous: Parts | None) -> Parts:
+        """Every part of ``config``; what can fail (probes, silences, notifiers, action
+        backends) fails here, before anything running is touched."""
+        subscribers = Subscribers()
+        publish = subscribers.publish
+        watched = self._watched(config, previous.watched if previous else ())
+        engine_settings = _engine_settings(config, self._silences(config))
+        engine = (
+            previous.engine.successor(**engine_settings)
+            if previous
+            else Engine(self.db.alerts.load(), **engine_settings)
+        )
+        actions = ActionRunner(
+            self.db,
+            engine,
+            self.notify_session,
+            actions=config.actions,
+            enabled=config.daemon.actions_enabled,
+            redact=config.redact,
+            clock=self.clock,
+            on_queued=self._wake,
+            publish=publish,
+            subreaper=True,  # vigild forks nothing but action commands
+            previous=previous.actions if previous else None,
+        )
+        # Last of what can fail: its notifiers are the one thing here to close again.
+        delivery = Delivery(
+            self.db.outbox,
+            build_notifiers(config, self.notify_session),
+            clock=self.clock,
+            publish=publish,
+        )
+        heartbeat = Heartbeat(
+            self.notify_session,
+            config.daemon.heartbeat_url,
+            redact=config.redact,
+            publish=publish,
+        )
+        cycles: dict[float, list[Watched]] = {}
+        for item in watched:
+            cycles.setdefault(item.target.effective_interval(config.daemon), []).append(item)
+        self._subscribe(subscribers, heartbeat)
+        return Parts(config, watched, cycles, engine, delivery, actions, heartbeat, subscribers)
+
+    def _subscribe(self, subscribers: Subscribers, heartbeat: Heartbeat) -> None:
+        """Who hears what: every subscription of a run is made here."""
+        on = subscribers.on
+        on(ProbeResult, self.board.probe_result)
+        on(CycleCompleted, heartbeat.cycle_completed)
+        watchers = self._watchers
+        if watchers is None:
+            return
+        metrics, history = watchers.metrics, watchers.history
+        on(ProbeResult, metrics.probe_result)
+        on(ProbeResult, history.probe_result)
+        on(CycleCompleted, metrics.cycle_completed)
+        on(CycleCompleted, history.cycle_completed)
+        on(CycleCompleted, watchers.cycle_completed)  # readiness, watchdog, systemd status
+        on(CycleMissed, metrics.cycle_missed)
+        on(DeliveryOutcome, metrics.delivery_outcome)
+        on(ActionOutcome, metrics.action_outcome)
+        on(HeartbeatOutcome, metrics.heartbeat_outcome)
+
     def _silences(self, config: Config) -> Silences:
         now = self.clock()
         return Silences(
@@ -186,91 +249,10 @@ class Runtime:
             runtime=self._runtime_silences,  # shared: the API adds to it, a reload keeps it
         )
 
-    def _configure_engine(self, silences: Silences) -> None:
-        config = self.config
-        self.engine.configure(
-            self._routes(),
-            flap_limit=config.alerting.flap_limit,
-            labels=self._labels,
-            redact=config.redact,
-            silences=silences,
-            dependencies={t.name: tuple(t.depends_on) for t in config.targets if t.depends_on},
-            connectivity=config.daemon.connectivity_check,
-            max_per_message=config.alerting.max_alerts_per_message,
-            identity=Identity.of(config.daemon.instance, config.daemon.external_labels),
-            addresses=self._addresses(config),
-        )
-
-    def _configure_actions(self, config: Config) -> None:
-        self.actions.configure(
-            config.actions, enabled=config.daemon.actions_enabled, redact=config.redact
-        )
-
-    def _routes(self) -> list[Route]:
-        return [
-            Route(
-                name=n.name,
-                min_rank=n.min_rank,
-                send_resolved=n.send_resolved,
-                repeat_interval=self.config.daemon.interval
-                if backend(n.type).keepalive
-                else n.repeat_interval or self.config.alerting.repeat_interval,
-                keepalive=backend(n.type).keepalive,
-            )
-            for n in self.config.notifiers
-        ]
-
-    @staticmethod
-    def _addresses(config: Config) -> Callable[[str], str | None]:
-        """Where each target is, redacted, for the messages that name it."""
-        known = {t.name: address_of(t) for t in config.targets}
-
-        def address(observed: str) -> str | None:
-            owner = config.owner_of(observed)
-            if owner is None:
-                return None
-            if owner != observed:  # a container a target selected by its labels
-                return f"container {observed.rpartition('/')[2]}"
-            found = known.get(owner)
-            return config.redact(found) if found else None
-
-        return address
-
-    def _labels(self, observed: str) -> tuple[tuple[str, str], ...]:
-        """The alert labels of a target, or of the target a container came from."""
-        labels = self._target_labels.get(observed)
-        if labels is None:
-            owner = self.config.owner_of(observed)
-            labels = self._target_labels.get(owner, ()) if owner is not None else ()
-        return labels
-
-    def _delivery(self, config: Config) -> Delivery:
-        return Delivery(
-            self.db.outbox,
-            build_notifiers(config, self.notify_session),
-            clock=self.clock,
-            on_outcome=self._on_outcome,
-        )
-
-    def _on_heartbeat(self, outcome: str) -> None:
-        for listener in self.heartbeat_listeners:
-            listener(outcome)
-
-    def _on_skipped(self, target: str) -> None:
-        for listener in self.skip_listeners:
-            listener(target)
-
-    def _on_outcome(self, notifier: str, outcome: str, age: float) -> None:
-        for listener in self.outcome_listeners:
-            listener(notifier, outcome, age)
-
-    def _watched(
-        self, config: Config, previous: Sequence[Watched] = ()
-    ) -> tuple[list[Watched], dict[str, tuple[tuple[str, str], ...]]]:
-        """A probe per target, and each target's alert labels; after a reload, an
-        unchanged target keeps its probe, and with it a rate's previous sample."""
+    def _watched(self, config: Config, previous: Sequence[Watched]) -> list[Watched]:
+        """A probe per target; after a reload, an unchanged target keeps its probe, and
+        with it a rate's previous sample."""
         daemon = config.daemon
-        labels = {t.name: tuple(sorted(t.labels.items())) for t in config.targets}
         kept = {item.target.name: item for item in previous}
         watched = []
         for target in config.targets:
@@ -281,44 +263,22 @@ class Runtime:
             else:
                 probe = build_probe(target, self.probe_context, timeout)
             watched.append(Watched(target, probe, config.rules[target.name]))
-        return watched, labels
-
-    def cycles(self) -> dict[float, list[Watched]]:
-        """Targets grouped by interval: one cycle, one scheduler job, per interval."""
-        grouped: dict[float, list[Watched]] = {}
-        for item in self.watched:
-            grouped.setdefault(item.target.effective_interval(self.config.daemon), []).append(item)
-        return grouped
-
-    def _on_result(self, item: Watched, observation: Observation, verdicts: list[Verdict]) -> None:
-        self.board.record(item.target.name, observation, verdicts)
-        for listener in self.result_listeners:
-            listener(item, observation, verdicts)
+        return watched
 
     # -- reloading --------------------------------------------------------
 
-    async def apply(self, config: Config) -> None:
-        """Switch to a validated new config; alert state and the outbox carry over.
+    def prepare(self, config: Config) -> Parts:
+        """The parts of a validated new config, built beside the running ones."""
+        return self._build(config, self.parts)
 
-        What can fail (probes, silences, notifiers, action backends) is built
-        first, while the running parts go on untouched; only then is it swapped in.
-        """
-        watched, labels = self._watched(config, self.watched)
-        silences = self._silences(config)
-        delivery = self._delivery(config)
-        try:
-            self._configure_actions(config)
-        except Exception:
-            await delivery.stop(drain=0)
-            raise
-        old = self.config
-        self.config = config
+    def swap(self, parts: Parts) -> Parts:
+        """Put ``parts`` in place of the running ones, in one assignment; alert state
+        and the outbox carry over. Returns the old parts, for ``retire``."""
+        old, self.parts = self.parts, parts
+        config = parts.config
         for key in ("state_path", "listen", "replica"):
-            if getattr(old.daemon, key) != getattr(config.daemon, key):
+            if getattr(old.config.daemon, key) != getattr(config.daemon, key):
                 log.warning("change takes effect after a restart", key=f"daemon.{key}")
-        self.probe_context.secrets = config.secrets
-        self.watched, self._target_labels = watched, labels
-        self._configure_engine(silences)
         rules = config.rules
 
         def still_watched(observed: str, metric: str) -> bool:
@@ -327,15 +287,78 @@ class Runtime:
                 metric in rules[owner] or base_metric(metric) in rules[owner]
             )
 
-        self.engine.retain(still_watched, self.clock())
+        parts.engine.retain(still_watched, self.clock())
         self.board.retain(config.owner_of)
-        self.pipeline.concurrency = config.daemon.concurrency
-        self.pipeline.group_wait = config.alerting.group_wait
-        self.pipeline.first = config.daemon.connectivity_check
-        self.heartbeat.url = config.daemon.heartbeat_url
-        await self.delivery.stop(drain=2.0)
-        self.delivery = delivery
-        self.pipeline.on_queued = self.delivery.wake
-        self.actions.on_queued = self.delivery.wake
-        self.delivery.start()
-        self.pipeline.flush()
+        return old
+
+    async def retire(self, old: Parts) -> None:
+        """Stop what the swapped-out parts run, and let the new delivery begin."""
+        await old.heartbeat.close()
+        await old.delivery.stop(drain=2.0)  # never two deliveries on one outbox
+        self.parts.delivery.start()
+        self.cycles.flush(self.parts.engine)  # what the new config no longer watches resolves
+
+    async def discard(self, parts: Parts) -> None:
+        """Let go of parts that were prepared and never swapped in."""
+        await parts.delivery.stop(drain=0)
+
+
+class Watchers(NamedTuple):
+    """What ``vigild run`` adds to a run's subscribers (``--once`` has none)."""
+
+    metrics: Metrics
+    history: History
+    cycle_completed: Callable[[CycleCompleted], None]
+
+
+def _engine_settings(config: Config, silences: Silences) -> dict[str, Any]:
+    """The engine's arguments for ``config``, the same for a first engine and a successor."""
+    labels = {t.name: tuple(sorted(t.labels.items())) for t in config.targets}
+
+    def labels_of(observed: str) -> tuple[tuple[str, str], ...]:
+        """The alert labels of a target, or of the target a container came from."""
+        found = labels.get(observed)
+        if found is None:
+            owner = config.owner_of(observed)
+            found = labels.get(owner, ()) if owner is not None else ()
+        return found
+
+    known = {t.name: address_of(t) for t in config.targets}
+
+    def address(observed: str) -> str | None:
+        """Where a target is, redacted, for the messages that name it."""
+        owner = config.owner_of(observed)
+        if owner is None:
+            return None
+        if owner != observed:  # a container a target selected by its labels
+            return f"container {observed.rpartition('/')[2]}"
+        found = known.get(owner)
+        return config.redact(found) if found else None
+
+    return {
+        "routes": _routes(config),
+        "flap_limit": config.alerting.flap_limit,
+        "labels": labels_of,
+        "redact": config.redact,
+        "silences": silences,
+        "dependencies": {t.name: tuple(t.depends_on) for t in config.targets if t.depends_on},
+        "connectivity": config.daemon.connectivity_check,
+        "max_per_message": config.alerting.max_alerts_per_message,
+        "identity": Identity.of(config.daemon.instance, config.daemon.external_labels),
+        "addresses": address,
+    }
+
+
+def _routes(config: Config) -> list[Route]:
+    return [
+        Route(
+            name=n.name,
+            min_rank=n.min_rank,
+            send_resolved=n.send_resolved,
+            repeat_interval=config.daemon.interval
+            if backend(n.type).keepalive
+            else n.repeat_interval or config.alerting.repeat_interval,
+            keepalive=backend(n.type).keepalive,
+        )
+        for n in config.notifiers
+    ]

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,9 +24,7 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_J
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from vigild.daemon.cycle import Watched
-
-__all__ = ["CycleScheduler", "StartCycle"]
+__all__ = ["CycleScheduler", "Plan", "StartCycle"]
 
 log = structlog.get_logger("vigild.scheduler")
 
@@ -34,8 +33,20 @@ EARLY = 0.05
 """The event loop may run a timer this much before its wall-clock time: such a
 start counts as on time, not as one interval late."""
 
-StartCycle = Callable[[float, Sequence[Watched], float], None]
-"""(interval, the cycle's targets, seconds the cycle starts after its schedule)."""
+StartCycle = Callable[[float, float], None]
+"""(interval, seconds the cycle starts after its schedule)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    interval: float
+    targets: int
+    trigger: IntervalTrigger
+    first: datetime
+
+
+Plan = Sequence[_Job]
+"""The jobs of a config's cycles, built and checked before any running job is touched."""
 
 
 class CycleScheduler:
@@ -50,43 +61,45 @@ class CycleScheduler:
     def running(self) -> bool:
         return bool(self._scheduler.running)
 
-    def start(self, cycles: dict[float, list[Watched]]) -> None:
+    def start(self, plan: Plan) -> None:
         self._scheduler.start()
-        self.replace(cycles)
+        self.install(plan)
 
-    def replace(self, cycles: dict[float, list[Watched]]) -> None:
-        """Swap in a reloaded config's cycles; a cycle already running finishes on the old.
-
-        Every trigger is built before a job is removed: cycles that cannot be
-        scheduled raise here, and the running ones go on untouched.
-        """
+    @staticmethod
+    def plan(cycles: Mapping[float, Sequence[object]]) -> Plan:
+        """A job per cycle; cycles that cannot be scheduled raise here."""
         shortest = min(cycles, default=0.0)
         now = datetime.now(UTC)
         jobs = []
-        for index, (interval, watched) in enumerate(sorted(cycles.items())):
+        for index, (interval, targets) in enumerate(sorted(cycles.items())):
             first = now + timedelta(seconds=(index * _GOLDEN) % 1.0 * shortest)
             trigger = IntervalTrigger(seconds=interval, start_date=first)
-            jobs.append((interval, watched, trigger, first))
+            jobs.append(_Job(interval, len(targets), trigger, first))
+        return jobs
+
+    def install(self, plan: Plan) -> None:
+        """Put ``plan``'s jobs in place of the running ones; a cycle already running
+        finishes on what it started with."""
         self._scheduler.remove_all_jobs()
-        for interval, watched, trigger, first in jobs:
+        for job in plan:
             self._scheduler.add_job(
                 self._tick,
-                trigger,
-                args=[interval, watched, first.timestamp()],
-                id=f"cycle-{interval:g}s",
-                name=f"cycle of {len(watched)} targets every {interval:g}s",
+                job.trigger,
+                args=[job.interval, job.first.timestamp()],
+                id=f"cycle-{job.interval:g}s",
+                name=f"cycle of {job.targets} targets every {job.interval:g}s",
                 max_instances=1,
                 coalesce=True,
-                misfire_grace_time=max(1, int(interval)),
-                next_run_time=first,
+                misfire_grace_time=max(1, int(job.interval)),
+                next_run_time=job.first,
             )
-        log.info("cycles scheduled", cycles={f"{i:g}s": len(w) for i, w in cycles.items()})
+        log.info("cycles scheduled", cycles={f"{j.interval:g}s": j.targets for j in plan})
 
-    async def _tick(self, interval: float, watched: Sequence[Watched], origin: float) -> None:
+    async def _tick(self, interval: float, origin: float) -> None:
         # A coroutine, so APScheduler calls it on the loop, not in a thread.
         now = time.time()
         scheduled = origin + math.floor((now - origin + EARLY) / interval) * interval
-        self._start_cycle(interval, watched, max(0.0, now - scheduled))
+        self._start_cycle(interval, max(0.0, now - scheduled))
 
     def pause(self) -> None:
         """No new cycles; running ones go on (a shutdown would cancel them at once)."""

@@ -31,7 +31,7 @@ MAX_REQUEST_BODY = 64 * 1024
 
 def make_app(
     *,
-    exposition: Callable[[], bytes],
+    exposition: Callable[[], Callable[[], bytes]],
     status: Callable[[], dict[str, Any]],
     ready: Callable[[], bool],
     secrets: Callable[[], frozenset[str]],
@@ -64,8 +64,9 @@ def make_app(
         return None
 
     async def metrics(_request: web.Request) -> web.Response:
-        # Rendering 10,000 targets' series takes long enough to be worth a thread.
-        body = await asyncio.to_thread(exposition)
+        # Taken on the loop, where probes update the series; rendering 10,000 targets'
+        # series takes long enough to be worth a thread.
+        body = await asyncio.to_thread(exposition())
         return web.Response(
             body=redact_exposition(body.decode(), secrets()).encode(),
             headers={"Content-Type": CONTENT_TYPE_LATEST},

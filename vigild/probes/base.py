@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from vigild.model import Observation
@@ -99,11 +99,18 @@ class ProbeContext:
     of the running config."""
 
     def __init__(
-        self, session: aiohttp.ClientSession, secrets: frozenset[str] = frozenset()
+        self,
+        session: aiohttp.ClientSession,
+        secrets: Callable[[], frozenset[str]] = frozenset,
     ) -> None:
+        """``secrets``: read at each use, so a reload's new ones apply to every probe."""
         self.session = session
-        self.secrets = secrets
+        self._secrets = secrets
         self._engines: dict[str | None, EngineClient] = {}
+
+    @property
+    def secrets(self) -> frozenset[str]:
+        return self._secrets()
 
     def engine(self, url: str | None) -> EngineClient:
         """The client of ``url``, or of the engine found on this host for None."""
@@ -111,7 +118,7 @@ class ProbeContext:
         if client is None:
             from vigild.engine_api import connect
 
-            client = self._engines[url] = connect(url, secrets=lambda: self.secrets)
+            client = self._engines[url] = connect(url, secrets=self._secrets)
         return client
 
     async def close(self) -> None:

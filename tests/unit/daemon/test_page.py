@@ -15,6 +15,7 @@ from vigild.alerting.silences import Silences
 from vigild.config import SilenceConfig, load
 from vigild.daemon.history import BUCKET, SLOTS, History, Point
 from vigild.daemon.page import refresh_seconds, render, snapshot, up_strip, uptime
+from vigild.events import ProbeResult
 from vigild.model import Observation
 from vigild.status import Board
 from vigild.storage import Database
@@ -66,9 +67,8 @@ port = 5432
     config = load(config_file)
     clock = FakeClock(FIRST)
     db = Database(tmp_path / "state.db")
-    engine = Engine(db.alerts.load(), (), flap_limit=4)
-    engine.configure(
-        (), flap_limit=4, labels=lambda _: (), redact=config.redact, silences=Silences(db.silences)
+    engine = Engine(
+        db.alerts.load(), (), flap_limit=4, redact=config.redact, silences=Silences(db.silences)
     )
     board = Board()
     history = History(None, clock=clock)
@@ -80,7 +80,7 @@ port = 5432
                 observation = Observation(name, clock(), False, "connection refused")
             verdicts = evaluate(observation, config.rules[name])
             board.record(name, observation, verdicts)
-            history.observed(None, observation, verdicts)
+            history.probe_result(ProbeResult(name, "http", observation, verdicts, []))
             engine.observe(name, verdicts, clock())
         flush(engine, db, clock())
         clock.advance(30)
@@ -175,8 +175,7 @@ def test_every_value_is_escaped_by_the_template_even_in_attributes(tmp_path: Pat
     )
     config = load(config_file)
     db = Database(tmp_path / "state.db")
-    engine = Engine(db.alerts.load(), (), flap_limit=4)
-    engine.configure((), flap_limit=4, labels=lambda _: (), redact=config.redact)
+    engine = Engine(db.alerts.load(), (), flap_limit=4, redact=config.redact)
     board = Board()
     document = board.document(config, engine, NOW)
     history = History(None, clock=FakeClock(NOW))

@@ -27,6 +27,7 @@ import structlog
 from vigild.alerting import pipeline
 from vigild.alerting.actions import base, guards
 from vigild.alerting.notifiers.text import subject
+from vigild.events import ActionOutcome, Publish
 from vigild.model import AlertEvent, Severity
 from vigild.tasks import spawn
 from vigild.wording import duration
@@ -54,8 +55,6 @@ ADOPTED_POLL = 0.5
 """How often a run started by a previous vigild (not our child: no exit to wait for)
 is checked."""
 
-OutcomeListener = Callable[[str, str], None]
-
 
 class ActionRunner:
     def __init__(
@@ -64,35 +63,35 @@ class ActionRunner:
         engine: Engine,
         session: aiohttp.ClientSession,
         *,
+        actions: Sequence[ActionConfig] = (),
+        enabled: bool = True,
+        redact: Callable[[str], str] = lambda text: text,
         clock: Callable[[], float] = time.time,
         on_queued: Callable[[], None] = lambda: None,
-        redact: Callable[[str], str] = lambda text: text,
+        publish: Publish = lambda event: None,
         subreaper: bool = False,
+        previous: ActionRunner | None = None,
     ) -> None:
         """``subreaper``: once a run starts, adopt its orphans (for the rest of the
-        process's life) so a timeout finds them; only where vigild forks nothing else."""
+        process's life) so a timeout finds them; only where vigild forks nothing else.
+
+        ``previous``: the runner of the config before a reload. Its runs under way
+        finish as they started, and this runner waits for them and closes them too.
+        """
         self._db = db
         self._log = db.actions
         self._engine = engine
         self._session = session
         self._clock = clock
-        self.on_queued = on_queued
+        self._on_queued = on_queued
+        self._publish = publish
         self._redact = redact
-        self.listeners: list[OutcomeListener] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._actions: dict[str, tuple[ActionConfig, base.Action]] = {}
-        self.enabled = True
-        self._subreaper = subreaper
-        self._reaping = False
-        self._resumed = False
-
-    def configure(
-        self, actions: Sequence[ActionConfig], *, enabled: bool, redact: Callable[[str], str]
-    ) -> None:
-        """Take a (reloaded) config's actions; runs under way finish as they started."""
         self.enabled = enabled
-        self._redact = redact
         self._actions = {a.name: (a, base.backend(a.type)(a)) for a in actions}
+        self._subreaper = subreaper
+        self._tasks: set[asyncio.Task[None]] = previous._tasks if previous else set()
+        self._reaping: bool = previous._reaping if previous else False
+        self._resumed: bool = previous._resumed if previous else False
         if actions and not enabled:
             log.info("actions are turned off", actions=sorted(self._actions))
 
@@ -414,11 +413,10 @@ class ActionRunner:
         )
         # Routed as alerts are: a notifier hears of an action about an alert it would hear of.
         if pipeline.report(self._engine, self._db, event, now):
-            self.on_queued()
+            self._on_queued()
 
     def _count(self, action: str, outcome: str) -> None:
-        for listener in self.listeners:
-            listener(action, outcome)
+        self._publish(ActionOutcome(action, outcome))
 
     # -- ending -----------------------------------------------------------
 
