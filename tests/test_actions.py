@@ -30,7 +30,8 @@ from vigild.alerting.engine import Engine
 from vigild.alerting.pipeline import flush
 from vigild.alerting.stages.route import Route
 from vigild.alerting.store import ActionRun, Store, read_action_history
-from vigild.config import ActionConfig, ConfigError, ThresholdSpec, load
+from vigild.assembly import load
+from vigild.config import ActionConfig, ConfigError, ThresholdSpec
 from vigild.model import Identity, Notification, Severity
 from vigild.redaction import MASK, redact
 from vigild.testing import FakeClock

@@ -29,7 +29,8 @@ from vigild.alerting.notifiers.pagerduty import (
     pagerduty_events,
 )
 from vigild.alerting.store import Store
-from vigild.config import ConfigError, NotifierConfig, load
+from vigild.assembly import load
+from vigild.config import ConfigError, NotifierConfig
 from vigild.model import AlertEvent, EventKind, Notification, Severity, fingerprint
 from vigild.testing import TEST_HOST as HOST
 from vigild.testing import FakeClock, alert_event

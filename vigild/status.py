@@ -15,7 +15,8 @@ from vigild.alerting import pipeline
 from vigild.alerting.alert import Alert
 from vigild.alerting.engine import Engine
 from vigild.alerting.silences import Silence
-from vigild.config import Config, HttpTarget, PrometheusTarget, TargetConfig
+from vigild.assembly import Config
+from vigild.config import TargetConfig
 from vigild.model import Observation, Severity, rfc3339, worst
 from vigild.redaction import printable
 from vigild.thresholds import Verdict
@@ -88,8 +89,9 @@ class Board:
             "type": target.type,
             "labels": target.labels,
         }
-        if isinstance(target, HttpTarget | PrometheusTarget):
-            entry["url"] = target.url
+        url = target.shown_url()
+        if url is not None:
+            entry["url"] = url
         latest = self.latest.get(name)
         if latest is None:
             entry.update(up=None, observation=None, verdicts=[])

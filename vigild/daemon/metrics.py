@@ -34,7 +34,7 @@ from prometheus_client.utils import floatToGoString
 from vigild import __version__
 from vigild.alerting.engine import Engine
 from vigild.alerting.store import Store
-from vigild.config import Config
+from vigild.assembly import Config
 from vigild.daemon.cycle import Watched
 from vigild.model import Observation
 from vigild.redaction import printable, redact, redact_exposition

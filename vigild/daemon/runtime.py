@@ -21,12 +21,13 @@ from vigild.alerting.delivery import Delivery, OutcomeListener
 from vigild.alerting.engine import Engine
 from vigild.alerting.lock import StateLock
 from vigild.alerting.notifiers.base import Notifier, NotifierContext, backend
-from vigild.alerting.silences import Silences
+from vigild.alerting.silences import Silence, Silences
 from vigild.alerting.stages.route import Route
 from vigild.alerting.store import Store
-from vigild.config import Config, split_listen
+from vigild.assembly import Config
 from vigild.daemon.cycle import Pipeline, ResultListener, Watched
 from vigild.daemon.heartbeat import Heartbeat
+from vigild.fields import split_listen
 from vigild.model import Identity, Observation
 from vigild.probes.base import ProbeContext, build_probe
 from vigild.status import Board
@@ -174,7 +175,8 @@ class Runtime:
         return Silences(
             self.store,
             configured=tuple(
-                s.silence(f"config-{i}", now, "config") for i, s in enumerate(config.silences)
+                Silence.from_config(s, f"config-{i}", now, "config")
+                for i, s in enumerate(config.silences)
             ),
             runtime=self._runtime_silences,  # shared: the API adds to it, a reload keeps it
         )
