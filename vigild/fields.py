@@ -98,6 +98,9 @@ _SIZE_UNITS = {
 
 
 def parse_size(value: Any) -> Any:
+    """``1024``, ``"64KB"``, ``"1 MiB"``: whole bytes, B to GiB. Not pydantic's ``ByteSize``,
+    which also takes trailing words, ``true``, fractions and one-letter units
+    (tests/unit/test_fields.py lists them)."""
     if isinstance(value, bool):
         raise ValueError('expected a size in bytes or e.g. "1MiB"')
     if isinstance(value, str):
