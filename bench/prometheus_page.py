@@ -49,10 +49,9 @@ import aiohttp
 import psutil
 from aiohttp import web
 
-from vigild.config import PrometheusTarget
 from vigild.model import Observation
 from vigild.probes.base import ProbeContext
-from vigild.probes.prometheus import PrometheusProbe
+from vigild.probes.prometheus import PrometheusProbe, PrometheusTarget
 
 TEXT = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"

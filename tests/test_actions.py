@@ -29,7 +29,8 @@ from vigild.alerting.actions.runner import ActionRunner
 from vigild.alerting.engine import Engine
 from vigild.alerting.pipeline import flush
 from vigild.alerting.stages.route import Route
-from vigild.config import ActionConfig, ConfigError, ThresholdSpec, load
+from vigild.assembly import load
+from vigild.config import ActionConfig, ConfigError, ThresholdSpec
 from vigild.model import AlertEvent, Identity, Notification, Severity
 from vigild.redaction import MASK, redact
 from vigild.storage import ActionRun, Database, read_action_history

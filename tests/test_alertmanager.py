@@ -28,7 +28,8 @@ from vigild.alerting.notifiers.alertmanager import (
     AlertmanagerOptions,
     postable_alerts,
 )
-from vigild.config import ConfigError, NotifierConfig, load
+from vigild.assembly import load
+from vigild.config import ConfigError, NotifierConfig
 from vigild.model import AlertEvent, EventKind, Notification, Severity
 from vigild.model import rfc3339 as stamp
 from vigild.testing import TEST_HOST as HOST

@@ -14,7 +14,7 @@ from process import Daemon, environment, listen_address, sample, scrape, until
 from receivers import Receiver
 from targets import TargetServer, closed_port
 
-from vigild.config import load
+from vigild.assembly import load
 from vigild.daemon.app import Daemon as InProcessDaemon
 from vigild.daemon.scheduler import CycleScheduler, Plan
 

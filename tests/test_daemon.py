@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from receivers import Receiver
 from targets import TargetServer, closed_port
 
-from vigild.config import load
+from vigild.assembly import load
 from vigild.daemon.app import Daemon as InProcessDaemon
 from vigild.daemon.app import LifecycleError
 

@@ -23,7 +23,7 @@ from process import Daemon, environment, until
 from receivers import PagerDutyReceiver, Receiver, Receivers
 from targets import TargetServer, TargetServerFactory, closed_port
 
-from vigild.config import load
+from vigild.assembly import load
 from vigild.daemon.runtime import Runtime
 from vigild.model import fingerprint
 from vigild.testing import FakeClock

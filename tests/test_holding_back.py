@@ -10,7 +10,7 @@ import pytest
 
 from vigild.alerting.engine import Engine
 from vigild.alerting.pipeline import filters, flush
-from vigild.alerting.silences import Silences, parse_schedule
+from vigild.alerting.silences import Silence, Silences, parse_schedule
 from vigild.alerting.stages.route import Route
 from vigild.config import SilenceConfig, ThresholdSpec
 from vigild.model import AlertEvent, Severity
@@ -149,7 +149,7 @@ def test_bad_schedules_say_why(schedule: str, reason: str) -> None:
 def test_a_config_silence_with_a_schedule_mutes_only_inside_its_window(tmp_path: Path) -> None:
     world = World(tmp_path)
     spec = SilenceConfig.model_validate({"schedule": "Sun 00:00-00:10", "timezone": "UTC"})
-    world.silences.configured = (spec.silence("config-0", world.clock(), "config"),)
+    world.silences.configured = (Silence.from_config(spec, "config-0", world.clock(), "config"),)
     # The clock starts at Sunday 00:00 UTC: the first 10 minutes are muted.
     assert [told(world.cycle({"api": 95})) for _ in range(19)] == [[]] * 19
     assert told(world.cycle({"api": 95})) == [("api", "cpu_percent", "firing")]
@@ -220,7 +220,7 @@ def test_silence_matchers_are_globs_on_target_metric_and_severity() -> None:
             "ends": datetime(2030, 1, 1, tzinfo=UTC).isoformat(),
         }
     )
-    silence = spec.silence("s", 0.0, "config")
+    silence = Silence.from_config(spec, "s", 0.0, "config")
     assert silence.matches("covabot-db", "disk_percent:/var", "warning")
     assert not silence.matches("covabot-db", "disk_percent:/var", "critical")
     assert not silence.matches("covabot-db", "cpu_percent", "warning")

@@ -28,7 +28,8 @@ from vigild.alerting.notifiers.pagerduty import (
     PagerDutyOptions,
     pagerduty_events,
 )
-from vigild.config import ConfigError, NotifierConfig, load
+from vigild.assembly import load
+from vigild.config import ConfigError, NotifierConfig
 from vigild.model import AlertEvent, EventKind, Notification, Severity, fingerprint
 from vigild.storage import Database
 from vigild.testing import TEST_HOST as HOST

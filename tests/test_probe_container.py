@@ -22,11 +22,10 @@ from docker_api import EngineFactory, FakeEngine
 from process import environment, run
 from test_cli import toml_str, write_config
 
-from vigild.config import ContainerTarget
 from vigild.engine_api import EngineError, connect
 from vigild.model import Observation
 from vigild.probes.base import ProbeContext, build_probe
-from vigild.probes.container import ContainerProbe
+from vigild.probes.container import ContainerProbe, ContainerTarget
 
 MiB = 2**20
 GiB = 2**30

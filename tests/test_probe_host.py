@@ -14,10 +14,10 @@ from typing import Any
 import psutil
 import pytest
 
-from vigild.config import Config, HostTarget, load
+from vigild.assembly import Config, load
 from vigild.model import Severity
 from vigild.probes.base import build_probe
-from vigild.probes.host import HostProbe
+from vigild.probes.host import HostProbe, HostTarget
 from vigild.thresholds import evaluate
 
 

@@ -13,10 +13,9 @@ import pytest
 from pydantic import ValidationError
 from targets import TargetServer, TargetServerFactory
 
-from vigild.config import HttpTarget
 from vigild.model import Observation
 from vigild.probes.base import ProbeContext, build_probe
-from vigild.probes.http import HttpProbe
+from vigild.probes.http import HttpProbe, HttpTarget
 
 MiB = 2**20
 

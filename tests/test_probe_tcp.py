@@ -13,11 +13,10 @@ import aiohttp
 from process import until
 from targets import StreamServer, closed_port
 
-from vigild.config import TcpTarget
 from vigild.model import Observation
 from vigild.probes._net import describe_connect_error
 from vigild.probes.base import ProbeContext, build_probe
-from vigild.probes.tcp import READ_LIMIT, TcpProbe, read_until
+from vigild.probes.tcp import READ_LIMIT, TcpProbe, TcpTarget, read_until
 
 
 def make_probe(port: int, probe_timeout: float = 5.0, **keys: Any) -> TcpProbe:

@@ -22,10 +22,9 @@ from targets import (
     closed_port,
 )
 
-from vigild.config import TlsTarget
 from vigild.model import Observation
 from vigild.probes.base import build_probe
-from vigild.probes.tls import TlsProbe
+from vigild.probes.tls import TlsProbe, TlsTarget
 
 DAY = datetime.timedelta(days=1)
 

@@ -19,7 +19,7 @@ from prometheus_server import scraping
 from receivers import Receiver
 from targets import TargetServer, closed_port
 
-from vigild.config import load
+from vigild.assembly import load
 from vigild.daemon.runtime import Runtime
 
 SELECTED = {

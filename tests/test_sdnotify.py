@@ -23,7 +23,7 @@ import pytest
 from process import Daemon, environment, until
 from targets import TargetServer, closed_port
 
-from vigild.config import load
+from vigild.assembly import load
 from vigild.daemon import app as app_module
 from vigild.daemon.app import Daemon as InProcessDaemon
 from vigild.daemon.sdnotify import SystemdNotify, status_line

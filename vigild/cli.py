@@ -10,7 +10,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from vigild.config import Config
+    from vigild.assembly import Config
 
 __all__ = ["main"]
 
@@ -120,15 +120,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Through the environment, so a SIGHUP reload keeps actions off too.
         os.environ["VIGILD_ACTIONS_ENABLED"] = "false"
 
-    from vigild import config as config_module
+    from vigild import assembly
+    from vigild.config import ConfigError
 
-    path = config_module.find_config(getattr(args, "config", None))
+    path = assembly.find_config(getattr(args, "config", None))
     # Parsing notifier URLs imports apprise (a few hundred ms): `--once` from cron and
     # the commands that send nothing skip it; what `check-config` accepts, `run` starts.
     sends = command in {"run", "check-config", "test-notify"} and not args.once
     try:
-        config = config_module.load(path, check_notifier_urls=sends)
-    except config_module.ConfigError as exc:
+        config = assembly.load(path, check_notifier_urls=sends)
+    except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         if command == "check-config":
@@ -365,8 +366,8 @@ def _summary(config: Config) -> str:
 
 
 def _unit_notes(config: Config) -> list[str]:
-    from vigild.config import PrometheusTarget
-    from vigild.probes.exposition import latency_scale, parse_selector
+    from vigild.probes.prometheus import PrometheusTarget
+    from vigild.probes.selectors import latency_scale, parse_selector
 
     notes = []
     for target in config.targets:

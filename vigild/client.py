@@ -7,7 +7,8 @@ from typing import Any
 
 import aiohttp
 
-from vigild.config import Config, split_listen, unix_listen
+from vigild.assembly import Config
+from vigild.fields import split_listen, unix_listen
 
 __all__ = ["ApiError", "call"]
 

@@ -23,15 +23,28 @@ from urllib.parse import quote
 import aiohttp
 
 from vigild import __version__
-from vigild.config import DEFAULT_ENGINES
 from vigild.redaction import one_line
 from vigild.wording import os_text
 
-__all__ = ["DEFAULT_TIMEOUT", "MAX_BODY", "EngineClient", "EngineError", "connect"]
+__all__ = [
+    "DEFAULT_ENGINES",
+    "DEFAULT_TIMEOUT",
+    "MAX_BODY",
+    "EngineClient",
+    "EngineError",
+    "connect",
+]
 
 MAX_BODY = 4 * 2**20
 """The largest answer read: an inspect is ~10 KiB, a stats answer ~3 KiB."""
 DEFAULT_TIMEOUT = 10.0
+
+DEFAULT_ENGINES = (
+    "unix:///var/run/docker.sock",
+    "unix:///run/podman/podman.sock",
+    "unix://${XDG_RUNTIME_DIR}/podman/podman.sock",
+)
+"""Where an engine is looked for when neither the config nor ``$DOCKER_HOST`` names one."""
 CONNECTIONS = 32
 """Connections kept to one engine: enough to fetch many containers' stats at once,
 few enough that vigild never floods the engine."""

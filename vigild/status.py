@@ -16,7 +16,8 @@ from vigild.alerting.alert import Alert
 from vigild.alerting.engine import Engine
 from vigild.alerting.notifiers import text
 from vigild.alerting.silences import Silence
-from vigild.config import Config, HttpTarget, PrometheusTarget, TargetConfig
+from vigild.assembly import Config
+from vigild.config import TargetConfig
 from vigild.events import ProbeResult
 from vigild.model import AlertEvent, Observation, Severity, rfc3339, worst
 from vigild.redaction import printable
@@ -93,8 +94,9 @@ class Board:
             "type": target.type,
             "labels": target.labels,
         }
-        if isinstance(target, HttpTarget | PrometheusTarget):
-            entry["url"] = target.url
+        url = target.shown_url()
+        if url is not None:
+            entry["url"] = url
         latest = self.latest.get(name)
         if latest is None:
             entry.update(up=None, observation=None, verdicts=[])

@@ -8,16 +8,29 @@ keyed by the qualified name itself (``processes:postgres``) wins over it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from vigild.model import Observation, Severity
 
 if TYPE_CHECKING:
-    from vigild.config import ThresholdSpec
+    from vigild.config import TargetConfig, ThresholdSpec
 
-__all__ = ["Rule", "RuleError", "Verdict", "base_metric", "evaluate"]
+__all__ = [
+    "Problem",
+    "Rule",
+    "RuleError",
+    "Verdict",
+    "base_metric",
+    "evaluate",
+    "merged_defaults",
+    "rules_of",
+    "target_rules",
+]
+
+Problem = tuple[tuple[str | int, ...], str]
+"""A key path (relative to the table being read) and what is wrong there."""
 
 
 class RuleError(ValueError):
@@ -144,3 +157,58 @@ def evaluate(observation: Observation, rules: Mapping[str, Rule]) -> list[Verdic
         elif rule.explicit or key in observation.missing:
             verdicts.append(Verdict(key, Severity.UNKNOWN, None, None, rule, why))
     return verdicts
+
+
+def merged_defaults(
+    builtin: Mapping[str, ThresholdSpec], overrides: Mapping[str, ThresholdSpec]
+) -> dict[str, ThresholdSpec]:
+    """``[thresholds]`` merged key by key over the built-in tables."""
+    merged = dict(builtin)
+    for metric, spec in overrides.items():
+        merged[metric] = spec.merged_over(merged.get(metric))
+    return merged
+
+
+def rules_of(
+    specs: Iterable[tuple[tuple[str | int, ...], str, ThresholdSpec]],
+    problems: list[Problem],
+    *,
+    explicit: bool = False,
+) -> dict[str, Rule]:
+    """A rule per ``(key path, metric, spec)``; a table that contradicts itself is a
+    problem at its key path instead."""
+    rules = {}
+    for loc, metric, spec in specs:
+        try:
+            rules[metric] = Rule.from_spec(metric, spec, explicit=explicit)
+        except RuleError as exc:
+            problems.append((loc, str(exc)))
+    return rules
+
+
+def target_rules(
+    target: TargetConfig,
+    defaults: Mapping[str, ThresholdSpec],
+    default_rules: Mapping[str, Rule],
+    problems: list[Problem],
+) -> dict[str, Rule]:
+    """The rules of one target: the defaults of what it reports, the rules its own keys
+    imply (a host's process checks), then its ``thresholds`` merged over the defaults.
+    Key paths in ``problems`` are relative to the target's table."""
+    reported = target.reported_metrics()
+    # Shared Rule objects: 10,000 targets need not hold 10,000 copies of the defaults.
+    result = {m: r for m, r in default_rules.items() if m in reported}
+    result.update(rules_of(target.implied_thresholds(defaults), problems, explicit=True))
+    for metric, spec in target.thresholds.items():
+        if metric not in reported:
+            problems.append(
+                (
+                    ("thresholds", metric),
+                    f"{target.type} targets do not report {metric!r} "
+                    f"(they report: {', '.join(sorted(reported))})",
+                )
+            )
+            continue
+        merged = spec.merged_over(defaults.get(metric))
+        result.update(rules_of([(("thresholds", metric), metric, merged)], problems, explicit=True))
+    return result

@@ -10,104 +10,19 @@ next cycle, because each cycle's reading touches them again.
 from __future__ import annotations
 
 import fnmatch
-import re
 import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from vigild.model import rfc3339
+from vigild.schedule import MaintenanceWindow, parse_schedule
 
 if TYPE_CHECKING:
-    from apscheduler.triggers.cron import CronTrigger
-
     from vigild.config import SilenceConfig
 
 __all__ = ["MaintenanceWindow", "Silence", "Silences", "parse_schedule"]
-
-_DAYS = {
-    "mon": "monday",
-    "tue": "tuesday",
-    "wed": "wednesday",
-    "thu": "thursday",
-    "fri": "friday",
-    "sat": "saturday",
-    "sun": "sunday",
-}
-_SCHEDULE = re.compile(
-    r"^\s*(?P<days>[A-Za-z*][A-Za-z,\-]*|\*)\s+"
-    r"(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})\s*$"
-)
-
-
-def _minutes(text: str) -> int:
-    hours, minutes = (int(part) for part in text.split(":"))
-    if hours > 24 or minutes > 59 or (hours == 24 and minutes):
-        raise ValueError(f"{text!r} is not a time of day")
-    return hours * 60 + minutes
-
-
-def _days(text: str) -> str:
-    """ "Sun", "sat,sun", "Mon-Fri", "*" or "daily" as APScheduler's ``day_of_week``."""
-    lowered = text.lower()
-    if lowered in ("*", "daily"):
-        return "*"
-    return ",".join("-".join(_day(d) for d in span.split("-")) for span in lowered.split(","))
-
-
-def _day(token: str) -> str:
-    for short, full in _DAYS.items():
-        if token in (short, full):
-            return short
-    raise ValueError(f"{token!r} is not a day (Mon, Tue, ... Sun)")
-
-
-_TICK = timedelta(microseconds=1)
-
-
-@dataclass(frozen=True)
-class MaintenanceWindow:
-    """A weekly window such as ``"Sun 02:00-04:00"`` in a named time zone.
-
-    Active when the window's latest start lies within its length before now:
-    the cron trigger finds the first start after ``now - length``.
-    """
-
-    trigger: CronTrigger
-    length: timedelta
-    text: str
-
-    def active(self, now: float) -> bool:
-        moment = datetime.fromtimestamp(now, UTC)
-        # The end is exclusive: at 04:00 a 02:00-04:00 window is over.
-        start = self.trigger.get_next_fire_time(None, moment - self.length + _TICK)
-        return start is not None and start <= moment
-
-
-def parse_schedule(text: str, timezone: str) -> MaintenanceWindow:
-    """``"Sun 02:00-04:00"``, ``"Mon-Fri 22:00-23:30"``, ``"daily 23:00-01:00"``."""
-    match = _SCHEDULE.match(text)
-    if match is None:
-        raise ValueError(
-            f'invalid schedule {text!r}: expected days and a time range, e.g. "Sun 02:00-04:00"'
-        )
-    start, end = _minutes(match["start"]), _minutes(match["end"])
-    length = (end - start) % (24 * 60)
-    if length == 0:
-        raise ValueError(f"schedule {text!r} has an empty time range")
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    from apscheduler.triggers.cron import CronTrigger
-
-    try:
-        zone = ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {timezone!r}") from None
-    trigger = CronTrigger(
-        day_of_week=_days(match["days"]), hour=start // 60, minute=start % 60, timezone=zone
-    )
-    return MaintenanceWindow(trigger, timedelta(minutes=length), text)
 
 
 @dataclass(frozen=True)
@@ -125,6 +40,29 @@ class Silence:
     created_by: str = ""
     source: str = "api"
     """``config`` or ``api``: only API silences can be expired through the API."""
+
+    @classmethod
+    def from_config(cls, spec: SilenceConfig, silence_id: str, now: float, source: str) -> Silence:
+        """A ``[[silences]]`` table (or an API body); a ``duration`` counts from
+        ``starts``, or from ``now`` when it has none."""
+        window = parse_schedule(spec.schedule, spec.timezone) if spec.schedule is not None else None
+        starts = spec.starts.timestamp() if spec.starts is not None else None
+        if spec.duration is not None:
+            ends: float | None = (starts if starts is not None else now) + spec.duration
+        else:
+            ends = spec.ends.timestamp() if spec.ends is not None else None
+        return cls(
+            id=silence_id,
+            target=spec.matchers.target,
+            metric=spec.matchers.metric,
+            severity=spec.matchers.severity,
+            starts=starts if window is None else None,
+            ends=ends,
+            window=window,
+            comment=spec.comment,
+            created_by=spec.created_by,
+            source=source,
+        )
 
     def active(self, now: float) -> bool:
         if self.window is not None:
@@ -190,7 +128,7 @@ class Silences:
     def add(self, spec: SilenceConfig, now: float) -> Silence:
         """A new runtime silence, kept in the state file in its config form, with a
         ``duration`` turned into ``ends`` so it means the same after a restart."""
-        silence = spec.silence(new_id(), now, "api")
+        silence = Silence.from_config(spec, new_id(), now, "api")
         if spec.duration is not None:
             spec = spec.model_copy(
                 update={
@@ -231,5 +169,5 @@ class Silences:
                 spec = SilenceConfig.model_validate(row)
             except ValidationError:
                 continue  # a row this vigild cannot read is not a silence it can honour
-            silences[silence_id] = spec.silence(silence_id, now, "api")
+            silences[silence_id] = Silence.from_config(spec, silence_id, now, "api")
         return silences

@@ -21,7 +21,8 @@ import structlog
 from aiohttp import web
 
 from vigild import __version__, logs
-from vigild.config import Config, ConfigError, load, split_listen, unix_listen
+from vigild.assembly import Config, load
+from vigild.config import ConfigError
 from vigild.daemon.history import History
 from vigild.daemon.metrics import Metrics
 from vigild.daemon.page import Snapshot, refresh_seconds, snapshot
@@ -30,6 +31,7 @@ from vigild.daemon.scheduler import CycleScheduler
 from vigild.daemon.sdnotify import SystemdNotify, Watchdog, status_line
 from vigild.daemon.server import make_app
 from vigild.events import CycleCompleted
+from vigild.fields import split_listen, unix_listen
 from vigild.model import worst
 from vigild.storage.database import Database
 from vigild.tasks import spawn

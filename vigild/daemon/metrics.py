@@ -32,7 +32,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from vigild import __version__
-from vigild.config import Config
+from vigild.assembly import Config
 from vigild.events import (
     ActionOutcome,
     CycleCompleted,

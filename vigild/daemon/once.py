@@ -13,7 +13,7 @@ import json
 import time
 from dataclasses import dataclass
 
-from vigild.config import Config
+from vigild.assembly import Config
 from vigild.daemon.runtime import Runtime, build_notifiers, make_session
 from vigild.model import AlertEvent, Identity, Notification, Severity
 from vigild.redaction import redact_values

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from vigild.alerting.actions.runner import ActionRunner
 from vigild.alerting.delivery import Delivery
 from vigild.alerting.engine import Engine
-from vigild.config import Config, TargetConfig
+from vigild.assembly import Config
+from vigild.config import TargetConfig
 from vigild.daemon.heartbeat import Heartbeat
 from vigild.events import Subscribers
 from vigild.probes.base import Probe

@@ -19,9 +19,9 @@ from vigild.alerting.actions.runner import ActionRunner
 from vigild.alerting.delivery import Delivery
 from vigild.alerting.engine import Engine
 from vigild.alerting.notifiers.base import Notifier, NotifierContext, backend
-from vigild.alerting.silences import Silences
+from vigild.alerting.silences import Silence, Silences
 from vigild.alerting.stages.route import Route
-from vigild.config import Config, split_listen
+from vigild.assembly import Config
 from vigild.daemon.cycle import Cycles
 from vigild.daemon.heartbeat import Heartbeat
 from vigild.daemon.parts import Parts, Watched
@@ -34,6 +34,7 @@ from vigild.events import (
     ProbeResult,
     Subscribers,
 )
+from vigild.fields import split_listen
 from vigild.model import Identity
 from vigild.probes.base import ProbeContext, build_probe
 from vigild.status import Board
@@ -244,7 +245,8 @@ class Runtime:
         return Silences(
             self.db.silences,
             configured=tuple(
-                s.silence(f"config-{i}", now, "config") for i, s in enumerate(config.silences)
+                Silence.from_config(s, f"config-{i}", now, "config")
+                for i, s in enumerate(config.silences)
             ),
             runtime=self._runtime_silences,  # shared: the API adds to it, a reload keeps it
         )

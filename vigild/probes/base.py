@@ -1,13 +1,18 @@
-"""The interface every probe implements, and the one place that builds them."""
+"""The interface every probe implements, and the registry that finds one by ``type``.
+
+A third party adds a probe by publishing a ``Probe`` subclass under the
+``vigild.probes`` entry-point group; its ``Options`` model (a ``TargetConfig``
+subclass) holds the target's own keys and the metrics it reports.
+"""
 
 from __future__ import annotations
 
-import importlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from vigild import plugins
 from vigild.model import Observation
 from vigild.redaction import one_line
 
@@ -17,7 +22,9 @@ if TYPE_CHECKING:
     from vigild.config import TargetConfig
     from vigild.engine_api import EngineClient
 
-__all__ = ["MAX_ERROR", "Probe", "ProbeContext", "build_probe"]
+__all__ = ["GROUP", "MAX_ERROR", "Probe", "ProbeContext", "backend", "build_probe"]
+
+GROUP = "vigild.probes"
 
 MAX_ERROR = 200
 """The longest error of an observation: one line an operator reads at a glance."""
@@ -33,6 +40,10 @@ class Probe(ABC):
     ``restore_state`` carry it through the state file, so ``--once`` from cron
     computes a rate between two runs and a restart does not lose it.
     """
+
+    Options: ClassVar[type[TargetConfig]]
+    """The target's keys: a ``TargetConfig`` subclass whose ``type`` is the probe's
+    entry-point name and whose ``REPORTED`` lists the metrics it can report."""
 
     keeps_state = False
 
@@ -82,17 +93,6 @@ class Probe(ABC):
         """Take back ``saved_state`` from an earlier run; a state that does not fit is ignored."""
 
 
-_PROBES = {
-    "http": "vigild.probes.http:HttpProbe",
-    "host": "vigild.probes.host:HostProbe",
-    "prometheus": "vigild.probes.prometheus:PrometheusProbe",
-    "container": "vigild.probes.container:ContainerProbe",
-    "tls": "vigild.probes.tls:TlsProbe",
-    "tcp": "vigild.probes.tcp:TcpProbe",
-}
-"""Imported when a config uses the type: ``--once`` pays only for what it watches."""
-
-
 class ProbeContext:
     """What the probes of one run share: its ClientSession, one client per container
     engine (a unix-socket connection pool each), closed with the run, and the secrets
@@ -127,8 +127,12 @@ class ProbeContext:
             await client.close()
 
 
+def backend(kind: str) -> type[Probe]:
+    """The probe registered as ``kind``; imported when a config uses the type, so
+    ``--once`` pays only for what it watches."""
+    found: type[Probe] = plugins.find(GROUP, kind, Probe, "probe")
+    return found
+
+
 def build_probe(target: TargetConfig, context: ProbeContext, timeout: float) -> Probe:
-    module, _, name = _PROBES[target.type].partition(":")
-    probe_class: Any = getattr(importlib.import_module(module), name)
-    probe: Probe = probe_class(target, timeout, context)
-    return probe
+    return backend(target.type)(target, timeout, context)

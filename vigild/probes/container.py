@@ -15,21 +15,30 @@ sample itself, and carries it, with the restart history behind
 from __future__ import annotations
 
 import asyncio
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal, Self
 
-from vigild.config import ContainerTarget
+from pydantic import model_validator
+
+from vigild.config import TargetConfig
 from vigild.engine_api import EngineError
+from vigild.fields import DAY, HOUR, MINUTE, EngineUrl, duration_between
 from vigild.model import Observation
 from vigild.probes.base import Probe, ProbeContext
-from vigild.redaction import shorten
+from vigild.probes.container_stats import (
+    HEALTH_LEVELS,
+    NO_DATA,
+    count,
+    cpu_percent,
+    health_of,
+    listed_name,
+    memory_percent,
+    stopped_error,
+    unhealthy_error,
+)
 
-__all__ = ["ContainerProbe", "cpu_percent", "memory_percent"]
-
-HEALTH_LEVELS = {"healthy": 0.0, "starting": 1.0, "unhealthy": 2.0}
-"""``container_health``; Docker's "none" (no healthcheck) and an absent Health: no value."""
+__all__ = ["ContainerProbe", "ContainerTarget"]
 
 MAX_EVENTS = 256
 """Restart increases remembered per container: a crash loop must not grow the state file."""
@@ -40,12 +49,6 @@ stats that hang become that container's error, before the whole probe times out.
 
 _STATS_METRICS = frozenset({"cpu_percent", "memory_percent"})
 _NOT_RUNNING = frozenset({"cpu_percent", "memory_percent", "container_health"})
-
-# How a computed figure can be without a value.
-NO_DATA = "no_data"
-"""Nothing to compute yet, for a good reason (first sample, no time passed, no limit)."""
-MISSING = "missing"
-"""The engine's answer lacks what the figure needs."""
 
 
 @dataclass(slots=True)
@@ -86,10 +89,49 @@ class _Reading:
         )
 
 
+class ContainerTarget(TargetConfig):
+    """Containers under Docker or Podman, through the Engine API both serve."""
+
+    REPORTED = frozenset(
+        {
+            "up",
+            "running",
+            "container_health",
+            "restarts",
+            "recent_restarts",
+            "cpu_percent",
+            "memory_percent",
+        }
+    )
+
+    type: Literal["container"] = "container"
+    container: str | None = None
+    """A container's name or id."""
+    container_labels: dict[str, str] = {}
+    """Every container carrying these labels (``com.docker.compose.service``), one each."""
+    engine: EngineUrl | None = None
+    """``unix:///var/run/docker.sock`` or ``tcp://host:2375``; unset: ``$DOCKER_HOST``,
+    then the first of ``DEFAULT_ENGINES`` that exists."""
+    restart_window: Annotated[float, duration_between(MINUTE, 30 * DAY)] = HOUR
+    """``recent_restarts`` counts restarts within this long."""
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> Self:
+        if (self.container is None) == (not self.container_labels):
+            raise ValueError("give either container (a name or id) or container_labels")
+        return self
+
+    @property
+    def expands(self) -> bool:
+        """Selected by labels: one observation per matching container, ``name/container``."""
+        return bool(self.container_labels)
+
+
 class ContainerProbe(Probe):
     """Probes one ``type = "container"`` target through its engine's client."""
 
     keeps_state = True
+    Options = ContainerTarget
     target: ContainerTarget
 
     def __init__(self, target: ContainerTarget, timeout: float, context: ProbeContext) -> None:
@@ -132,7 +174,7 @@ class ContainerProbe(Probe):
             return self._all_down(now, str(exc))
         found: dict[str, str] = {}
         for item in listed:
-            container = _listed_name(item)
+            container = listed_name(item)
             container_id = item.get("Id")
             if container is not None and isinstance(container_id, str) and container_id:
                 found[container] = container_id
@@ -198,9 +240,9 @@ class ContainerProbe(Probe):
         if not running:
             seen.cpu = None  # a stopped container's counters start again when it does
             reading.no_data |= _NOT_RUNNING
-            return reading.observation(observed, now, False, _stopped_error(status, state))
+            return reading.observation(observed, now, False, stopped_error(status, state))
 
-        health = _health(state)
+        health = health_of(state)
         reading.set("container_health", HEALTH_LEVELS.get(health or ""), NO_DATA)
         error: str | None = None
         try:
@@ -215,7 +257,7 @@ class ContainerProbe(Probe):
             reading.set("cpu_percent", cpu, why)
             reading.set("memory_percent", *memory_percent(stats))
         if health == "unhealthy":
-            return reading.observation(observed, now, False, _unhealthy_error(state, self.secrets))
+            return reading.observation(observed, now, False, unhealthy_error(state, self.secrets))
         return reading.observation(observed, now, True, error)
 
     def _restarts(
@@ -293,7 +335,7 @@ def _restored(entry: Any) -> _Seen | None:
         if (
             isinstance(event, list)
             and len(event) == 2
-            and _count(event[0]) is not None
+            and count(event[0]) is not None
             and isinstance(event[1], int)
             and event[1] > 0
         ):
@@ -301,128 +343,7 @@ def _restored(entry: Any) -> _Seen | None:
     cpu = entry.get("cpu")
     sample: tuple[float, float] | None = None
     if isinstance(cpu, list) and len(cpu) == 2:
-        total, system = _count(cpu[0]), _count(cpu[1])
+        total, system = count(cpu[0]), count(cpu[1])
         if total is not None and system is not None:
             sample = (total, system)
     return _Seen(entry["id"], restarts, events[-MAX_EVENTS:], sample)
-
-
-# ---------------------------------------------------------------------------
-# docker stats's figures
-
-
-def cpu_percent(
-    stats: Mapping[str, Any], previous: tuple[float, float] | None
-) -> tuple[float | None, str, tuple[float, float] | None]:
-    """``docker stats``'s CPU %: Δtotal_usage / Δsystem_cpu_usage * online CPUs * 100.
-
-    The earlier sample is ``precpu_stats`` when the engine filled it, else
-    ``previous`` (the caller's own last sample). Returns (percent or None, why
-    None: ``NO_DATA`` or ``MISSING``, this sample for next time).
-    """
-    cpu_stats = _mapping(stats.get("cpu_stats"))
-    usage = _mapping(cpu_stats.get("cpu_usage"))
-    total = _count(usage.get("total_usage"))
-    system = _count(cpu_stats.get("system_cpu_usage"))
-    if total is None or system is None or system == 0:
-        return None, MISSING, None
-    sample = (total, system)
-    cpus = _count(cpu_stats.get("online_cpus")) or 0.0
-    if not cpus:
-        # Engines before API 1.27 give no online_cpus, only one counter per CPU.
-        per_cpu = usage.get("percpu_usage")
-        cpus = float(len(per_cpu)) if isinstance(per_cpu, list) else 0.0
-    if not cpus:
-        return None, MISSING, sample
-    pre = _mapping(stats.get("precpu_stats"))
-    pre_system = _count(pre.get("system_cpu_usage"))
-    pre_total = _count(_mapping(pre.get("cpu_usage")).get("total_usage"))
-    before = (pre_total, pre_system) if pre_system and pre_total is not None else previous
-    if before is None:
-        return None, NO_DATA, sample
-    total_delta, system_delta = total - before[0], system - before[1]
-    if system_delta <= 0 or total_delta < 0:
-        # No time passed, or the counters started again (the container restarted).
-        return None, NO_DATA, sample
-    return round(total_delta / system_delta * cpus * 100.0, 2), "", sample
-
-
-def memory_percent(stats: Mapping[str, Any]) -> tuple[float | None, str]:
-    """``docker stats``'s MEM %: usage less the page cache it may drop, over the limit.
-
-    The cache is ``total_inactive_file`` on cgroup v1, ``inactive_file`` on v2,
-    subtracted only when smaller than usage; Podman gives no ``stats``: raw usage.
-    """
-    memory = _mapping(stats.get("memory_stats"))
-    usage = _count(memory.get("usage"))
-    if usage is None:
-        return None, MISSING
-    limit = _count(memory.get("limit"))
-    if not limit:
-        return None, NO_DATA  # Docker's own words: 0 only when there is nothing to read
-    detail = _mapping(memory.get("stats"))
-    used = usage
-    cache = _count(detail.get("total_inactive_file"))
-    if cache is not None and cache < usage:
-        used = usage - cache
-    else:
-        cache = _count(detail.get("inactive_file"))
-        if cache is not None and cache < usage:
-            used = usage - cache
-    return round(used / limit * 100.0, 2), ""
-
-
-# ---------------------------------------------------------------------------
-# Reading the engine's answers
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _count(value: Any) -> float | None:
-    """A counter as the engine writes it (a non-negative number), or None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) and number >= 0 else None
-
-
-def _listed_name(item: Mapping[str, Any]) -> str | None:
-    names = item.get("Names")
-    if isinstance(names, list) and names and isinstance(names[0], str):
-        name = names[0].lstrip("/")
-        return name or None
-    return None
-
-
-def _health(state: Mapping[str, Any]) -> str | None:
-    health = state.get("Health")
-    status = health.get("Status") if isinstance(health, dict) else None
-    return status if isinstance(status, str) and status in HEALTH_LEVELS else None
-
-
-def _stopped_error(status: Any, state: Mapping[str, Any]) -> str:
-    word = status if isinstance(status, str) and status else "not running"
-    if word in {"exited", "stopped", "dead"}:
-        code = state.get("ExitCode")
-        details = [f"code {code}"] if isinstance(code, int) and not isinstance(code, bool) else []
-        if state.get("OOMKilled") is True:
-            details.append("out of memory")
-        if details:
-            return f"container is {word} ({', '.join(details)})"
-    return f"container is {word}"
-
-
-def _unhealthy_error(state: Mapping[str, Any], secrets: frozenset[str]) -> str:
-    """ "container is unhealthy", with the last check's first line when it said something."""
-    health = _mapping(state.get("Health"))
-    log = health.get("Log")
-    last = log[-1] if isinstance(log, list) and log else None
-    output = _mapping(last).get("Output")
-    text = (
-        output.strip().splitlines()[0].strip() if isinstance(output, str) and output.strip() else ""
-    )
-    if not text:
-        return "container is unhealthy"
-    return f"container is unhealthy: {shorten(text, 120, secrets)}"

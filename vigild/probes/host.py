@@ -10,11 +10,16 @@ import asyncio
 import contextlib
 import os
 import time
+from collections.abc import Iterable, Mapping
+from typing import Literal
 
 import psutil
+from pydantic import Field, field_validator
 
-from vigild.config import HostTarget
+from vigild.config import TargetConfig, ThresholdSpec
+from vigild.fields import Name
 from vigild.model import Observation
+from vigild.plugins import Options
 from vigild.probes.base import Probe, ProbeContext
 
 __all__ = ["HostProbe"]
@@ -32,6 +37,57 @@ CPU_MIN_WINDOW = 0.25
 """Shortest span CPU use is measured over: the kernel counts in 10 ms ticks, so a
 window of a few ms reads as 0 or 100 %. Only a first probe right after start
 (``--once``) waits for it, and never for more than half the probe's timeout."""
+
+
+class ProcessCheck(Options):
+    """``processes = [{ name = "postgres", min = 1 }]``: at least ``min`` running."""
+
+    name: Name
+    min: int = Field(default=1, ge=1)
+
+    @property
+    def metric(self) -> str:
+        return f"processes:{self.name}"
+
+
+class HostTarget(TargetConfig):
+    """The host vigild runs on: CPU, memory, swap, disks, load and processes."""
+
+    REPORTED = frozenset(
+        {
+            "up",
+            "cpu_percent",
+            "memory_percent",
+            "swap_percent",
+            "disk_percent",
+            "load1",
+            "processes",
+        }
+    )
+
+    type: Literal["host"] = "host"
+    disks: list[str] = ["/"]
+    processes: list[ProcessCheck] = []
+
+    @field_validator("processes")
+    @classmethod
+    def _distinct(cls, value: list[ProcessCheck]) -> list[ProcessCheck]:
+        names = [check.name for check in value]
+        if len(set(names)) != len(names):
+            raise ValueError("each process name may be listed once")
+        return value
+
+    def implied_thresholds(
+        self, defaults: Mapping[str, ThresholdSpec]
+    ) -> Iterable[tuple[tuple[str | int, ...], str, ThresholdSpec]]:
+        """One per process check, keyed by its qualified metric: fewer than ``min``
+        running is critical. ``thresholds.processes`` may add ``for`` and a runbook."""
+        timing = self.thresholds.get("processes", defaults.get("processes", ThresholdSpec()))
+        for i, check in enumerate(self.processes):
+            spec = timing.model_copy(
+                update={"critical": check.min, "warning": None, "direction": "below"}
+            )
+            yield ("processes", i), check.metric, spec
 
 
 class HostProbe(Probe):
@@ -55,6 +111,7 @@ class HostProbe(Probe):
     cut that at 15 characters. Zombies have exited and do not count.
     """
 
+    Options = HostTarget
     target: HostTarget
 
     def __init__(

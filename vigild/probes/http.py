@@ -13,12 +13,14 @@ import json
 import re
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import yarl
+from pydantic import field_validator
 
-from vigild.config import HttpTarget
+from vigild.config import TargetConfig
+from vigild.fields import HttpUrlText
 from vigild.model import Observation
 from vigild.probes._net import client_context, describe_client_error, handshake, read_body
 from vigild.probes.base import MAX_ERROR, Probe, ProbeContext
@@ -47,9 +49,46 @@ _MISSING_HEALTH = frozenset({"health_status"})
 CERT_RECHECK = 3600.0
 
 
+class HttpTarget(TargetConfig):
+    """An HTTP(S) endpoint: its status, latency, JSON health body and certificate."""
+
+    REPORTED = frozenset(
+        {"up", "latency_seconds", "status_code", "health_status", "cert_expiry_days"}
+    )
+
+    type: Literal["http"] = "http"
+    url: HttpUrlText
+    method: str = "GET"
+    headers: dict[str, str] = {}
+    body: str | None = None
+    expect_status: list[int] | None = None
+    tls_verify: bool = True
+    follow_redirects: bool = True
+
+    def reported_metrics(self) -> frozenset[str]:
+        https = self.url.startswith("https://")
+        return self.REPORTED if https else self.REPORTED - {"cert_expiry_days"}
+
+    def shown_url(self) -> str | None:
+        return self.url
+
+    @field_validator("method")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
+
+    @field_validator("expect_status")
+    @classmethod
+    def _statuses(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and (not value or any(not 100 <= s <= 599 for s in value)):
+            raise ValueError("expect_status must list HTTP status codes (100-599)")
+        return value
+
+
 class HttpProbe(Probe):
     """Probes one ``type = "http"`` target through the daemon's shared session."""
 
+    Options = HttpTarget
     target: HttpTarget
 
     def __init__(self, target: HttpTarget, timeout: float, context: ProbeContext) -> None:

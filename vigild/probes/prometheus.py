@@ -22,34 +22,23 @@ which must not hold the event loop.
 from __future__ import annotations
 
 import asyncio
-import math
+import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, Self
 
 import aiohttp
 import structlog
 import yarl
+from pydantic import field_validator, model_validator
 
-from vigild.config import PrometheusTarget, quantile_metric
+from vigild.config import TargetConfig
+from vigild.fields import HttpUrlText
 from vigild.model import Observation
 from vigild.probes._net import describe_client_error, read_body
 from vigild.probes.base import MAX_ERROR, Probe, ProbeContext
-from vigild.probes.exposition import (
-    ExpositionError,
-    Page,
-    PageReader,
-    Selector,
-    Series,
-    bucket_increases,
-    finite_values,
-    histogram_buckets,
-    histogram_quantile,
-    increase,
-    latency_scale,
-    parse_selector,
-    summary_quantiles,
-)
+from vigild.probes.exposition import ExpositionError, Page, PageReader
+from vigild.probes.prometheus_reading import STATE_VERSION, Reading, counters_of, names_of
+from vigild.probes.selectors import Selector, SelectorError, latency_scale, parse_selector
 from vigild.redaction import one_line
 
 __all__ = ["ACCEPT", "INLINE_MAX", "PrometheusProbe", "read_page"]
@@ -68,14 +57,98 @@ page of this size about 1 ms on the loop."""
 log = structlog.get_logger("vigild.probes.prometheus")
 
 _OPENMETRICS = "application/openmetrics-text"
-_ERROR_RATE = "error_rate_percent"
-_STATE_VERSION = 1
+
+
+_QUANTILE_DIGITS = re.compile(r"[^0-9]")
+
+
+def quantile_metric(quantile: float) -> str:
+    """0.95 → ``latency_p95_seconds``; 0.5 → ``latency_p50_seconds``; 0.999 → ``…p999…``."""
+    digits = _QUANTILE_DIGITS.sub("", f"{quantile * 100:g}")
+    return f"latency_p{digits}_seconds"
+
+
+class PrometheusTarget(TargetConfig):
+    """A Prometheus (or OpenMetrics) exposition page, read as error rate, quantiles, gauges."""
+
+    REPORTED = frozenset({"up", "latency_seconds", "error_rate_percent"})
+    """And the quantiles and gauges the target's keys name (``reported_metrics``)."""
+
+    type: Literal["prometheus"] = "prometheus"
+    url: HttpUrlText
+    headers: dict[str, str] = {}
+    tls_verify: bool = True
+    requests: str | None = None
+    """Series selector of the request counter, e.g. ``http_requests_total``."""
+    errors: str | None = None
+    """Series selector of the failed requests, e.g. ``http_requests_total{status=~"5.."}``."""
+    latency_histogram: str | None = None
+    """A histogram's (or summary's) family name, optionally with label matchers."""
+    quantiles: list[float] = [0.95, 0.99]
+    gauges: dict[str, str] = {}
+    """Metric name → series selector: any gauge of the target, thresholded like the rest."""
+
+    @field_validator("quantiles")
+    @classmethod
+    def _quantiles(cls, value: list[float]) -> list[float]:
+        if not value or any(not 0 < q <= 1 for q in value):
+            raise ValueError("quantiles must be numbers above 0 and at most 1, such as 0.95")
+        return value
+
+    @field_validator("requests", "errors", "latency_histogram")
+    @classmethod
+    def _selector(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_selector(value)  # its SelectorError is a ValueError with one clear line
+        return value
+
+    @field_validator("latency_histogram")
+    @classmethod
+    def _in_seconds(cls, value: str | None) -> str | None:
+        if value is not None:
+            latency_scale(parse_selector(value).metric)  # a SelectorError naming the unit
+        return value
+
+    @field_validator("gauges")
+    @classmethod
+    def _gauge_names(cls, value: dict[str, str]) -> dict[str, str]:
+        taken = cls.REPORTED
+        for name, selector in value.items():
+            quantile = re.fullmatch(r"latency_p[0-9]+_seconds", name)
+            if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", name) or name in taken or quantile:
+                raise ValueError(
+                    f"gauge name {name!r} must be a metric name of letters, digits and _ "
+                    "that vigild does not already report"
+                )
+            try:
+                parse_selector(selector)
+            except SelectorError as exc:
+                raise ValueError(f"gauge {name!r}: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _errors_need_requests(self) -> Self:
+        if (self.errors is None) != (self.requests is None):
+            raise ValueError("requests and errors go together: the error rate is errors / requests")
+        return self
+
+    def reported_metrics(self) -> frozenset[str]:
+        metrics = {"up", "latency_seconds"}
+        if self.requests is not None:
+            metrics.add("error_rate_percent")
+        if self.latency_histogram is not None:
+            metrics.update(quantile_metric(q) for q in self.quantiles)
+        return frozenset(metrics | self.gauges.keys())
+
+    def shown_url(self) -> str | None:
+        return self.url
 
 
 class PrometheusProbe(Probe):
     """Probes one ``type = "prometheus"`` target through the daemon's shared session."""
 
     keeps_state = True
+    Options = PrometheusTarget
     target: PrometheusTarget
 
     def __init__(self, target: PrometheusTarget, timeout: float, context: ProbeContext) -> None:
@@ -125,9 +198,9 @@ class PrometheusProbe(Probe):
         names: set[str] = set()
         for selector in (self._requests, self._errors, *self._gauges.values()):
             if selector is not None:
-                names.update(_names_of(selector.metric))
+                names.update(names_of(selector.metric))
         if self._histogram is not None:
-            names.update(_names_of(self._histogram.metric, histogram=True))
+            names.update(names_of(self._histogram.metric, histogram=True))
         return names
 
     async def probe(self, now: float) -> tuple[Observation]:
@@ -152,7 +225,7 @@ class PrometheusProbe(Probe):
                 log.warning("selector finds nothing on the page", target=name, problem=warning)
         return (reading.observation(name, now, self.secrets),)
 
-    def _read(self, body: bytes, content_type: str, metrics: dict[str, float]) -> _Reading | str:
+    def _read(self, body: bytes, content_type: str, metrics: dict[str, float]) -> Reading | str:
         """What the page says against the last good scrape, or why it cannot be read.
 
         In a worker thread for a large page: it only reads ``_previous``, and the reader
@@ -162,7 +235,7 @@ class PrometheusProbe(Probe):
             page = read_page(self._reader, body, content_type)
         except ExpositionError as exc:
             return one_line(f"invalid exposition: {exc}", MAX_ERROR, self.secrets)
-        reading = _Reading(page, self._previous, metrics, self._scale)
+        reading = Reading(page, self._previous, metrics, self._scale)
         if self._requests is not None and self._errors is not None:
             reading.error_rate(self._requests, self._errors)
         if self._histogram is not None:
@@ -191,7 +264,7 @@ class PrometheusProbe(Probe):
     def saved_state(self) -> dict[str, Any] | None:
         if not self._previous:
             return None
-        return {"version": _STATE_VERSION, "counters": self._previous}
+        return {"version": STATE_VERSION, "counters": self._previous}
 
     def unsaved_state(self) -> dict[str, Any] | None:
         # A failed write is not retried until the next change: it loses at most the
@@ -202,236 +275,10 @@ class PrometheusProbe(Probe):
         return self.saved_state()
 
     def restore_state(self, state: dict[str, Any]) -> None:
-        counters = _counters_of(state)
+        counters = counters_of(state)
         if counters is not None:
             self._previous = counters
             self._unsaved = False
-
-
-class _Reading:
-    """What one page says, given the counters of the previous scrape.
-
-    A metric without a value is UNKNOWN (``missing``) only when its selector's metric
-    name is nowhere on the page, or the page cannot give it (a histogram without a
-    +Inf bucket, NaN in PromQL too). Anything else is absent (``no_data``): a series
-    not created yet, a rate warming up, no traffic. Each says why in ``reasons``.
-    """
-
-    def __init__(
-        self,
-        page: Page,
-        previous: Mapping[str, dict[str, float]],
-        metrics: dict[str, float],
-        scale: float = 1.0,
-    ) -> None:
-        self.page = page
-        self.previous = previous
-        self.metrics = metrics
-        self.scale = scale
-        """Latency values times this are seconds."""
-        self.missing: set[str] = set()
-        self.no_data: set[str] = set()
-        self.reasons: dict[str, str] = {}
-        self.notes: list[str] = []
-        self.warnings: list[str] = []
-        """What looks like a mistake in the config rather than a quiet service."""
-        self.counters: dict[str, dict[str, float]] = {}
-        """What the next scrape compares with."""
-        self.changed = False
-        """``counters`` differ from the previous scrape's."""
-
-    def error_rate(self, requests: Selector, errors: Selector) -> None:
-        handled_series = requests.select(self.page)
-        handled_now, handled_before = self._counter(requests.text, handled_series)
-        # No errors series at all is 0 errors: apps create the 5xx label set at the first 5xx.
-        failed_now, failed_before = self._counter(errors.text, errors.select(self.page))
-        if not handled_series:
-            self._not_found([_ERROR_RATE], requests, "metric")
-            return
-        if handled_before is None or failed_before is None:
-            self._absent([_ERROR_RATE], "warming up: a rate needs two scrapes")
-            return
-        handled = increase(handled_before, handled_now)
-        if handled <= 0:
-            self._absent([_ERROR_RATE], "no requests since the last scrape")
-            return
-        self.metrics[_ERROR_RATE] = 100.0 * increase(failed_before, failed_now) / handled
-
-    def quantiles(self, selector: Selector, quantiles: Mapping[float, str]) -> None:
-        family = selector.metric
-        buckets = selector.select(self.page, family + "_bucket")
-        if buckets:
-            self._histogram_quantiles(selector, buckets, quantiles)
-            return
-        summary = summary_quantiles(selector.select(self.page))
-        if summary:
-            self._summary_quantiles(family, summary, quantiles)
-            return
-        # No buckets yet is zero counts: buckets created before the next scrape count
-        # from 0, as a request counter's new series do.
-        self.counters[_histogram_key(selector)] = {}
-        mentioned = self.page.mentioned
-        if (
-            family not in mentioned
-            and family + "_bucket" not in mentioned
-            and (family + "_count" in mentioned or family + "_sum" in mentioned)
-        ):
-            why = (
-                f"summary {family} has no quantiles (made without objectives): "
-                "a histogram gives them"
-            )
-            self.warnings.append(f"{', '.join(sorted(quantiles.values()))}: {why}")
-            self._absent(quantiles.values(), why)
-            return
-        self._not_found(quantiles.values(), selector, "histogram or summary", histogram=True)
-
-    def _histogram_quantiles(
-        self, selector: Selector, series: list[Series], quantiles: Mapping[float, str]
-    ) -> None:
-        buckets = histogram_buckets(series, selector.metric)
-        if buckets.problem is not None:
-            self._unknown(quantiles.values(), buckets.problem)  # NaN in PromQL too
-            return
-        key = _histogram_key(selector)
-        previous = self.previous.get(key)
-        self.counters[key] = _carried(buckets.counts, buckets.skipped, previous)
-        if previous is None:
-            self._absent(quantiles.values(), "warming up: quantiles need two scrapes")
-            return
-        increases = bucket_increases(previous, buckets)
-        for q, metric in quantiles.items():
-            value = histogram_quantile(q, increases)
-            if value is None:
-                self._absent([metric], "no requests since the last scrape")
-            else:
-                self.metrics[metric] = value * self.scale
-
-    def _summary_quantiles(
-        self, family: str, summary: Mapping[float, list[float]], quantiles: Mapping[float, str]
-    ) -> None:
-        # A summary's quantiles are the service's own, over its own window: no deltas.
-        for q, metric in quantiles.items():
-            values = summary.get(q)
-            if values is None:
-                why = f"summary {family} has no quantile {q:g}"
-                self.warnings.append(f"{metric}: {why}")
-                self._absent([metric], why)
-                continue
-            finite = [v for v in values if math.isfinite(v)]
-            if finite:
-                self.metrics[metric] = max(finite) * self.scale
-            else:
-                self._absent([metric], "no requests in the summary's window")
-
-    def gauges(self, gauges: Mapping[str, Selector]) -> None:
-        for metric, selector in gauges.items():
-            series = selector.select(self.page)
-            if not series:
-                self._not_found([metric], selector, "metric")
-                continue
-            values = [s.value for s in series]
-            # As PromQL's sum: a NaN member makes the sum NaN (judged UNKNOWN).
-            exact = all(math.isfinite(v) for v in values)
-            self.metrics[metric] = math.fsum(values) if exact else sum(values)
-
-    def _not_found(
-        self, metrics: Iterable[str], selector: Selector, what: str, *, histogram: bool = False
-    ) -> None:
-        """No series matches ``selector``: UNKNOWN if its name is nowhere on the page."""
-        if any(self.page.has(name) for name in _names_of(selector.metric, histogram=histogram)):
-            self._absent(metrics, f"no series of {selector.text} yet")
-            return
-        why = f"no {what} {selector.metric} on the page"
-        self.warnings.append(f"{', '.join(sorted(metrics))}: {why}")
-        self._unknown(metrics, why)
-
-    def _counter(
-        self, selector: str, series: Iterable[Series]
-    ) -> tuple[dict[str, float], dict[str, float] | None]:
-        """This scrape's finite values and the previous scrape's (None on the first)."""
-        current, skipped = finite_values(series)
-        previous = self.previous.get(selector)
-        self.counters[selector] = _carried(current, skipped, previous)
-        return current, previous
-
-    def _absent(self, metrics: Iterable[str], why: str) -> None:
-        for metric in metrics:
-            self.no_data.add(metric)
-            self.reasons[metric] = why
-
-    def _unknown(self, metrics: Iterable[str], why: str) -> None:
-        metrics = sorted(metrics)
-        for metric in metrics:
-            self.missing.add(metric)
-            self.reasons[metric] = why
-        self.notes.append(f"{', '.join(metrics)}: {why}")
-
-    def observation(self, target: str, now: float, secrets: frozenset[str]) -> Observation:
-        note = one_line("; ".join(self.notes), MAX_ERROR, secrets) if self.notes else None
-        return Observation(
-            target,
-            now,
-            True,
-            note,
-            self.metrics,
-            missing=frozenset(self.missing),
-            no_data=frozenset(self.no_data),
-            reasons=self.reasons,
-        )
-
-
-def _histogram_key(selector: Selector) -> str:
-    return "histogram " + selector.text  # never the same as a counter selector's text
-
-
-def _names_of(metric: str, *, histogram: bool = False) -> tuple[str, ...]:
-    """The names under which ``metric`` can be on a page."""
-    if histogram:
-        return (metric, metric + "_bucket", metric + "_count", metric + "_sum")
-    if metric.endswith("_total"):
-        return (metric, metric.removesuffix("_total"))
-    return (metric,)
-
-
-def _carried(
-    current: dict[str, float], skipped: Sequence[str], previous: Mapping[str, float] | None
-) -> dict[str, float]:
-    """The counters to keep: a series skipped this time (NaN) keeps its last value, or it
-    would count from 0, as a new series does, when it comes back."""
-    if not skipped or not previous:
-        return current
-    kept = {key: previous[key] for key in skipped if key in previous}
-    kept.update(current)
-    return kept
-
-
-def _counters_of(state: Mapping[str, Any]) -> dict[str, dict[str, float]] | None:
-    """The counters of a saved state, or None for a state of another shape."""
-    if state.get("version") != _STATE_VERSION:
-        return None
-    counters = state.get("counters")
-    if not isinstance(counters, dict):
-        return None
-    restored: dict[str, dict[str, float]] = {}
-    for selector, series in counters.items():
-        if not isinstance(selector, str) or not isinstance(series, dict):
-            return None
-        values: dict[str, float] = {}
-        for key, value in series.items():
-            if not _is_count(key, value):
-                return None
-            values[key] = float(value)
-        restored[selector] = values
-    return restored
-
-
-def _is_count(key: object, value: object) -> bool:
-    return (
-        isinstance(key, str)
-        and isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-    )
 
 
 def _selector(text: str | None) -> Selector | None:

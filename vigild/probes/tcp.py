@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Literal
 
-from vigild.config import TcpTarget
+from pydantic import Field
+
+from vigild.config import TargetConfig
 from vigild.model import Observation
 from vigild.probes._net import close, describe_connect_error
 from vigild.probes.base import MAX_ERROR, Probe, ProbeContext
@@ -32,9 +35,23 @@ _SHOWN = 40
 """Characters of the server's answer quoted in a mismatch error."""
 
 
+class TcpTarget(TargetConfig):
+    """A TCP port: connect, optionally send a line and expect a banner."""
+
+    REPORTED = frozenset({"up", "latency_seconds"})
+
+    type: Literal["tcp"] = "tcp"
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+    send: str | None = None
+    expect: str | None = None
+    """Text the first bytes the server sends must contain."""
+
+
 class TcpProbe(Probe):
     """Probes one ``type = "tcp"`` target."""
 
+    Options = TcpTarget
     target: TcpTarget
 
     def __init__(

@@ -12,8 +12,11 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from typing import Literal
 
-from vigild.config import TlsTarget
+from pydantic import Field
+
+from vigild.config import TargetConfig
 from vigild.model import Observation
 from vigild.probes._net import client_context, describe_connect_error, handshake, ssl_text
 from vigild.probes.base import MAX_ERROR, Probe, ProbeContext
@@ -25,9 +28,23 @@ __all__ = ["TlsProbe"]
 _NO_EXPIRY = frozenset({"cert_expiry_days"})
 
 
+class TlsTarget(TargetConfig):
+    """A TLS endpoint's handshake and leaf certificate."""
+
+    REPORTED = frozenset({"up", "latency_seconds", "cert_expiry_days"})
+
+    type: Literal["tls"] = "tls"
+    host: str = Field(min_length=1)
+    port: int = Field(default=443, ge=1, le=65535)
+    server_name: str | None = None
+    """SNI and the name the certificate must carry; default ``host``."""
+    tls_verify: bool = True
+
+
 class TlsProbe(Probe):
     """Probes one ``type = "tls"`` target."""
 
+    Options = TlsTarget
     target: TlsTarget
 
     def __init__(

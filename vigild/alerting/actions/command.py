@@ -21,7 +21,8 @@ from typing import Annotated
 from pydantic import Field
 
 from vigild.alerting.actions import base, processes
-from vigild.config import MINUTE, ActionConfig, duration_between
+from vigild.config import ActionConfig
+from vigild.fields import MINUTE, duration_between
 
 __all__ = ["KILL_GRACE", "CommandAction", "CommandOptions", "action_environment"]
 

@@ -13,7 +13,8 @@ from pydantic import Field
 
 from vigild import engine_api
 from vigild.alerting.actions import base
-from vigild.config import MINUTE, ActionConfig, EngineUrl, duration_between
+from vigild.config import ActionConfig
+from vigild.fields import MINUTE, EngineUrl, duration_between
 
 __all__ = ["ContainerAction", "ContainerOptions"]
 

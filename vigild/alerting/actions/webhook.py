@@ -12,7 +12,8 @@ import asyncio
 from vigild.alerting.actions import base
 from vigild.alerting.notifiers import posting
 from vigild.alerting.notifiers.base import DeliveryError
-from vigild.config import ActionConfig, HttpUrlText
+from vigild.config import ActionConfig
+from vigild.fields import HttpUrlText
 
 __all__ = ["WebhookAction", "WebhookOptions"]
 

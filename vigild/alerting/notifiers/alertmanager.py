@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from vigild.alerting.notifiers import base, posting
 from vigild.alerting.notifiers.webhook import alert_json
-from vigild.config import http_url
+from vigild.fields import http_url
 from vigild.model import Severity, rfc3339
 
 if TYPE_CHECKING:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from vigild.alerting.notifiers import base, posting, text
-from vigild.config import http_url
+from vigild.fields import http_url
 from vigild.model import Severity, rfc3339
 from vigild.redaction import shorten
 from vigild.thresholds import base_metric

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, field_validator
 
 from vigild.alerting.notifiers import base, posting, text
-from vigild.config import http_url
+from vigild.fields import http_url
 from vigild.model import rfc3339
 from vigild.thresholds import base_metric
 
