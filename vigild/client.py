@@ -1,4 +1,8 @@
-"""Talking to the running daemon's API from the command line (``vigild silence``)."""
+"""Talking to the running daemon's API from the command line (``vigild silence``).
+
+Writes carry ``[daemon] api_token`` when this shell has it, else the daemon's
+cookie: on the daemon's own host, reading the cookie file is the permission.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ from typing import Any
 
 import aiohttp
 
-from vigild.config import Config, split_listen, unix_listen
+from vigild.config import DaemonConfig, split_listen, unix_listen
+from vigild.cookie import cookie_path, read_cookie
 
 __all__ = ["ApiError", "call"]
 
@@ -18,8 +23,7 @@ class ApiError(Exception):
     """The daemon could not be reached, or refused the request; the message says why."""
 
 
-def _base(config: Config) -> tuple[str, aiohttp.BaseConnector | None]:
-    listen = config.daemon.listen
+def _base(listen: str) -> tuple[str, aiohttp.BaseConnector | None]:
     socket_path = unix_listen(listen)
     if socket_path is not None:
         return "http://localhost", aiohttp.UnixConnector(path=socket_path)
@@ -30,12 +34,12 @@ def _base(config: Config) -> tuple[str, aiohttp.BaseConnector | None]:
     return f"http://{shown}:{port}", None
 
 
-async def call(config: Config, method: str, path: str, body: Any = None) -> Any:
+async def call(daemon: DaemonConfig, method: str, path: str, body: Any = None) -> Any:
     """One API request; the JSON answer, or ``ApiError`` with the daemon's own reason."""
-    base, connector = _base(config)
-    headers = {}
-    if config.daemon.api_token:
-        headers["Authorization"] = f"Bearer {config.daemon.api_token}"
+    base, connector = _base(daemon.listen)
+    cookie = cookie_path(daemon.state_path)
+    token = daemon.api_token or read_cookie(cookie)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     timeout = aiohttp.ClientTimeout(total=TIMEOUT)
     try:
         async with (
@@ -47,7 +51,7 @@ async def call(config: Config, method: str, path: str, body: Any = None) -> Any:
     except (aiohttp.ClientError, TimeoutError) as exc:
         reason = "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
         raise ApiError(
-            f"cannot reach vigild at {config.daemon.listen}: {reason} (is the daemon running?)"
+            f"cannot reach vigild at {daemon.listen}: {reason} (is the daemon running?)"
         ) from None
     try:
         document = json.loads(text)
@@ -57,5 +61,10 @@ async def call(config: Config, method: str, path: str, body: Any = None) -> Any:
         problems = document.get("problems") if isinstance(document, dict) else None
         error = document.get("error") if isinstance(document, dict) else None
         details = "".join(f"\n  {p}" for p in problems or [])
+        if status == 401 and token is None:
+            details += (
+                f"\n  {cookie} cannot be read by this user: run as the daemon's user, "
+                "or give [daemon] api_token (VIGILD_API_TOKEN)"
+            )
         raise ApiError(f"vigild refused: {error or f'HTTP {status}'}{details}")
     return document

@@ -54,6 +54,7 @@ __all__ = [
     "ConfigError",
     "ContainerTarget",
     "DaemonConfig",
+    "DaemonSection",
     "EngineUrl",
     "HostTarget",
     "HttpTarget",
@@ -70,6 +71,7 @@ __all__ = [
     "format_duration",
     "http_url",
     "load",
+    "load_daemon",
     "parse_duration",
     "size_between",
 ]
@@ -875,6 +877,60 @@ def load(path: Path, *, check_notifier_urls: bool = True) -> Config:
             (apprise's import alone takes a few hundred ms). ``vigild --once`` skips it
             to start fast; ``check-config``, ``run`` and a reload never do.
     """
+    raw = _read(path)
+    try:
+        return _Builder(path, os.environ, check_notifier_urls).build(raw)
+    except RecursionError:
+        raise ConfigError([_too_deep(path)]) from None
+
+
+@dataclass(frozen=True)
+class DaemonSection:
+    """What the commands that read the state file or talk to the running daemon need."""
+
+    daemon: DaemonConfig
+    secrets: frozenset[str]
+    """Every value of the file that came from the environment, to redact."""
+
+
+def load_daemon(path: Path) -> DaemonSection:
+    """``[daemon]`` alone, for ``silence``, ``actions history`` and ``healthcheck``.
+
+    They work from any shell on the host: a variable only the daemon's own
+    environment holds (a notifier's URL; ``api_token``, which the cookie stands in
+    for) is no problem to them, nor is a section they do not read.
+    """
+    raw = _read(path)
+    section = raw.get("daemon", {})
+    if not isinstance(section, dict):
+        raise ConfigError([f"{path}: daemon: must be a table"])
+    builder = _Builder(path, os.environ, check_notifier_urls=False)
+    try:
+        builder.interpolate(raw, ())  # for the secrets it finds, wherever they stand
+        builder.problems.clear()
+        known = builder.interpolate(
+            {k: v for k, v in section.items() if k != "api_token"}, ("daemon",)
+        )
+        found = len(builder.problems)
+        token = builder.interpolate(section.get("api_token"), ("daemon", "api_token"))
+    except RecursionError:
+        raise ConfigError([_too_deep(path)]) from None
+    if len(builder.problems) == found and token is not None:
+        known["api_token"] = token
+    del builder.problems[found:]
+    daemon = builder.daemon(known)
+    if builder.problems or daemon is None:
+        raise ConfigError(builder.problems)
+    return DaemonSection(daemon, frozenset(builder.secrets))
+
+
+def _too_deep(path: Path) -> str:
+    # tomllib and the builder both walk nesting by recursion: `a = [[[[...]]]]`
+    # thousands deep ends in a RecursionError, which is a broken file like any other.
+    return f"{path}: not valid TOML: arrays or tables nested too deeply"
+
+
+def _read(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -885,19 +941,12 @@ def load(path: Path, *, check_notifier_urls: bool = True) -> Config:
         raise ConfigError([f"{path}: not UTF-8 text (at byte {exc.start})"]) from None
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
-    # tomllib and the builder both walk nesting by recursion: `a = [[[[...]]]]`
-    # thousands deep ends in a RecursionError, which is a broken file like any other.
-    too_deep = f"{path}: not valid TOML: arrays or tables nested too deeply"
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text)
     except ValueError as exc:  # TOMLDecodeError, or a limit such as a 5,000-digit integer
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
     except RecursionError:
-        raise ConfigError([too_deep]) from None
-    try:
-        return _Builder(path, os.environ, check_notifier_urls).build(raw)
-    except RecursionError:
-        raise ConfigError([too_deep]) from None
+        raise ConfigError([_too_deep(path)]) from None
 
 
 class _Builder:

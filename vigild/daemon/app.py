@@ -22,6 +22,7 @@ from aiohttp import web
 
 from vigild import __version__, logs
 from vigild.config import Config, ConfigError, load, split_listen, unix_listen
+from vigild.cookie import cookie_path, remove_cookie, write_cookie
 from vigild.daemon.cycle import Watched
 from vigild.daemon.history import History
 from vigild.daemon.metrics import Metrics
@@ -106,6 +107,10 @@ class Daemon:
     async def setup(self) -> None:
         self._expect("new", "set up")
         self.runtime = await Runtime(self.config, clock=self.clock).open()
+        # Only once the state lock is ours: a second daemon refused by the lock must not
+        # replace the running one's cookie.
+        self._cookie_path = cookie_path(self.config.daemon.state_path)
+        self._cookie = write_cookie(self._cookie_path)
         self.metrics = Metrics(
             self.runtime.engine,
             secrets=lambda: self.config.secrets,
@@ -131,6 +136,7 @@ class Daemon:
             secrets=lambda: self.config.secrets,  # a reload changes them
             silences=lambda: self.runtime.engine.policy.silences,
             api_token=lambda: self.config.daemon.api_token,
+            cookie=self._cookie,
             unix_socket=unix_listen(self.config.daemon.listen) is not None,
             clock=self.clock,
             page=self._page,
@@ -168,7 +174,8 @@ class Daemon:
             if self.config.daemon.api_token is None and not _loopback(host):
                 log.warning(
                     "listening beyond this host without api_token: the status page and "
-                    "/api/status are open to the network, and the API refuses writes",
+                    "/api/status are open to the network; writes need the cookie file, "
+                    "so only local users who can read it can write",
                     listen=listen,
                 )
         self.runtime.delivery.start()
@@ -306,6 +313,7 @@ class Daemon:
             self._watchdog.stop()
         self.scheduler.pause()
         await self.runner.cleanup()
+        remove_cookie(self._cookie_path, self._cookie)
         socket_path = unix_listen(self.config.daemon.listen)
         if socket_path is not None:
             with contextlib.suppress(FileNotFoundError):
