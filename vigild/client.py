@@ -14,7 +14,7 @@ import aiohttp
 from vigild.config import DaemonConfig, split_listen, unix_listen
 from vigild.cookie import cookie_path, read_cookie
 
-__all__ = ["ApiError", "call"]
+__all__ = ["ApiError", "call", "local_url"]
 
 TIMEOUT = 10.0
 
@@ -27,11 +27,16 @@ def _base(listen: str) -> tuple[str, aiohttp.BaseConnector | None]:
     socket_path = unix_listen(listen)
     if socket_path is not None:
         return "http://localhost", aiohttp.UnixConnector(path=socket_path)
+    return local_url(listen), None
+
+
+def local_url(listen: str) -> str:
+    """Where a client on this host reaches a ``HOST:PORT`` listener."""
     host, port = split_listen(listen)
     if host in ("0.0.0.0", "::"):
         host = "127.0.0.1" if host == "0.0.0.0" else "::1"
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}", None
+    return f"http://{shown}:{port}"
 
 
 async def call(daemon: DaemonConfig, method: str, path: str, body: Any = None) -> Any:

@@ -15,7 +15,7 @@ import ipaddress
 import os
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import structlog
 from aiohttp import web
@@ -24,6 +24,7 @@ from vigild import __version__, logs
 from vigild.config import Config, ConfigError, load, split_listen, unix_listen
 from vigild.cookie import cookie_path, remove_cookie, write_cookie
 from vigild.daemon.cycle import Watched
+from vigild.daemon.firstrun import first_cycle_line
 from vigild.daemon.history import History
 from vigild.daemon.metrics import Metrics
 from vigild.daemon.page import Snapshot, refresh_seconds, snapshot
@@ -31,7 +32,7 @@ from vigild.daemon.runtime import Runtime
 from vigild.daemon.scheduler import CycleScheduler
 from vigild.daemon.sdnotify import SystemdNotify, Watchdog, status_line
 from vigild.daemon.server import make_app
-from vigild.model import worst
+from vigild.model import Severity, worst
 from vigild.tasks import spawn
 
 __all__ = ["Daemon", "LifecycleError"]
@@ -80,6 +81,7 @@ class Daemon:
         self._last_cycle = time.monotonic()
         self._last_completed = time.monotonic()
         self._status_sent = ""
+        self._greeted = False
         self._stage = "new"
         self._inflight: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
@@ -129,6 +131,7 @@ class Daemon:
         self.runtime.result_listeners.append(self.history.observed)
         self.runtime.cycle_listeners.append(self.history.cycle_completed)
         self.runtime.cycle_listeners.append(self._report_status)
+        self.runtime.cycle_listeners.append(self._first_cycle_done)
         app = make_app(
             exposition=self.metrics.exposition,
             status=lambda: self.runtime.board.document(self.config, self.runtime.engine),
@@ -200,15 +203,31 @@ class Daemon:
             self._watchdog.start()
 
     def _status_line(self) -> str:
+        return status_line(len(self.config.targets), self._worst_per_target())
+
+    def _worst_per_target(self) -> Iterator[Severity]:
         latest = self.runtime.board.latest.values()
-        severities = (worst(v.severity for v in verdicts) for _, verdicts in latest)
-        return status_line(len(self.config.targets), severities)
+        return (worst(v.severity for v in verdicts) for _, verdicts in latest)
 
     def _report_status(self, _now: float) -> None:
         line = self._status_line()
         if line != self._status_sent:  # one datagram per change, not per cycle
             self._status_sent = line
             self.notify.status(line)
+
+    def _first_cycle_done(self, _now: float) -> None:
+        if self._greeted:
+            return
+        self._greeted = True
+        daemon = self.config.daemon
+        log.info(
+            first_cycle_line(
+                len(self.config.targets),
+                self._worst_per_target(),
+                daemon.listen,
+                daemon.state_path,
+            )
+        )
 
     def _scheduler_alive(self) -> bool:
         """Cycles still start or end: a stalled scheduler must look as dead as a hung loop."""
