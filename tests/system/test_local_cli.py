@@ -84,6 +84,12 @@ async def test_the_cookie_lets_the_local_cli_write_and_dies_with_the_daemon(
     listing = await run("silence", "list", "--config", str(config))
     assert added.stdout.strip() in listing.stdout and "deploy" in listing.stdout
 
+    # A second daemon on the same state file is turned away before it writes a cookie.
+    written = cookie.read_text()
+    second = await run("run", "--config", str(config), env=daemon_env)
+    assert second.returncode == 2, second.stderr
+    assert cookie.read_text() == written
+
     # A daemon killed outright leaves its cookie; the next start replaces it, and
     # the old token opens nothing.
     old = cookie.read_text().strip()
