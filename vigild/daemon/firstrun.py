@@ -31,4 +31,6 @@ def first_cycle_line(
     noun = "target" if targets == 1 else "targets"
     watching = f"watching {targets} {noun}" + (f" ({', '.join(parts)})" if parts else "")
     page = f"API on {listen}" if unix_listen(listen) else f"status page {local_url(listen)}/"
-    return f"{watching} · {page} · state {state_path}"
+    # Path() drops the "./" a person wrote, and with it the hint of where it is.
+    relative = not state_path.is_absolute() and state_path.parts[:1] != ("..",)
+    return f"{watching} · {page} · state {'./' if relative else ''}{state_path}"
