@@ -141,6 +141,14 @@ async def test_listening_on_every_interface_without_api_token_says_who_may_write
     assert await post_silence(daemon.base, "guess") == 401
     added = await run("silence", "add", "--duration", "5m", "--config", str(config))
     assert added.returncode == 0, added.stderr  # the CLI goes through loopback, with the cookie
+    # Without the cookie (here: another state directory) the CLI says what would help.
+    elsewhere = environment(VIGILD_STATE_PATH=str(tmp_path / "other" / "state.db"))
+    refused = await run(
+        "silence", "add", "--duration", "5m", "--config", str(config), env=elsewhere
+    )
+    assert refused.returncode == 1
+    assert "a valid bearer token is required" in refused.stderr
+    assert "other/state.db.cookie cannot be read by this user" in refused.stderr
     assert await daemon.stop() == 0
 
 
