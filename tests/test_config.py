@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from vigild.assembly import find_config, load
+from vigild.assembly import load
 from vigild.config import ConfigError
+from vigild.config_file import find_config, load_daemon
 from vigild.fields import parse_duration
 from vigild.probes.http import HttpTarget
 
@@ -693,3 +694,41 @@ def test_external_url_is_an_http_url_and_optional(tmp_path: Path) -> None:
     )
     [problem] = problems(tmp_path, '[daemon]\nexternal_url = "vigil.example.net"\n' + MINIMAL)
     assert "external_url must start with http:// or https://" in problem
+
+
+def test_the_daemon_section_alone_needs_only_its_own_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What ``silence``, ``actions history`` and ``healthcheck`` read: a variable only
+    the daemon's environment holds is no problem, one its listener needs is."""
+    text = """
+[daemon]
+listen = "${LISTEN_HOST}:9469"
+api_token = "${API_TOKEN}"
+
+[[targets]]
+name = "api"
+type = "http"
+url = "${TARGET_URL}"
+
+[[notifiers]]
+name = "hook"
+type = "webhook"
+url = "https://hooks.example/${HOOK_KEY}"
+"""
+    path = write(tmp_path, text)
+    monkeypatch.setenv("LISTEN_HOST", "127.0.0.1")
+    monkeypatch.setenv("HOOK_KEY", "k3y-9d2")
+    section = load_daemon(path)
+    assert section.daemon.listen == "127.0.0.1:9469"
+    assert section.daemon.api_token is None  # the cookie stands in for it
+    assert "k3y-9d2" in section.secrets  # set anywhere: redacted everywhere
+
+    monkeypatch.setenv("API_TOKEN", "tok$$en")
+    assert load_daemon(path).daemon.api_token == "tok$$en"  # interpolated once, not twice
+
+    monkeypatch.delenv("LISTEN_HOST")
+    with pytest.raises(ConfigError) as info:
+        load_daemon(path)
+    [problem] = info.value.problems
+    assert "daemon.listen" in problem and "LISTEN_HOST is not set" in problem

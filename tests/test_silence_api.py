@@ -127,14 +127,14 @@ async def test_silence_through_the_api_and_the_command_line(
     assert await restarted.stop() == 0
 
 
-async def test_writes_are_refused_without_a_token(
+async def test_without_api_token_writes_need_the_cookie(
     tmp_path: Path, target_server: TargetServer, receiver: Receiver
 ) -> None:
     listen = f"127.0.0.1:{closed_port()}"
     daemon = await Daemon(write_config(tmp_path, target_server, receiver, listen), listen).start()
     await daemon.wait_ready()
     status, answer = await post(daemon, {"duration": "1h"}, "anything")
-    assert status == 403 and "api_token" in str(answer["error"])
+    assert status == 401 and "cookie" in str(answer["error"])
     code, _ = await daemon.get("/api/silences")
     assert code == 200  # reads stay open, like /metrics
     assert await daemon.stop() == 0

@@ -12,7 +12,6 @@ rest of vigild can redact them wherever text leaves the process.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -24,7 +23,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from vigild import plugins, thresholds
 from vigild.config import (
     BUILTIN_THRESHOLDS,
-    NOT_SUPPORTED_YET_DAEMON_KEYS,
     NOT_SUPPORTED_YET_SECTIONS,
     ActionConfig,
     AlertingConfig,
@@ -35,15 +33,14 @@ from vigild.config import (
     TargetConfig,
     ThresholdSpec,
 )
+from vigild.config_file import daemon_config, read, too_deep
 from vigild.fields import format_duration
 from vigild.probes.base import GROUP as PROBES
 from vigild.probes.base import backend as probe_backend
-from vigild.problems import Problems, reason
+from vigild.problems import Problems
 from vigild.redaction import redact
 
-__all__ = ["DEFAULT_PATHS", "Config", "find_config", "load"]
-
-DEFAULT_PATHS = (Path("thresholds.toml"), Path("/etc/vigild/thresholds.toml"))
+__all__ = ["Config", "load"]
 
 _Backed = TypeVar("_Backed", "NotifierConfig", "ActionConfig")
 
@@ -103,17 +100,6 @@ class Config:
 # Loading
 
 
-def find_config(explicit: str | None) -> Path:
-    """``--config``, then ``$VIGILD_CONFIG``, then ./thresholds.toml, then /etc/vigild."""
-    chosen = explicit or os.environ.get("VIGILD_CONFIG")
-    if chosen:
-        return Path(chosen)
-    for candidate in DEFAULT_PATHS:
-        if candidate.exists():
-            return candidate
-    return DEFAULT_PATHS[0]
-
-
 def load(path: Path, *, check_notifier_urls: bool = True) -> Config:
     """Read, interpolate and validate ``path``; every problem is in the ``ConfigError``.
 
@@ -122,29 +108,11 @@ def load(path: Path, *, check_notifier_urls: bool = True) -> Config:
             (apprise's import alone takes a few hundred ms). ``vigild --once`` skips it
             to start fast; ``check-config``, ``run`` and a reload never do.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: file not found"]) from None
-    except IsADirectoryError:
-        raise ConfigError([f"{path}: is a directory, not a config file"]) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"{path}: not UTF-8 text (at byte {exc.start})"]) from None
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
-    # tomllib and the builder both walk nesting by recursion: `a = [[[[...]]]]`
-    # thousands deep ends in a RecursionError, which is a broken file like any other.
-    too_deep = f"{path}: not valid TOML: arrays or tables nested too deeply"
-    try:
-        raw = tomllib.loads(text)
-    except ValueError as exc:  # TOMLDecodeError, or a limit such as a 5,000-digit integer
-        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
-    except RecursionError:
-        raise ConfigError([too_deep]) from None
+    raw = read(path)
     try:
         return _Builder(path, os.environ, check_notifier_urls).build(raw)
     except RecursionError:
-        raise ConfigError([too_deep]) from None
+        raise ConfigError([too_deep(path)]) from None
 
 
 class _Builder(Problems):
@@ -243,19 +211,7 @@ class _Builder(Problems):
     # -- sections ---------------------------------------------------------
 
     def daemon(self, raw: dict[str, Any]) -> DaemonConfig | None:
-        for key in NOT_SUPPORTED_YET_DAEMON_KEYS & raw.keys():
-            self.problem(("daemon", key), "not supported yet")
-        known = {k: v for k, v in raw.items() if k not in NOT_SUPPORTED_YET_DAEMON_KEYS}
-        try:
-            return DaemonConfig(**known)
-        except ValidationError as exc:
-            for err in exc.errors():
-                key = str(err["loc"][0]) if err["loc"] else ""
-                where: tuple[str | int, ...] = ("daemon", *err["loc"])
-                if key and key not in known and f"VIGILD_{key.upper()}" in self.env:
-                    where = (f"VIGILD_{key.upper()} (environment)",)
-                self.problem(where, reason(err))
-            return None
+        return daemon_config(self, raw)
 
     def targets(
         self,

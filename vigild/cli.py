@@ -10,7 +10,11 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from vigild.assembly import Config
+    from vigild.config import DaemonConfig
+    from vigild.config_file import DaemonSection
 
 __all__ = ["main"]
 
@@ -122,8 +126,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from vigild import assembly
     from vigild.config import ConfigError
+    from vigild.config_file import find_config
 
-    path = assembly.find_config(getattr(args, "config", None))
+    path = find_config(getattr(args, "config", None))
+    if command in {"silence", "actions", "healthcheck"}:
+        return _daemon_command(path, command, args)
     # Parsing notifier URLs imports apprise (a few hundred ms): `--once` from cron and
     # the commands that send nothing skip it; what `check-config` accepts, `run` starts.
     sends = command in {"run", "check-config", "test-notify"} and not args.once
@@ -134,15 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(problem, file=sys.stderr)
         if command == "check-config":
             print(f"{path}: invalid ({len(exc.problems)} problems)", file=sys.stderr)
-        if command == "healthcheck":
-            return 1  # Docker reserves 2; any failure is "unhealthy"
         return EXIT_ONCE_UNUSABLE if args.once else EXIT_INVALID_CONFIG
 
-    if command == "healthcheck":  # before logging: config warnings every 30 s are noise
-        return _healthcheck(config)
-    _configure_logging(config, args)
+    _configure_logging(config.daemon, config.secrets, args)
     if command == "check-config":
-        _say(_summary(config))
+        _say(_summary(config))  # which notifiers are disabled is part of the summary
         if not args.probe:
             return 0
         from vigild.daemon.once import probe_report
@@ -150,19 +153,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         found, lines = asyncio.run(probe_report(config))
         _say("\n".join(lines))
         return 0 if found else 1
+    import structlog
+
+    for warning in config.warnings:  # from the commands that would notify
+        structlog.get_logger("vigild").warning(warning)
     if command == "test-notify":
         from vigild.daemon.once import test_notify
 
         delivered, lines = asyncio.run(test_notify(config, args.notifier))
         _say("\n".join(lines))
         return 0 if delivered else 1
-    if command == "silence":
-        return _silence(config, args)
-    if command == "actions":
-        return _action_history(config, args.limit)
     if args.once:
         return _once(config, args.format)
     return _run(config)
+
+
+def _daemon_command(path: Path, command: str, args: argparse.Namespace) -> int:
+    """The commands that read the state file or ask the running daemon: they need
+    ``[daemon]`` only, so they work in a shell without the daemon's variables."""
+    from vigild.config import ConfigError
+    from vigild.config_file import load_daemon
+
+    try:
+        section = load_daemon(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        # Docker reserves 2 for HEALTHCHECK; any failure is "unhealthy".
+        return 1 if command == "healthcheck" else EXIT_INVALID_CONFIG
+    if command == "healthcheck":
+        return _healthcheck(section.daemon)
+    _configure_logging(section.daemon, section.secrets, args)
+    if command == "silence":
+        return _silence(section.daemon, args)
+    return _action_history(section, args.limit)
 
 
 def _say(text: str) -> None:
@@ -178,7 +202,7 @@ def _say(text: str) -> None:
         os.close(devnull)
 
 
-def _silence(config: Config, args: argparse.Namespace) -> int:
+def _silence(daemon: DaemonConfig, args: argparse.Namespace) -> int:
     import getpass
 
     from vigild.client import ApiError, call
@@ -197,13 +221,13 @@ def _silence(config: Config, args: argparse.Namespace) -> int:
             for key in ("duration", "starts", "ends"):
                 if getattr(args, key):
                     body[key] = getattr(args, key)
-            answer = asyncio.run(call(config, "POST", "/api/silences", body))
+            answer = asyncio.run(call(daemon, "POST", "/api/silences", body))
             _say(answer["id"])
         elif args.verb == "list":
-            listing = asyncio.run(call(config, "GET", "/api/silences"))
+            listing = asyncio.run(call(daemon, "GET", "/api/silences"))
             _say(_silence_table(listing))
         else:
-            asyncio.run(call(config, "DELETE", f"/api/silences/{args.id}"))
+            asyncio.run(call(daemon, "DELETE", f"/api/silences/{args.id}"))
             _say(f"expired {args.id}")
     except ApiError as exc:
         print(f"vigild: {exc}", file=sys.stderr)
@@ -211,24 +235,25 @@ def _silence(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def _healthcheck(config: Config) -> int:
+def _healthcheck(daemon: DaemonConfig) -> int:
     from vigild.client import ApiError, call
 
     try:
-        answer = asyncio.run(call(config, "GET", "/healthz"))
+        answer = asyncio.run(call(daemon, "GET", "/healthz"))
     except ApiError as exc:
         print(f"vigild: unhealthy: {exc}", file=sys.stderr)
         return 1
-    _say(f"vigild at {config.daemon.listen}: {answer.get('status', answer)}")
+    _say(f"vigild at {daemon.listen}: {answer.get('status', answer)}")
     return 0
 
 
-def _action_history(config: Config, limit: int) -> int:
+def _action_history(section: DaemonSection, limit: int) -> int:
     from vigild.alerting.notifiers.text import timestamp
+    from vigild.redaction import redact
     from vigild.storage.actions import read_action_history
     from vigild.storage.errors import StateFileError
 
-    path = config.daemon.state_path
+    path = section.daemon.state_path
     if not path.exists():
         _say(f"no state file at {path}: no action has run")
         return 0
@@ -244,9 +269,10 @@ def _action_history(config: Config, limit: int) -> int:
         code = f"exit {run.exit_code}" if run.exit_code is not None else ""
         verified = f" [{run.verified}]" if run.verified else ""
         _say(
-            config.redact(
+            redact(
                 f"{timestamp(run.started)}  {run.action}  {run.target} {run.metric}  "
-                f"{run.outcome}{verified}  {code}  {took}  {run.detail}"
+                f"{run.outcome}{verified}  {code}  {took}  {run.detail}",
+                section.secrets,
             )
         )
     return 0
@@ -268,21 +294,21 @@ def _silence_table(listing: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _configure_logging(config: Config, args: argparse.Namespace) -> None:
+def _configure_logging(
+    daemon: DaemonConfig, secrets: frozenset[str], args: argparse.Namespace
+) -> None:
     import structlog
 
     from vigild import logs
 
     logs.configure(
-        getattr(args, "log_format", None) or config.daemon.log_format,
-        getattr(args, "log_level", None) or config.daemon.log_level,
+        getattr(args, "log_format", None) or daemon.log_format,
+        getattr(args, "log_level", None) or daemon.log_level,
     )
-    logs.set_secrets(config.secrets)
-    if config.daemon.replica is not None:
+    logs.set_secrets(secrets)
+    if daemon.replica is not None:
         # On every line: the two vigilds of an HA pair otherwise log alike.
-        structlog.contextvars.bind_contextvars(replica=config.daemon.replica)
-    for warning in config.warnings:
-        structlog.get_logger("vigild").warning(warning)
+        structlog.contextvars.bind_contextvars(replica=daemon.replica)
 
 
 def _once(config: Config, output: str) -> int:

@@ -1,4 +1,9 @@
-"""structlog set-up: JSON off a TTY, key=value on one, secrets always redacted.
+"""structlog set-up: JSON off a TTY, a person's console on one, secrets always redacted.
+
+On a terminal (``log_format = "auto"``) lines are structlog's console lines:
+local time, level in colour, the event first. Off a terminal, or with
+``log_format`` set, they stay machine lines: JSON, or key=value (``console``),
+stamped in UTC.
 
 Libraries that log through the standard library (APScheduler, aiohttp,
 apprise) go through the same renderer, so a line in the journal has one shape.
@@ -44,18 +49,25 @@ def set_secrets(secrets: Iterable[str]) -> None:
 
 
 def configure(log_format: str = "auto", level: str = "info") -> None:
-    as_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
-    renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if as_json
-        else structlog.processors.KeyValueRenderer(
+    human = log_format == "auto" and sys.stderr.isatty()
+    renderer: Any
+    if human:
+        renderer = structlog.dev.ConsoleRenderer(colors=True)
+    elif log_format == "console":
+        renderer = structlog.processors.KeyValueRenderer(
             key_order=["timestamp", "level", "event"], drop_missing=True
         )
+    else:
+        renderer = structlog.processors.JSONRenderer()
+    # A person at a terminal reads the clock on the wall; the journal and collectors
+    # compare lines across hosts.
+    stamp = structlog.processors.TimeStamper(
+        fmt="%Y-%m-%d %H:%M:%S" if human else "iso", utc=not human
     )
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        stamp,
     ]
     numeric = logging.getLevelName(level.upper())
     structlog.configure(

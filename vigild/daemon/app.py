@@ -15,7 +15,7 @@ import ipaddress
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import structlog
 from aiohttp import web
@@ -23,6 +23,8 @@ from aiohttp import web
 from vigild import __version__, logs
 from vigild.assembly import Config, load
 from vigild.config import ConfigError
+from vigild.cookie import cookie_path, remove_cookie, write_cookie
+from vigild.daemon.firstrun import first_cycle_line
 from vigild.daemon.history import History
 from vigild.daemon.metrics import Metrics
 from vigild.daemon.page import Snapshot, refresh_seconds, snapshot
@@ -32,7 +34,7 @@ from vigild.daemon.sdnotify import SystemdNotify, Watchdog, status_line
 from vigild.daemon.server import make_app
 from vigild.events import CycleCompleted
 from vigild.fields import split_listen, unix_listen
-from vigild.model import worst
+from vigild.model import Severity, worst
 from vigild.storage.database import Database
 from vigild.tasks import spawn
 
@@ -82,6 +84,7 @@ class Daemon:
         self._last_cycle = time.monotonic()
         self._last_completed = time.monotonic()
         self._status_sent = ""
+        self._greeted = False
         self._stage = "new"
         self._inflight: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
@@ -114,6 +117,10 @@ class Daemon:
     async def setup(self) -> None:
         self._expect("new", "set up")
         self.runtime = await Runtime(self._config, clock=self.clock).open(watchers=self._watchers)
+        # Only once the state lock is ours: a second daemon refused by the lock must not
+        # replace the running one's cookie.
+        self._cookie_path = cookie_path(self.config.daemon.state_path)
+        self._cookie = write_cookie(self._cookie_path)
         app = make_app(
             exposition=self.metrics.exposition,
             status=lambda: self.runtime.board.document(self.config, self.runtime.parts.engine),
@@ -121,6 +128,7 @@ class Daemon:
             secrets=lambda: self.config.secrets,  # a reload changes them
             silences=lambda: self.runtime.parts.engine.policy.silences,
             api_token=lambda: self.config.daemon.api_token,
+            cookie=self._cookie,
             unix_socket=unix_listen(self.config.daemon.listen) is not None,
             clock=self.clock,
             page=self._page,
@@ -170,7 +178,8 @@ class Daemon:
             if self.config.daemon.api_token is None and not _loopback(host):
                 log.warning(
                     "listening beyond this host without api_token: the status page and "
-                    "/api/status are open to the network, and the API refuses writes",
+                    "/api/status are open to the network; writes need the cookie file, "
+                    "so only local users who can read it can write",
                     listen=listen,
                 )
         self.runtime.delivery.start()
@@ -195,9 +204,11 @@ class Daemon:
             self._watchdog.start()
 
     def _status_line(self) -> str:
+        return status_line(len(self.config.targets), self._worst_per_target())
+
+    def _worst_per_target(self) -> Iterator[Severity]:
         latest = self.runtime.board.latest.values()
-        severities = (worst(v.severity for v in verdicts) for _, verdicts in latest)
-        return status_line(len(self.config.targets), severities)
+        return (worst(v.severity for v in verdicts) for _, verdicts in latest)
 
     def _cycle_completed(self, event: CycleCompleted) -> None:
         self._last_completed = time.monotonic()
@@ -207,6 +218,21 @@ class Daemon:
         if line != self._status_sent:  # one datagram per change, not per cycle
             self._status_sent = line
             self.notify.status(line)
+        if not self._greeted:
+            self._greet()
+
+    def _greet(self) -> None:
+        """After the first cycle: what is watched, how it is, and where to look."""
+        self._greeted = True
+        daemon = self.config.daemon
+        log.info(
+            first_cycle_line(
+                len(self.config.targets),
+                self._worst_per_target(),
+                daemon.listen,
+                daemon.state_path,
+            )
+        )
 
     def _scheduler_alive(self) -> bool:
         """Cycles still start or end: a stalled scheduler must look as dead as a hung loop."""
@@ -312,6 +338,7 @@ class Daemon:
             self._watchdog.stop()
         self.scheduler.pause()
         await self.runner.cleanup()
+        remove_cookie(self._cookie_path, self._cookie)
         socket_path = unix_listen(self.config.daemon.listen)
         if socket_path is not None:
             with contextlib.suppress(FileNotFoundError):

@@ -2,8 +2,9 @@
 /api/status, /api/silences.
 
 Reads are open, like ``/metrics``; writes (creating and expiring silences)
-need ``[daemon] api_token`` as a bearer token, or a unix-socket listener,
-whose file permissions decide who may write.
+need a bearer token: ``[daemon] api_token`` (for remote clients), or the
+daemon's cookie (see ``vigild.cookie``: the CLI on the same host) — or a
+unix-socket listener, whose file permissions decide who may write.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def make_app(
     secrets: Callable[[], frozenset[str]],
     silences: Callable[[], Silences],
     api_token: Callable[[], str | None],
+    cookie: str,
     unix_socket: bool = False,
     clock: Callable[[], float] = time.time,
     page: Callable[[], Snapshot] | None = None,
@@ -48,16 +50,13 @@ def make_app(
     def refuse_write(request: web.Request) -> web.Response | None:
         if unix_socket:
             return None
-        token = api_token()
-        if token is None:
-            return json_response(
-                {"error": "writes are disabled: set [daemon] api_token (or listen on unix:)"},
-                403,
-            )
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+        tokens = [cookie] if (token := api_token()) is None else [token, cookie]
+        # Compared with every token, not up to the first match: the time taken says nothing.
+        matches = [hmac.compare_digest(given.encode(), t.encode()) for t in tokens]
+        if scheme.lower() != "bearer" or not any(matches):
             return web.json_response(
-                {"error": "a valid bearer token is required"},
+                {"error": "a valid bearer token is required ([daemon] api_token, or the cookie)"},
                 status=401,
                 headers={"WWW-Authenticate": "Bearer"},
             )

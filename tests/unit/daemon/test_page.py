@@ -12,7 +12,8 @@ import pytest
 from vigild.alerting.engine import Engine
 from vigild.alerting.pipeline import flush
 from vigild.alerting.silences import Silences
-from vigild.config import SilenceConfig, load
+from vigild.assembly import load
+from vigild.config import SilenceConfig
 from vigild.daemon.history import BUCKET, SLOTS, History, Point
 from vigild.daemon.page import refresh_seconds, render, snapshot, up_strip, uptime
 from vigild.events import ProbeResult

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from targets import closed_port
 
-from vigild.config import Config, load
+from vigild.assembly import Config, load
 from vigild.daemon.runtime import Runtime
 
 RELAY = '''
