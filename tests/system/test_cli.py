@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_config import toml_str, write_config
 from process import VIGILD, Daemon, Finished, environment, run
 from receivers import Receiver
 from targets import TargetServer, closed_port
@@ -26,31 +27,12 @@ from targets import TargetServer, closed_port
 from vigild import __version__
 from vigild.alerting.lock import StateLock
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SECRET = "sekrit-value"
 
 
 # ---------------------------------------------------------------------------
 # Helpers
-
-
-def toml_str(value: object) -> str:
-    """A TOML basic string (JSON's escaping is valid TOML for these values)."""
-    return json.dumps(str(value))
-
-
-def write_config(tmp_path: Path, body: str, *, name: str = "vigild.toml", daemon: str = "") -> Path:
-    """``[daemon]`` with a free ``listen`` and a state file in ``tmp_path``, then ``body``."""
-    path = tmp_path / name
-    path.write_text(
-        "[daemon]\n"
-        f"listen = {toml_str(f'127.0.0.1:{closed_port()}')}\n"
-        f"state_path = {toml_str(tmp_path / 'state.db')}\n"
-        f"{daemon}\n"
-        f"{body}\n",
-        encoding="utf-8",
-    )
-    return path
 
 
 def http_target(name: str, url: str, extra: str = "") -> str:

@@ -16,7 +16,7 @@ import pytest
 from process import Daemon, Finished, environment, run
 from targets import closed_port
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 BROKEN = sorted((DATA / "broken").glob("*.toml"))
 VALID = sorted((DATA / "valid").glob("*.toml"))
 

@@ -19,7 +19,7 @@ from targets import TargetServer, closed_port
 
 from vigild.config import DaemonConfig
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_config(path: Path, listen: str, body: str = "") -> Path:

@@ -28,7 +28,7 @@ from vigild.daemon.runtime import Runtime
 from vigild.model import fingerprint
 from vigild.testing import FakeClock
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FLEET_YML = REPO / "docs" / "alertmanager" / "fleet.yml"
 LABELS = {"env": "prod"}
 
@@ -56,7 +56,7 @@ async def test_the_documented_alertmanager_config_passes_amtool() -> None:
 # ---------------------------------------------------------------------------
 # Upgrade: a state file from before fleet identity
 
-FIXTURE = Path(__file__).parent / "data" / "state-before-fleet-identity.db"
+FIXTURE = Path(__file__).resolve().parents[1] / "data" / "state-before-fleet-identity.db"
 """Written by ``vigild --once`` at 620f37b: target ``db`` refused connections and the
 notifiers hook (webhook), pager (pagerduty) and am (alertmanager) were all told."""
 OLD_FINGERPRINT = "eddfe226b390fb08"

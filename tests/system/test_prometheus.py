@@ -14,8 +14,8 @@ from typing import Any
 from process import environment, until
 from prometheus_server import scraping
 from receivers import Receiver
+from standard_daemon import start_daemon
 from targets import TargetServer
-from test_daemon import start_daemon
 
 ENV = environment(API_TOKEN="t")
 

@@ -17,10 +17,10 @@ import yaml
 from process import environment, until
 from prometheus_server import scraping
 from receivers import Receiver
+from standard_daemon import start_daemon
 from targets import TargetServer
-from test_daemon import start_daemon
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = ROOT / "docs" / "prometheus"
 CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 RULES = PROMETHEUS_DIR / "vigild.rules.yml"

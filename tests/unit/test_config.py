@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from vigild.config import ConfigError, HttpTarget, find_config, load, parse_duration
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 MINIMAL = """
 [[targets]]

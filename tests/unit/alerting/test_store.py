@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import structlog
-from process import Daemon, until
+from process import Daemon, listen_address, until
 from prometheus_client.parser import text_string_to_metric_families
 from receivers import Receiver
+from standard_daemon import ENV, sent, start_daemon
 from targets import TargetServer
-from test_daemon import ENV, listen_address, sent, start_daemon
 
 from vigild.alerting.lock import StateLock, StateLocked
 from vigild.alerting.store import RECREATE_RETRY, AlertRow, Store

@@ -18,9 +18,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+from cli_config import toml_str, write_config
 from docker_api import EngineFactory, FakeEngine
 from process import environment, run
-from test_cli import toml_str, write_config
 
 from vigild.config import ContainerTarget
 from vigild.engine_api import EngineError, connect

@@ -48,7 +48,7 @@ from vigild.probes.prometheus import ACCEPT, INLINE_MAX, PrometheusProbe, read_p
 from vigild.thresholds import Rule, evaluate
 from vigild.wording import label_value
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 TEXT = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 MiB = 2**20
