@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 from process import RUNNING
 
@@ -14,3 +15,9 @@ async def no_daemon_outlives_its_test() -> AsyncIterator[None]:
     yield
     for daemon in list(RUNNING):
         await daemon.kill()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client:
+        yield client

@@ -1,13 +1,11 @@
-"""The ``alertmanager`` notifier: the postableAlerts body, delivery to every peer, real
-Alertmanagers (one, and an HA pair behind two real ``vigild``), nothing mocked."""
+"""The ``alertmanager`` notifier: the postableAlerts body, and delivery to every peer
+(real receivers standing in for them), nothing mocked. Real Alertmanagers: tests/system."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import time
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,11 +13,10 @@ from typing import Any
 import aiohttp
 import pytest
 import structlog
-from alertmanager import PEER_TIMEOUT, Alertmanager, StartAlertmanagers, running_alertmanagers
-from process import Daemon, environment
+from am_notifier import EXTERNAL, INTERVAL, NOW, SECRET, T0, event, note, notifier
 from pydantic import ValidationError
 from receivers import Receiver, Receivers
-from targets import TargetServer, closed_port
+from targets import closed_port
 
 from vigild.alerting.notifiers import base
 from vigild.alerting.notifiers.alertmanager import (
@@ -28,27 +25,13 @@ from vigild.alerting.notifiers.alertmanager import (
     AlertmanagerOptions,
     postable_alerts,
 )
-from vigild.config import ConfigError, NotifierConfig, load
-from vigild.model import AlertEvent, EventKind, Notification, Severity
+from vigild.config import ConfigError, load
+from vigild.model import AlertEvent, EventKind, Severity
 from vigild.model import rfc3339 as stamp
 from vigild.testing import TEST_HOST as HOST
-from vigild.testing import alert_event
-
-EXTERNAL = "http://127.0.0.1:9469"
-T0 = 1_714_564_984.0  # 2024-05-01 12:03:04 UTC
-NOW = T0 + 720
-INTERVAL = 30.0
-SECRET = "s3cr3t-pa55"
 
 # Alertmanager's API v2 postableAlert: every field it defines, and the ones it requires.
 POSTABLE_FIELDS = {"labels", "annotations", "startsAt", "endsAt", "generatorURL"}
-
-
-event = functools.partial(alert_event, metric="cpu_percent", value=91.5, threshold=80.0, since=T0)
-
-
-def note(*events: AlertEvent, created: float = NOW) -> Notification:
-    return Notification(notifier="am", created=created, events=events)
 
 
 def alerts(*events: AlertEvent, **kwargs: Any) -> list[dict[str, Any]]:
@@ -253,39 +236,8 @@ def test_registered_with_keepalive() -> None:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
-
-
-@pytest.fixture
-async def alertmanagers(tmp_path: Path) -> AsyncIterator[StartAlertmanagers]:
-    """Real Alertmanager processes (tests/alertmanager.py), stopped at teardown."""
-    async with running_alertmanagers(tmp_path) as start:
-        yield start
-
-
-@pytest.fixture
 async def second(receivers: Receivers) -> Receiver:
     return await receivers.start(Receiver)
-
-
-def notifier(
-    session: aiohttp.ClientSession,
-    urls: list[str],
-    *,
-    timeout: float = 5.0,
-    interval: float = INTERVAL,
-    **keys: Any,
-) -> AlertmanagerNotifier:
-    options = AlertmanagerOptions.model_validate({"urls": urls, **keys})
-    config = NotifierConfig.model_validate(
-        {"name": "am", "type": "alertmanager", "timeout": timeout, "options": options}
-    )
-    context = base.NotifierContext(
-        session=session, external_url=EXTERNAL, redact=lambda s: s, interval=interval
-    )
-    return AlertmanagerNotifier(config, context)
 
 
 async def test_posts_the_alerts_to_every_peer(
@@ -395,10 +347,6 @@ async def test_resolution_after_deescalation_ends_the_warning_alert(
     ]
 
 
-ENV_P = (("env", "p"),)
-"""A target's labels: part of an Alertmanager alert's identity, like severity."""
-
-
 def ended(alert: dict[str, Any], now: float) -> bool:
     return datetime.fromisoformat(alert["endsAt"]).timestamp() <= now
 
@@ -407,198 +355,8 @@ def ended(alert: dict[str, Any], now: float) -> bool:
 # A real Alertmanager
 
 
-async def test_a_real_alertmanager_takes_the_alerts_and_escalation_replaces_the_old_one(
-    alertmanagers: StartAlertmanagers, receiver: Receiver, session: aiohttp.ClientSession
-) -> None:
-    [peer] = await alertmanagers(1, route_to=receiver.url("/am"))
-    am = notifier(session, [peer.url])
-    warning = event(severity=Severity.WARNING, value=77.0, threshold=75.0, labels=ENV_P)
-    await am.send(note(warning))
-    [held] = await peer.alerts()
-    assert held["labels"] == {
-        "instance": "testhost",
-        "alertname": "cpu_percent",
-        "target": "covabot",
-        "metric": "cpu_percent",
-        "severity": "warning",
-        "env": "p",
-    }
-    assert held["status"]["state"] == "active"
-    assert held["annotations"]["value"] == "77"
-    assert held["generatorURL"] == EXTERNAL + "/api/status"
-    assert datetime.fromisoformat(held["startsAt"]).timestamp() == T0
-
-    await am.send(note(event(kind="escalated", previous=Severity.WARNING, labels=ENV_P)))
-    assert [a["labels"]["severity"] for a in await peer.alerts()] == ["critical"]
-
-    await am.send(note(event(kind="resolved", ended=time.time(), labels=ENV_P)))
-    assert await peer.alerts() == []
-
-
 # ---------------------------------------------------------------------------
 # A real vigild: keep-alive, then the HA cluster
-
-
-def vigild_config(
-    tmp_path: Path, name: str, target: TargetServer, urls: list[str], interval: str
-) -> tuple[Path, str]:
-    listen = f"127.0.0.1:{closed_port()}"
-    directory = tmp_path / name
-    directory.mkdir()
-    path = directory / "thresholds.toml"
-    path.write_text(
-        f"""
-[daemon]
-interval = "{interval}"
-listen = "{listen}"
-state_path = "{directory / "state.db"}"
-instance = "box"
-replica = "{name}"
-
-[alerting]
-group_wait = "0s"
-
-[[targets]]
-name = "api"
-type = "http"
-url = "{target.url()}"
-labels = {{ team = "core" }}
-
-[[notifiers]]
-name = "am"
-type = "alertmanager"
-urls = {json.dumps(urls)}
-headers = {{ Authorization = "Bearer ${{AM_TOKEN}}" }}
-"""
-    )
-    return path, listen
-
-
-ENV = environment(AM_TOKEN=SECRET)
-
-
-async def start_vigild(
-    tmp_path: Path, name: str, target: TargetServer, urls: list[str], interval: str
-) -> Daemon:
-    path, listen = vigild_config(tmp_path, name, target, urls, interval)
-    daemon = await Daemon(path, listen, ENV).start()
-    await daemon.wait_ready()
-    return daemon
-
-
-async def test_vigild_keeps_open_alerts_alive_then_resolves_them(
-    tmp_path: Path, target_server: TargetServer, receiver: Receiver
-) -> None:
-    wall = time.time() - time.monotonic()
-    daemon = await start_vigild(tmp_path, "one", target_server, [receiver.url("/am")], "1s")
-    target_server.status = 503
-    requests = await receiver.wait_for(4, timeout=10)
-    assert all(r.path == "/am/api/v2/alerts" for r in requests)
-    assert all(r.header("Authorization") == f"Bearer {SECRET}" for r in requests)
-    posted = [r.json for r in requests]
-    assert all(len(body) == 1 for body in posted)
-    first = posted[0][0]
-    assert first["labels"] == {
-        "team": "core",
-        "instance": "box",
-        "alertname": "up",
-        "target": "api",
-        "metric": "up",
-        "severity": "critical",
-    }
-    assert "503" in first["annotations"]["description"]
-    ends = []
-    for request in requests:
-        [alert] = request.json
-        assert (alert["labels"], alert["startsAt"]) == (first["labels"], first["startsAt"])
-        end = datetime.fromisoformat(alert["endsAt"]).timestamp()
-        ahead = end - (request.received_at + wall)
-        assert 3.4 < ahead <= 4.05, ahead  # four 1 s intervals ahead, every time
-        ends.append(end)
-    assert ends == sorted(ends) and len(set(ends)) == len(ends)
-
-    target_server.status = 200
-    await receiver.wait_for(len(receiver.requests) + 1)
-    await until_quiet(receiver, 1.5)
-    last = receiver.requests[-1]
-    [resolved] = last.json
-    assert resolved["labels"] == first["labels"]
-    assert datetime.fromisoformat(resolved["endsAt"]).timestamp() <= last.received_at + wall
-    assert await daemon.stop() == 0
-    assert not any(SECRET in line for line in daemon.log)
-
-
-async def until_quiet(receiver: Receiver, period: float, within: float = 5.0) -> None:
-    """Wait until nothing arrived for ``period`` seconds (a last repeat may be in flight)."""
-    deadline = time.monotonic() + within
-    while True:
-        count = len(receiver.requests)
-        await receiver.wait_quiet(period)
-        if len(receiver.requests) == count:
-            return
-        assert time.monotonic() < deadline, "the receiver never went quiet"
-
-
-async def test_ha_pair_behind_two_vigilds_notifies_once_per_change(
-    tmp_path: Path,
-    alertmanagers: StartAlertmanagers,
-    receiver: Receiver,
-    target_server: TargetServer,
-) -> None:
-    started = time.monotonic()
-    target_server.status = 503
-    # group_interval well over peer-timeout: the second peer's delayed flush then always
-    # sees the first peer's notification log before it decides (see DESIGN.md).
-    peers = await alertmanagers(
-        2, route_to=receiver.url("/am"), group_wait="1s", group_interval="2s"
-    )
-    urls = [peer.url for peer in peers]
-    daemons = await asyncio.gather(
-        *(start_vigild(tmp_path, name, target_server, urls, "1s") for name in ("a", "b"))
-    )
-
-    await receiver.wait_for(1, timeout=15)
-    # The outage goes on past peers times peer-timeout: a second copy would have come by now.
-    await receiver.wait_quiet(2 * PEER_TIMEOUT + 1.0)
-    assert len(receiver.requests) == 1, receiver.bodies
-    fired = receiver.requests[0]
-    assert fired.json["status"] == "firing"
-    [alert] = fired.json["alerts"]
-    assert alert["status"] == "firing"
-    assert alert["labels"] == {
-        "team": "core",
-        "instance": "box",
-        "alertname": "up",
-        "target": "api",
-        "metric": "up",
-        "severity": "critical",
-    }
-    await both_hold(peers, "active")
-
-    target_server.status = 200
-    await receiver.wait_for(2, timeout=10)
-    await receiver.wait_quiet(2 * PEER_TIMEOUT + 1.0)
-    assert len(receiver.requests) == 2, receiver.bodies
-    resolved = receiver.requests[1].json
-    assert resolved["status"] == "resolved"
-    assert [a["labels"] for a in resolved["alerts"]] == [alert["labels"]]
-    await both_hold(peers, None)
-
-    for daemon in daemons:
-        assert await daemon.stop() == 0
-        assert daemon.events("notification sent")
-        assert not daemon.events("notification retry")
-    assert time.monotonic() - started < 40
-
-
-async def both_hold(peers: list[Alertmanager], state: str | None) -> None:
-    """Each peer holds the alert in ``state``, or (None) holds no open alert."""
-    for peer in peers:
-        held = await peer.alerts()
-        if state is None:
-            assert held == [], (peer.name, held)
-        else:
-            assert [a["status"]["state"] for a in held] == [state], (peer.name, held)
 
 
 # ---------------------------------------------------------------------------
