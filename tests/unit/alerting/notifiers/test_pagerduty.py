@@ -1,23 +1,20 @@
 """The ``pagerduty`` notifier: Events API v2 bodies checked field by field against the
-spec, delivery to a real receiver on 127.0.0.1, the outbox, and a real ``vigild``."""
+spec, delivery to a real receiver on 127.0.0.1, and the outbox. A real ``vigild``: tests/system."""
 
 from __future__ import annotations
 
 import functools
 import json
 import math
-import re
-from collections.abc import AsyncIterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from process import Daemon, environment, run, until
+from pagerduty_events import KEY, SOURCE, assert_events_v2, sent
 from pydantic import ValidationError
-from receivers import PagerDutyReceiver, Receiver, Receivers
-from targets import TargetServer, closed_port
+from receivers import PagerDutyReceiver
+from targets import closed_port
 
 from vigild.alerting.delivery import Delivery
 from vigild.alerting.notifiers import base, text
@@ -30,79 +27,13 @@ from vigild.alerting.notifiers.pagerduty import (
 )
 from vigild.alerting.store import Store
 from vigild.config import ConfigError, NotifierConfig, load
-from vigild.model import AlertEvent, EventKind, Notification, Severity, fingerprint
+from vigild.model import AlertEvent, EventKind, Notification, Severity
 from vigild.testing import TEST_HOST as HOST
 from vigild.testing import FakeClock, alert_event
 
 EXTERNAL = "http://127.0.0.1:9469"
 STATUS_URL = EXTERNAL + "/api/status"
 T0 = 1_714_564_984.0  # 2024-05-01 12:03:04 UTC
-KEY = "R0UT1NGKEY0123456789abcdef012345"  # 32 characters, like a real integration key
-SOURCE = "box-1.example"
-
-# ---------------------------------------------------------------------------
-# PagerDuty's Events API v2 (OpenAPI spec of PagerDuty/api-schema,
-# reference/events-v2/openapiv3.json): the request body of POST /v2/enqueue.
-
-EVENT_PROPERTIES = {
-    "payload",
-    "routing_key",
-    "event_action",
-    "dedup_key",
-    "client",
-    "client_url",
-    "links",
-    "images",
-}
-EVENT_REQUIRED = {"routing_key", "event_action"}
-EVENT_ACTIONS = {"trigger", "acknowledge", "resolve"}
-PAYLOAD_PROPERTIES = {
-    "summary",
-    "timestamp",
-    "severity",
-    "source",
-    "component",
-    "group",
-    "class",
-    "custom_details",
-}
-PAYLOAD_REQUIRED = {"summary", "severity", "source"}
-PAYLOAD_SEVERITIES = {"critical", "warning", "error", "info"}
-LINK_PROPERTIES = {"href", "text"}
-LINK_REQUIRED = {"href"}
-STRING_FIELDS = ("routing_key", "dedup_key", "client", "client_url")
-PAYLOAD_STRING_FIELDS = ("summary", "timestamp", "source", "component", "group", "class")
-
-
-def assert_events_v2(body: Any) -> None:
-    """``body`` is a valid Events API v2 event, as the spec describes it."""
-    assert isinstance(body, dict)
-    assert EVENT_REQUIRED <= body.keys() <= EVENT_PROPERTIES, sorted(body)
-    assert body["event_action"] in EVENT_ACTIONS
-    for name in STRING_FIELDS:
-        assert name not in body or isinstance(body[name], str), name
-    if body["event_action"] == "trigger":
-        # The spec's prose: a trigger carries the payload; other events name their alert.
-        payload = body["payload"]
-        assert isinstance(payload, dict)
-        assert PAYLOAD_REQUIRED <= payload.keys() <= PAYLOAD_PROPERTIES, sorted(payload)
-        assert payload["severity"] in PAYLOAD_SEVERITIES
-        for name in PAYLOAD_STRING_FIELDS:
-            assert name not in payload or isinstance(payload[name], str), name
-        assert payload["summary"] and len(payload["summary"]) <= SUMMARY_MAX
-        if "timestamp" in payload:  # format: date-time
-            assert datetime.fromisoformat(payload["timestamp"]).tzinfo is not None
-        assert isinstance(payload.get("custom_details", {}), dict)
-    else:
-        assert isinstance(body["dedup_key"], str) and body["dedup_key"]
-    links = body.get("links", [])
-    assert isinstance(links, list)
-    for link in links:
-        assert LINK_REQUIRED <= link.keys() <= LINK_PROPERTIES
-        assert re.match(r"^https?://\S+$", link["href"])  # format: url
-    # What goes on the wire must be strict JSON: NaN would be refused.
-    json.dumps(body, allow_nan=False)
-
 
 # ---------------------------------------------------------------------------
 # Building blocks
@@ -126,17 +57,6 @@ def bodies(message: Notification, **keys: Any) -> list[dict[str, Any]]:
     return pagerduty_events(message, options(**keys), EXTERNAL, SOURCE)
 
 
-@pytest.fixture
-async def pd(receivers: Receivers) -> PagerDutyReceiver:
-    return await receivers.start(PagerDutyReceiver)
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
-
-
 def notifier(
     session: aiohttp.ClientSession, events_url: str, redact: Any = lambda s: s, **keys: Any
 ) -> PagerDutyNotifier:
@@ -145,10 +65,6 @@ def notifier(
     )
     context = base.NotifierContext(session=session, external_url=EXTERNAL, redact=redact)
     return PagerDutyNotifier(config, context)
-
-
-def sent(receiver: Receiver) -> list[tuple[str, str]]:
-    return [(b["event_action"], b["dedup_key"]) for b in receiver.bodies]
 
 
 # ---------------------------------------------------------------------------
@@ -528,117 +444,6 @@ async def test_outbox_retries_429_and_503_until_pagerduty_accepts(
 
 # ---------------------------------------------------------------------------
 # A real vigild
-
-ENV = environment(PD_ROUTING_KEY=KEY)
-
-
-def write_config(tmp_path: Path, target: TargetServer, events_url: str) -> tuple[Path, str]:
-    listen = f"127.0.0.1:{closed_port()}"
-    path = tmp_path / "thresholds.toml"
-    path.write_text(
-        f"""
-[daemon]
-interval = "1s"
-listen = "{listen}"
-state_path = "{tmp_path / "state.db"}"
-instance = "pd-host"
-
-[alerting]
-group_wait = "0s"
-
-[[targets]]
-name = "api"
-type = "http"
-url = "{target.url()}"
-
-[[notifiers]]
-name = "oncall"
-type = "pagerduty"
-routing_key = "${{PD_ROUTING_KEY}}"
-events_url = "{events_url}"
-source = "{SOURCE}"
-min_severity = "critical"
-"""
-    )
-    return path, listen
-
-
-async def test_daemon_triggers_then_resolves_the_same_alert(
-    tmp_path: Path, target_server: TargetServer, pd: PagerDutyReceiver
-) -> None:
-    path, listen = write_config(tmp_path, target_server, pd.url("/v2/enqueue"))
-    daemon = await Daemon(path, listen, ENV).start()
-    await daemon.wait_ready()
-    await until(lambda: target_server.hits >= 2, what="probes")
-    assert pd.requests == []
-
-    target_server.status = 503
-    [request] = await pd.wait_for(1)
-    trigger = request.json
-    assert_events_v2(trigger)
-    assert trigger["routing_key"] == KEY
-    assert trigger["event_action"] == "trigger"
-    assert trigger["dedup_key"] == fingerprint("pd-host", "api", "up")
-    payload = trigger["payload"]
-    assert (payload["severity"], payload["source"], payload["component"]) == (
-        "critical",
-        SOURCE,
-        "api",
-    )
-    assert payload["summary"].startswith("[CRITICAL] api up = 0: firing (")
-    assert "503" in payload["custom_details"]["note"]
-    assert trigger["links"] == [{"href": f"http://{listen}/api/status", "text": "vigild status"}]
-
-    target_server.status = 200
-    await pd.wait_for(2)
-    await pd.wait_quiet(2.5)  # two more cycles: nothing more to say
-    assert sent(pd) == [("trigger", trigger["dedup_key"]), ("resolve", trigger["dedup_key"])]
-    assert_events_v2(pd.bodies[1])
-
-    status = await daemon.status()
-    assert KEY not in json.dumps(status)
-    assert await daemon.stop() == 0
-    assert daemon.events("notification sent")
-    assert not any(KEY in line for line in daemon.log)
-
-
-async def test_daemon_rejection_is_logged_and_counted_without_the_key(
-    tmp_path: Path, target_server: TargetServer, pd: PagerDutyReceiver
-) -> None:
-    pd.status = 400
-    pd.response_body = json.dumps(
-        {"status": "invalid event", "message": "Event object is invalid", "errors": [KEY]}
-    )
-    target_server.status = 503
-    path, listen = write_config(tmp_path, target_server, pd.url("/v2/enqueue"))
-    daemon = await Daemon(path, listen, ENV).start()
-    await daemon.wait_ready()
-    await daemon.wait_log("notification failed")
-    [failed] = daemon.events("notification failed")
-    assert failed["error"] == (
-        "pagerduty rejected event: answered 400: Event object is invalid: ***"
-    )
-    assert failed["retryable"] is False
-    _, metrics = await daemon.get("/metrics")
-    assert 'vigild_notifications_total{notifier="oncall",outcome="failed"} 1.0' in metrics
-    await pd.wait_quiet(0.4)
-    assert len(pd.requests) == 1  # never retried
-    for text_out in (metrics, json.dumps(await daemon.status()), *daemon.log):
-        assert KEY not in text_out
-    assert await daemon.stop() == 0
-
-
-async def test_test_notify_command_triggers_and_resolves(
-    tmp_path: Path, target_server: TargetServer, pd: PagerDutyReceiver
-) -> None:
-    path, _ = write_config(tmp_path, target_server, pd.url("/v2/enqueue"))
-    done = await run("test-notify", "--config", str(path), env=ENV)
-    assert done.returncode == 0, done.stderr
-    assert "oncall: delivered" in done.stdout
-    trigger, resolve = pd.bodies
-    assert trigger["payload"]["summary"] == f"[TEST] vigild test-notify from {SOURCE}"
-    assert (resolve["event_action"], resolve["dedup_key"]) == ("resolve", trigger["dedup_key"])
-    assert KEY not in done.stdout + done.stderr
 
 
 def test_text_summary_wording_is_what_pagerduty_shows() -> None:
