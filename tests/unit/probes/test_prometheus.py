@@ -14,7 +14,7 @@ import json
 import math
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +22,17 @@ import aiohttp
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from process import run
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
 )
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_pages import SHOP, TEXT, make_probe, page, scrape, serve, write_target
 from targets import TargetServer, closed_port
 
 from vigild.alerting.store import Store
-from vigild.config import ConfigError, PrometheusTarget, ThresholdSpec, load
+from vigild.config import ConfigError, ThresholdSpec, load
 from vigild.daemon.runtime import Runtime
 from vigild.model import Observation, Severity
-from vigild.probes.base import ProbeContext, build_probe
 from vigild.probes.exposition import (
     ExpositionError,
     PageReader,
@@ -44,55 +43,13 @@ from vigild.probes.exposition import (
     increase,
     parse_selector,
 )
-from vigild.probes.prometheus import ACCEPT, INLINE_MAX, PrometheusProbe, read_page
+from vigild.probes.prometheus import ACCEPT, INLINE_MAX, read_page
 from vigild.thresholds import Rule, evaluate
 from vigild.wording import label_value
 
-DATA = Path(__file__).resolve().parents[2] / "data"
-TEXT = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 MiB = 2**20
 INF = math.inf
-
-# The selectors of the realistic page: /health is left out of everything.
-SHOP = {
-    "requests": 'http_requests_total{route!="/health"}',
-    "errors": 'http_requests_total{route!="/health",status=~"5.."}',
-    "latency_histogram": 'http_request_duration_seconds{route!="/health"}',
-    "gauges": {"queue_depth": 'jobs_queued{queue=~"high|default"}'},
-}
-
-
-def page(name: str) -> str:
-    return (DATA / name).read_text(encoding="utf-8")
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-def make_probe(
-    session: aiohttp.ClientSession, url: str, probe_timeout: float = 5.0, **keys: Any
-) -> PrometheusProbe:
-    target = PrometheusTarget.model_validate(
-        {"name": "shop", "type": "prometheus", "url": url, **keys}
-    )
-    probe = build_probe(target, ProbeContext(session), probe_timeout)
-    assert isinstance(probe, PrometheusProbe)
-    return probe
-
-
-async def scrape(probe: PrometheusProbe, now: float = 1000.0) -> Observation:
-    # probe(), not observe(): an exception must fail the test, not become an observation.
-    (observation,) = await probe.probe(now)
-    return observation
-
-
-def serve(server: TargetServer, name: str, content_type: str = TEXT) -> None:
-    server.body = page(name)
-    server.content_type = content_type
 
 
 def assert_down(observation: Observation, error_start: str) -> None:
@@ -975,48 +932,6 @@ async def test_a_changed_selector_starts_its_rate_afresh(
 
 
 # ---------------------------------------------------------------------------
-# vigild --once from cron: the rate between two runs
-
-
-async def test_once_twice_computes_the_error_rate_between_runs(
-    tmp_path: Path, target_server: TargetServer
-) -> None:
-    config = tmp_path / "vigild.toml"
-    config.write_text(
-        "[daemon]\n"
-        f'listen = "127.0.0.1:{closed_port()}"\n'
-        f"state_path = {json.dumps(str(tmp_path / 'state.db'))}\n"
-        "\n[[targets]]\n"
-        'name = "shop"\n'
-        'type = "prometheus"\n'
-        f'url = "{target_server.url("/metrics")}"\n'
-        f"requests = '{SHOP['requests']}'\n"
-        f"errors = '{SHOP['errors']}'\n"
-        f"latency_histogram = '{SHOP['latency_histogram']}'\n",
-        encoding="utf-8",
-    )
-    serve(target_server, "exposition_scrape1.prom")
-    first = await run("--once", "--format", "json", "--config", str(config))
-    assert first.returncode == 0, first.stderr
-    [shop] = first.json["targets"]
-    assert shop["observation"]["up"] is True
-    assert "error_rate_percent" not in shop["observation"]["metrics"]
-
-    serve(target_server, "exposition_scrape2.prom")
-    second = await run("--once", "--format", "json", "--config", str(config))
-    [shop] = second.json["targets"]
-    metrics = shop["observation"]["metrics"]
-    assert metrics["error_rate_percent"] == pytest.approx(2.5)
-    assert metrics["latency_p95_seconds"] == pytest.approx(0.7)
-    assert metrics["latency_p99_seconds"] == 1.0
-    # 2.5 % is over the default warning line (2 %): the run exits 1, WARNING.
-    verdicts = {v["metric"]: v["severity"] for v in shop["verdicts"]}
-    assert verdicts["error_rate_percent"] == "warning"
-    assert second.returncode == 1, second.stderr
-    assert target_server.hits == 2
-
-
-# ---------------------------------------------------------------------------
 # Large pages: only what the selectors match is kept, off the event loop
 
 
@@ -1147,19 +1062,7 @@ async def test_a_large_page_is_read_off_the_event_loop(
 
 
 # ---------------------------------------------------------------------------
-# Units, summaries, quantile 1, check-config --probe
-
-
-def write_target(tmp_path: Path, url: str, **keys: str) -> Path:
-    path = tmp_path / "vigild.toml"
-    lines = "".join(f"{key} = {value}\n" for key, value in keys.items())
-    path.write_text(
-        f'[daemon]\nlisten = "127.0.0.1:{closed_port()}"\n'
-        f"state_path = {json.dumps(str(tmp_path / 'state.db'))}\n"
-        f'[[targets]]\nname = "shop"\ntype = "prometheus"\nurl = "{url}"\n{lines}',
-        encoding="utf-8",
-    )
-    return path
+# Units, summaries, quantile 1 (check-config --probe: tests/system)
 
 
 def test_a_latency_histogram_in_bytes_is_a_config_error(tmp_path: Path) -> None:
@@ -1172,20 +1075,6 @@ def test_a_latency_histogram_in_bytes_is_a_config_error(tmp_path: Path) -> None:
         "latency_histogram http_response_size_bytes is in bytes, not seconds" in p
         for p in caught.value.problems
     ), caught.value.problems
-
-
-async def test_milliseconds_are_scaled_and_noted_by_check_config(
-    tmp_path: Path, session: aiohttp.ClientSession, target_server: TargetServer
-) -> None:
-    target_server.body = 'rpc_milliseconds{quantile="0.99"} 250\nrpc_milliseconds_count 9\n'
-    probe = make_probe(
-        session, target_server.url(), latency_histogram="rpc_milliseconds", quantiles=[0.99]
-    )
-    assert (await scrape(probe)).metrics["latency_p99_seconds"] == 0.25
-    path = write_target(tmp_path, target_server.url(), latency_histogram='"rpc_milliseconds"')
-    checked = await run("check-config", "--config", str(path))
-    assert checked.returncode == 0, checked.stderr
-    assert "shop: rpc_milliseconds is in milliseconds" in checked.stdout
 
 
 async def test_a_summary_without_quantiles_says_so_and_quantile_1_is_read(
@@ -1203,24 +1092,3 @@ async def test_a_summary_without_quantiles_says_so_and_quantile_1_is_read(
         session, target_server.url(), latency_histogram="job_seconds", quantiles=[1.0]
     )
     assert (await scrape(maximum)).metrics["latency_p100_seconds"] == 3.5
-
-
-async def test_check_config_probe_says_what_each_metric_came_to(
-    tmp_path: Path, target_server: TargetServer
-) -> None:
-    serve(target_server, "exposition_scrape1.prom")
-    path = write_target(
-        tmp_path,
-        target_server.url("/metrics"),
-        requests="'http_requests_total'",
-        errors="'http_requests_total{status=~\"5..\"}'",
-        gauges="{ queue = 'jobs_queued', typo = 'jobs_queud' }",
-    )
-    checked = await run("check-config", "--probe", "--config", str(path))
-    assert checked.returncode == 1, checked.stderr  # a name nowhere on the page
-    assert "    queue = 110" in checked.stdout
-    assert "error_rate_percent: no data (warming up: a rate needs two scrapes)" in checked.stdout
-    assert "typo: UNKNOWN (no metric jobs_queud on the page)" in checked.stdout
-    # And the log says it at the first scrape, threshold or not.
-    assert "selector finds nothing on the page" in checked.stderr
-    assert not (tmp_path / "state.db").exists()
