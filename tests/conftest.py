@@ -6,7 +6,7 @@ import aiohttp
 import pytest
 from process import RUNNING
 
-pytest_plugins = ["targets", "receivers", "docker_api"]
+pytest_plugins = ["targets", "receivers", "docker_api", "sdnotify_socket"]
 
 
 @pytest.fixture(autouse=True)

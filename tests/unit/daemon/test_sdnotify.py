@@ -1,178 +1,26 @@
 """systemd's notify protocol, against a real datagram socket the test binds.
 
-The daemon runs as ``vigild run`` in a subprocess with ``NOTIFY_SOCKET`` and
-``WATCHDOG_USEC`` set as systemd sets them; the blocked-loop tests run the
-daemon in this process, so the test can block its event loop.
+The blocked-loop tests run the daemon in this process, so the test can block its
+event loop; ``vigild run`` as systemd starts it is in tests/system/test_sdnotify.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import signal
-import socket
-import tempfile
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from process import Daemon, environment, until
-from targets import TargetServer, closed_port
+from process import until
+from sdnotify_socket import WATCHDOG_USEC, NotifySocket, write_config
+from targets import TargetServer
 
 from vigild.config import load
 from vigild.daemon import app as app_module
 from vigild.daemon.app import Daemon as InProcessDaemon
 from vigild.daemon.sdnotify import SystemdNotify, status_line
 from vigild.model import Severity
-
-WATCHDOG_USEC = 400_000
-"""systemd's WatchdogSec=400ms: vigild pings every 200 ms."""
-
-
-@dataclass
-class Message:
-    at: float
-    """time.monotonic() on arrival."""
-    fields: dict[str, str]
-
-
-@dataclass
-class NotifySocket:
-    """A bound AF_UNIX datagram socket, read by a thread so arrival times stay true
-    even while the test's own event loop is blocked."""
-
-    address: str
-    """As NOTIFY_SOCKET spells it: a path, or ``@name`` in the abstract namespace."""
-    sock: socket.socket
-    messages: list[Message] = field(default_factory=list)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        while True:
-            try:
-                data = self.sock.recv(4096)
-            except OSError:
-                return
-            fields = dict(line.partition("=")[::2] for line in data.decode().splitlines())
-            self.messages.append(Message(time.monotonic(), fields))
-
-    def close(self) -> None:
-        self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
-        self._thread.join(5)
-
-    def with_key(self, key: str, value: str | None = None) -> list[Message]:
-        return [
-            m
-            for m in list(self.messages)
-            if key in m.fields and (value is None or m.fields[key] == value)
-        ]
-
-    def pings(self, start: float = 0.0, end: float = float("inf")) -> list[Message]:
-        return [m for m in self.with_key("WATCHDOG", "1") if start <= m.at < end]
-
-    async def wait(self, key: str, value: str | None = None, count: int = 1) -> Message:
-        await until(
-            lambda: len(self.with_key(key, value)) >= count, 15.0, f"{count}x {key}={value}"
-        )
-        return self.with_key(key, value)[count - 1]
-
-
-def bind(address: str) -> NotifySocket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind("\0" + address[1:] if address.startswith("@") else address)
-    listener = NotifySocket(address, sock)
-    listener.start()
-    return listener
-
-
-@pytest.fixture
-def notify_socket() -> Iterator[NotifySocket]:
-    # Short: a socket path may not exceed 107 bytes, and tmp_path can.
-    directory = tempfile.mkdtemp(prefix="vigild-sd-")
-    listener = bind(os.path.join(directory, "notify"))
-    yield listener
-    listener.close()
-    shutil.rmtree(directory, ignore_errors=True)
-
-
-def write_config(tmp_path: Path, target: TargetServer) -> tuple[Path, str]:
-    listen = f"127.0.0.1:{closed_port()}"
-    path = tmp_path / "vigild.toml"
-    path.write_text(
-        f'[daemon]\ninterval = "1s"\nlisten = "{listen}"\n'
-        f'state_path = "{tmp_path / "state.db"}"\n'
-        f'[[targets]]\nname = "api"\ntype = "http"\nurl = "{target.url()}"\n'
-    )
-    return path, listen
-
-
-async def test_ready_status_watchdog_reload_and_stop_over_a_real_socket(
-    tmp_path: Path, target_server: TargetServer, notify_socket: NotifySocket
-) -> None:
-    config, listen = write_config(tmp_path, target_server)
-    env = environment(NOTIFY_SOCKET=notify_socket.address, WATCHDOG_USEC=str(WATCHDOG_USEC))
-    daemon = await Daemon(config, listen, env).start()
-
-    ready = await notify_socket.wait("READY", "1")
-    assert ready.fields["STATUS"].startswith("1 target")
-    await daemon.wait_ready()  # systemd's READY=1 comes no earlier than /readyz
-    await until(lambda: target_server.hits >= 2, what="probes")
-
-    # The watchdog period asked for is 400 ms, so a ping every 200 ms.
-    window_start = time.monotonic()
-    await asyncio.sleep(2.0)
-    pings = notify_socket.pings(window_start, window_start + 2.0)
-    assert 5 <= len(pings) <= 15, [m.at - window_start for m in pings]
-
-    target_server.status = 503
-    status = await notify_socket.wait("STATUS", "1 target, 1 critical")
-    assert set(status.fields) == {"STATUS"}  # a change of state, said on its own
-    target_server.status = 200
-    await notify_socket.wait("STATUS", "1 target, all ok", count=2)  # READY's, then this
-
-    before = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
-    daemon.signal(signal.SIGHUP)
-    reloading = await notify_socket.wait("RELOADING", "1")
-    stamp = int(reloading.fields["MONOTONIC_USEC"])
-    assert before <= stamp < before + 10_000_000  # systemd's clock, in microseconds
-    ready_again = await notify_socket.wait("READY", "1", count=2)
-    assert ready_again.at >= reloading.at
-    await daemon.wait_log("config reloaded")
-
-    assert await daemon.stop() == 0
-    stopping = notify_socket.with_key("STOPPING", "1")
-    assert len(stopping) == 1
-    assert not notify_socket.pings(stopping[0].at + 0.05)  # no pings while stopping
-
-
-async def test_abstract_socket_and_a_watchdog_meant_for_another_process(
-    tmp_path: Path, target_server: TargetServer
-) -> None:
-    listener = bind(f"@vigild-test-{os.getpid()}-{time.monotonic_ns()}")
-    try:
-        config, listen = write_config(tmp_path, target_server)
-        env = environment(
-            NOTIFY_SOCKET=listener.address,
-            WATCHDOG_USEC=str(WATCHDOG_USEC),
-            WATCHDOG_PID="1",  # not vigild: its wrapper's, say
-        )
-        daemon = await Daemon(config, listen, env).start()
-        await listener.wait("READY", "1")
-        await until(lambda: target_server.hits >= 3, what="probes")
-        await asyncio.sleep(0.5)
-        assert listener.pings() == []
-        assert await daemon.stop() == 0
-        await listener.wait("STOPPING", "1")
-    finally:
-        listener.close()
 
 
 async def start_in_process(
