@@ -11,45 +11,11 @@ from pathlib import Path
 from process import Daemon, environment, listen_address, sample, scrape, until
 from receivers import Receiver
 from targets import TargetServer, closed_port
-
-from vigild.config import load
-from vigild.daemon.app import Daemon as InProcessDaemon
-from vigild.daemon.scheduler import CycleScheduler
+from two_targets import two_targets
 
 
 async def metric(daemon: Daemon, name: str, **labels: str) -> float:
     return sample(await scrape(daemon), name, **labels)
-
-
-def two_targets(path: Path, server: TargetServer, receiver: Receiver, listen: str) -> Path:
-    path.write_text(
-        f"""
-[daemon]
-interval = "1s"
-listen = "{listen}"
-state_path = "{path.parent / "state.db"}"
-
-[alerting]
-group_wait = "0s"
-
-[[targets]]
-name = "healthy"
-type = "http"
-url = "{server.url("/healthy")}"
-
-[[targets]]
-name = "hung"
-type = "http"
-url = "{server.url("/hung")}"
-timeout = "1s"
-
-[[notifiers]]
-name = "hook"
-type = "webhook"
-url = "{receiver.url("/hook")}"
-"""
-    )
-    return path
 
 
 async def test_a_hung_target_does_not_slow_the_others_of_its_interval(
@@ -134,61 +100,6 @@ async def test_a_reload_check_config_would_refuse_keeps_everything_running(
     await until(lambda: healthy.hits >= hits + 2, what="probes go on after the rejected reload")
     assert (await daemon.get("/readyz"))[0] == 200
     assert await daemon.stop() == 0
-
-
-async def test_a_reload_that_fails_halfway_rolls_back(
-    tmp_path: Path, target_server: TargetServer, receiver: Receiver, monkeypatch: object
-) -> None:
-    healthy = target_server.route("/healthy")
-    target_server.route("/hung")
-    config = two_targets(tmp_path / "t.toml", target_server, receiver, listen_address())
-    app = InProcessDaemon(load(config))
-    await app.setup()
-    await app.start()
-    try:
-        config.write_text(config.read_text().replace('name = "hung"', 'name = "renamed"'))
-        replace = CycleScheduler.replace
-        calls = 0
-
-        def failing_once(self: CycleScheduler, cycles: dict[float, list[object]]) -> None:
-            nonlocal calls
-            calls += 1
-            if calls == 1:
-                raise OverflowError("date value out of range")
-            replace(self, cycles)  # type: ignore[arg-type]
-
-        CycleScheduler.replace = failing_once  # type: ignore[method-assign,assignment]
-        try:
-            await app.reload()
-        finally:
-            CycleScheduler.replace = replace  # type: ignore[method-assign]
-        assert calls == 2  # the failed switch, then the way back
-        assert [t.name for t in app.config.targets] == ["healthy", "hung"]
-        assert [w.target.name for w in app.runtime.watched] == ["healthy", "hung"]
-        hits = healthy.hits
-        await until(lambda: healthy.hits >= hits + 2, what="probing goes on, on the old config")
-        assert app.ready
-    finally:
-        await app.shutdown()
-
-
-async def test_readyz_turns_unready_when_no_cycle_completes(
-    tmp_path: Path, target_server: TargetServer, receiver: Receiver
-) -> None:
-    target_server.route("/healthy")
-    target_server.route("/hung")
-    config = two_targets(tmp_path / "t.toml", target_server, receiver, listen_address())
-    app = InProcessDaemon(load(config))
-    await app.setup()
-    await app.start()
-    try:
-        assert app.ready
-        app.scheduler.pause()  # a stalled scheduler: cycles stop completing
-        await until(lambda: not app.ready, within=10, what="not ready after 3 intervals")
-        app.scheduler._scheduler.resume()
-        await until(lambda: app.ready, within=10, what="ready again once cycles complete")
-    finally:
-        await app.shutdown()
 
 
 async def test_a_clean_stop_removes_the_unix_socket(tmp_path: Path) -> None:

@@ -6,16 +6,11 @@ import asyncio
 import signal
 from pathlib import Path
 
-import pytest
-from process import Daemon, listen_address, run, until
+from process import Daemon, run, until
 from prometheus_client.parser import text_string_to_metric_families
 from receivers import Receiver
 from standard_daemon import ENV, sent, start_daemon
 from targets import TargetServer, closed_port
-
-from vigild.config import load
-from vigild.daemon.app import Daemon as InProcessDaemon
-from vigild.daemon.app import LifecycleError
 
 
 async def test_outage_notifies_once_and_resolves_once_across_a_restart(
@@ -168,27 +163,6 @@ async def test_invalid_config_exits_2_with_the_reason(tmp_path: Path) -> None:
     assert finished.returncode == 2
     assert f"{config}: daemon.interval: invalid duration 'fast'" in finished.stderr
     assert "Traceback" not in finished.stderr
-
-
-async def test_lifecycle_out_of_order_fails_loudly(tmp_path: Path) -> None:
-    path = tmp_path / "t.toml"
-    path.write_text(
-        f'[daemon]\nlisten = "{listen_address()}"\nstate_path = "{tmp_path / "s.db"}"\n'
-        '[[targets]]\nname = "host"\ntype = "host"\n'
-    )
-    app = InProcessDaemon(load(path))
-    with pytest.raises(LifecycleError, match="cannot start a daemon that is new"):
-        await app.start()
-    await app.setup()
-    try:
-        with pytest.raises(LifecycleError, match="cannot set up a daemon that is set up"):
-            await app.setup()
-        await app.start()
-        assert app.ready
-    finally:
-        await app.shutdown()
-    assert not app.ready
-    await app.shutdown()  # a second stop is harmless
 
 
 async def start_with_slow_target(
