@@ -2,8 +2,8 @@
 
 Real parts only: two clustered Alertmanagers loading docs/alertmanager/fleet.yml,
 three ``vigild run`` processes (an HA pair for host "a", a single vigild for
-host "b"), real targets taken down and up, and a state file written by the
-vigild from before fleet identity.
+host "b"), real targets taken down and up. (The upgrade from a state file written
+before fleet identity: tests/unit/daemon/test_runtime.py.)
 """
 
 from __future__ import annotations
@@ -11,10 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -23,10 +21,7 @@ from process import Daemon, environment, until
 from receivers import PagerDutyReceiver, Receiver, Receivers
 from targets import TargetServer, TargetServerFactory, closed_port
 
-from vigild.config import load
-from vigild.daemon.runtime import Runtime
 from vigild.model import fingerprint
-from vigild.testing import FakeClock
 
 REPO = Path(__file__).resolve().parents[2]
 FLEET_YML = REPO / "docs" / "alertmanager" / "fleet.yml"
@@ -51,117 +46,6 @@ async def test_the_documented_alertmanager_config_passes_amtool() -> None:
     output, _ = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0, output.decode()
     assert "SUCCESS" in output.decode()
-
-
-# ---------------------------------------------------------------------------
-# Upgrade: a state file from before fleet identity
-
-FIXTURE = Path(__file__).resolve().parents[1] / "data" / "state-before-fleet-identity.db"
-"""Written by ``vigild --once`` at 620f37b: target ``db`` refused connections and the
-notifiers hook (webhook), pager (pagerduty) and am (alertmanager) were all told."""
-OLD_FINGERPRINT = "eddfe226b390fb08"
-OLD_LABELS = {"alertname": "up", "target": "db", "metric": "up", "severity": "critical"}
-TOLD_AT = 1_796_299_586.2533808
-"""When the fixture's notifiers heard of the alert."""
-
-
-def test_the_fixture_holds_one_open_alert_announced_the_old_way() -> None:
-    db = sqlite3.connect(f"file:{FIXTURE}?mode=ro", uri=True)
-    try:
-        [(key, target, metric, state)] = db.execute(
-            "SELECT fingerprint, target, metric, state FROM alerts"
-        ).fetchall()
-    finally:
-        db.close()
-    assert (key, target, metric) == (OLD_FINGERPRINT, "db", "up")
-    assert json.loads(state)["told"] == {n: ["critical", TOLD_AT] for n in ("hook", "pager", "am")}
-
-
-async def test_an_upgrade_sends_nothing_spurious_and_resolves_under_the_old_identity(
-    tmp_path: Path, target_server: TargetServer, receiver: Receiver
-) -> None:
-    state = tmp_path / "state.db"
-    shutil.copy(FIXTURE, state)
-    path = tmp_path / "vigild.toml"
-    path.write_text(
-        f"""
-[daemon]
-state_path = "{state}"
-instance = "nas"
-external_labels = {{ env = "prod" }}
-
-[[targets]]
-name = "db"
-type = "http"
-url = "{target_server.url()}"
-
-[[notifiers]]
-name = "hook"
-type = "webhook"
-url = "{receiver.url("/hook")}"
-
-[[notifiers]]
-name = "pager"
-type = "pagerduty"
-routing_key = "fixture-key"
-events_url = "{receiver.url("/pager")}"
-
-[[notifiers]]
-name = "am"
-type = "alertmanager"
-urls = ["{receiver.url("/am")}"]
-"""
-    )
-    clock = FakeClock(TOLD_AT + 60)
-    runtime = await Runtime(load(path), clock=clock).open()
-
-    async def cycle() -> dict[str, list[Any]]:
-        receiver.clear()
-        await runtime.run_cycle(runtime.watched)
-        await runtime.delivery.deliver_due(5.0)
-        by_path: dict[str, list[Any]] = {}
-        for request in receiver.requests:
-            by_path.setdefault(request.path.split("/")[1], []).append(request.json)
-        return by_path
-
-    try:
-        # Still down after the upgrade: the same alert, so nothing to say but the
-        # Alertmanager keep-alive, with the labels Alertmanager knows it by.
-        target_server.status = 503
-        sent = await cycle()
-        assert sent.keys() == {"am"}
-        [[kept]] = sent["am"]
-        assert kept["labels"] == OLD_LABELS
-
-        # It recovers: resolved under the fingerprint, dedup_key and labels it fired with.
-        target_server.status = 200
-        clock.advance(30)
-        sent = await cycle()
-        [hook] = sent["hook"]
-        [resolved] = hook["alerts"]
-        assert (resolved["status"], resolved["fingerprint"]) == ("resolved", OLD_FINGERPRINT)
-        assert resolved["labels"] == OLD_LABELS
-        [pager] = sent["pager"]
-        assert (pager["event_action"], pager["dedup_key"]) == ("resolve", OLD_FINGERPRINT)
-        [[ended]] = sent["am"]
-        assert ended["labels"] == OLD_LABELS
-
-        # The next outage is a new alert, named the new way.
-        target_server.status = 503
-        clock.advance(30)
-        sent = await cycle()
-        new = fingerprint("nas", "db", "up", LABELS)
-        [[fired]] = [m["alerts"] for m in sent["hook"]]
-        assert (fired["status"], fired["fingerprint"]) == ("firing", new)
-        assert fired["labels"] == {**OLD_LABELS, "instance": "nas", "env": "prod"}
-        [pager] = sent["pager"]
-        assert (pager["event_action"], pager["dedup_key"]) == ("trigger", new)
-        assert pager["payload"]["source"] == "nas"
-        [[posted]] = sent["am"]
-        assert posted["labels"] == fired["labels"]
-        assert [row.fingerprint for row in runtime.store.load_alerts()] == [new]
-    finally:
-        await runtime.close(drain=0.0)
 
 
 # ---------------------------------------------------------------------------

@@ -4,7 +4,8 @@ Client libraries (Go's, Python's) create a label set at its first use: after a
 restart the family is on the page with its other label sets, and the one a
 target selects appears with the first request. Driven through real parts: a
 page served on 127.0.0.1, ``vigild run`` and ``vigild --once`` as processes, a
-webhook receiver, the state file; and Debian's Prometheus, restarted.
+webhook receiver, the state file; and Debian's Prometheus, restarted. (The same
+driven cycle by cycle in this process: tests/unit/daemon/test_runtime.py.)
 """
 
 from __future__ import annotations
@@ -14,75 +15,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from go_page import go_page, write_config
 from process import Daemon, run, until
 from prometheus_server import scraping
 from receivers import Receiver
 from targets import TargetServer, closed_port
 
 from vigild.config import load
-from vigild.daemon.runtime import Runtime
-
-SELECTED = {
-    "requests": 'app_requests_total{handler="/api"}',
-    "errors": 'app_requests_total{handler="/api",code=~"5.."}',
-    "latency_histogram": 'app_request_seconds{handler="/api"}',
-}
-BOUNDS = ("0.1", "0.5", "1", "+Inf")
-
-
-def go_page(served: dict[str, tuple[int, int, list[int]]]) -> str:
-    """A Go client's page: handler → (2xx count, 5xx count, cumulative buckets). /metrics
-    has served itself since the start; other handlers appear once used."""
-    served = {"/metrics": (3, 0, [3, 3, 3, 3]), **served}
-    lines = [
-        "# HELP app_requests_total Requests by handler and code.",
-        "# TYPE app_requests_total counter",
-    ]
-    for handler, (ok, failed, _) in served.items():
-        lines.append(f'app_requests_total{{code="200",handler="{handler}"}} {ok}')
-        if failed:
-            lines.append(f'app_requests_total{{code="500",handler="{handler}"}} {failed}')
-    lines += ["# HELP app_request_seconds Latency.", "# TYPE app_request_seconds histogram"]
-    for handler, (_, _, buckets) in served.items():
-        for bound, count in zip(BOUNDS, buckets, strict=True):
-            lines.append(f'app_request_seconds_bucket{{handler="{handler}",le="{bound}"}} {count}')
-        lines.append(f'app_request_seconds_sum{{handler="{handler}"}} 1')
-        lines.append(f'app_request_seconds_count{{handler="{handler}"}} {buckets[-1]}')
-    return "\n".join(lines) + "\n"
-
-
-def write_config(tmp_path: Path, url: str, receiver: Receiver, **keys: str) -> Path:
-    target = {**SELECTED, **keys}
-    selectors = "".join(f"{key} = {json.dumps(value)}\n" for key, value in target.items())
-    path = tmp_path / "vigild.toml"
-    path.write_text(
-        f"""
-[daemon]
-interval = "1s"
-listen = "127.0.0.1:{closed_port()}"
-state_path = {json.dumps(str(tmp_path / "state.db"))}
-
-[alerting]
-group_wait = "0s"
-
-[thresholds]
-up = {{ for = "30s" }}
-error_rate_percent = {{ warning = 2, critical = 5 }}
-latency_p95_seconds = {{ warning = 0.5, critical = 2, recover_for = "30s" }}
-
-[[targets]]
-name = "app"
-type = "prometheus"
-url = "{url}"
-{selectors}
-[[notifiers]]
-name = "hook"
-type = "webhook"
-url = "{receiver.url("/hook")}"
-""",
-        encoding="utf-8",
-    )
-    return path
 
 
 def status_of(document: dict[str, Any]) -> dict[str, Any]:
@@ -152,65 +91,6 @@ async def test_once_from_cron_across_a_restart_exits_0_then_reads_the_traffic(
     assert served.returncode == 0, served.stdout
     assert status_of(served.json)["observation"]["metrics"]["error_rate_percent"] == 1.0
     assert receiver.requests == []
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-async def cycles(
-    tmp_path: Path, target_server: TargetServer, receiver: Receiver, pages: list[str], **keys: str
-) -> list[dict[str, Any]]:
-    """One cycle per page, 10 s apart by the clock, through a real Runtime; the webhook
-    payloads the receiver got."""
-    clock = Clock()
-    runtime = await Runtime(
-        load(write_config(tmp_path, target_server.url("/metrics"), receiver, **keys)), clock=clock
-    ).open()
-    try:
-        for body in pages:
-            target_server.body = body
-            await runtime.run_cycle(runtime.watched)
-            await runtime.delivery.deliver_due(5.0)
-            clock.now += 10
-    finally:
-        await runtime.close(drain=0.0)
-    return [b for b in receiver.bodies if b]
-
-
-async def test_an_open_latency_alert_resolves_after_recover_for_once_traffic_stops(
-    tmp_path: Path, target_server: TargetServer, receiver: Receiver
-) -> None:
-    slow = go_page({"/api": (100, 0, [0, 0, 100, 100])})  # every request between 0.5 and 1 s
-    pages = [
-        go_page({"/api": (0, 0, [0, 0, 0, 0])}),
-        slow,  # p95 0.975 s > 0.5: warning
-        slow,  # no traffic: absent for 10 s
-        slow,  # 20 s
-        slow,  # 30 s = recover_for: resolved
-        slow,
-    ]
-    bodies = await cycles(tmp_path, target_server, receiver, pages)
-    alerts = [(a["labels"]["alertname"], a["status"]) for body in bodies for a in body["alerts"]]
-    assert alerts == [("latency_p95_seconds", "firing"), ("latency_p95_seconds", "resolved")]
-
-
-async def test_a_misspelt_name_stays_unknown_and_pages_once(
-    tmp_path: Path, target_server: TargetServer, receiver: Receiver
-) -> None:
-    pages = [go_page({"/api": (100 * i, 0, [100 * i] * 4)}) for i in range(5)]
-    bodies = await cycles(
-        tmp_path, target_server, receiver, pages, requests='app_requestz_total{handler="/api"}'
-    )
-    alerts = [a for body in bodies for a in body["alerts"]]
-    assert [(a["labels"]["alertname"], a["labels"]["severity"]) for a in alerts] == [
-        ("error_rate_percent", "unknown")
-    ]
-    assert "no metric app_requestz_total on the page" in alerts[0]["annotations"]["description"]
 
 
 async def test_a_restarted_prometheus_pages_nobody(tmp_path: Path, receiver: Receiver) -> None:
