@@ -7,7 +7,6 @@ test script installs.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import shutil
 from pathlib import Path
@@ -15,23 +14,25 @@ from typing import Any
 
 import yaml
 from process import environment, until
+from prometheus_kit import (
+    PROMETHEUS_DIR,
+    RULE_TESTS,
+    RULES,
+    dashboard_expressions,
+    metric_names,
+    rule_expressions,
+)
 from prometheus_server import scraping
 from receivers import Receiver
 from standard_daemon import start_daemon
 from targets import TargetServer
 
-ROOT = Path(__file__).resolve().parents[2]
-PROMETHEUS_DIR = ROOT / "docs" / "prometheus"
 CONFIG = PROMETHEUS_DIR / "prometheus.yml"
-RULES = PROMETHEUS_DIR / "vigild.rules.yml"
-RULE_TESTS = PROMETHEUS_DIR / "vigild.rules.test.yml"
-DASHBOARD = ROOT / "docs" / "grafana" / "vigild.json"
 
 FROM_PROMETHEUS = frozenset({"up"})
 """Series Prometheus itself writes for every scrape target, not vigild."""
 
 ENV = environment(API_TOKEN="t")
-DATASOURCE_UIDS = {"${datasource}", "$datasource"}
 GRAFANA_VARIABLES = {
     "$__rate_interval": "1m",
     "$__interval": "1m",
@@ -39,63 +40,6 @@ GRAFANA_VARIABLES = {
     "$instance": ".*",
     "$target": ".*",
 }
-
-_KEYWORDS = frozenset(
-    {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless"}
-    | {"offset", "bool", "inf", "nan", "atan2"}
-)
-_IDENTIFIER = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-
-
-def metric_names(expr: str) -> set[str]:
-    """The metric names a PromQL expression selects (not functions, labels or keywords)."""
-    text = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'', '""', expr)  # strings
-    text = re.sub(r"\$\{?\w+\}?", "1m", text)  # Grafana variables
-    text = re.sub(r"\{[^{}]*\}", " ", text)  # label matchers
-    text = re.sub(r"\[[^\[\]]*\]", " ", text)  # ranges and subqueries
-    text = re.sub(
-        r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)", " ", text
-    )  # label lists
-    text = re.sub(r"\boffset\s+\S+", " ", text)
-    names = set()
-    for match in _IDENTIFIER.finditer(text):
-        name, rest = match.group(), text[match.end() :]
-        before = text[: match.start()]
-        if rest.lstrip().startswith("("):  # a function call or an aggregation
-            continue
-        if before and (before[-1].isalnum() or before[-1] in "._"):  # inside a number: 1e3, 0.5m
-            continue
-        if name.lower() in _KEYWORDS:
-            continue
-        names.add(name)
-    return names
-
-
-def rule_expressions() -> dict[str, str]:
-    document = yaml.safe_load(RULES.read_text())
-    found = {}
-    for group in document["groups"]:
-        for rule in group["rules"]:
-            found[rule.get("alert") or rule["record"]] = rule["expr"]
-    return found
-
-
-def dashboard() -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(DASHBOARD.read_text())
-    return loaded
-
-
-def dashboard_expressions() -> list[str]:
-    board = dashboard()
-    exprs = [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
-    for variable in board["templating"]["list"]:
-        if variable["type"] == "query":
-            query = variable["query"]
-            query = query["query"] if isinstance(query, dict) else query
-            inner = re.fullmatch(r"label_values\((.*),\s*\w+\)", query)
-            assert inner, f"variable {variable['name']}: not label_values(...): {query}"
-            exprs.append(inner.group(1))
-    return exprs
 
 
 def grafana_to_promql(expr: str) -> str:
@@ -154,27 +98,6 @@ async def test_rules_unit_tests_pass() -> None:
     assert "SUCCESS" in output
 
 
-async def test_rule_unit_tests_cover_every_alert() -> None:
-    tests = yaml.safe_load(RULE_TESTS.read_text())
-    tested = {
-        case["alertname"]
-        for test in tests["tests"]
-        for case in test.get("alert_rule_test", [])
-        if case.get("exp_alerts")
-    }
-    alerts = {name for name in rule_expressions() if ":" not in name}
-    assert alerts >= {
-        "VigildDown",
-        "VigildCyclesLate",
-        "VigildNotificationsLost",
-        "VigildCyclesStartLate",
-        "VigildProbesSkipped",
-        "VigildReloadRejected",
-        "VigildStateRecreated",
-    }
-    assert alerts - tested == set(), "alerts no unit test ever sees firing"
-
-
 async def test_a_broken_rule_fails_the_unit_tests(tmp_path: Path) -> None:
     """The unit tests can fail: the same tests against a loosened threshold do."""
     loosened = RULES.read_text().replace("> 0.5\n", ">= 0.5\n")
@@ -199,72 +122,7 @@ async def test_scrape_config_passes_promtool_check_config() -> None:
 # -- the dashboard -------------------------------------------------------------
 
 
-def test_dashboard_panels_use_the_datasource_variable() -> None:
-    board = dashboard()
-    variables = {v["name"]: v for v in board["templating"]["list"]}
-    assert variables["datasource"]["type"] == "datasource"
-    assert variables["datasource"]["query"] == "prometheus"
-    assert board["schemaVersion"] >= 39
-    assert board["uid"] and board["title"]
-    panels = board["panels"]
-    assert len(panels) >= 10
-    for panel in panels:
-        where = f"panel {panel.get('id')} {panel.get('title')!r}"
-        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, where
-        assert panel["targets"], where
-        for query in panel["targets"]:
-            assert query["datasource"]["uid"] in DATASOURCE_UIDS, where
-            assert query["expr"].strip(), where
-        ref_ids = [q["refId"] for q in panel["targets"]]
-        assert len(ref_ids) == len(set(ref_ids)), where
-        assert {"x", "y", "w", "h"} <= panel["gridPos"].keys(), where
-        assert panel["gridPos"]["x"] + panel["gridPos"]["w"] <= 24, where
-    for variable in variables.values():
-        if variable["type"] == "query":
-            assert variable["datasource"]["uid"] in DATASOURCE_UIDS, variable["name"]
-    ids = [p["id"] for p in panels]
-    assert len(ids) == len(set(ids)), "panel ids repeat"
-
-
-def test_dashboard_panels_do_not_overlap() -> None:
-    cells: dict[tuple[int, int], str] = {}
-    for panel in dashboard()["panels"]:
-        box = panel["gridPos"]
-        for x in range(box["x"], box["x"] + box["w"]):
-            for y in range(box["y"], box["y"] + box["h"]):
-                assert (x, y) not in cells, f"{panel['title']!r} overlaps {cells[(x, y)]!r}"
-                cells[(x, y)] = panel["title"]
-
-
-def test_dashboard_shows_what_operators_look_for() -> None:
-    exprs = " ".join(dashboard_expressions())
-    for needed in (
-        'up{job="vigild"',
-        "vigild_alert_severity",
-        "histogram_quantile(0.95, sum by (target, le) (rate(vigild_probe_duration_seconds_bucket",
-        "vigild_notifications_total",
-        "vigild_notification_latency_seconds_bucket",
-        "vigild_outbox_pending",
-        "time() - vigild_last_cycle_timestamp_seconds",
-        "histogram_quantile(0.99, sum by (interval, le) (rate(vigild_cycle_lateness_seconds_bucket",
-        "vigild_probes_skipped_total",
-        "vigild_reloads_total",
-        "vigild_state_recreated_total",
-    ):
-        assert needed in exprs, needed
-
-
 # -- held to a live vigild and a real Prometheus ---------------------------------
-
-
-def test_metric_name_extraction() -> None:
-    """The name check below only means something if the names are really found."""
-    expr = (
-        'sum by (job, le) (rate(a_bucket{x="y{z}",le=~"0.5"}[5m] offset 1h)) / '
-        "on (job) group_left (version) b_info or vector(1e3) unless c:rec > bool 0.5 "
-        "and histogram_quantile(0.9, d_total[$__rate_interval])"
-    )
-    assert metric_names(expr) == {"a_bucket", "b_info", "c:rec", "d_total"}
 
 
 async def test_kit_uses_only_metrics_vigild_exposes(
