@@ -3,10 +3,11 @@
 import time
 from collections.abc import AsyncIterator, Iterator
 
+import aiohttp
 import pytest
 from process import RUNNING
 
-pytest_plugins = ["targets", "receivers", "docker_api"]
+pytest_plugins = ["targets", "receivers", "docker_api", "sdnotify_socket"]
 
 
 @pytest.fixture(autouse=True)
@@ -26,3 +27,9 @@ def local_zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     yield "CET"
     monkeypatch.undo()
     time.tzset()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client:
+        yield client

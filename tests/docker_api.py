@@ -37,13 +37,18 @@ from typing import Any, Literal
 import pytest
 from aiohttp import web
 
-__all__ = ["EngineFactory", "FakeContainer", "FakeEngine", "SeenCall"]
+__all__ = ["SERVICE", "EngineFactory", "FakeContainer", "FakeEngine", "GiB", "MiB", "SeenCall"]
 
 Flavour = Literal["docker", "podman"]
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 """Go's zero time.Time, which both engines write for a time they do not have."""
 _BARRIER_WAIT = 5.0
+
+MiB = 2**20
+GiB = 2**30
+SERVICE = "com.docker.compose.service"
+"""The label Compose gives each container of a service."""
 
 
 @dataclass

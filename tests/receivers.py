@@ -259,3 +259,9 @@ async def receivers() -> AsyncIterator[Receivers]:
 async def receiver(receivers: Receivers) -> Receiver:
     """A started ``Receiver`` on 127.0.0.1, stopped after the test."""
     return await receivers.start(Receiver)
+
+
+@pytest.fixture
+async def pd(receivers: Receivers) -> PagerDutyReceiver:
+    """A started ``PagerDutyReceiver``: PagerDuty's Events API on 127.0.0.1."""
+    return await receivers.start(PagerDutyReceiver)

@@ -1,116 +1,194 @@
-"""A reload is one swap of every part: all of the new config, or none of it."""
+"""The runtime in this process, driven cycle by cycle with a fake clock, nothing mocked:
+an upgrade from a state file written before fleet identity, and a restarted service whose
+series are absent until used."""
 
 from __future__ import annotations
 
-import asyncio
-import gc
-import importlib
-import textwrap
-import weakref
+import json
+import shutil
+import sqlite3
 from pathlib import Path
+from typing import Any
 
-import pytest
-from targets import closed_port
+from go_page import go_page, write_config
+from receivers import Receiver
+from targets import TargetServer
 
-from vigild.assembly import Config, load
+from vigild.assembly import load
 from vigild.daemon.runtime import Runtime
+from vigild.model import fingerprint
+from vigild.testing import FakeClock
 
-RELAY = '''
-from pathlib import Path
+# ---------------------------------------------------------------------------
+# Upgrade: a state file from before fleet identity
 
-from vigild.alerting.notifiers.base import Notifier, Options
-
-
-class RelayOptions(Options):
-    gate: str
-
-
-class Relay(Notifier):
-    """A third party's backend that needs its relay up to be built."""
-
-    Options = RelayOptions
-
-    def __init__(self, config, context):
-        super().__init__(config, context)
-        if not Path(config.options.gate).exists():
-            raise RuntimeError("relay unreachable")
-
-    async def send(self, notification):
-        pass
-'''
+LABELS = {"env": "prod"}
+FIXTURE = Path(__file__).resolve().parents[2] / "data" / "state-before-fleet-identity.db"
+"""Written by ``vigild --once`` at 620f37b: target ``db`` refused connections and the
+notifiers hook (webhook), pager (pagerduty) and am (alertmanager) were all told."""
+OLD_FINGERPRINT = "eddfe226b390fb08"
+OLD_LABELS = {"alertname": "up", "target": "db", "metric": "up", "severity": "critical"}
+TOLD_AT = 1_796_299_586.2533808
+"""When the fixture's notifiers heard of the alert."""
 
 
-@pytest.fixture
-def gate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A ``relay`` notifier installed as a plugin (an entry point, as a package would
-    install it), built only while the returned file exists."""
-    site = tmp_path / "site"
-    info = site / "relay_notifier-1.0.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: relay-notifier\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[vigild.notifiers]\nrelay = relay_notifier:Relay\n")
-    (site / "relay_notifier.py").write_text(RELAY)
-    monkeypatch.syspath_prepend(str(site))
-    importlib.invalidate_caches()
-    up = tmp_path / "relay-up"
-    up.touch()
-    return up
+def test_the_fixture_holds_one_open_alert_announced_the_old_way() -> None:
+    db = sqlite3.connect(f"file:{FIXTURE}?mode=ro", uri=True)
+    try:
+        [(key, target, metric, state)] = db.execute(
+            "SELECT fingerprint, target, metric, state FROM alerts"
+        ).fetchall()
+    finally:
+        db.close()
+    assert (key, target, metric) == (OLD_FINGERPRINT, "db", "up")
+    assert json.loads(state)["told"] == {n: ["critical", TOLD_AT] for n in ("hook", "pager", "am")}
 
 
-def config(tmp_path: Path, gate: Path, *targets: str) -> Config:
-    port = closed_port()
+async def test_an_upgrade_sends_nothing_spurious_and_resolves_under_the_old_identity(
+    tmp_path: Path, target_server: TargetServer, receiver: Receiver
+) -> None:
+    state = tmp_path / "state.db"
+    shutil.copy(FIXTURE, state)
     path = tmp_path / "vigild.toml"
-    text = f'[daemon]\nstate_path = "{tmp_path / "state.db"}"\n'
-    text += f'\n[[notifiers]]\nname = "relay"\ntype = "relay"\ngate = "{gate}"\n'
-    for name in targets:
-        text += f'\n[[targets]]\nname = "{name}"\ntype = "http"\nurl = "http://127.0.0.1:{port}/"\n'
-    path.write_text(textwrap.dedent(text))
-    return load(path)
+    path.write_text(
+        f"""
+[daemon]
+state_path = "{state}"
+instance = "nas"
+external_labels = {{ env = "prod" }}
 
+[[targets]]
+name = "db"
+type = "http"
+url = "{target_server.url()}"
 
-async def test_a_reload_that_cannot_be_built_leaves_every_running_part(
-    tmp_path: Path, gate: Path
-) -> None:
-    runtime = await Runtime(config(tmp_path, gate, "api")).open()
+[[notifiers]]
+name = "hook"
+type = "webhook"
+url = "{receiver.url("/hook")}"
+
+[[notifiers]]
+name = "pager"
+type = "pagerduty"
+routing_key = "fixture-key"
+events_url = "{receiver.url("/pager")}"
+
+[[notifiers]]
+name = "am"
+type = "alertmanager"
+urls = ["{receiver.url("/am")}"]
+"""
+    )
+    clock = FakeClock(TOLD_AT + 60)
+    runtime = await Runtime(load(path), clock=clock).open()
+
+    async def cycle() -> dict[str, list[Any]]:
+        receiver.clear()
+        await runtime.run_cycle()
+        await runtime.delivery.deliver_due(5.0)
+        by_path: dict[str, list[Any]] = {}
+        for request in receiver.requests:
+            by_path.setdefault(request.path.split("/")[1], []).append(request.json)
+        return by_path
+
     try:
-        await runtime.run_cycle()
-        running = runtime.parts
-        [alert] = running.engine.alerts()  # api is down
+        # Still down after the upgrade: the same alert, so nothing to say but the
+        # Alertmanager keep-alive, with the labels Alertmanager knows it by.
+        target_server.status = 503
+        sent = await cycle()
+        assert sent.keys() == {"am"}
+        [[kept]] = sent["am"]
+        assert kept["labels"] == OLD_LABELS
 
-        gate.unlink()  # noqa: ASYNC240 - a test's own file, before any await that matters
-        with pytest.raises(RuntimeError, match="relay unreachable"):
-            runtime.prepare(config(tmp_path, gate, "api", "db"))
+        # It recovers: resolved under the fingerprint, dedup_key and labels it fired with.
+        target_server.status = 200
+        clock.advance(30)
+        sent = await cycle()
+        [hook] = sent["hook"]
+        [resolved] = hook["alerts"]
+        assert (resolved["status"], resolved["fingerprint"]) == ("resolved", OLD_FINGERPRINT)
+        assert resolved["labels"] == OLD_LABELS
+        [pager] = sent["pager"]
+        assert (pager["event_action"], pager["dedup_key"]) == ("resolve", OLD_FINGERPRINT)
+        [[ended]] = sent["am"]
+        assert ended["labels"] == OLD_LABELS
 
-        assert runtime.parts is running
-        assert [w.target.name for w in running.watched] == ["api"]
-        assert list(running.engine.alerts()) == [alert]
-        await runtime.run_cycle()
-        assert sorted(runtime.board.latest) == ["api"]
+        # The next outage is a new alert, named the new way.
+        target_server.status = 503
+        clock.advance(30)
+        sent = await cycle()
+        new = fingerprint("nas", "db", "up", LABELS)
+        [[fired]] = [m["alerts"] for m in sent["hook"]]
+        assert (fired["status"], fired["fingerprint"]) == ("firing", new)
+        assert fired["labels"] == {**OLD_LABELS, "instance": "nas", "env": "prod"}
+        [pager] = sent["pager"]
+        assert (pager["event_action"], pager["dedup_key"]) == ("trigger", new)
+        assert pager["payload"]["source"] == "nas"
+        [[posted]] = sent["am"]
+        assert posted["labels"] == fired["labels"]
+        assert [row.fingerprint for row in runtime.db.alerts.load()] == [new]
     finally:
         await runtime.close(drain=0.0)
 
 
-async def test_a_reload_keeps_the_alerts_and_no_part_of_the_old_config(
-    tmp_path: Path, gate: Path
-) -> None:
-    runtime = await Runtime(config(tmp_path, gate, "api")).open()
+# ---------------------------------------------------------------------------
+# A restarted service: lazily created series are absent, never UNKNOWN
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def cycles(
+    tmp_path: Path, target_server: TargetServer, receiver: Receiver, pages: list[str], **keys: str
+) -> list[dict[str, Any]]:
+    """One cycle per page, 10 s apart by the clock, through a real Runtime; the webhook
+    payloads the receiver got."""
+    clock = Clock()
+    runtime = await Runtime(
+        load(write_config(tmp_path, target_server.url("/metrics"), receiver, **keys)), clock=clock
+    ).open()
     try:
-        await runtime.run_cycle()
-        [alert] = runtime.parts.engine.alerts()
-        old = runtime.parts
-        gone = [weakref.ref(p) for p in (old.engine, old.delivery, old.actions, old.heartbeat)]
-        runtime.parts.delivery.start()
-
-        new = runtime.prepare(config(tmp_path, gate, "api", "db"))
-        await runtime.retire(runtime.swap(new))
-        del old
-        await asyncio.sleep(0)  # the stopped workers' done callbacks still hold them
-        gc.collect()
-
-        assert runtime.parts is new
-        assert [r() for r in gone] == [None, None, None, None]
-        assert list(new.engine.alerts()) == [alert]  # the same alert, still open
-        await runtime.run_cycle()
-        assert sorted(runtime.board.latest) == ["api", "db"]
+        for body in pages:
+            target_server.body = body
+            await runtime.run_cycle()
+            await runtime.delivery.deliver_due(5.0)
+            clock.now += 10
     finally:
         await runtime.close(drain=0.0)
+    return [b for b in receiver.bodies if b]
+
+
+async def test_an_open_latency_alert_resolves_after_recover_for_once_traffic_stops(
+    tmp_path: Path, target_server: TargetServer, receiver: Receiver
+) -> None:
+    slow = go_page({"/api": (100, 0, [0, 0, 100, 100])})  # every request between 0.5 and 1 s
+    pages = [
+        go_page({"/api": (0, 0, [0, 0, 0, 0])}),
+        slow,  # p95 0.975 s > 0.5: warning
+        slow,  # no traffic: absent for 10 s
+        slow,  # 20 s
+        slow,  # 30 s = recover_for: resolved
+        slow,
+    ]
+    bodies = await cycles(tmp_path, target_server, receiver, pages)
+    alerts = [(a["labels"]["alertname"], a["status"]) for body in bodies for a in body["alerts"]]
+    assert alerts == [("latency_p95_seconds", "firing"), ("latency_p95_seconds", "resolved")]
+
+
+async def test_a_misspelt_name_stays_unknown_and_pages_once(
+    tmp_path: Path, target_server: TargetServer, receiver: Receiver
+) -> None:
+    pages = [go_page({"/api": (100 * i, 0, [100 * i] * 4)}) for i in range(5)]
+    bodies = await cycles(
+        tmp_path, target_server, receiver, pages, requests='app_requestz_total{handler="/api"}'
+    )
+    alerts = [a for body in bodies for a in body["alerts"]]
+    assert [(a["labels"]["alertname"], a["labels"]["severity"]) for a in alerts] == [
+        ("error_rate_percent", "unknown")
+    ]
+    assert "no metric app_requestz_total on the page" in alerts[0]["annotations"]["description"]
