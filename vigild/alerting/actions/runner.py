@@ -8,11 +8,9 @@ outcome, exit code and output go to SQLite, to ``vigild_actions_total`` and,
 as an "action" event about the alert, to the outbox of every notifier whose
 ``min_severity`` the alert's severity reaches (``pipeline.report``).
 
-A command outlives a vigild killed with SIGKILL. The next vigild, at its first
-evaluation, finds the run still "running" with its process group alive: it is
-still under way (no second run starts), and is watched until it ends (outcome
-"finished": its exit code went to its parent, which is gone) or killed at its
-timeout. A run whose process is gone, or that had none, ended with the vigild.
+A run a killed vigild left "running" is taken over at the next start when its
+process group still lives (``adopted``); one whose process is gone, or that had
+none, ended with that vigild.
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from vigild.alerting import pipeline
-from vigild.alerting.actions import base, guards
+from vigild.alerting.actions import adopted, base, guards
 from vigild.alerting.notifiers.text import subject
 from vigild.events import ActionOutcome, Publish
 from vigild.model import AlertEvent, Severity
@@ -50,10 +48,6 @@ OVERRUN = 70.0
 command's kill grace fits in it; a third-party backend that ignores its timeout does not."""
 NOTE_OUTPUT = 1000
 """The output's tail shown in a notification: chat services cut messages near 2,000."""
-
-ADOPTED_POLL = 0.5
-"""How often a run started by a previous vigild (not our child: no exit to wait for)
-is checked."""
 
 
 class ActionRunner:
@@ -333,31 +327,15 @@ class ActionRunner:
             self._track(self._watch(run))
 
     async def _watch(self, run: ActionRun) -> None:
-        from vigild.alerting.actions import processes
-
-        assert run.pgid is not None and run.process_started is not None
-        assert run.timeout is not None
-        group, started, timeout = run.pgid, run.process_started, run.timeout
-        found = self._incident(run)
-        when = "while vigild was down"
+        found = adopted.incident(run, self._engine.alerts())
+        known = self._actions.get(run.action)
         try:
-            while processes.running(group, started):
-                if self._clock() >= run.started + timeout:
-                    await processes.stop(group, started, self._kill_grace(run.action), None)
-                    result = base.ActionResult(
-                        "timeout", f"killed after {timeout:g}s (started before a restart)"
-                    )
-                    break
-                when = f"after about {duration(self._clock() - run.started)}"
-                await asyncio.sleep(ADOPTED_POLL)
-            else:
-                result = base.ActionResult(
-                    "finished",
-                    f"ended {when}; it outlived the vigild that started it, "
-                    "so its exit code is unknown",
-                )
+            result = await adopted.watch(
+                run,
+                clock=self._clock,
+                kill_grace=adopted.kill_grace(known[0] if known is not None else None),
+            )
         except asyncio.CancelledError:
-            await processes.stop(group, started, self._kill_grace(run.action), None)
             self._interrupted(run.id, run.action)
             raise
         self._finish(run.action, run.id, found, run.detail, result)
@@ -366,29 +344,6 @@ class ActionRunner:
         self._log.finish(run_id, **_INTERRUPTED, finished=self._clock())
         self._count(name, "failed")
         log.warning("action interrupted by vigild stopping", action=name)
-
-    def _incident(self, run: ActionRun) -> guards.Incident:
-        """The incident a run answered, as far as the state file and the engine know it."""
-        alert = next((a for a in self._engine.alerts() if a.fingerprint == run.fingerprint), None)
-        severity = alert.severity if alert is not None else None
-        return guards.Incident(
-            run.fingerprint,
-            run.target,
-            run.metric,
-            severity or Severity.CRITICAL,
-            run.incident,
-            run.incident,
-            None,
-            None,
-        )
-
-    def _kill_grace(self, name: str) -> float:
-        """The action's as configured now; its default if it is no longer a command."""
-        from vigild.alerting.actions.command import KILL_GRACE, CommandOptions
-
-        known = self._actions.get(name)
-        options = known[0].options if known is not None else None
-        return options.kill_grace if isinstance(options, CommandOptions) else KILL_GRACE
 
     def _reap(self) -> None:
         if self._reaping:
