@@ -395,6 +395,22 @@ class AlertingConfig(_Strict):
     Discord's and Slack's size limits): beyond this, the rest go in further messages."""
 
 
+class HistoryConfig(_Strict):
+    """``[history]``: how long each tier of the metrics history is kept, and its cap."""
+
+    raw: Annotated[float, duration_between(HOUR, 35 * DAY)] = 48 * HOUR
+    five_minute: Annotated[float, duration_between(HOUR, 400 * DAY)] = 35 * DAY
+    hourly: Annotated[float, duration_between(DAY, 3650 * DAY)] = 400 * DAY
+    max_size: Annotated[int, size_between(2**20, 2**40)] = 2**30
+    path: Path | None = None
+    """Default: beside the state file, ``state.db`` → ``state-history.db``."""
+
+    def file(self, state_path: Path) -> Path:
+        if self.path is not None:
+            return self.path
+        return state_path.with_name(f"{state_path.stem}-history{state_path.suffix or '.db'}")
+
+
 class SilenceMatchers(_Strict):
     """Globs: ``covabot*``, ``disk_percent:*``; severity ``warning``, ``critical``, ``*``."""
 
@@ -807,6 +823,7 @@ class _FileShape(_Strict):
 
     daemon: dict[str, Any] = {}
     alerting: dict[str, Any] = {}
+    history: dict[str, Any] = {}
     thresholds: dict[str, dict[str, Any]] = {}
     targets: list[dict[str, Any]] = []
     notifiers: list[dict[str, Any]] = []
@@ -829,6 +846,7 @@ class Config:
     disabled_notifiers: tuple[str, ...] = field(default=())
     silences: tuple[SilenceConfig, ...] = ()
     actions: tuple[ActionConfig, ...] = ()
+    history: HistoryConfig = field(default_factory=HistoryConfig)
 
     def redact(self, text: str) -> str:
         return redact(text, self.secrets)
@@ -942,6 +960,7 @@ class _Builder:
             raise ConfigError(self.problems) from None
         daemon = self.daemon(shape.daemon)
         alerting = self.validate(AlertingConfig, shape.alerting, ("alerting",))
+        history = self.validate(HistoryConfig, shape.history, ("history",))
         overrides = {
             metric: spec
             for metric, raw_spec in shape.thresholds.items()
@@ -963,7 +982,7 @@ class _Builder:
         actions = self.actions(shape.actions)
         self.references(daemon, targets)
         self.timeouts(daemon, targets)
-        if self.problems or daemon is None or alerting is None:
+        if self.problems or daemon is None or alerting is None or history is None:
             raise ConfigError(self.problems)
         warnings = tuple(
             f"notifier {name!r} is disabled: its url or key is empty" for name in disabled
@@ -980,6 +999,7 @@ class _Builder:
             disabled_notifiers=tuple(disabled),
             silences=tuple(silences),
             actions=tuple(actions),
+            history=history,
         )
 
     def references(self, daemon: DaemonConfig | None, targets: list[TargetConfig]) -> None:

@@ -15,7 +15,8 @@ import ipaddress
 import os
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -24,8 +25,9 @@ from vigild import __version__, logs
 from vigild.config import Config, ConfigError, load, split_listen, unix_listen
 from vigild.daemon.cycle import Watched
 from vigild.daemon.history import History
-from vigild.daemon.metrics import Metrics
+from vigild.daemon.metrics import HistoryCollector, Metrics
 from vigild.daemon.page import Snapshot, refresh_seconds, snapshot
+from vigild.daemon.recorder import history_document
 from vigild.daemon.runtime import Runtime
 from vigild.daemon.scheduler import CycleScheduler
 from vigild.daemon.sdnotify import SystemdNotify, Watchdog, status_line
@@ -119,6 +121,7 @@ class Daemon:
         self.runtime.heartbeat_listeners.append(self.metrics.heartbeat)
         self.runtime.skip_listeners.append(self.metrics.probe_skipped)
         self.runtime.actions.listeners.append(self.metrics.action)
+        self.metrics.registry.register(HistoryCollector(self.runtime.history_writer))
         self.metrics.declare_actions(a.name for a in self.config.actions)
         self.history = History(self.runtime.db.history, clock=self.clock).load()
         self.runtime.result_listeners.append(self.history.observed)
@@ -134,11 +137,16 @@ class Daemon:
             unix_socket=unix_listen(self.config.daemon.listen) is not None,
             clock=self.clock,
             page=self._page,
+            history=self._history,
         )
         self.runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self.runner.setup()
         self.scheduler = CycleScheduler(self._start_cycle)
         self._stage = "set up"
+
+    def _history(self, query: Mapping[str, str], now: float) -> dict[str, Any]:
+        history = self.config.history
+        return history_document(self.runtime.history_writer.path, history, query, now)
 
     def _page(self) -> Snapshot:
         now = self.clock()

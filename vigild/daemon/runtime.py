@@ -7,9 +7,10 @@ report): both open a ``Runtime``.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import aiohttp
 import structlog
@@ -29,6 +30,9 @@ from vigild.probes.base import ProbeContext, build_probe
 from vigild.status import Board
 from vigild.storage.database import Database
 from vigild.thresholds import Verdict, base_metric
+
+if TYPE_CHECKING:
+    from vigild.daemon.recorder import HistoryWriter
 
 __all__ = ["Runtime", "build_notifiers", "make_session"]
 
@@ -102,6 +106,7 @@ class Runtime:
             subreaper=True,  # vigild forks nothing but action commands
         )
         self._configure_actions(self.config)
+        self.history_writer = self._history_writer()
         self.pipeline = Pipeline(
             self.engine,
             self.db,
@@ -121,6 +126,18 @@ class Runtime:
         )
         self._opened = True
         return self
+
+    def _history_writer(self) -> HistoryWriter:
+        """Every probe result goes to the metrics history, handed over once per cycle."""
+        from vigild.daemon.recorder import HistoryWriter
+
+        history = self.config.history
+        writer = HistoryWriter(
+            history.file(self.config.daemon.state_path), history, clock=self.clock
+        )
+        self.result_listeners.append(writer.observed)
+        self.cycle_listeners.append(writer.cycle_completed)
+        return writer
 
     async def run_cycle(self, watched: Sequence[Watched]) -> None:
         """One cycle; a completed one is announced to listeners and the heartbeat."""
@@ -154,6 +171,9 @@ class Runtime:
                 await step
             except Exception as exc:
                 log.error("error while closing", error=str(exc))
+        # The last results of a cron run or a stop, off the loop: the writer may be
+        # compacting an hour.
+        await asyncio.to_thread(self.history_writer.close)
         self.db.close()
 
     # -- assembling -------------------------------------------------------

@@ -1,0 +1,534 @@
+"""The metrics history: every observation's metrics, kept in tiers, in a file of its own.
+
+Three tiers: ``raw`` (every value), ``five_minute`` and ``hourly`` (per
+bucket: min, max, sum, count and last; for ``up`` the sum is the number of
+probes that found the target up). New values are appended to a plain
+``staged`` table, which costs one row insert each and survives a crash; once
+an hour is over (plus ``GRACE`` for a slow cycle's results), it is compacted:
+each series' values of that hour become one compressed raw block (see
+``chunks``), and its buckets are appended to the series' five-minute block
+(one a day) and hourly block (one per ten days). Retention drops whole blocks.
+
+``max_size`` is a hard cap on the file: past it, the oldest hour of raw blocks
+goes first, then the oldest day of five-minute blocks, then hourly ones.
+
+This file is never in the alerting path: it has its own connection and lives
+beside the state file. One that SQLite cannot read is moved aside and a fresh
+one started.
+
+Reads (``HistoryReader``) open their own read-only connection, so they can run
+beside the writer, in the daemon or in another process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import groupby
+from operator import itemgetter
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+import structlog
+
+from vigild.storage.chunks import decode, encode
+from vigild.storage.file import Transaction
+from vigild.storage.migrations import Migration, _statements, migrate
+
+__all__ = [
+    "GRACE",
+    "TIERS",
+    "Bucket",
+    "HistoryFile",
+    "HistoryReader",
+    "Retention",
+    "Tier",
+    "TierName",
+    "Values",
+    "aggregate",
+    "combine",
+]
+
+log = structlog.get_logger("vigild")
+
+HOUR_MS = 3_600_000
+GRACE = 300_000
+"""Milliseconds after an hour's end before it is compacted: a cycle's late results."""
+
+TierName = Literal["raw", "five_minute", "hourly"]
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: TierName
+    number: int
+    """Its key in the file."""
+    step: int
+    """Milliseconds per bucket; 0 for raw values."""
+    span: int
+    """Milliseconds per block."""
+
+
+TIERS = (
+    Tier("raw", 0, 0, HOUR_MS),
+    Tier("five_minute", 1, 300_000, 24 * HOUR_MS),
+    Tier("hourly", 2, HOUR_MS, 240 * HOUR_MS),
+)
+RAW, FIVE_MINUTE, HOURLY = TIERS
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """The values of one step, ``start`` in milliseconds."""
+
+    start: int
+    min: float
+    max: float
+    sum: float
+    count: float
+    last: float
+
+
+class Values(NamedTuple):
+    """What ``HistoryReader.values`` found: raw (seconds, value) ``points`` when ``tier`` is
+    raw, else that tier's ``buckets``."""
+
+    tier: Tier
+    points: list[tuple[float, float]]
+    buckets: list[Bucket]
+
+
+class Retention(NamedTuple):
+    """Seconds each tier is kept, and the cap on the file's bytes."""
+
+    raw: float = 48 * 3600.0
+    five_minute: float = 35 * 86400.0
+    hourly: float = 400 * 86400.0
+    max_size: int = 2**30
+
+    def of(self, tier: Tier) -> float:
+        value: float = getattr(self, tier.name)
+        return value
+
+
+def _extreme(values: Sequence[float], pick: Callable[[Iterable[float]], float]) -> float:
+    # NaN is no smaller or larger than anything, so min() would depend on its place.
+    numbers = [v for v in values if not math.isnan(v)]
+    return pick(numbers) if numbers else math.nan
+
+
+def aggregate(times: Sequence[int], values: Sequence[float], step: int) -> list[Bucket]:
+    """Raw values (in time order) as buckets of ``step`` ms aligned on the epoch."""
+    buckets = []
+    for start, group in groupby(zip(times, values, strict=True), lambda tv: tv[0] // step):
+        chunk = [v for _, v in group]
+        buckets.append(
+            Bucket(
+                start * step,
+                _extreme(chunk, min),
+                _extreme(chunk, max),
+                sum(chunk),
+                float(len(chunk)),
+                chunk[-1],
+            )
+        )
+    return buckets
+
+
+def combine(buckets: Iterable[Bucket], step: int) -> list[Bucket]:
+    """Buckets (in time order) merged into coarser ones of ``step`` ms."""
+    merged = []
+    for start, group in groupby(buckets, lambda b: b.start // step):
+        chunk = list(group)
+        merged.append(
+            Bucket(
+                start * step,
+                _extreme([b.min for b in chunk], min),
+                _extreme([b.max for b in chunk], max),
+                sum(b.sum for b in chunk),
+                sum(b.count for b in chunk),
+                chunk[-1].last,
+            )
+        )
+    return merged
+
+
+def _buckets(block: bytes) -> list[Bucket]:
+    times, columns = decode(block)
+    return [Bucket(*row) for row in zip(times, *columns, strict=True)]
+
+
+def _encode_buckets(buckets: Sequence[Bucket]) -> bytes:
+    columns = ([b.min for b in buckets], [b.max for b in buckets], [b.sum for b in buckets])
+    more = ([b.count for b in buckets], [b.last for b in buckets])
+    return encode([b.start for b in buckets], [*columns, *more])
+
+
+def _value(stored: float | None) -> float:
+    # SQLite keeps a NaN REAL as NULL.
+    return math.nan if stored is None else stored
+
+
+_MIGRATIONS: tuple[Migration, ...] = (
+    _statements(
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE IF NOT EXISTS series (
+            id INTEGER PRIMARY KEY,
+            target TEXT NOT NULL,
+            metric TEXT NOT NULL,
+            UNIQUE (target, metric)
+        )""",
+        # Values not compacted yet, in arrival order; NULL is NaN.
+        """CREATE TABLE IF NOT EXISTS staged (
+            t INTEGER NOT NULL, series INTEGER NOT NULL, value REAL
+        )""",
+        "CREATE INDEX IF NOT EXISTS staged_by_series ON staged (series, t)",
+        """CREATE TABLE IF NOT EXISTS blocks (
+            series INTEGER NOT NULL,
+            tier INTEGER NOT NULL,
+            start INTEGER NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY (series, tier, start)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX IF NOT EXISTS blocks_by_age ON blocks (tier, start)",
+    ),
+)
+
+
+class HistoryFile:
+    """The writer's side: one connection, used by one thread."""
+
+    def __init__(
+        self,
+        path: Path,
+        retention: Retention,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Open (or create) the file; one SQLite cannot read is moved aside first.
+
+        Raises ``OSError`` or ``sqlite3.Error`` when no file can be used at ``path``.
+        """
+        self.path = path
+        self.retention = retention
+        self.clock = clock
+        self.evicted: dict[str, int] = {tier.name: 0 for tier in TIERS}
+        """Blocks dropped to stay under ``max_size``, per tier."""
+        self.late = 0
+        """Values that arrived after their hour was compacted, dropped."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = self._open()
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise
+            self.move_aside(exc)
+            self.db = self._open()
+        self._series = {
+            (str(target), str(metric)): int(id_)
+            for id_, target, metric in self.db.execute("SELECT id, target, metric FROM series")
+        }
+        self._compacted = self._meta_int("compacted")
+        """Every value before this time (ms) is in blocks; None before the first compaction."""
+        self._oldest: int | None = self.db.execute("SELECT min(t) FROM staged").fetchone()[0]
+        """The oldest staged value's time (ms), kept here: a scan of the table costs."""
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            # Set before the first table, so deleted blocks give their pages back to the
+            # file system and the file's size is what ``max_size`` caps.
+            db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.execute("PRAGMA busy_timeout = 5000")
+            migrate(db, self.path, _MIGRATIONS)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def move_aside(self, error: Exception) -> Path:
+        """Rename the file SQLite cannot use (and its WAL) out of the way, for a person to
+        look at, and say so; the caller starts a fresh one."""
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(f"{self.path}{suffix}")
+            if source.exists():
+                os.replace(source, Path(f"{aside}{suffix}"))
+        log.error(
+            "history file is unreadable: moved it aside and started a new one; "
+            "alerting is not affected",
+            path=str(self.path),
+            moved_to=str(aside),
+            error=str(error),
+        )
+        return aside
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _meta_int(self, key: str) -> int | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def _set_meta(self, key: str, value: int) -> None:
+        self.db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, str(value)),
+        )
+
+    def _series_id(self, target: str, metric: str) -> int:
+        key = (target, metric)
+        found = self._series.get(key)
+        if found is None:
+            found = self.db.execute(
+                "INSERT INTO series (target, metric) VALUES (?, ?) RETURNING id", key
+            ).fetchone()[0]
+            self._series[key] = found
+        return found
+
+    # -- writing ----------------------------------------------------------
+
+    def append(self, observations: Iterable[tuple[str, float, dict[str, float]]]) -> None:
+        """Stage (target, time in seconds, metrics) triples, then compact and cap as due."""
+        floor = self._compacted
+        with Transaction(self.db):
+            rows = []
+            series_id = self._series_id
+            for target, seconds, metrics in observations:
+                t = int(seconds * 1000)
+                if floor is not None and t < floor:
+                    self.late += len(metrics)
+                    continue
+                for metric, value in metrics.items():
+                    stored = None if math.isnan(value) else value
+                    rows.append((t, series_id(target, metric), stored))
+            self.db.executemany("INSERT INTO staged (t, series, value) VALUES (?, ?, ?)", rows)
+        if rows:
+            oldest = min(row[0] for row in rows)
+            self._oldest = oldest if self._oldest is None else min(self._oldest, oldest)
+        self.maintain()
+
+    def maintain(self) -> None:
+        """Compact the hours that are over, drop what is past retention, keep under the cap."""
+        now = int(self.clock() * 1000)
+        self._compact(now)
+        self._expire(now)
+        self._cap()
+
+    def _compact(self, now: int) -> None:
+        while True:
+            start = self._compacted
+            oldest = self._oldest
+            if oldest is None:
+                return
+            # After a long stop, skip straight to the first hour that holds anything.
+            hour = max(start or 0, oldest - oldest % HOUR_MS)
+            end = hour + HOUR_MS
+            if now < end + GRACE:
+                return
+            with Transaction(self.db):
+                rows = self.db.execute(
+                    "SELECT series, t, value FROM staged WHERE t < ? ORDER BY series, t, rowid",
+                    (end,),
+                )
+                for series, group in groupby(rows, itemgetter(0)):
+                    values = [(t, _value(v)) for _, t, v in group if t >= hour]
+                    if values:
+                        self._store_hour(series, hour, values)
+                self.db.execute("DELETE FROM staged WHERE t < ?", (end,))
+                self._set_meta("compacted", end)
+            self._compacted = end
+            self._oldest = self.db.execute("SELECT min(t) FROM staged").fetchone()[0]
+
+    def _store_hour(self, series: int, hour: int, values: list[tuple[int, float]]) -> None:
+        times = [t for t, _ in values]
+        numbers = [v for _, v in values]
+        self._put(series, RAW, hour, encode(times, [numbers]))
+        for tier in (FIVE_MINUTE, HOURLY):
+            start = hour - hour % tier.span
+            found = self.db.execute(
+                "SELECT data FROM blocks WHERE series = ? AND tier = ? AND start = ?",
+                (series, tier.number, start),
+            ).fetchone()
+            buckets = _buckets(found[0]) if found else []
+            buckets.extend(aggregate(times, numbers, tier.step))
+            self._put(series, tier, start, _encode_buckets(buckets))
+
+    def _put(self, series: int, tier: Tier, start: int, data: bytes) -> None:
+        self.db.execute(
+            "INSERT INTO blocks (series, tier, start, data) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO UPDATE SET data = excluded.data",
+            (series, tier.number, start, data),
+        )
+
+    def _expire(self, now: int) -> None:
+        with Transaction(self.db):
+            for tier in TIERS:
+                cutoff = now - int(self.retention.of(tier) * 1000)
+                self.db.execute(
+                    "DELETE FROM blocks WHERE tier = ? AND start + ? <= ?",
+                    (tier.number, tier.span, cutoff),
+                )
+            # Staged values older than raw retention (a clock step back, a long stop).
+            if self._oldest is not None and self._oldest < now - int(self.retention.raw * 1000):
+                self.db.execute(
+                    "DELETE FROM staged WHERE t < ?", (now - int(self.retention.raw * 1000),)
+                )
+                self._oldest = self.db.execute("SELECT min(t) FROM staged").fetchone()[0]
+        self.db.execute("PRAGMA incremental_vacuum")
+
+    def size(self) -> int:
+        """Bytes on disk: the file and its WAL."""
+        total = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(FileNotFoundError):
+                total += os.stat(f"{self.path}{suffix}").st_size
+        return total
+
+    def _used(self) -> int:
+        pages = self.db.execute("PRAGMA page_count").fetchone()[0]
+        free = self.db.execute("PRAGMA freelist_count").fetchone()[0]
+        size: int = self.db.execute("PRAGMA page_size").fetchone()[0]
+        return int((pages - free) * size)
+
+    def _cap(self) -> None:
+        if self._used() <= self.retention.max_size:
+            return
+        for tier in TIERS:
+            while self._used() > self.retention.max_size:
+                oldest = self.db.execute(
+                    "SELECT min(start) FROM blocks WHERE tier = ?", (tier.number,)
+                ).fetchone()[0]
+                if oldest is None:
+                    break
+                # A whole hour (or day, or ten days) at once: the pages a block frees
+                # are shared with its neighbours, so one block rarely frees one.
+                end = oldest + tier.span
+                with Transaction(self.db):
+                    gone = self.db.execute(
+                        "DELETE FROM blocks WHERE tier = ? AND start < ?", (tier.number, end)
+                    ).rowcount
+                    evicted = max(end, self._meta_int(f"evicted:{tier.name}") or 0)
+                    self._set_meta(f"evicted:{tier.name}", evicted)
+                self.db.execute("PRAGMA incremental_vacuum")
+                self.evicted[tier.name] += gone
+                log.warning(
+                    "history is over max_size: evicted its oldest data",
+                    tier=tier.name,
+                    before=end / 1000,
+                    blocks=gone,
+                    max_size=self.retention.max_size,
+                )
+
+
+class HistoryReader:
+    """Reads of the history file, on a read-only connection of their own.
+
+    The two questions SLOs, forecasts and backtests ask: ``values`` of a metric
+    of a target between two times at the finest tier that holds them, and
+    ``aggregates`` of it per step.
+    """
+
+    def __init__(self, path: Path, retention: Retention) -> None:
+        self.retention = retention
+        self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> HistoryReader:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def tier_for(self, start: float, now: float) -> Tier:
+        """The finest tier that still holds ``start`` (seconds)."""
+        for tier in TIERS:
+            kept_from = (now - self.retention.of(tier)) * 1000
+            row = self.db.execute(
+                "SELECT value FROM meta WHERE key = ?", (f"evicted:{tier.name}",)
+            ).fetchone()
+            if row is not None:
+                kept_from = max(kept_from, int(row[0]))
+            if start * 1000 >= kept_from:
+                return tier
+        return HOURLY
+
+    def _series(self, target: str, metric: str) -> int | None:
+        row = self.db.execute(
+            "SELECT id FROM series WHERE target = ? AND metric = ?", (target, metric)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def _raw(self, series: int, start: int, end: int) -> Iterator[tuple[int, float]]:
+        """Raw values with ``start <= t < end`` (ms), from blocks then from the staged rows."""
+        for (data,) in self.db.execute(
+            "SELECT data FROM blocks WHERE series = ? AND tier = 0 AND start > ? AND start < ? "
+            "ORDER BY start",
+            (series, start - RAW.span, end),
+        ):
+            times, (values,) = decode(data)
+            for t, v in zip(times, values, strict=True):
+                if start <= t < end:
+                    yield t, v
+        yield from self._staged(series, start, end)
+
+    def _staged(self, series: int, start: int, end: int) -> Iterator[tuple[int, float]]:
+        for t, v in self.db.execute(
+            "SELECT t, value FROM staged WHERE series = ? AND t >= ? AND t < ? ORDER BY t, rowid",
+            (series, start, end),
+        ):
+            yield t, _value(v)
+
+    def _stored_buckets(self, series: int, tier: Tier, start: int, end: int) -> list[Bucket]:
+        found: list[Bucket] = []
+        for (data,) in self.db.execute(
+            "SELECT data FROM blocks WHERE series = ? AND tier = ? AND start > ? AND start < ? "
+            "ORDER BY start",
+            (series, tier.number, start - tier.span, end),
+        ):
+            found.extend(b for b in _buckets(data) if start <= b.start < end)
+        # The hours not compacted yet are still raw (compaction goes by whole hours, so
+        # no bucket is part stored, part staged): aggregated here the same way.
+        staged = list(self._staged(series, start, end))
+        if staged:
+            times = [t for t, _ in staged]
+            found.extend(aggregate(times, [v for _, v in staged], tier.step))
+        return found
+
+    def values(self, target: str, metric: str, start: float, end: float, *, now: float) -> Values:
+        """``metric`` of ``target`` from ``start`` to ``end`` (seconds, end excluded) at
+        the finest tier that holds ``start``: raw points, or that tier's buckets."""
+        tier = self.tier_for(start, now)
+        series = self._series(target, metric)
+        if series is None:
+            return Values(tier, [], [])
+        first, last = int(start * 1000), int(end * 1000)
+        if tier is RAW:
+            return Values(tier, [(t / 1000, v) for t, v in self._raw(series, first, last)], [])
+        return Values(tier, [], self._stored_buckets(series, tier, first, last))
+
+    def aggregates(
+        self, target: str, metric: str, start: float, end: float, step: float, *, now: float
+    ) -> tuple[Tier, int, list[Bucket]]:
+        """``metric`` of ``target`` in buckets of ``step`` seconds (at least the tier's),
+        aligned on the epoch: (tier read, step in ms, buckets)."""
+        tier = self.tier_for(start, now)
+        step_ms = max(int(step * 1000), tier.step, 1)
+        series = self._series(target, metric)
+        if series is None:
+            return tier, step_ms, []
+        first, last = int(start * 1000), int(end * 1000)
+        if tier is RAW:
+            raw = list(self._raw(series, first, last))
+            return tier, step_ms, aggregate([t for t, _ in raw], [v for _, v in raw], step_ms)
+        return tier, step_ms, combine(self._stored_buckets(series, tier, first, last), step_ms)
