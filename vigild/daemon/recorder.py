@@ -26,7 +26,7 @@ from vigild.config import HistoryConfig, parse_duration
 from vigild.model import Observation
 from vigild.storage.history_file import RAW, HistoryFile, HistoryReader, Retention
 
-__all__ = ["HistoryWriter", "QueryError", "history_document", "retention"]
+__all__ = ["HistoryUnavailable", "HistoryWriter", "QueryError", "history_document", "retention"]
 
 log = structlog.get_logger("vigild")
 
@@ -144,6 +144,14 @@ class HistoryWriter:
 class QueryError(ValueError):
     """A request the history cannot answer, in words for the caller."""
 
+    status = 400
+
+
+class HistoryUnavailable(QueryError):
+    """The file is there but cannot be read (the writer is about to move it aside)."""
+
+    status = 503
+
 
 def _time(text: str | None, default: float) -> float:
     if text is None or text == "":
@@ -189,15 +197,34 @@ def history_document(
     document: dict[str, Any] = {"target": target, "metric": metric, "from": start, "to": end}
     if not path.exists():
         return document | {"tier": RAW.name, "step": None, "points": []}
+    try:
+        return document | _read(
+            path, config, target=target, metric=metric, start=start, end=end, step=step, now=now
+        )
+    except sqlite3.DatabaseError as exc:
+        raise HistoryUnavailable(f"the history file cannot be read: {exc}") from None
+
+
+def _read(
+    path: Path,
+    config: HistoryConfig,
+    *,
+    target: str,
+    metric: str,
+    start: float,
+    end: float,
+    step: float | None,
+    now: float,
+) -> dict[str, Any]:
     with HistoryReader(path, retention(config)) as reader:
         if step is None:
             found = reader.values(target, metric, start, end, now=now)
             if found.tier is RAW:
                 points = [[t, _number(v)] for t, v in found.points]
-                return document | {"tier": RAW.name, "step": None, "points": points}
+                return {"tier": RAW.name, "step": None, "points": points}
             step = found.tier.step / 1000
         tier, step_ms, buckets = reader.aggregates(target, metric, start, end, step, now=now)
-    return document | {
+    return {
         "tier": tier.name,
         "step": step_ms / 1000,
         "buckets": [

@@ -91,7 +91,7 @@ def make_app(
             # Decoding blocks of a long range is worth a thread.
             document = await asyncio.to_thread(history, dict(request.query), clock())
         except QueryError as exc:
-            return json_response({"error": str(exc)}, 400)
+            return json_response({"error": str(exc)}, exc.status)
         return json_response(document)
 
     async def status_page(_request: web.Request) -> web.Response:

@@ -440,6 +440,10 @@ class HistoryReader:
     def __init__(self, path: Path, retention: Retention) -> None:
         self.retention = retention
         self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        self.empty = not self.db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'blocks'"
+        ).fetchone()
+        """The writer has not made its tables yet: nothing to read."""
 
     def close(self) -> None:
         self.db.close()
@@ -508,6 +512,8 @@ class HistoryReader:
     def values(self, target: str, metric: str, start: float, end: float, *, now: float) -> Values:
         """``metric`` of ``target`` from ``start`` to ``end`` (seconds, end excluded) at
         the finest tier that holds ``start``: raw points, or that tier's buckets."""
+        if self.empty:
+            return Values(RAW, [], [])
         tier = self.tier_for(start, now)
         series = self._series(target, metric)
         if series is None:
@@ -522,9 +528,9 @@ class HistoryReader:
     ) -> tuple[Tier, int, list[Bucket]]:
         """``metric`` of ``target`` in buckets of ``step`` seconds (at least the tier's),
         aligned on the epoch: (tier read, step in ms, buckets)."""
-        tier = self.tier_for(start, now)
+        tier = RAW if self.empty else self.tier_for(start, now)
         step_ms = max(int(step * 1000), tier.step, 1)
-        series = self._series(target, metric)
+        series = None if self.empty else self._series(target, metric)
         if series is None:
             return tier, step_ms, []
         first, last = int(start * 1000), int(end * 1000)
