@@ -61,6 +61,11 @@ class HistoryWriter:
         self._thread = threading.Thread(target=self._run, name="history-writer", daemon=True)
         self._thread.start()
 
+    @property
+    def backlog(self) -> int:
+        """Batches waiting for the writer."""
+        return self._queue.qsize()
+
     # -- on the loop --------------------------------------------------------
 
     def observed(self, _item: object, observation: Observation, _verdicts: object) -> None:

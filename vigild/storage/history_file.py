@@ -60,6 +60,9 @@ HOUR_MS = 3_600_000
 GRACE = 300_000
 """Milliseconds after an hour's end before it is compacted: a cycle's late results."""
 
+EXPIRE_EVERY = 300_000
+"""Milliseconds between looks for blocks past their tier's retention."""
+
 TierName = Literal["raw", "five_minute", "hourly"]
 
 
@@ -188,13 +191,15 @@ _MIGRATIONS: tuple[Migration, ...] = (
             t INTEGER NOT NULL, series INTEGER NOT NULL, value REAL
         )""",
         "CREATE INDEX IF NOT EXISTS staged_by_series ON staged (series, t)",
+        # A rowid table, not WITHOUT ROWID: there a block over about 1 KB would spill
+        # into an overflow page of its own, most of it empty.
         """CREATE TABLE IF NOT EXISTS blocks (
             series INTEGER NOT NULL,
             tier INTEGER NOT NULL,
             start INTEGER NOT NULL,
             data BLOB NOT NULL,
-            PRIMARY KEY (series, tier, start)
-        ) WITHOUT ROWID""",
+            UNIQUE (series, tier, start)
+        )""",
         "CREATE INDEX IF NOT EXISTS blocks_by_age ON blocks (tier, start)",
     ),
 )
@@ -237,6 +242,7 @@ class HistoryFile:
         """Every value before this time (ms) is in blocks; None before the first compaction."""
         self._oldest: int | None = self.db.execute("SELECT min(t) FROM staged").fetchone()[0]
         """The oldest staged value's time (ms), kept here: a scan of the table costs."""
+        self._expired_at = -EXPIRE_EVERY
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None)
@@ -320,7 +326,11 @@ class HistoryFile:
         """Compact the hours that are over, drop what is past retention, keep under the cap."""
         now = int(self.clock() * 1000)
         self._compact(now)
-        self._expire(now)
+        # Blocks change once an hour: a look every few minutes is plenty, and every
+        # cycle would cost more than staging the cycle's values.
+        if now >= self._expired_at + EXPIRE_EVERY:
+            self._expire(now)
+            self._expired_at = now
         self._cap()
 
     def _compact(self, now: int) -> None:
@@ -374,8 +384,8 @@ class HistoryFile:
             for tier in TIERS:
                 cutoff = now - int(self.retention.of(tier) * 1000)
                 self.db.execute(
-                    "DELETE FROM blocks WHERE tier = ? AND start + ? <= ?",
-                    (tier.number, tier.span, cutoff),
+                    "DELETE FROM blocks WHERE tier = ? AND start <= ?",
+                    (tier.number, cutoff - tier.span),
                 )
             # Staged values older than raw retention (a clock step back, a long stop).
             if self._oldest is not None and self._oldest < now - int(self.retention.raw * 1000):
