@@ -2,9 +2,9 @@
 
 Three tiers: ``raw`` (every value), ``five_minute`` and ``hourly`` (per
 bucket: min, max, sum, count and last; for ``up`` the sum is the number of
-probes that found the target up). New values are appended to a plain
-``staged`` table, which costs one row insert each and survives a crash; once
-an hour is over (plus ``GRACE`` for a slow cycle's results), it is compacted:
+probes that found the target up). Each batch of new values (a cycle's) is
+one row of a ``staged`` table, which survives a crash; once an hour is over
+(plus ``GRACE`` for a slow cycle's results), it is compacted:
 each series' values of that hour become one compressed raw block (see
 ``chunks``), and its buckets are appended to the series' five-minute block
 (one a day) and hourly block (one per ten days). Retention drops whole blocks.
@@ -27,12 +27,14 @@ import math
 import os
 import sqlite3
 import time
+from array import array
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, overload
 
 import structlog
 
@@ -128,19 +130,27 @@ def _extreme(values: Sequence[float], pick: Callable[[Iterable[float]], float]) 
 def aggregate(times: Sequence[int], values: Sequence[float], step: int) -> list[Bucket]:
     """Raw values (in time order) as buckets of ``step`` ms aligned on the epoch."""
     buckets = []
-    for start, group in groupby(zip(times, values, strict=True), lambda tv: tv[0] // step):
-        chunk = [v for _, v in group]
+    # A NaN is rare: look once, and take the fast builtins when there is none.
+    low, high = (min, max) if not any(map(math.isnan, values)) else (_nan_min, _nan_max)
+    at = 0
+    count = len(times)
+    while at < count:
+        start = times[at] - times[at] % step
+        end = bisect_left(times, start + step, at)
+        chunk = values[at:end]
         buckets.append(
-            Bucket(
-                start * step,
-                _extreme(chunk, min),
-                _extreme(chunk, max),
-                sum(chunk),
-                float(len(chunk)),
-                chunk[-1],
-            )
+            Bucket(start, low(chunk), high(chunk), sum(chunk), float(end - at), chunk[-1])
         )
+        at = end
     return buckets
+
+
+def _nan_min(values: Sequence[float]) -> float:
+    return _extreme(values, min)
+
+
+def _nan_max(values: Sequence[float]) -> float:
+    return _extreme(values, max)
 
 
 def combine(buckets: Iterable[Bucket], step: int) -> list[Bucket]:
@@ -172,9 +182,32 @@ def _encode_buckets(buckets: Sequence[Bucket]) -> bytes:
     return encode([b.start for b in buckets], [*columns, *more])
 
 
-def _value(stored: float | None) -> float:
-    # SQLite keeps a NaN REAL as NULL.
-    return math.nan if stored is None else stored
+@overload
+def _batches(
+    db: sqlite3.Connection, where: str, args: tuple[int, ...], packed: Literal[True]
+) -> Iterator[tuple[int, bytes, array[int], array[float]]]: ...
+
+
+@overload
+def _batches(
+    db: sqlite3.Connection, where: str, args: tuple[int, ...], packed: Literal[False] = False
+) -> Iterator[tuple[int, array[int], array[int], array[float]]]: ...
+
+
+def _batches(
+    db: sqlite3.Connection, where: str, args: tuple[int, ...], packed: bool = False
+) -> Iterator[tuple[int, Any, array[int], array[float]]]:
+    """Staged batches as (row id, series ids, times, values), in the order they came;
+    ``packed`` leaves the series ids as bytes, for searching."""
+    for row, ids, times, values in db.execute(
+        f"SELECT id, series, times, vals FROM staged WHERE {where} ORDER BY id", args
+    ):
+        yield (
+            row,
+            ids if packed else array("q", ids),
+            array("q", times),
+            array("d", values),
+        )
 
 
 _MIGRATIONS: tuple[Migration, ...] = (
@@ -186,11 +219,17 @@ _MIGRATIONS: tuple[Migration, ...] = (
             metric TEXT NOT NULL,
             UNIQUE (target, metric)
         )""",
-        # Values not compacted yet, in arrival order; NULL is NaN.
+        # Values not compacted yet: one row per batch (a cycle), its series ids, times
+        # and values as packed arrays. A row per value would cost more to insert than
+        # everything else the history does.
         """CREATE TABLE IF NOT EXISTS staged (
-            t INTEGER NOT NULL, series INTEGER NOT NULL, value REAL
+            id INTEGER PRIMARY KEY,
+            first INTEGER NOT NULL,
+            last INTEGER NOT NULL,
+            series BLOB NOT NULL,
+            times BLOB NOT NULL,
+            vals BLOB NOT NULL
         )""",
-        "CREATE INDEX IF NOT EXISTS staged_by_series ON staged (series, t)",
         # A rowid table, not WITHOUT ROWID: there a block over about 1 KB would spill
         # into an overflow page of its own, most of it empty.
         """CREATE TABLE IF NOT EXISTS blocks (
@@ -234,13 +273,12 @@ class HistoryFile:
                 raise
             self.move_aside(exc)
             self.db = self._open()
-        self._series = {
-            (str(target), str(metric)): int(id_)
-            for id_, target, metric in self.db.execute("SELECT id, target, metric FROM series")
-        }
+        self._series: dict[str, dict[str, int]] = {}
+        for id_, target, metric in self.db.execute("SELECT id, target, metric FROM series"):
+            self._series.setdefault(str(target), {})[str(metric)] = int(id_)
         self._compacted = self._meta_int("compacted")
         """Every value before this time (ms) is in blocks; None before the first compaction."""
-        self._oldest: int | None = self.db.execute("SELECT min(t) FROM staged").fetchone()[0]
+        self._oldest = self._oldest_staged()
         """The oldest staged value's time (ms), kept here: a scan of the table costs."""
         self._expired_at = -EXPIRE_EVERY
 
@@ -290,14 +328,15 @@ class HistoryFile:
             (key, str(value)),
         )
 
-    def _series_id(self, target: str, metric: str) -> int:
-        key = (target, metric)
-        found = self._series.get(key)
-        if found is None:
-            found = self.db.execute(
-                "INSERT INTO series (target, metric) VALUES (?, ?) RETURNING id", key
-            ).fetchone()[0]
-            self._series[key] = found
+    def _oldest_staged(self) -> int | None:
+        oldest: int | None = self.db.execute("SELECT min(first) FROM staged").fetchone()[0]
+        return oldest
+
+    def _new_series(self, target: str, metric: str) -> int:
+        found: int = self.db.execute(
+            "INSERT INTO series (target, metric) VALUES (?, ?) RETURNING id", (target, metric)
+        ).fetchone()[0]
+        self._series.setdefault(target, {})[metric] = found
         return found
 
     # -- writing ----------------------------------------------------------
@@ -305,22 +344,32 @@ class HistoryFile:
     def append(self, observations: Iterable[tuple[str, float, dict[str, float]]]) -> None:
         """Stage (target, time in seconds, metrics) triples, then compact and cap as due."""
         floor = self._compacted
+        ids, times, values = array("q"), array("q"), array("d")
+        known = self._series
         with Transaction(self.db):
-            rows = []
-            series_id = self._series_id
             for target, seconds, metrics in observations:
                 t = int(seconds * 1000)
                 if floor is not None and t < floor:
                     self.late += len(metrics)
                     continue
+                of_target = known.get(target, {})
                 for metric, value in metrics.items():
-                    stored = None if math.isnan(value) else value
-                    rows.append((t, series_id(target, metric), stored))
-            self.db.executemany("INSERT INTO staged (t, series, value) VALUES (?, ?, ?)", rows)
-        if rows:
-            oldest = min(row[0] for row in rows)
-            self._oldest = oldest if self._oldest is None else min(self._oldest, oldest)
+                    series = of_target.get(metric)
+                    ids.append(self._new_series(target, metric) if series is None else series)
+                    times.append(t)
+                    values.append(value)
+            if ids:
+                self._stage(ids, times, values)
+        if ids:
+            first = min(times)
+            self._oldest = first if self._oldest is None else min(self._oldest, first)
         self.maintain()
+
+    def _stage(self, ids: array[int], times: array[int], values: array[float]) -> None:
+        self.db.execute(
+            "INSERT INTO staged (first, last, series, times, vals) VALUES (?, ?, ?, ?, ?)",
+            (min(times), max(times), ids.tobytes(), times.tobytes(), values.tobytes()),
+        )
 
     def maintain(self) -> None:
         """Compact the hours that are over, drop what is past retention, keep under the cap."""
@@ -335,28 +384,34 @@ class HistoryFile:
 
     def _compact(self, now: int) -> None:
         while True:
-            start = self._compacted
             oldest = self._oldest
             if oldest is None:
                 return
             # After a long stop, skip straight to the first hour that holds anything.
-            hour = max(start or 0, oldest - oldest % HOUR_MS)
+            hour = max(self._compacted or 0, oldest - oldest % HOUR_MS)
             end = hour + HOUR_MS
             if now < end + GRACE:
                 return
+            by_series: dict[int, list[tuple[int, float]]] = {}
             with Transaction(self.db):
-                rows = self.db.execute(
-                    "SELECT series, t, value FROM staged WHERE t < ? ORDER BY series, t, rowid",
-                    (end,),
-                )
-                for series, group in groupby(rows, itemgetter(0)):
-                    values = [(t, _value(v)) for _, t, v in group if t >= hour]
-                    if values:
-                        self._store_hour(series, hour, values)
-                self.db.execute("DELETE FROM staged WHERE t < ?", (end,))
+                for row, ids, times, values in _batches(self.db, "first < ?", (end,)):
+                    later = array("q"), array("q"), array("d")
+                    for series, t, value in zip(ids, times, values, strict=True):
+                        if t >= end:
+                            later[0].append(series)
+                            later[1].append(t)
+                            later[2].append(value)
+                        elif t >= hour:
+                            by_series.setdefault(series, []).append((t, value))
+                    self.db.execute("DELETE FROM staged WHERE id = ?", (row,))
+                    if later[0]:  # a batch across the hour's end keeps the rest staged
+                        self._stage(*later)
+                for series, found in by_series.items():
+                    found.sort(key=itemgetter(0))  # stable: equal times keep their order
+                    self._store_hour(series, hour, found)
                 self._set_meta("compacted", end)
             self._compacted = end
-            self._oldest = self.db.execute("SELECT min(t) FROM staged").fetchone()[0]
+            self._oldest = self._oldest_staged()
 
     def _store_hour(self, series: int, hour: int, values: list[tuple[int, float]]) -> None:
         times = [t for t, _ in values]
@@ -388,11 +443,10 @@ class HistoryFile:
                     (tier.number, cutoff - tier.span),
                 )
             # Staged values older than raw retention (a clock step back, a long stop).
-            if self._oldest is not None and self._oldest < now - int(self.retention.raw * 1000):
-                self.db.execute(
-                    "DELETE FROM staged WHERE t < ?", (now - int(self.retention.raw * 1000),)
-                )
-                self._oldest = self.db.execute("SELECT min(t) FROM staged").fetchone()[0]
+            cutoff = now - int(self.retention.raw * 1000)
+            if self._oldest is not None and self._oldest < cutoff:
+                self.db.execute("DELETE FROM staged WHERE last < ?", (cutoff,))
+                self._oldest = self._oldest_staged()
         self.db.execute("PRAGMA incremental_vacuum")
 
     def size(self) -> int:
@@ -497,11 +551,20 @@ class HistoryReader:
         yield from self._staged(series, start, end)
 
     def _staged(self, series: int, start: int, end: int) -> Iterator[tuple[int, float]]:
-        for t, v in self.db.execute(
-            "SELECT t, value FROM staged WHERE series = ? AND t >= ? AND t < ? ORDER BY t, rowid",
-            (series, start, end),
-        ):
-            yield t, _value(v)
+        found = []
+        key = array("q", [series]).tobytes()
+        where = "last >= ? AND first < ?"
+        for _, ids, times, values in _batches(self.db, where, (start, end), packed=True):
+            # The series' places in the batch, found by bytes.find rather than a loop.
+            at = ids.find(key)
+            while at != -1:
+                if at % 8 == 0:
+                    t = times[at // 8]
+                    if start <= t < end:
+                        found.append((t, values[at // 8]))
+                at = ids.find(key, at + 1)
+        found.sort(key=itemgetter(0))
+        return iter(found)
 
     def _stored_buckets(self, series: int, tier: Tier, start: int, end: int) -> list[Bucket]:
         found: list[Bucket] = []
