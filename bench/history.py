@@ -94,6 +94,27 @@ def run(targets: int, hours: float, directory: Path, with_history: bool) -> tupl
     return time.process_time() - started, count, peak - before
 
 
+def keep_bits(bits: int) -> None:
+    """What-if: blocks keep ``bits`` bits of each float's mantissa (a lossy encoder),
+    by rounding every value before the real encoder sees it."""
+    from vigild.storage import history_file
+
+    shift = 52 - bits
+    real = history_file.encode
+
+    def rounded(value: float) -> float:
+        if not math.isfinite(value):
+            return value
+        word = struct.unpack(">Q", struct.pack(">d", value))[0]
+        word = (word + (1 << (shift - 1))) >> shift << shift
+        return float(struct.unpack(">d", struct.pack(">Q", word))[0])
+
+    def encode(times: list[int], columns: list[list[float]]) -> bytes:
+        return real(times, [[rounded(v) for v in column] for column in columns])
+
+    history_file.encode = encode  # type: ignore[assignment]
+
+
 def gorilla_bits(times: list[int], values: list[float]) -> int:
     """Bits Prometheus's XOR chunk spends on these samples (its dod buckets, ms)."""
     bits = 64 + 64  # first timestamp and value
@@ -179,7 +200,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--targets", type=int, default=100)
     parser.add_argument("--hours", type=float, default=50.0)
+    parser.add_argument(
+        "--keep-bits",
+        type=int,
+        help="what-if: store only this many mantissa bits (lossy); default all 52",
+    )
     args = parser.parse_args()
+    if args.keep_bits is not None:
+        keep_bits(args.keep_bits)
     with tempfile.TemporaryDirectory() as tmp:
         base_cpu, count, _ = run(args.targets, args.hours, Path(tmp), with_history=False)
         cpu, count, grown = run(args.targets, args.hours, Path(tmp), with_history=True)

@@ -98,6 +98,9 @@ class Bucket:
     count: float
     last: float
 
+    def columns(self) -> tuple[float, float, float, float, float]:
+        return self.min, self.max, self.sum, self.count, self.last
+
 
 class Values(NamedTuple):
     """What ``HistoryReader.values`` found: raw (seconds, value) ``points`` when ``tier`` is
@@ -177,9 +180,8 @@ def _buckets(block: bytes) -> list[Bucket]:
 
 
 def _encode_buckets(buckets: Sequence[Bucket]) -> bytes:
-    columns = ([b.min for b in buckets], [b.max for b in buckets], [b.sum for b in buckets])
-    more = ([b.count for b in buckets], [b.last for b in buckets])
-    return encode([b.start for b in buckets], [*columns, *more])
+    columns = [list(column) for column in zip(*(b.columns() for b in buckets), strict=True)]
+    return encode([b.start for b in buckets], columns)
 
 
 @overload
@@ -392,7 +394,9 @@ class HistoryFile:
             end = hour + HOUR_MS
             if now < end + GRACE:
                 return
-            by_series: dict[int, list[tuple[int, float]]] = {}
+            self._roll_up(hour)
+            # Arrays, not a tuple per value: an hour of 10,000 targets is over a million.
+            by_series: dict[int, tuple[array[int], array[float]]] = {}
             with Transaction(self.db):
                 for row, ids, times, values in _batches(self.db, "first < ?", (end,)):
                     later = array("q"), array("q"), array("d")
@@ -402,30 +406,65 @@ class HistoryFile:
                             later[1].append(t)
                             later[2].append(value)
                         elif t >= hour:
-                            by_series.setdefault(series, []).append((t, value))
+                            found = by_series.get(series)
+                            if found is None:
+                                found = by_series[series] = array("q"), array("d")
+                            found[0].append(t)
+                            found[1].append(value)
                     self.db.execute("DELETE FROM staged WHERE id = ?", (row,))
                     if later[0]:  # a batch across the hour's end keeps the rest staged
                         self._stage(*later)
-                for series, found in by_series.items():
-                    found.sort(key=itemgetter(0))  # stable: equal times keep their order
-                    self._store_hour(series, hour, found)
+                for series, (times, values) in by_series.items():
+                    self._store_hour(series, hour, list(times), list(values))
                 self._set_meta("compacted", end)
             self._compacted = end
             self._oldest = self._oldest_staged()
+            self._roll_up(end)
 
-    def _store_hour(self, series: int, hour: int, values: list[tuple[int, float]]) -> None:
-        times = [t for t, _ in values]
-        numbers = [v for _, v in values]
-        self._put(series, RAW, hour, encode(times, [numbers]))
-        for tier in (FIVE_MINUTE, HOURLY):
-            start = hour - hour % tier.span
-            found = self.db.execute(
-                "SELECT data FROM blocks WHERE series = ? AND tier = ? AND start = ?",
-                (series, tier.number, start),
-            ).fetchone()
-            buckets = _buckets(found[0]) if found else []
-            buckets.extend(aggregate(times, numbers, tier.step))
-            self._put(series, tier, start, _encode_buckets(buckets))
+    def _store_hour(self, series: int, hour: int, times: list[int], values: list[float]) -> None:
+        if times != sorted(times):  # rare: a batch of results that came out of order
+            order = sorted(range(len(times)), key=times.__getitem__)  # stable
+            times, values = [times[i] for i in order], [values[i] for i in order]
+        self._put(series, RAW, hour, encode(times, [values]))
+        day = hour - hour % FIVE_MINUTE.span
+        found = self.db.execute(
+            "SELECT data FROM blocks WHERE series = ? AND tier = ? AND start = ?",
+            (series, FIVE_MINUTE.number, day),
+        ).fetchone()
+        starts, columns = decode(found[0]) if found else ([], [[], [], [], [], []])
+        for bucket in aggregate(times, values, FIVE_MINUTE.step):
+            starts.append(bucket.start)
+            for column, value in zip(columns, bucket.columns(), strict=True):
+                column.append(value)
+        self._put(series, FIVE_MINUTE, day, encode(starts, columns))
+
+    def _roll_up(self, until: int) -> None:
+        """Add each finished day's hourly buckets, from its five-minute ones, to the hourly
+        blocks: once a day, where once an hour would rewrite a ten-day block 24 times."""
+        while True:
+            day = self._meta_int("rolled")
+            if day is None:
+                day = self.db.execute(
+                    "SELECT min(start) FROM blocks WHERE tier = ?", (FIVE_MINUTE.number,)
+                ).fetchone()[0]
+                if day is None:
+                    return
+            if day + FIVE_MINUTE.span > until:
+                return
+            with Transaction(self.db):
+                for series, data in self.db.execute(
+                    "SELECT series, data FROM blocks WHERE tier = ? AND start = ?",
+                    (FIVE_MINUTE.number, day),
+                ).fetchall():
+                    hourly = combine(_buckets(data), HOURLY.step)
+                    start = day - day % HOURLY.span
+                    found = self.db.execute(
+                        "SELECT data FROM blocks WHERE series = ? AND tier = ? AND start = ?",
+                        (series, HOURLY.number, start),
+                    ).fetchone()
+                    buckets = _buckets(found[0]) if found else []
+                    self._put(series, HOURLY, start, _encode_buckets(buckets + hourly))
+                self._set_meta("rolled", day + FIVE_MINUTE.span)
 
     def _put(self, series: int, tier: Tier, start: int, data: bytes) -> None:
         self.db.execute(
@@ -473,6 +512,8 @@ class HistoryFile:
                 ).fetchone()[0]
                 if oldest is None:
                     break
+                if tier is FIVE_MINUTE and oldest >= (self._meta_int("rolled") or oldest):
+                    break  # its hourly buckets are not made yet
                 # A whole hour (or day, or ten days) at once: the pages a block frees
                 # are shared with its neighbours, so one block rarely frees one.
                 end = oldest + tier.span
@@ -567,19 +608,33 @@ class HistoryReader:
         return iter(found)
 
     def _stored_buckets(self, series: int, tier: Tier, start: int, end: int) -> list[Bucket]:
-        found: list[Bucket] = []
-        for (data,) in self.db.execute(
-            "SELECT data FROM blocks WHERE series = ? AND tier = ? AND start > ? AND start < ? "
-            "ORDER BY start",
-            (series, tier.number, start - tier.span, end),
-        ):
-            found.extend(b for b in _buckets(data) if start <= b.start < end)
+        if tier is HOURLY:
+            # Days not rolled up yet are only in the five-minute tier.
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'rolled'").fetchone()
+            rolled = max(start, int(row[0]) if row else start)
+            recent = self._stored_buckets(series, FIVE_MINUTE, rolled, end)
+            return self._blocks(series, tier, start, min(end, rolled)) + combine(
+                recent, HOURLY.step
+            )
+        found = self._blocks(series, tier, start, end)
         # The hours not compacted yet are still raw (compaction goes by whole hours, so
         # no bucket is part stored, part staged): aggregated here the same way.
         staged = list(self._staged(series, start, end))
         if staged:
             times = [t for t, _ in staged]
             found.extend(aggregate(times, [v for _, v in staged], tier.step))
+        return found
+
+    def _blocks(self, series: int, tier: Tier, start: int, end: int) -> list[Bucket]:
+        found: list[Bucket] = []
+        if start >= end:
+            return found
+        for (data,) in self.db.execute(
+            "SELECT data FROM blocks WHERE series = ? AND tier = ? AND start > ? AND start < ? "
+            "ORDER BY start",
+            (series, tier.number, start - tier.span, end),
+        ):
+            found.extend(b for b in _buckets(data) if start <= b.start < end)
         return found
 
     def values(self, target: str, metric: str, start: float, end: float, *, now: float) -> Values:

@@ -161,3 +161,20 @@ def test_an_unreadable_file_is_moved_aside_and_a_new_one_started(
     aside = list(tmp_path.glob("h.db.corrupt-*"))
     assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not")
     assert "history file is unreadable" in capsys.readouterr().out
+
+
+def test_the_hourly_tier_holds_each_day_rolled_up_and_the_current_day_too(tmp_path: Path) -> None:
+    clock = FakeClock(START - START % 86400 + 20 * 3600)  # 20:00: a day ends in 4 h
+    start = clock()
+    history = HistoryFile(tmp_path / "h.db", Retention(), clock=clock)
+    written = _feed(history, clock, 30 * 3600, every=120)
+    history.close()
+    now = clock()
+    # Raw and five-minute only for the last hours: reads before that are hourly.
+    kept = Retention(raw=3600, five_minute=3 * 3600)
+    with HistoryReader(tmp_path / "h.db", kept) as reader:
+        found = reader.values("api", "up", start, now, now=now)
+        rolled = reader.db.execute("SELECT value FROM meta WHERE key = 'rolled'").fetchone()
+    assert found.tier.name == "hourly"
+    assert rolled is not None and int(rolled[0]) > start * 1000  # a day was rolled up
+    assert found.buckets == _reference(written, 3600.0, 2)
