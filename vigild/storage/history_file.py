@@ -246,6 +246,22 @@ _MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
+def _raw_blocks(
+    db: sqlite3.Connection, series: int, start: int, end: int
+) -> tuple[list[int], list[float]]:
+    times: list[int] = []
+    values: list[float] = []
+    for (data,) in db.execute(
+        "SELECT data FROM blocks WHERE series = ? AND tier = ? AND start >= ? AND start < ? "
+        "ORDER BY start",
+        (series, RAW.number, start, end),
+    ):
+        block_times, (block_values,) = decode(data)
+        times += block_times
+        values += block_values
+    return times, values
+
+
 class HistoryFile:
     """The writer's side: one connection, used by one thread."""
 
@@ -426,45 +442,45 @@ class HistoryFile:
             order = sorted(range(len(times)), key=times.__getitem__)  # stable
             times, values = [times[i] for i in order], [values[i] for i in order]
         self._put(series, RAW, hour, encode(times, [values]))
-        day = hour - hour % FIVE_MINUTE.span
-        found = self.db.execute(
-            "SELECT data FROM blocks WHERE series = ? AND tier = ? AND start = ?",
-            (series, FIVE_MINUTE.number, day),
-        ).fetchone()
-        starts, columns = decode(found[0]) if found else ([], [[], [], [], [], []])
-        for bucket in aggregate(times, values, FIVE_MINUTE.step):
-            starts.append(bucket.start)
-            for column, value in zip(columns, bucket.columns(), strict=True):
-                column.append(value)
-        self._put(series, FIVE_MINUTE, day, encode(starts, columns))
+
+    def _rolled(self) -> int | None:
+        """Every day before this time (ms) has its five-minute and hourly buckets."""
+        return self._meta_int("rolled")
 
     def _roll_up(self, until: int) -> None:
-        """Add each finished day's hourly buckets, from its five-minute ones, to the hourly
-        blocks: once a day, where once an hour would rewrite a ten-day block 24 times."""
+        """Make each finished day's five-minute block, and add its hourly buckets to the
+        ten-day hourly block, from its raw blocks: once a day. Once an hour would rewrite
+        a day's and ten days' blocks 24 times a day, most of the history's CPU."""
         while True:
-            day = self._meta_int("rolled")
+            day = self._rolled()
             if day is None:
-                day = self.db.execute(
-                    "SELECT min(start) FROM blocks WHERE tier = ?", (FIVE_MINUTE.number,)
+                oldest = self.db.execute(
+                    "SELECT min(start) FROM blocks WHERE tier = ?", (RAW.number,)
                 ).fetchone()[0]
-                if day is None:
+                if oldest is None:
                     return
+                day = oldest - oldest % FIVE_MINUTE.span
             if day + FIVE_MINUTE.span > until:
                 return
+            end = day + FIVE_MINUTE.span
             with Transaction(self.db):
-                for series, data in self.db.execute(
-                    "SELECT series, data FROM blocks WHERE tier = ? AND start = ?",
-                    (FIVE_MINUTE.number, day),
+                for (series,) in self.db.execute(
+                    "SELECT DISTINCT series FROM blocks WHERE tier = ? AND start >= ? "
+                    "AND start < ?",
+                    (RAW.number, day, end),
                 ).fetchall():
-                    hourly = combine(_buckets(data), HOURLY.step)
+                    times, values = _raw_blocks(self.db, series, day, end)
+                    five = aggregate(times, values, FIVE_MINUTE.step)
+                    self._put(series, FIVE_MINUTE, day, _encode_buckets(five))
                     start = day - day % HOURLY.span
                     found = self.db.execute(
                         "SELECT data FROM blocks WHERE series = ? AND tier = ? AND start = ?",
                         (series, HOURLY.number, start),
                     ).fetchone()
-                    buckets = _buckets(found[0]) if found else []
-                    self._put(series, HOURLY, start, _encode_buckets(buckets + hourly))
-                self._set_meta("rolled", day + FIVE_MINUTE.span)
+                    hourly = _buckets(found[0]) if found else []
+                    hourly += combine(five, HOURLY.step)
+                    self._put(series, HOURLY, start, _encode_buckets(hourly))
+                self._set_meta("rolled", end)
 
     def _put(self, series: int, tier: Tier, start: int, data: bytes) -> None:
         self.db.execute(
@@ -475,11 +491,13 @@ class HistoryFile:
 
     def _expire(self, now: int) -> None:
         with Transaction(self.db):
+            rolled = self._rolled() or 0
             for tier in TIERS:
-                cutoff = now - int(self.retention.of(tier) * 1000)
+                cutoff = now - int(self.retention.of(tier) * 1000) - tier.span
+                if tier is RAW:
+                    cutoff = min(cutoff, rolled - tier.span)  # a day's raw makes its buckets
                 self.db.execute(
-                    "DELETE FROM blocks WHERE tier = ? AND start <= ?",
-                    (tier.number, cutoff - tier.span),
+                    "DELETE FROM blocks WHERE tier = ? AND start <= ?", (tier.number, cutoff)
                 )
             # Staged values older than raw retention (a clock step back, a long stop).
             cutoff = now - int(self.retention.raw * 1000)
@@ -505,15 +523,15 @@ class HistoryFile:
     def _cap(self) -> None:
         if self._used() <= self.retention.max_size:
             return
-        for tier in TIERS:
+        # Raw whose day has its buckets first; raw the day's buckets are still to be
+        # made from only when nothing else is left (those hours lose their buckets).
+        for tier, rolled_only in ((RAW, True), (FIVE_MINUTE, False), (HOURLY, False), (RAW, False)):
             while self._used() > self.retention.max_size:
                 oldest = self.db.execute(
                     "SELECT min(start) FROM blocks WHERE tier = ?", (tier.number,)
                 ).fetchone()[0]
-                if oldest is None:
+                if oldest is None or (rolled_only and oldest >= (self._rolled() or oldest)):
                     break
-                if tier is FIVE_MINUTE and oldest >= (self._meta_int("rolled") or oldest):
-                    break  # its hourly buckets are not made yet
                 # A whole hour (or day, or ten days) at once: the pages a block frees
                 # are shared with its neighbours, so one block rarely frees one.
                 end = oldest + tier.span
@@ -608,21 +626,15 @@ class HistoryReader:
         return iter(found)
 
     def _stored_buckets(self, series: int, tier: Tier, start: int, end: int) -> list[Bucket]:
-        if tier is HOURLY:
-            # Days not rolled up yet are only in the five-minute tier.
-            row = self.db.execute("SELECT value FROM meta WHERE key = 'rolled'").fetchone()
-            rolled = max(start, int(row[0]) if row else start)
-            recent = self._stored_buckets(series, FIVE_MINUTE, rolled, end)
-            return self._blocks(series, tier, start, min(end, rolled)) + combine(
-                recent, HOURLY.step
-            )
-        found = self._blocks(series, tier, start, end)
-        # The hours not compacted yet are still raw (compaction goes by whole hours, so
-        # no bucket is part stored, part staged): aggregated here the same way.
-        staged = list(self._staged(series, start, end))
-        if staged:
-            times = [t for t, _ in staged]
-            found.extend(aggregate(times, [v for _, v in staged], tier.step))
+        # Days not rolled up yet are raw only (whole days, so no bucket is part stored,
+        # part raw): aggregated here the same way.
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'rolled'").fetchone()
+        rolled = max(start, int(row[0]) if row else start)
+        found = self._blocks(series, tier, start, min(end, rolled))
+        recent = list(self._raw(series, rolled, end))
+        if recent:
+            five = aggregate([t for t, _ in recent], [v for _, v in recent], FIVE_MINUTE.step)
+            found.extend(five if tier is FIVE_MINUTE else combine(five, HOURLY.step))
         return found
 
     def _blocks(self, series: int, tier: Tier, start: int, end: int) -> list[Bucket]:

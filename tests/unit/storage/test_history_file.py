@@ -100,30 +100,34 @@ def test_nan_and_infinities_are_kept(tmp_path: Path) -> None:
     assert math.isnan(values[0]) and values[1:] == [math.inf, -math.inf, 1.0]
 
 
+EVENING = START - START % 86400 + 20 * 3600
+"""20:00 UTC: a day ends four hours later, and its raw values become buckets."""
+
+
 def test_retention_drops_whole_blocks_and_reads_move_to_a_coarser_tier(tmp_path: Path) -> None:
-    clock = FakeClock(START)
+    clock = FakeClock(EVENING)
     kept = Retention(raw=2 * 3600, five_minute=86400, hourly=10 * 86400)
     history = HistoryFile(tmp_path / "h.db", kept, clock=clock)
-    _feed(history, clock, 4 * 3600, every=60)
+    _feed(history, clock, 6 * 3600, every=60)
     history.close()
     now = clock()
     with HistoryReader(tmp_path / "h.db", kept) as reader:
-        assert reader.tier_for(START, now).name == "five_minute"
+        assert reader.tier_for(EVENING, now).name == "five_minute"
         assert reader.tier_for(now - 3600, now).name == "raw"
         raw_starts = [
             row[0] for row in reader.db.execute("SELECT start FROM blocks WHERE tier = 0")
         ]
-        found = reader.values("api", "up", START, now, now=now)
+        found = reader.values("api", "up", EVENING, now, now=now)
     assert min(raw_starts) / 1000 >= now - 2 * 3600 - 3600
     assert found.tier.name == "five_minute"
-    assert found.buckets[0].start == START * 1000
-    assert sum(b.count for b in found.buckets) == 4 * 60
+    assert found.buckets[0].start == EVENING * 1000
+    assert sum(b.count for b in found.buckets) == 6 * 60
 
 
 def test_over_max_size_the_oldest_raw_data_goes_first(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    clock = FakeClock(START)
+    clock = FakeClock(EVENING)
     path = tmp_path / "h.db"
     history = HistoryFile(path, Retention(), clock=clock)
     targets = [f"t{i}" for i in range(40)]
@@ -143,9 +147,9 @@ def test_over_max_size_the_oldest_raw_data_goes_first(
     now = clock()
     with HistoryReader(path, Retention()) as reader:
         # The evicted hours are read from the five-minute tier now.
-        assert reader.tier_for(START, now).name == "five_minute"
+        assert reader.tier_for(EVENING, now).name == "five_minute"
         assert reader.tier_for(now - 600, now).name == "raw"
-        found = reader.values("t0", "latency_seconds", START, now, now=now)
+        found = reader.values("t0", "latency_seconds", EVENING, now, now=now)
     assert sum(b.count for b in found.buckets) == 6 * 120
 
 
@@ -164,7 +168,7 @@ def test_an_unreadable_file_is_moved_aside_and_a_new_one_started(
 
 
 def test_the_hourly_tier_holds_each_day_rolled_up_and_the_current_day_too(tmp_path: Path) -> None:
-    clock = FakeClock(START - START % 86400 + 20 * 3600)  # 20:00: a day ends in 4 h
+    clock = FakeClock(EVENING)
     start = clock()
     history = HistoryFile(tmp_path / "h.db", Retention(), clock=clock)
     written = _feed(history, clock, 30 * 3600, every=120)
