@@ -4,13 +4,16 @@ Three tiers: ``raw`` (every value), ``five_minute`` and ``hourly`` (per
 bucket: min, max, sum, count and last; for ``up`` the sum is the number of
 probes that found the target up). Each batch of new values (a cycle's) is
 one row of a ``staged`` table, which survives a crash; once an hour is over
-(plus ``GRACE`` for a slow cycle's results), it is compacted:
-each series' values of that hour become one compressed raw block (see
-``chunks``), and its buckets are appended to the series' five-minute block
-(one a day) and hourly block (one per ten days). Retention drops whole blocks.
+(plus ``GRACE`` for a slow cycle's results), each series' values of that hour
+become one compressed raw block (see ``chunks``). Once a day is over, its raw
+blocks give its five-minute block and its hourly buckets, added to the
+series' ten-day hourly block: each aggregate block is written once, not
+rewritten every hour. Until then, reads aggregate the raw values the same
+way. Retention drops whole blocks.
 
 ``max_size`` is a hard cap on the file: past it, the oldest hour of raw blocks
-goes first, then the oldest day of five-minute blocks, then hourly ones.
+whose day has its buckets goes first, then the oldest day of five-minute
+blocks, then hourly ones, and last raw blocks still waiting for their buckets.
 
 This file is never in the alerting path: it has its own connection and lives
 beside the state file. One that SQLite cannot read is moved aside and a fresh
