@@ -301,6 +301,8 @@ class Runtime:
         for key in ("state_path", "listen", "replica"):
             if getattr(old.daemon, key) != getattr(config.daemon, key):
                 log.warning("change takes effect after a restart", key=f"daemon.{key}")
+        if old.history != config.history:
+            log.warning("change takes effect after a restart", key="history")
         self.probe_context.secrets = config.secrets
         self.watched, self._target_labels = watched, labels
         self._configure_engine(silences)

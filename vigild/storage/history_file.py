@@ -289,9 +289,9 @@ class HistoryFile:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.db = self._open()
-        except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-                raise
+        except sqlite3.OperationalError:
+            raise  # locked, cannot open, I/O error, full: not the file's fault
+        except sqlite3.DatabaseError as exc:  # not a database, malformed
             self.move_aside(exc)
             self.db = self._open()
         self._series: dict[str, dict[str, int]] = {}
