@@ -29,6 +29,7 @@ import contextlib
 import math
 import os
 import sqlite3
+import sys
 import time
 from array import array
 from bisect import bisect_left
@@ -65,6 +66,8 @@ HOUR_MS = 3_600_000
 GRACE = 300_000
 """Milliseconds after an hour's end before it is compacted: a cycle's late results."""
 
+COMPACT_SERIES = 2000
+"""Series compacted together: bounds the values held in memory to about 2000 hours' worth."""
 EXPIRE_EVERY = 300_000
 """Milliseconds between looks for blocks past their tier's retention."""
 
@@ -249,6 +252,40 @@ _MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
+def _slice(
+    db: sqlite3.Connection, row: int, low: int, high: int
+) -> tuple[array[int], array[int], array[float]]:
+    """The values of series ``low`` to ``high`` (excluded) in staged batch ``row``, read
+    from the file without loading the whole batch."""
+    with db.blobopen("staged", "series", row, readonly=True) as ids:
+        count = len(ids) // 8
+
+        def first_at_least(key: int) -> int:
+            lo, hi = 0, count
+            while lo < hi:
+                mid = (lo + hi) // 2
+                ids.seek(8 * mid)
+                if int.from_bytes(ids.read(8), sys.byteorder, signed=True) < key:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            return lo
+
+        start, stop = first_at_least(low), first_at_least(high)
+        found_ids = array("q", _read(ids, start, stop))
+    with db.blobopen("staged", "times", row, readonly=True) as times:
+        found_times = array("q", _read(times, start, stop))
+    with db.blobopen("staged", "vals", row, readonly=True) as values:
+        found_values = array("d", _read(values, start, stop))
+    return found_ids, found_times, found_values
+
+
+def _read(blob: sqlite3.Blob, start: int, stop: int) -> bytes:
+    """Items ``start`` to ``stop`` of a blob of 8-byte items."""
+    blob.seek(8 * start)
+    return blob.read(8 * (stop - start))
+
+
 def _raw_blocks(
     db: sqlite3.Connection, series: int, start: int, end: int
 ) -> tuple[list[int], list[float]]:
@@ -387,6 +424,12 @@ class HistoryFile:
         self.maintain()
 
     def _stage(self, ids: array[int], times: array[int], values: array[float]) -> None:
+        # Sorted by series (stable: a series' values keep their order), so compaction
+        # finds a range of series by bisection.
+        order = sorted(range(len(ids)), key=ids.__getitem__)
+        ids = array("q", map(ids.__getitem__, order))
+        times = array("q", map(times.__getitem__, order))
+        values = array("d", map(values.__getitem__, order))
         self.db.execute(
             "INSERT INTO staged (first, last, series, times, vals) VALUES (?, ?, ?, ?, ?)",
             (min(times), max(times), ids.tobytes(), times.tobytes(), values.tobytes()),
@@ -414,27 +457,37 @@ class HistoryFile:
             if now < end + GRACE:
                 return
             self._roll_up(hour)
-            # Arrays, not a tuple per value: an hour of 10,000 targets is over a million.
-            by_series: dict[int, tuple[array[int], array[float]]] = {}
             with Transaction(self.db):
-                for row, ids, times, values in _batches(self.db, "first < ?", (end,)):
-                    later = array("q"), array("q"), array("d")
-                    for series, t, value in zip(ids, times, values, strict=True):
-                        if t >= end:
-                            later[0].append(series)
-                            later[1].append(t)
-                            later[2].append(value)
-                        elif t >= hour:
-                            found = by_series.get(series)
-                            if found is None:
-                                found = by_series[series] = array("q"), array("d")
-                            found[0].append(t)
-                            found[1].append(value)
+                rows = self.db.execute(
+                    "SELECT id, last FROM staged WHERE first < ? ORDER BY id", (end,)
+                ).fetchall()
+                # A range of series at a time, each batch's part found by bisection in
+                # the stored row: the whole hour of 10,000 targets in memory at once
+                # would be about 60 MB.
+                top = max((id_ for ids in self._series.values() for id_ in ids.values()), default=0)
+                for low in range(0, top + 1, COMPACT_SERIES):
+                    by_series: dict[int, tuple[array[int], array[float]]] = {}
+                    for row, _ in rows:
+                        ids, times, values = _slice(self.db, row, low, low + COMPACT_SERIES)
+                        for series, t, value in zip(ids, times, values, strict=True):
+                            if hour <= t < end:
+                                found = by_series.get(series)
+                                if found is None:
+                                    found = by_series[series] = array("q"), array("d")
+                                found[0].append(t)
+                                found[1].append(value)
+                    for series, (times, values) in by_series.items():
+                        self._store_hour(series, hour, list(times), list(values))
+                for row, last in rows:
+                    if last >= end:  # a batch across the hour's end keeps the rest staged
+                        _, ids, times, values = next(_batches(self.db, "id = ?", (row,)))
+                        kept = [i for i, t in enumerate(times) if t >= end]
+                        self._stage(
+                            array("q", (ids[i] for i in kept)),
+                            array("q", (times[i] for i in kept)),
+                            array("d", (values[i] for i in kept)),
+                        )
                     self.db.execute("DELETE FROM staged WHERE id = ?", (row,))
-                    if later[0]:  # a batch across the hour's end keeps the rest staged
-                        self._stage(*later)
-                for series, (times, values) in by_series.items():
-                    self._store_hour(series, hour, list(times), list(values))
                 self._set_meta("compacted", end)
             self._compacted = end
             self._oldest = self._oldest_staged()

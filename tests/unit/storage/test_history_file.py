@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from vigild.storage.history_file import (
+    COMPACT_SERIES,
     Bucket,
     HistoryFile,
     HistoryReader,
@@ -182,3 +183,29 @@ def test_the_hourly_tier_holds_each_day_rolled_up_and_the_current_day_too(tmp_pa
     assert found.tier.name == "hourly"
     assert rolled is not None and int(rolled[0]) > start * 1000  # a day was rolled up
     assert found.buckets == _reference(written, 3600.0, 2)
+
+
+def test_compaction_by_ranges_of_series_keeps_every_value_of_every_series(tmp_path: Path) -> None:
+    clock = FakeClock(START)
+    history = HistoryFile(tmp_path / "h.db", Retention(), clock=clock)
+    targets = [f"t{i}" for i in range(COMPACT_SERIES // 3 + 50)]  # more series than one range
+    rng = random.Random(3)
+    written: dict[str, list[tuple[float, float]]] = {t: [] for t in targets}
+    for _ in range(3 * 60):
+        # Each batch spreads over 40 s, so the batch at each hour's end crosses it.
+        batch = []
+        for target in rng.sample(targets, len(targets)):
+            at = clock() + rng.uniform(0, 40)
+            value = rng.random()
+            batch.append((target, at, {"a": value, "b": 1.0, "c": -value}))
+            written[target].append((int(at * 1000) / 1000, value))
+        history.append(batch)
+        clock.advance(60)
+    history.close()
+    now = clock()
+    with HistoryReader(tmp_path / "h.db", Retention()) as reader:
+        blocks = reader.db.execute("SELECT count(*) FROM blocks WHERE tier = 0").fetchone()[0]
+        assert blocks >= 2 * 3 * len(targets)  # two hours compacted
+        for target in (targets[0], targets[len(targets) // 2], targets[-1]):
+            found = reader.values(target, "a", START, now + 60, now=now)
+            assert found.points == sorted(written[target])
