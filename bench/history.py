@@ -82,8 +82,9 @@ def run(targets: int, hours: float, directory: Path, with_history: bool) -> tupl
         if writer is not None:
             for observation in batch:
                 writer.observed(None, observation, None)
-            # Accelerated time must not outrun the writer: a real cycle is 30 s apart.
-            while writer.backlog > 4:
+            # Accelerated time must not outrun the writer: a real cycle is 30 s apart, and
+            # the writer is done with one long before the next.
+            while writer.backlog > 0:
                 time.sleep(0.001)
             writer.cycle_completed(clock())
         clock.advance(INTERVAL)
