@@ -125,7 +125,7 @@ class HistoryCollector(Collector):
         dropped = CounterMetricFamily(
             "vigild_history_dropped",
             "Observations not written to the history: the writer was behind, or the file "
-            "could not be written.",
+            "could not be written; values that came after their hour was compacted (late).",
             labels=["reason"],
         )
         for reason, count in writer.dropped.items():

@@ -51,8 +51,9 @@ class HistoryWriter:
         self.clock = clock
         self._pending: Batch = []
         self._queue: queue.Queue[Batch | None] = queue.Queue(QUEUE_BATCHES)
-        self.dropped = {"queue_full": 0, "write_failed": 0}
-        """Observations not written, by why."""
+        self.dropped = {"queue_full": 0, "write_failed": 0, "late": 0}
+        """Observations (for ``late``: values) not written, by why: the writer was behind,
+        the file could not be written, or they came after their hour was compacted."""
         self.bytes = 0
         self.evicted: Mapping[str, int] = {}
         self._file: HistoryFile | None = None
@@ -116,6 +117,7 @@ class HistoryWriter:
         if history is None:
             self.dropped["write_failed"] += len(batch)
             return
+        late = history.late
         try:
             history.append(batch)
         except sqlite3.DatabaseError as exc:
@@ -130,6 +132,7 @@ class HistoryWriter:
             if self._failing:
                 self._failing = False
                 log.warning("history file written again", path=str(self.path))
+        self.dropped["late"] += history.late - late
         self.bytes = history.size()
         self.evicted = dict(history.evicted)
 

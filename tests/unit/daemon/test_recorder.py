@@ -49,5 +49,5 @@ def test_a_path_that_cannot_be_opened_is_counted_and_left_alone(tmp_path: Path) 
         writer.cycle_completed(START + i)
     writer.close()
     # The first batch tried to open it; the next two waited for the retry a minute later.
-    assert writer.dropped == {"queue_full": 0, "write_failed": 3}
+    assert writer.dropped == {"queue_full": 0, "write_failed": 3, "late": 0}
     assert path.is_dir() and [p.name for p in tmp_path.iterdir()] == ["h.db"]

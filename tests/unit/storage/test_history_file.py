@@ -209,3 +209,12 @@ def test_compaction_by_ranges_of_series_keeps_every_value_of_every_series(tmp_pa
         for target in (targets[0], targets[len(targets) // 2], targets[-1]):
             found = reader.values(target, "a", START, now + 60, now=now)
             assert found.points == sorted(written[target])
+
+
+def test_a_value_for_an_hour_already_compacted_is_counted_as_late(tmp_path: Path) -> None:
+    clock = FakeClock(START)
+    history = HistoryFile(tmp_path / "h.db", Retention(), clock=clock)
+    _feed(history, clock, 2 * 3600)
+    history.append([("api", START + 60, {"up": 1.0, "latency_seconds": 0.1})])
+    assert history.late == 2
+    history.close()
