@@ -88,7 +88,7 @@ async def test_api_history_serves_every_observation_across_restarts_and_once(
     samples = await wait_metrics(daemon, lambda s: s.get(("vigild_history_bytes", ()), 0) > 0)
     assert samples[("vigild_history_dropped_total", (("reason", "queue_full"),))] == 0
     assert await daemon.stop() == 0
-    before = len(await _points_of_file(tmp_path, daemon))
+    before = len(await _points_of_file(tmp_path))
 
     once = await run("--once", "--config", str(config))
     assert once.returncode == 0, once.stderr
@@ -101,7 +101,7 @@ async def test_api_history_serves_every_observation_across_restarts_and_once(
     assert await restarted.stop() == 0
 
 
-async def _points_of_file(tmp_path: Path, daemon: Daemon) -> list[Any]:
+async def _points_of_file(tmp_path: Path) -> list[Any]:
     """The stored points of up, read while no daemon runs (as backtest will)."""
     from vigild.config import HistoryConfig
     from vigild.daemon.recorder import history_document
