@@ -28,6 +28,7 @@ from vigild.config import (
     AlertingConfig,
     ConfigError,
     DaemonConfig,
+    HistoryConfig,
     NotifierConfig,
     SilenceConfig,
     TargetConfig,
@@ -53,6 +54,7 @@ class _FileShape(BaseModel):
 
     daemon: dict[str, Any] = {}
     alerting: dict[str, Any] = {}
+    history: dict[str, Any] = {}
     thresholds: dict[str, dict[str, Any]] = {}
     targets: list[dict[str, Any]] = []
     notifiers: list[dict[str, Any]] = []
@@ -75,6 +77,7 @@ class Config:
     disabled_notifiers: tuple[str, ...] = field(default=())
     silences: tuple[SilenceConfig, ...] = ()
     actions: tuple[ActionConfig, ...] = ()
+    history: HistoryConfig = field(default_factory=HistoryConfig)
 
     def redact(self, text: str) -> str:
         return redact(text, self.secrets)
@@ -109,6 +112,7 @@ def load(path: Path, *, check_notifier_urls: bool = True) -> Config:
             to start fast; ``check-config``, ``run`` and a reload never do.
     """
     raw = read(path)
+    plugins.rescan()
     try:
         return _Builder(path, os.environ, check_notifier_urls).build(raw)
     except RecursionError:
@@ -132,6 +136,7 @@ class _Builder(Problems):
             raise ConfigError(self.problems) from None
         daemon = self.daemon(shape.daemon)
         alerting = self.validate(AlertingConfig, shape.alerting, ("alerting",))
+        history = self.validate(HistoryConfig, shape.history, ("history",))
         overrides = {
             metric: spec
             for metric, raw_spec in shape.thresholds.items()
@@ -153,7 +158,7 @@ class _Builder(Problems):
         actions = self.actions(shape.actions)
         self.references(daemon, targets)
         self.timeouts(daemon, targets)
-        if self.problems or daemon is None or alerting is None:
+        if self.problems or daemon is None or alerting is None or history is None:
             raise ConfigError(self.problems)
         warnings = tuple(
             f"notifier {name!r} is disabled: its url or key is empty" for name in disabled
@@ -170,6 +175,7 @@ class _Builder(Problems):
             disabled_notifiers=tuple(disabled),
             silences=tuple(silences),
             actions=tuple(actions),
+            history=history,
         )
 
     def references(self, daemon: DaemonConfig | None, targets: list[TargetConfig]) -> None:

@@ -29,6 +29,7 @@ from vigild.fields import (
     RepeatInterval,
     duration_between,
     http_url,
+    size_between,
     split_listen,
 )
 from vigild.model import Severity
@@ -213,6 +214,22 @@ class AlertingConfig(_Strict):
     max_alerts_per_message: int = Field(default=50, ge=1)
     """A host going down is one message, but a message stays readable (and under
     Discord's and Slack's size limits): beyond this, the rest go in further messages."""
+
+
+class HistoryConfig(_Strict):
+    """``[history]``: how long each tier of the metrics history is kept, and its cap."""
+
+    raw: Annotated[float, duration_between(HOUR, 35 * DAY)] = 48 * HOUR
+    five_minute: Annotated[float, duration_between(HOUR, 400 * DAY)] = 35 * DAY
+    hourly: Annotated[float, duration_between(DAY, 3650 * DAY)] = 400 * DAY
+    max_size: Annotated[int, size_between(2**20, 2**40)] = 2**30
+    path: Path | None = None
+    """Default: beside the state file, ``state.db`` → ``state-history.db``."""
+
+    def file(self, state_path: Path) -> Path:
+        if self.path is not None:
+            return self.path
+        return state_path.with_name(f"{state_path.stem}-history{state_path.suffix or '.db'}")
 
 
 class SilenceMatchers(_Strict):

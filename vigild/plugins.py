@@ -13,7 +13,7 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["Options", "find", "names", "own_options"]
+__all__ = ["Options", "find", "names", "own_options", "rescan"]
 
 _O = TypeVar("_O", bound=BaseModel)
 
@@ -39,6 +39,14 @@ def _registered(group: str) -> dict[str, EntryPoint]:
     for entry in _installed().select(group=group):
         registered.setdefault(entry.name, entry)
     return registered
+
+
+def rescan() -> None:
+    """Forget what was read: each config load (a start, a SIGHUP) sees the plugins
+    installed now."""
+    _installed.cache_clear()
+    _registered.cache_clear()
+    find.cache_clear()
 
 
 def names(group: str) -> list[str]:

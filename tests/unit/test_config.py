@@ -538,6 +538,7 @@ def test_the_documented_bounds_are_the_enforced_ones() -> None:
     models: list[type[BaseModel]] = [
         config_module.DaemonConfig,
         config_module.AlertingConfig,
+        config_module.HistoryConfig,
         config_module.ThresholdSpec,
         config_module.SilenceConfig,
         config_module.NotifierConfig,

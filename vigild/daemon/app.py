@@ -15,7 +15,8 @@ import ipaddress
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -26,8 +27,9 @@ from vigild.config import ConfigError
 from vigild.cookie import cookie_path, remove_cookie, write_cookie
 from vigild.daemon.firstrun import first_cycle_line
 from vigild.daemon.history import History
-from vigild.daemon.metrics import Metrics
+from vigild.daemon.metrics import HistoryCollector, Metrics
 from vigild.daemon.page import Snapshot, refresh_seconds, snapshot
+from vigild.daemon.recorder import history_document
 from vigild.daemon.runtime import Runtime, Watchers
 from vigild.daemon.scheduler import CycleScheduler
 from vigild.daemon.sdnotify import SystemdNotify, Watchdog, status_line
@@ -121,6 +123,7 @@ class Daemon:
         # replace the running one's cookie.
         self._cookie_path = cookie_path(self.config.daemon.state_path)
         self._cookie = write_cookie(self._cookie_path)
+        self.metrics.registry.register(HistoryCollector(self.runtime.history_writer))
         app = make_app(
             exposition=self.metrics.exposition,
             status=lambda: self.runtime.board.document(self.config, self.runtime.parts.engine),
@@ -132,6 +135,7 @@ class Daemon:
             unix_socket=unix_listen(self.config.daemon.listen) is not None,
             clock=self.clock,
             page=self._page,
+            history=self._history,
         )
         self.runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self.runner.setup()
@@ -149,6 +153,9 @@ class Daemon:
         self.metrics.declare_actions(a.name for a in config.actions)
         self.history = History(db.history, clock=self.clock).load()
         return Watchers(self.metrics, self.history, self._cycle_completed)
+
+    def _history(self, query: Mapping[str, str], now: float) -> dict[str, Any]:
+        return history_document(self.runtime.history_writer.path, self.config.history, query, now)
 
     def _page(self) -> Snapshot:
         now = self.clock()

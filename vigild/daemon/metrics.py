@@ -33,6 +33,7 @@ from prometheus_client.utils import floatToGoString
 
 from vigild import __version__
 from vigild.assembly import Config
+from vigild.daemon.recorder import HistoryWriter
 from vigild.events import (
     ActionOutcome,
     CycleCompleted,
@@ -46,7 +47,7 @@ from vigild.redaction import printable, redact, redact_exposition
 from vigild.storage.file import StateFile
 from vigild.wording import label_value
 
-__all__ = ["Metrics"]
+__all__ = ["HistoryCollector", "Metrics"]
 
 # The exposition format's float spelling (+Inf, NaN, Go's exponents), as prometheus-client has it.
 go_float: Callable[[float], str] = floatToGoString
@@ -105,6 +106,36 @@ class _StateFileCollector(Collector):
             "memory until the state file could be written again.",
             value=self._file.write_failures,
         )
+
+
+class HistoryCollector(Collector):
+    """``vigild_history_*`` on /metrics, read from the writer at scrape time."""
+
+    def __init__(self, writer: HistoryWriter) -> None:
+        self._writer = writer
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        writer = self._writer
+        yield GaugeMetricFamily(
+            "vigild_history_bytes", "Bytes of the history file on disk.", value=writer.bytes
+        )
+        evicted = CounterMetricFamily(
+            "vigild_history_evicted",
+            "History blocks dropped to stay under [history] max_size.",
+            labels=["tier"],
+        )
+        for tier, count in writer.evicted.items():
+            evicted.add_metric([tier], count)
+        yield evicted
+        dropped = CounterMetricFamily(
+            "vigild_history_dropped",
+            "Observations not written to the history: the writer was behind, or the file "
+            "could not be written; values that came after their hour was compacted (late).",
+            labels=["reason"],
+        )
+        for reason, count in writer.dropped.items():
+            dropped.add_metric([reason], count)
+        yield dropped
 
 
 @dataclass(slots=True)

@@ -7,6 +7,7 @@ report): both open a ``Runtime``.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Self
@@ -44,6 +45,7 @@ from vigild.thresholds import base_metric
 if TYPE_CHECKING:
     from vigild.daemon.history import History
     from vigild.daemon.metrics import Metrics
+    from vigild.daemon.recorder import HistoryWriter
 
 __all__ = ["Runtime", "Watchers", "build_notifiers", "make_session"]
 
@@ -122,6 +124,7 @@ class Runtime:
         self.notify_session = make_session(NOTIFY_CONNECTIONS)
         self.probe_context = ProbeContext(self.session, lambda: self.parts.config.secrets)
         self._runtime_silences = Silences.from_rows(self.db.silences.load(), self.clock())
+        self.history_writer = self._history_writer()
         self.cycles = Cycles(self.db, clock=self.clock, wake=self._wake)
         self._watchers = watchers(self.db) if watchers is not None else None
         self.parts = self._build(self._config, None)
@@ -132,6 +135,15 @@ class Runtime:
                 item.probe.restore_state(state)
         self._opened = True
         return self
+
+    def _history_writer(self) -> HistoryWriter:
+        """The metrics history: every probe result, handed over once per cycle."""
+        from vigild.daemon.recorder import HistoryWriter
+
+        history = self._config.history
+        return HistoryWriter(
+            history.file(self._config.daemon.state_path), history, clock=self.clock
+        )
 
     @property
     def watched(self) -> Sequence[Watched]:
@@ -173,6 +185,9 @@ class Runtime:
                 await step
             except Exception as exc:
                 log.error("error while closing", error=str(exc))
+        # The last results of a cron run or a stop, off the loop: the writer may be
+        # compacting an hour.
+        await asyncio.to_thread(self.history_writer.close)
         self.db.close()
 
     # -- assembling -------------------------------------------------------
@@ -226,6 +241,8 @@ class Runtime:
         on = subscribers.on
         on(ProbeResult, self.board.probe_result)
         on(CycleCompleted, heartbeat.cycle_completed)
+        on(ProbeResult, self.history_writer.probe_result)
+        on(CycleCompleted, self.history_writer.cycle_completed)
         watchers = self._watchers
         if watchers is None:
             return
@@ -281,6 +298,8 @@ class Runtime:
         for key in ("state_path", "listen", "replica"):
             if getattr(old.config.daemon, key) != getattr(config.daemon, key):
                 log.warning("change takes effect after a restart", key=f"daemon.{key}")
+        if old.config.history != config.history:
+            log.warning("change takes effect after a restart", key="history")
         rules = config.rules
 
         def still_watched(observed: str, metric: str) -> bool:

@@ -1,5 +1,5 @@
 """The HTTP endpoints on ``listen``: / (the status page), /metrics, /healthz, /readyz,
-/api/status, /api/silences.
+/api/status, /api/history, /api/silences.
 
 Reads are open, like ``/metrics``; writes (creating and expiring silences)
 need a bearer token: ``[daemon] api_token`` (for remote clients), or the
@@ -13,7 +13,7 @@ import asyncio
 import hmac
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -42,6 +42,7 @@ def make_app(
     unix_socket: bool = False,
     clock: Callable[[], float] = time.time,
     page: Callable[[], Snapshot] | None = None,
+    history: Callable[[Mapping[str, str], float], dict[str, Any]] | None = None,
 ) -> web.Application:
     def json_response(document: Any, status: int = 200) -> web.Response:
         text = json.dumps(redact_values(document, secrets()), indent=2)
@@ -81,6 +82,17 @@ def make_app(
 
     async def api_status(_request: web.Request) -> web.Response:
         return json_response(status())
+
+    async def api_history(request: web.Request) -> web.Response:
+        from vigild.daemon.recorder import QueryError
+
+        assert history is not None
+        try:
+            # Decoding blocks of a long range is worth a thread.
+            document = await asyncio.to_thread(history, dict(request.query), clock())
+        except QueryError as exc:
+            return json_response({"error": str(exc)}, exc.status)
+        return json_response(document)
 
     async def status_page(_request: web.Request) -> web.Response:
         assert page is not None
@@ -130,6 +142,8 @@ def make_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/api/status", api_status)
+    if history is not None:
+        app.router.add_get("/api/history", api_history)
     app.router.add_get("/api/silences", list_silences)
     app.router.add_post("/api/silences", add_silence)
     app.router.add_delete("/api/silences/{id}", expire_silence)

@@ -1,0 +1,224 @@
+"""The metrics history's budget: bytes on disk, CPU per observation, RSS added.
+
+Synthetic observations of N http-like targets (``up``, ``latency_seconds`` with
+full-precision noise as a real probe measures it, ``status_code``), one every
+30 s each, at accelerated time, through the real writer (``HistoryWriter``: the
+loop-side append, the per-cycle hand-over, the writer thread, staging, hourly
+compaction, retention). A run covers ``--hours`` (default 50: every tier gets
+complete blocks); the 35 d and 400 d tiers are extrapolated from the measured
+bytes per bucket, with the file's own overhead (measured file size over the
+sum of its blocks' bytes) applied to all of it.
+
+CPU per observation is the process's CPU over the run (all threads) less the
+same loop without history (making the observations), divided by the
+observations. It also compares the block encoding with Gorilla's bit counts
+(Prometheus's chunk encoding) on the same raw values.
+
+    .venv/bin/python bench/history.py --targets 100
+    .venv/bin/python bench/history.py --targets 10000 --hours 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import random
+import sqlite3
+import struct
+import tempfile
+import time
+from pathlib import Path
+
+from vigild.config import HistoryConfig
+from vigild.daemon.recorder import HistoryWriter
+from vigild.model import Observation
+from vigild.storage.chunks import decode
+from vigild.storage.history_file import TIERS
+from vigild.testing import FakeClock
+
+INTERVAL = 30.0
+START = 1_800_000_000.0
+
+
+def rss() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096
+
+
+def observations(targets: list[str], now: float, rng: random.Random) -> list[Observation]:
+    found = []
+    for name in targets:
+        up = rng.random() > 0.001
+        # A probe's latency is a difference of perf_counter readings: every bit is noise.
+        latency = rng.lognormvariate(math.log(0.004), 0.3) if up else 0.0
+        found.append(
+            Observation(
+                name,
+                now + rng.uniform(0, 0.5),
+                up,
+                metrics={"latency_seconds": latency, "status_code": 200.0 if up else 503.0},
+            )
+        )
+    return found
+
+
+def run(targets: int, hours: float, directory: Path, with_history: bool) -> tuple[float, int, int]:
+    """CPU seconds, observations, RSS growth in bytes."""
+    names = [f"target-{i:05d}" for i in range(targets)]
+    rng = random.Random(14)
+    clock = FakeClock(START)
+    before = rss()
+    writer = None
+    if with_history:
+        writer = HistoryWriter(directory / "history.db", HistoryConfig(), clock=clock)
+    cycles = int(hours * 3600 / INTERVAL)
+    started = time.process_time()
+    count = 0
+    peak = 0
+    for _ in range(cycles):
+        batch = observations(names, clock(), rng)
+        count += len(batch)
+        if writer is not None:
+            for observation in batch:
+                writer.observed(None, observation, None)
+            # Accelerated time must not outrun the writer: a real cycle is 30 s apart, and
+            # the writer is done with one long before the next.
+            while writer.backlog > 0:
+                time.sleep(0.001)
+            writer.cycle_completed(clock())
+        clock.advance(INTERVAL)
+        peak = max(peak, rss())
+    if writer is not None:
+        writer.close(timeout=600)
+        assert not any(writer.dropped.values()), writer.dropped
+    return time.process_time() - started, count, peak - before
+
+
+def keep_bits(bits: int) -> None:
+    """What-if: blocks keep ``bits`` bits of each float's mantissa (a lossy encoder),
+    by rounding every value before the real encoder sees it."""
+    from vigild.storage import history_file
+
+    shift = 52 - bits
+    real = history_file.encode
+
+    def rounded(value: float) -> float:
+        if not math.isfinite(value):
+            return value
+        word = struct.unpack(">Q", struct.pack(">d", value))[0]
+        word = (word + (1 << (shift - 1))) >> shift << shift
+        return float(struct.unpack(">d", struct.pack(">Q", word))[0])
+
+    def encode(times: list[int], columns: list[list[float]]) -> bytes:
+        return real(times, [[rounded(v) for v in column] for column in columns])
+
+    history_file.encode = encode  # type: ignore[assignment]
+
+
+def gorilla_bits(times: list[int], values: list[float]) -> int:
+    """Bits Prometheus's XOR chunk spends on these samples (its dod buckets, ms)."""
+    bits = 64 + 64  # first timestamp and value
+    previous_delta = None
+    for a, b in itertools.pairwise(times):
+        delta = b - a
+        if previous_delta is None:
+            bits += 14
+        else:
+            dod = delta - previous_delta
+            if dod == 0:
+                bits += 1
+            elif -8191 <= dod <= 8192:
+                bits += 2 + 14
+            elif -65535 <= dod <= 65536:
+                bits += 3 + 17
+            elif -524287 <= dod <= 524288:
+                bits += 4 + 20
+            else:
+                bits += 4 + 64
+        previous_delta = delta
+    raw = [struct.unpack(">Q", struct.pack(">d", v))[0] for v in values]
+    leading, trailing = 65, 65
+    for a, b in itertools.pairwise(raw):
+        x = a ^ b
+        if x == 0:
+            bits += 1
+            continue
+        lead = 64 - x.bit_length()
+        trail = (x & -x).bit_length() - 1
+        if leading <= lead and trailing <= trail and leading != 65:
+            bits += 2 + (64 - leading - trailing)
+        else:
+            leading, trailing = min(lead, 31), trail
+            bits += 2 + 5 + 6 + (64 - leading - trailing)
+    return bits
+
+
+def report(directory: Path, targets: int, hours: float) -> None:
+    path = directory / "history.db"
+    db = sqlite3.connect(path)
+    file_bytes = path.stat().st_size
+    blobs = 0
+    tiers = {}
+    for tier in TIERS:
+        rows = db.execute(
+            "SELECT data FROM blocks WHERE tier = ? ORDER BY start", (tier.number,)
+        ).fetchall()
+        size = sum(len(r[0]) for r in rows)
+        samples = sum(len(decode(r[0])[0]) for r in rows)
+        blobs += size
+        tiers[tier.name] = (len(rows), size, samples)
+    staged = db.execute("SELECT count(*) FROM staged").fetchone()[0]
+    overhead = file_bytes / blobs if blobs else math.nan
+    print(f"targets {targets}, {hours:g} h of 30 s cycles, 3 metrics a target")
+    print(f"file {file_bytes / 2**20:.1f} MiB; blocks {blobs / 2**20:.1f} MiB; staged {staged}")
+    print(f"file / blocks (SQLite overhead, staging, index) = {overhead:.2f}")
+    retention = {"raw": 48 * 3600, "five_minute": 35 * 86400, "hourly": 400 * 86400}
+    total = 0.0
+    for tier in TIERS:
+        blocks, size, samples = tiers[tier.name]
+        per_sample = size / samples if samples else math.nan
+        per_series = retention[tier.name] * 1000 / (tier.step or 30_000)
+        extrapolated = per_sample * per_series * 3 * targets
+        total += extrapolated
+        print(
+            f"  {tier.name:12} {blocks:7} blocks {size / 2**20:8.2f} MiB "
+            f"{per_sample:6.2f} B/{'sample' if tier.step == 0 else 'bucket'} "
+            f"-> at full retention {extrapolated / 2**20:9.1f} MiB"
+        )
+    print(f"default retention, extrapolated, blocks x overhead: {total * overhead / 2**20:.1f} MiB")
+    # Gorilla on the same raw values, for the encoding's size.
+    ours = gorilla = 0
+    for (data,) in db.execute("SELECT data FROM blocks WHERE tier = 0 LIMIT 3000"):
+        times, (values,) = decode(data)
+        ours += len(data)
+        gorilla += gorilla_bits(times, values) / 8
+    print(f"raw blocks: ours {ours / 2**10:.0f} KiB, Gorilla bits {gorilla / 2**10:.0f} KiB")
+    db.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--targets", type=int, default=100)
+    parser.add_argument("--hours", type=float, default=50.0)
+    parser.add_argument(
+        "--keep-bits",
+        type=int,
+        help="what-if: store only this many mantissa bits (lossy); default all 52",
+    )
+    args = parser.parse_args()
+    if args.keep_bits is not None:
+        keep_bits(args.keep_bits)
+    with tempfile.TemporaryDirectory() as tmp:
+        base_cpu, count, _ = run(args.targets, args.hours, Path(tmp), with_history=False)
+        cpu, count, grown = run(args.targets, args.hours, Path(tmp), with_history=True)
+        print(
+            f"CPU per observation: {(cpu - base_cpu) / count * 1e6:.1f} us added by history "
+            f"({cpu / count * 1e6:.1f} with, {base_cpu / count * 1e6:.1f} without); "
+            f"RSS grew {grown / 2**20:.1f} MiB"
+        )
+        report(Path(tmp), args.targets, args.hours)
+
+
+if __name__ == "__main__":
+    main()
