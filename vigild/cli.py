@@ -381,6 +381,7 @@ def _summary(config: Config) -> str:
             f"  action:    {a.name} ({a.type}{mode}, {a.when.severity} for {a.when.for_:g}s{off})"
         )
     lines.extend(_unit_notes(config))
+    lines.extend(_mount_notes(config))
     daemon = config.daemon
     labels = ", ".join(f"{k}={v}" for k, v in sorted(daemon.external_labels.items()))
     lines.append(f"  instance:  {daemon.instance}")
@@ -389,6 +390,19 @@ def _summary(config: Config) -> str:
     lines.append(f"  state:     {config.daemon.state_path}")
     lines.append(f"  listen:    {config.daemon.listen}")
     return "\n".join(config.redact(line) for line in lines)
+
+
+def _mount_notes(config: Config) -> list[str]:
+    """The filesystems each host target watches, as found now on this host."""
+    from vigild.probes.host import HostTarget
+
+    notes = []
+    for target in config.targets:
+        if isinstance(target, HostTarget):
+            mounts = ", ".join(target.watched_mounts()) or "none"
+            how = "every real filesystem" if target.disks is None else "from disks"
+            notes.append(f"  disks:     {target.name}: {mounts} ({how})")
+    return notes
 
 
 def _unit_notes(config: Config) -> list[str]:

@@ -94,6 +94,9 @@ BUILTIN_THRESHOLDS: dict[str, ThresholdSpec] = {
     "cert_expiry_days": ThresholdSpec(warning=14, critical=7),
     # A container that restarted in the last `restart_window` is worth a look; a crash loop is not.
     "recent_restarts": ThresholdSpec(warning=0, critical=2),
+    # A full disk is the alert a homelab box needs most; a full inode table fails writes alike.
+    "disk_percent": ThresholdSpec(warning=85, critical=95),
+    "inode_percent": ThresholdSpec(warning=90, critical=95),
 }
 
 

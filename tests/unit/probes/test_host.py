@@ -10,9 +10,10 @@ import psutil
 import pytest
 from host_probe import load_config, make_probe, make_probe_from
 
-from vigild.model import Severity
+from vigild.assembly import load
+from vigild.model import Observation, Severity
 from vigild.probes.base import build_probe
-from vigild.probes.host import HostProbe, HostTarget
+from vigild.probes.host import HostProbe, HostTarget, real_mounts
 from vigild.thresholds import evaluate
 
 HAS_SWAP = psutil.swap_memory().total > 0
@@ -22,13 +23,13 @@ BASE_METRICS = {"up", "cpu_percent", "memory_percent", "load1"} | (
 
 
 async def test_reports_cpu_memory_load_and_root_disk() -> None:
-    obs = (await make_probe().probe(now=42.0))[0]
+    obs = (await make_probe(disks=["/"]).probe(now=42.0))[0]
     assert obs.up is True
     assert obs.error is None
     assert obs.target == "host"
     assert obs.time == 42.0
     assert obs.missing == frozenset()
-    assert set(obs.metrics) == BASE_METRICS | {"disk_percent:/"}
+    assert set(obs.metrics) == BASE_METRICS | {"disk_percent:/", "inode_percent:/"}
     assert 0.0 <= obs.metrics["cpu_percent"] <= 100.0
     assert 0.0 < obs.metrics["memory_percent"] <= 100.0
     assert obs.metrics["disk_percent:/"] == pytest.approx(psutil.disk_usage("/").percent, abs=1)
@@ -98,6 +99,37 @@ async def test_no_readable_mount_makes_disk_percent_missing() -> None:
     assert obs.missing == frozenset({"disk_percent"})
 
 
+async def test_without_disks_every_real_filesystem_is_watched() -> None:
+    mounts = real_mounts()
+    assert mounts  # the machine the tests run on has a disk
+    obs = (await make_probe().probe(now=1.0))[0]
+    disks = {m.partition(":")[2] for m in obs.metrics if m.startswith("disk_percent:")}
+    assert disks == set(mounts)
+    assert obs.missing == frozenset()
+
+
+def test_memory_and_kernel_filesystems_are_not_watched() -> None:
+    mounts = real_mounts()
+    every = psutil.disk_partitions(all=True)
+    pseudo = {p.mountpoint for p in every if p.fstype in {"tmpfs", "proc", "sysfs", "devtmpfs"}}
+    assert pseudo  # /proc and /sys at least
+    assert not pseudo & set(mounts)
+    assert not [m for m in mounts if m == "/proc" or m.startswith(("/sys/", "/dev/"))]
+    devices = [p.device for p in psutil.disk_partitions(all=False) if p.mountpoint in mounts]
+    assert len(devices) == len(set(devices)), "one mount point per device"
+
+
+async def test_inode_use_is_reported_per_mount_as_df_i_shows_it(tmp_path: Path) -> None:
+    obs = (await make_probe(disks=["/", str(tmp_path)]).probe(now=1.0))[0]
+    for mount in ("/", str(tmp_path)):
+        fs = os.statvfs(mount)
+        if fs.f_files == 0:  # no inode table (btrfs): nothing to report
+            assert f"inode_percent:{mount}" not in obs.metrics
+            continue
+        used = (fs.f_files - fs.f_ffree) / fs.f_files * 100
+        assert obs.metrics[f"inode_percent:{mount}"] == pytest.approx(used, abs=0.5)
+
+
 async def test_no_configured_disk_reports_none_and_misses_none() -> None:
     obs = (await make_probe(disks=[]).probe(now=1.0))[0]
     assert set(obs.metrics) == BASE_METRICS
@@ -134,7 +166,7 @@ async def test_runs_well_inside_its_timeout() -> None:
 class _StuckHostProbe(HostProbe):
     """A host whose reads hang, as ``statvfs`` on a dead NFS mount does."""
 
-    def _read(self) -> dict[str, float]:
+    def _read(self) -> tuple[dict[str, float], bool]:
         time.sleep(0.5)
         return super()._read()
 
@@ -171,3 +203,29 @@ async def test_every_checked_name_is_reported_even_when_none_run() -> None:
 async def test_no_process_checks_report_no_process_metrics() -> None:
     (obs,) = await make_probe().probe(now=1.0)
     assert not any(metric.startswith("processes") for metric in obs.metrics)
+
+
+# --- built-in disk and inode thresholds ----------------------------------------------
+
+
+def test_disks_and_inodes_alert_by_default(tmp_path: Path) -> None:
+    rules = load_config(tmp_path).rules["host"]
+    assert (rules["disk_percent"].warning, rules["disk_percent"].critical) == (85, 95)
+    assert (rules["inode_percent"].warning, rules["inode_percent"].critical) == (90, 95)
+    obs = Observation("host", 1.0, True, None, {"disk_percent:/": 96.0, "inode_percent:/": 91.0})
+    verdicts = {v.metric: v.severity for v in evaluate(obs, rules)}
+    assert verdicts["disk_percent:/"] is Severity.CRITICAL
+    assert verdicts["inode_percent:/"] is Severity.WARNING
+
+
+def test_file_and_target_thresholds_override_the_disk_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "thresholds.toml"
+    path.write_text(
+        "[thresholds]\n"
+        "disk_percent = { warning = 70 }\n"
+        '[[targets]]\nname = "host"\ntype = "host"\n'
+        "thresholds.inode_percent = { critical = 99 }\n"
+    )
+    rules = load(path).rules["host"]
+    assert (rules["disk_percent"].warning, rules["disk_percent"].critical) == (70, 95)
+    assert (rules["inode_percent"].warning, rules["inode_percent"].critical) == (90, 99)
