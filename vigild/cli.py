@@ -380,8 +380,8 @@ def _summary(config: Config) -> str:
         lines.append(
             f"  action:    {a.name} ({a.type}{mode}, {a.when.severity} for {a.when.for_:g}s{off})"
         )
-    lines.extend(_unit_notes(config))
-    lines.extend(_mount_notes(config))
+    # What a target's type has to say about it: a host's mounts, a histogram's unit.
+    lines.extend(f"  {label + ':':<11}{text}" for t in config.targets for label, text in t.notes())
     daemon = config.daemon
     labels = ", ".join(f"{k}={v}" for k, v in sorted(daemon.external_labels.items()))
     lines.append(f"  instance:  {daemon.instance}")
@@ -390,33 +390,3 @@ def _summary(config: Config) -> str:
     lines.append(f"  state:     {config.daemon.state_path}")
     lines.append(f"  listen:    {config.daemon.listen}")
     return "\n".join(config.redact(line) for line in lines)
-
-
-def _mount_notes(config: Config) -> list[str]:
-    """The filesystems each host target watches, as found now on this host."""
-    from vigild.probes.host import HostTarget
-
-    notes = []
-    for target in config.targets:
-        if isinstance(target, HostTarget):
-            mounts = ", ".join(target.watched_mounts()) or "none"
-            how = "every real filesystem" if target.disks is None else "from disks"
-            notes.append(f"  disks:     {target.name}: {mounts} ({how})")
-    return notes
-
-
-def _unit_notes(config: Config) -> list[str]:
-    from vigild.probes.prometheus import PrometheusTarget
-    from vigild.probes.selectors import latency_scale, parse_selector
-
-    notes = []
-    for target in config.targets:
-        if isinstance(target, PrometheusTarget) and target.latency_histogram is not None:
-            metric = parse_selector(target.latency_histogram).metric
-            scale, unit = latency_scale(metric)
-            if unit is not None:
-                notes.append(
-                    f"  note:      {target.name}: {metric} is in {unit}: "
-                    f"its quantiles are multiplied by {scale:g} to seconds"
-                )
-    return notes

@@ -295,6 +295,10 @@ class TargetConfig(_Strict):
         """The URL the status document shows for the target, if it has one."""
         return None
 
+    def notes(self) -> tuple[tuple[str, str], ...]:
+        """``(label, text)`` lines ``check-config`` adds about this target."""
+        return ()
+
     def effective_interval(self, daemon: DaemonConfig) -> float:
         return self.interval if self.interval is not None else daemon.interval
 

@@ -147,6 +147,11 @@ class HostTarget(TargetConfig):
         """The mount points a probe reads now: ``disks``, or what ``real_mounts`` finds."""
         return real_mounts() if self.disks is None else tuple(self.disks)
 
+    def notes(self) -> tuple[tuple[str, str], ...]:
+        """The filesystems watched, as found now on this host."""
+        how = "every real filesystem" if self.disks is None else "from disks"
+        return (("disks", f"{self.name}: {', '.join(self.watched_mounts()) or 'none'} ({how})"),)
+
 
 class HostProbe(Probe):
     """Reports ``cpu_percent``, ``memory_percent``, ``swap_percent``, ``load1``,
