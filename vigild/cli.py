@@ -140,7 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         if command == "check-config":
-            print(f"{path}: invalid ({len(exc.problems)} problems)", file=sys.stderr)
+            from vigild.wording import counted
+
+            print(f"{path}: invalid ({counted(len(exc.problems), 'problem')})", file=sys.stderr)
         return EXIT_ONCE_UNUSABLE if args.once else EXIT_INVALID_CONFIG
 
     _configure_logging(config.daemon, config.secrets, args)

@@ -141,7 +141,7 @@ async def test_once_json_and_text_name_the_instance(
     assert (document["instance"], document["external_labels"]) == ("nas", {"env": "prod"})
     assert document["replica"] is None
     text = await once(config)
-    assert text.stdout.startswith(f"vigild {__version__} on nas: 1 targets, worst OK")
+    assert text.stdout.startswith(f"vigild {__version__} on nas: 1 target, worst OK")
 
 
 INVALID = """
