@@ -35,6 +35,7 @@ _MISSING_WHY = {
     "load1": "this system has no load average",
 }
 _GONE = frozenset({psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD})
+_STILL_READING = "the previous reading has not finished (a mount that does not answer?)"
 
 CPU_MIN_WINDOW = 0.25
 """Shortest span CPU use is measured over: the kernel counts in 10 ms ticks, so a
@@ -189,6 +190,7 @@ class HostProbe(Probe):
         self._processes = {check.name: check.metric for check in target.processes}
         self._cpus = os.cpu_count() or 1
         self._timeout_error = f"timeout after {timeout:g}s"
+        self._reading: asyncio.Future[tuple[dict[str, float], bool]] | None = None
         # CPU use is a rate between two samples: take the first now, so the
         # first cycle already reports a real value.
         self._cpu_times = psutil.cpu_times()
@@ -197,8 +199,13 @@ class HostProbe(Probe):
 
     async def probe(self, now: float) -> tuple[Observation]:
         name = self.target.name
+        if self._reading is not None and not self._reading.done():
+            # A thread still stuck in a read (a mount that stopped answering) is not
+            # joined by another each cycle: they would fill the shared thread pool.
+            return (Observation(name, now, False, _STILL_READING),)
+        self._reading = asyncio.ensure_future(asyncio.to_thread(self._read))
         try:
-            metrics, no_disk = await asyncio.wait_for(asyncio.to_thread(self._read), self.timeout)
+            metrics, no_disk = await asyncio.wait_for(asyncio.shield(self._reading), self.timeout)
         except TimeoutError:
             # The thread cannot be stopped; it finishes on its own, its result unused.
             return (Observation(name, now, False, self._timeout_error),)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -179,6 +180,19 @@ async def test_hanging_reads_time_out() -> None:
     assert obs.up is False
     assert obs.error == "timeout after 0.05s"
     assert obs.metrics == {"up": 0.0}
+
+
+async def test_a_read_still_hanging_is_not_joined_by_another() -> None:
+    target = HostTarget.model_validate({"name": "host", "type": "host"})
+    probe = _StuckHostProbe(target, 0.05)
+    assert (await probe.probe(now=1.0))[0].error == "timeout after 0.05s"
+    started = time.perf_counter()
+    (obs,) = await probe.probe(now=2.0)
+    assert time.perf_counter() - started < 0.04  # answered at once, no second thread waited on
+    assert obs.up is False
+    assert obs.error == "the previous reading has not finished (a mount that does not answer?)"
+    await asyncio.sleep(0.5)  # the stuck read ends: the next probe reads again
+    assert (await probe.probe(now=3.0))[0].error == "timeout after 0.05s"
 
 
 async def test_build_probe_makes_a_host_probe() -> None:
