@@ -28,6 +28,7 @@ from vigild.probes.base import Probe, ProbeContext
 __all__ = ["HostProbe"]
 
 _NO_DISK = frozenset({"disk_percent"})
+_PER_MOUNT = ("disk_percent", "inode_percent")
 _NO_SWAP = frozenset({"swap_percent"})
 _NO_LOAD = frozenset({"load1"})
 _MISSING_WHY = {
@@ -191,6 +192,9 @@ class HostProbe(Probe):
         self._cpus = os.cpu_count() or 1
         self._timeout_error = f"timeout after {timeout:g}s"
         self._reading: asyncio.Future[tuple[dict[str, float], bool]] | None = None
+        self._seen: set[str] = set()
+        """Mount points read since start: one read before and not now has no data, so
+        an alert on a disk that was unmounted resolves instead of staying open."""
         # CPU use is a rate between two samples: take the first now, so the
         # first cycle already reports a real value.
         self._cpu_times = psutil.cpu_times()
@@ -214,6 +218,12 @@ class HostProbe(Probe):
             missing |= _NO_LOAD
         no_data = _NO_SWAP if "swap_percent" not in metrics else frozenset()
         why = {metric: _MISSING_WHY[metric] for metric in missing}
+        read = {m.partition(":")[2] for m in metrics if m.startswith("disk_percent:")}
+        self._seen |= read
+        if gone := self._seen - read:
+            lost = {f"{base}:{mount}" for mount in gone for base in _PER_MOUNT}
+            no_data |= lost
+            why.update(dict.fromkeys(lost, "no longer mounted or readable"))
         return (
             Observation(
                 name, now, True, None, metrics, missing=missing, no_data=no_data, reasons=why

@@ -243,3 +243,24 @@ def test_file_and_target_thresholds_override_the_disk_defaults(tmp_path: Path) -
     rules = load(path).rules["host"]
     assert (rules["disk_percent"].warning, rules["disk_percent"].critical) == (70, 95)
     assert (rules["inode_percent"].warning, rules["inode_percent"].critical) == (90, 99)
+
+
+async def test_a_disk_no_longer_mounted_has_no_data_and_its_alert_resolves(
+    tmp_path: Path,
+) -> None:
+    mount = tmp_path / "usb"
+    mount.mkdir()
+    config = load_config(tmp_path, "thresholds.disk_percent = { warning = 0 }")
+    rules = config.rules["host"]
+    probe = make_probe(disks=["/", str(mount)])
+    (before,) = await probe.probe(now=1.0)
+    verdicts = {v.metric: v for v in evaluate(before, rules)}
+    assert verdicts[f"disk_percent:{mount}"].severity is Severity.WARNING
+    mount.rmdir()  # unmounted: its mount point is gone
+    (after,) = await probe.probe(now=2.0)
+    assert f"disk_percent:{mount}" not in after.metrics
+    assert {f"disk_percent:{mount}", f"inode_percent:{mount}"} <= after.no_data
+    assert after.reasons[f"disk_percent:{mount}"] == "no longer mounted or readable"
+    verdicts = {v.metric: v for v in evaluate(after, rules)}
+    assert verdicts[f"disk_percent:{mount}"].absent  # resolves the open alert
+    assert verdicts["disk_percent:/"].severity is Severity.WARNING
