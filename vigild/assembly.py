@@ -125,6 +125,7 @@ class _Builder(Problems):
         self.check_notifier_urls = check_notifier_urls
 
     def build(self, raw: dict[str, Any]) -> Config:
+        self.name_entries(raw)
         raw = self.interpolate(raw, ())
         for section in NOT_SUPPORTED_YET_SECTIONS & raw.keys():
             self.problem((section,), "not supported yet")
@@ -132,7 +133,7 @@ class _Builder(Problems):
         try:
             shape = _FileShape.model_validate(raw)
         except ValidationError as exc:
-            self.pydantic_problems((), exc)
+            self.pydantic_problems((), exc, _FileShape)
             raise ConfigError(self.problems) from None
         daemon = self.daemon(shape.daemon)
         alerting = self.validate(AlertingConfig, shape.alerting, ("alerting",))
@@ -236,10 +237,11 @@ class _Builder(Problems):
                 reason = "required key missing" if kind is None else f"unknown type {kind!r}"
                 self.problem((*loc, "type"), f"{reason} (expected one of: {', '.join(known)})")
                 continue
+            options = probe_backend(kind).Options
             try:
-                target = probe_backend(kind).Options.model_validate(raw)
+                target = options.model_validate(raw)
             except ValidationError as exc:
-                self.pydantic_problems(loc, exc)
+                self.pydantic_problems(loc, exc, options)
                 continue
             self.unique((*loc, "name"), "target", target.name, seen)
             targets.append(target)
@@ -267,10 +269,12 @@ class _Builder(Problems):
         own = {k: v for k, v in raw.items() if k not in model.COMMON_KEYS}
         try:
             options = backend.Options.model_validate(own)
-            return model.model_validate({**common, "options": options}), backend
         except ValidationError as exc:
-            self.pydantic_problems(loc, exc)
+            # The keys every one takes stand beside the backend's own: both are near misses.
+            self.pydantic_problems(loc, exc, backend.Options, model.COMMON_KEYS)
             return None
+        common_model = self.validate(model, {**common, "options": options}, loc)
+        return None if common_model is None else (common_model, backend)
 
     def notifiers(self, raws: list[dict[str, Any]]) -> tuple[list[NotifierConfig], list[str]]:
         from vigild.alerting.notifiers.base import backend

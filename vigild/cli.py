@@ -140,7 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         if command == "check-config":
-            print(f"{path}: invalid ({len(exc.problems)} problems)", file=sys.stderr)
+            from vigild.wording import counted
+
+            print(f"{path}: invalid ({counted(len(exc.problems), 'problem')})", file=sys.stderr)
         return EXIT_ONCE_UNUSABLE if args.once else EXIT_INVALID_CONFIG
 
     _configure_logging(config.daemon, config.secrets, args)
@@ -380,7 +382,8 @@ def _summary(config: Config) -> str:
         lines.append(
             f"  action:    {a.name} ({a.type}{mode}, {a.when.severity} for {a.when.for_:g}s{off})"
         )
-    lines.extend(_unit_notes(config))
+    # What a target's type has to say about it: a host's mounts, a histogram's unit.
+    lines.extend(f"  {label + ':':<11}{text}" for t in config.targets for label, text in t.notes())
     daemon = config.daemon
     labels = ", ".join(f"{k}={v}" for k, v in sorted(daemon.external_labels.items()))
     lines.append(f"  instance:  {daemon.instance}")
@@ -389,20 +392,3 @@ def _summary(config: Config) -> str:
     lines.append(f"  state:     {config.daemon.state_path}")
     lines.append(f"  listen:    {config.daemon.listen}")
     return "\n".join(config.redact(line) for line in lines)
-
-
-def _unit_notes(config: Config) -> list[str]:
-    from vigild.probes.prometheus import PrometheusTarget
-    from vigild.probes.selectors import latency_scale, parse_selector
-
-    notes = []
-    for target in config.targets:
-        if isinstance(target, PrometheusTarget) and target.latency_histogram is not None:
-            metric = parse_selector(target.latency_histogram).metric
-            scale, unit = latency_scale(metric)
-            if unit is not None:
-                notes.append(
-                    f"  note:      {target.name}: {metric} is in {unit}: "
-                    f"its quantiles are multiplied by {scale:g} to seconds"
-                )
-    return notes

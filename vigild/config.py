@@ -95,6 +95,9 @@ BUILTIN_THRESHOLDS: dict[str, ThresholdSpec] = {
     "cert_expiry_days": ThresholdSpec(warning=14, critical=7),
     # A container that restarted in the last `restart_window` is worth a look; a crash loop is not.
     "recent_restarts": ThresholdSpec(warning=0, critical=2),
+    # A full disk is the alert a homelab box needs most; a full inode table fails writes alike.
+    "disk_percent": ThresholdSpec(warning=85, critical=95),
+    "inode_percent": ThresholdSpec(warning=90, critical=95),
 }
 
 
@@ -308,6 +311,10 @@ class TargetConfig(_Strict):
     def shown_url(self) -> str | None:
         """The URL the status document shows for the target, if it has one."""
         return None
+
+    def notes(self) -> tuple[tuple[str, str], ...]:
+        """``(label, text)`` lines ``check-config`` adds about this target."""
+        return ()
 
     def effective_interval(self, daemon: DaemonConfig) -> float:
         return self.interval if self.interval is not None else daemon.interval

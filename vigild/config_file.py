@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from vigild.config import NOT_SUPPORTED_YET_DAEMON_KEYS, ConfigError, DaemonConfig
-from vigild.problems import Problems, reason
+from vigild.problems import Problems, known_keys, reason
 
 __all__ = ["DEFAULT_PATHS", "DaemonSection", "find_config", "load_daemon", "read", "too_deep"]
 
@@ -74,7 +74,7 @@ def daemon_config(problems: Problems, raw: dict[str, Any]) -> DaemonConfig | Non
             where: tuple[str | int, ...] = ("daemon", *err["loc"])
             if key and key not in known and f"VIGILD_{key.upper()}" in problems.env:
                 where = (f"VIGILD_{key.upper()} (environment)",)
-            problems.problem(where, reason(err))
+            problems.problem(where, reason(err, known_keys(DaemonConfig, err["loc"][:-1])))
         return None
 
 

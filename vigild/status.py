@@ -22,6 +22,7 @@ from vigild.events import ProbeResult
 from vigild.model import AlertEvent, Observation, Severity, rfc3339, worst
 from vigild.redaction import printable
 from vigild.thresholds import Verdict
+from vigild.wording import counted
 
 __all__ = ["Board", "text_report"]
 
@@ -162,7 +163,7 @@ def text_report(document: dict[str, Any]) -> str:
     """One line per target and per open alert, for a terminal or a cron mail."""
     lines = [
         f"vigild {document['version']} on {document['instance']}: "
-        f"{len(document['targets'])} targets, worst {document['worst'].upper()}"
+        f"{counted(len(document['targets']), 'target')}, worst {document['worst'].upper()}"
     ]
     names = [printable(t["name"]) for t in document["targets"]]
     width = max(map(len, names), default=0)

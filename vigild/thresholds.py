@@ -132,7 +132,8 @@ def evaluate(observation: Observation, rules: Mapping[str, Rule]) -> list[Verdic
 
     A failed probe yields only ``up`` CRITICAL: the target's other metrics are
     inhibited, neither judged nor UNKNOWN. A thresholded metric with no data for a
-    good reason (``no_data``) gets an ``absent`` verdict, which resolves its alert
+    good reason (``no_data``, by base name or as one qualified series) gets an
+    ``absent`` verdict, which resolves its alert
     after ``recover_for``; one the probe could not find (``missing``), UNKNOWN.
     """
     up_rule = rules["up"]
@@ -148,6 +149,13 @@ def evaluate(observation: Observation, rules: Mapping[str, Rule]) -> list[Verdic
             continue
         judged.add(key)
         verdicts.append(rule.judge(metric, value))
+    for metric in observation.no_data:
+        # One series of a metric that has several (a disk no longer mounted): absent,
+        # so its open alert resolves, by the rule of its base name.
+        key = base_metric(metric)
+        if key != metric and metric not in rules and key in rules and key != "up":
+            note = observation.reasons.get(metric) or "no data"
+            verdicts.append(Verdict(metric, Severity.OK, None, None, rules[key], note))
     for key, rule in rules.items():
         if key in judged or key == "up":
             continue

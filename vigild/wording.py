@@ -13,6 +13,7 @@ import time
 
 __all__ = [
     "clock_time",
+    "counted",
     "duration",
     "label_value",
     "measure",
@@ -21,6 +22,11 @@ __all__ = [
     "seconds",
     "zone",
 ]
+
+
+def counted(count: int, noun: str) -> str:
+    """``1 target``, ``2 targets``, ``0 problems``: a count with its noun (regular plurals)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def duration(seconds: float) -> str:

@@ -141,7 +141,7 @@ async def test_once_json_and_text_name_the_instance(
     assert (document["instance"], document["external_labels"]) == ("nas", {"env": "prod"})
     assert document["replica"] is None
     text = await once(config)
-    assert text.stdout.startswith(f"vigild {__version__} on nas: 1 targets, worst OK")
+    assert text.stdout.startswith(f"vigild {__version__} on nas: 1 target, worst OK")
 
 
 INVALID = """
@@ -172,8 +172,8 @@ async def test_check_config_invalid_names_file_key_and_reason(tmp_path: Path) ->
     problems = [line for line in result.stderr.splitlines() if line.startswith(f"{config}: ")]
     expected = [
         ("daemon.intervall", "unknown key"),
-        ("targets[0].interval", "invalid duration '5 minutes'"),
-        ("targets[1].thresholds.latency_seconds", "warning (3) is above critical (1)"),
+        ('targets[0] "web".interval', "invalid duration '5 minutes'"),
+        ('targets[1] "api".thresholds.latency_seconds', "warning (3) is above critical (1)"),
     ]
     for key, reason in expected:
         matching = [p for p in problems if p.startswith(f"{config}: {key}: ") and reason in p]
@@ -245,7 +245,7 @@ async def test_check_config_errors_do_not_show_secrets(tmp_path: Path) -> None:
     )
     result = await run("check-config", "--config", str(config), env=environment(TEST_TOKEN=SECRET))
     assert result.returncode == 2
-    assert "targets[0].interval: invalid duration" in result.stderr
+    assert 'targets[0] "web".interval: invalid duration' in result.stderr
     assert SECRET not in result.stderr + result.stdout
 
 
@@ -278,7 +278,7 @@ async def test_run_refuses_what_check_config_refuses(
 async def test_an_unusable_apprise_url_is_refused_except_by_once(tmp_path: Path) -> None:
     config = write_config(tmp_path, apprise_notifier("chat", "jsxn://host/sekrit-value"))
     reason = (
-        f"{config}: notifiers[0].url: apprise cannot use this url (scheme jsxn://): "
+        f'{config}: notifiers[0] "chat".url: apprise cannot use this url (scheme jsxn://): '
         "unknown scheme or malformed url"
     )
     for command in ("check-config", "run"):
@@ -309,7 +309,7 @@ async def test_a_reload_refuses_what_check_config_refuses(
     [rejected] = daemon.events("reload rejected, keeping the running config")
     assert [p.removeprefix(f"{config}: ") for p in rejected["problems"]] == [
         "daemon.interval: must be between 1s and 1d (got 1e+300)",
-        "notifiers[0].url: apprise cannot use this url (scheme jsxn://): "
+        'notifiers[0] "chat".url: apprise cannot use this url (scheme jsxn://): '
         "unknown scheme or malformed url",
     ]
     hits = target_server.hits

@@ -86,6 +86,8 @@ async def test_check_config_run_and_once_refuse_every_broken_file(tmp_path: Path
         found = problems(path, check)
         if check.returncode != 2 or len(found) != 1 or expect not in found[0]:
             failures.append(f"check-config {path.name}: {check.returncode} {check.stderr!r}")
+        if f"{path}: invalid (1 problem)" not in check.stderr.splitlines():
+            failures.append(f"check-config {path.name}: no closing count {check.stderr!r}")
         if run.returncode != 2 or problems(path, run) != found:
             failures.append(f"run {path.name}: {run.returncode} {run.stderr!r}")
         assert "Traceback" not in once.stderr + once.stdout, once.stderr

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import psutil
 import pytest
+from cli_config import toml_str, write_config
 from host_probe import load_config, make_probe, make_probe_from
+from process import run
 
 from vigild.model import Severity
-from vigild.probes.host import HostProbe
+from vigild.probes.host import HostProbe, real_mounts
 from vigild.thresholds import evaluate
 
 
@@ -103,3 +105,15 @@ async def test_a_name_longer_than_the_kernel_keeps_is_matched_whole(
     (obs,) = await probe.probe(now=1.0)
     assert obs.metrics[f"processes:{name}"] == 1.0
     assert obs.metrics[f"processes:{name[:15]}"] == 0.0
+
+
+async def test_check_config_lists_the_mounts_each_host_target_watches(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        '[[targets]]\nname = "box"\ntype = "host"\n'
+        f'[[targets]]\nname = "some"\ntype = "host"\ndisks = ["/", {toml_str(tmp_path)}]\n',
+    )
+    result = await run("check-config", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert f"  disks:     box: {', '.join(real_mounts())} (every real filesystem)" in result.stdout
+    assert f"  disks:     some: /, {tmp_path} (from disks)" in result.stdout

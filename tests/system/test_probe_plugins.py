@@ -95,10 +95,10 @@ async def test_a_third_party_probe_runs_and_its_thresholds_are_checked(tmp_path:
     checked = await run("check-config", "--config", str(broken), env=env)
     assert checked.returncode == 2
     assert checked.stderr.splitlines() == [
-        f"{broken}: targets[0].thresholds.cpu_percent: dice targets do not report "
+        f'{broken}: targets[0] "roll".thresholds.cpu_percent: dice targets do not report '
         "'cpu_percent' (they report: pips, up)",
-        f"{broken}: targets[1].sides: unknown key",
-        f"{broken}: targets[2].type: unknown type 'coin' (expected one of: "
+        f'{broken}: targets[1] "again".sides: unknown key',  # nothing near it to suggest
+        f"{broken}: targets[2] \"toss\".type: unknown type 'coin' (expected one of: "
         "container, dice, host, http, prometheus, tcp, tls)",
         f"{broken}: invalid (3 problems)",
     ]

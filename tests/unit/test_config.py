@@ -94,7 +94,7 @@ def test_direction_is_inferred_and_checked(tmp_path: Path) -> None:
     )
     assert len(found) == 1
     assert found[0].startswith(
-        f"{tmp_path}/thresholds.toml: targets[0].thresholds.latency_seconds:"
+        f'{tmp_path}/thresholds.toml: targets[0] "api".thresholds.latency_seconds:'
     )
     assert "warning (3) is above critical (1)" in found[0]
 
@@ -106,7 +106,9 @@ def test_unknown_keys_are_errors_with_their_path(tmp_path: Path) -> None:
         + "thresholds.latency_seconds = { warnign = 3 }\n"
         + '[daemon]\nintervall = "10s"\n[alerting]\nrepeat = "1h"\n',
     )
-    assert any("targets[0].thresholds.latency_seconds.warnign: unknown key" in p for p in found)
+    assert any(
+        'targets[0] "api".thresholds.latency_seconds.warnign: unknown key' in p for p in found
+    )
     assert any("daemon.intervall: unknown key" in p for p in found)
     assert any("alerting.repeat: unknown key" in p for p in found)
 
@@ -124,15 +126,21 @@ thresholds.latency_seconds = { warning = "fast" }
 """,
     )
     text = "\n".join(found)
-    assert "targets[0].url: url must start with http:// or https://" in text
-    assert "targets[0].interval: invalid duration 'soon'" in text
-    assert "targets[0].thresholds.latency_seconds.warning: Input should be a valid number" in text
+    assert 'targets[0] "api".url: url must start with http:// or https://' in text
+    assert "targets[0] \"api\".interval: invalid duration 'soon'" in text
+    assert (
+        'targets[0] "api".thresholds.latency_seconds.warning: Input should be a valid number'
+        in text
+    )
     assert "Traceback" not in text
 
 
 def test_threshold_on_a_metric_the_type_does_not_report(tmp_path: Path) -> None:
     found = problems(tmp_path, MINIMAL + "thresholds.cpu_percent = { warning = 1 }\n")
-    assert "targets[0].thresholds.cpu_percent: http targets do not report 'cpu_percent'" in found[0]
+    assert (
+        "targets[0] \"api\".thresholds.cpu_percent: http targets do not report 'cpu_percent'"
+        in found[0]
+    )
 
 
 def test_up_takes_only_timing(tmp_path: Path) -> None:
@@ -186,7 +194,9 @@ def test_unset_variable_is_an_error_naming_it(
 ) -> None:
     monkeypatch.delenv("NO_SUCH_VAR", raising=False)
     found = problems(tmp_path, MINIMAL.replace("127.0.0.1:1", "${NO_SUCH_VAR}"))
-    assert any("targets[0].url: environment variable NO_SUCH_VAR is not set" in p for p in found)
+    assert any(
+        'targets[0] "api".url: environment variable NO_SUCH_VAR is not set' in p for p in found
+    )
 
 
 def test_secrets_never_appear_in_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -219,8 +229,8 @@ def test_notifier_backend_keys_are_validated(tmp_path: Path) -> None:
         + '[[notifiers]]\nname = "x"\ntype = "carrier-pigeon"\n',
     )
     text = "\n".join(found)
-    assert "notifiers[0].headerz: unknown key" in text
-    assert "notifiers[1].type: unknown notifier type 'carrier-pigeon'" in text
+    assert 'notifiers[0] "hook".headerz: unknown key; did you mean "headers"?' in text
+    assert "notifiers[1] \"x\".type: unknown notifier type 'carrier-pigeon'" in text
 
 
 def test_daemon_keys_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -307,7 +317,7 @@ depends_on = ["db", "api"]
 """,
     )
     assert any(p.endswith("daemon.connectivity_check: no target named 'router'") for p in found)
-    assert any(p.endswith("targets[0].depends_on: no target named 'db'") for p in found)
+    assert any(p.endswith("targets[0] \"api\".depends_on: no target named 'db'") for p in found)
     assert any(p.endswith("targets: depends_on cycle api -> api") for p in found)
 
 
@@ -339,9 +349,9 @@ comment = "weekly maintenance"
 def test_duplicate_names_and_unknown_types(tmp_path: Path) -> None:
     found = problems(tmp_path, MINIMAL + MINIMAL + '[[targets]]\nname = "z"\ntype = "smtp"\n')
     text = "\n".join(found)
-    assert "targets[1].name: duplicate target name 'api'" in text
+    assert "targets[1] \"api\".name: duplicate target name 'api'" in text
     expected = "container, host, http, prometheus, tcp, tls"
-    assert f"targets[2].type: unknown type 'smtp' (expected one of: {expected})" in text
+    assert f"targets[2] \"z\".type: unknown type 'smtp' (expected one of: {expected})" in text
 
 
 def test_broken_toml_is_one_line(tmp_path: Path) -> None:
@@ -388,16 +398,17 @@ def test_a_timeout_longer_than_the_interval_is_an_error(
         + http_target("equal", 'interval = "10s"\ntimeout = "10s"'),
     )
     assert [p.split(": ", 1)[1] for p in found] == [
-        "targets[0].timeout: 20s is longer than the target's interval (10s): "
+        'targets[0] "slow".timeout: 20s is longer than the target\'s interval (10s): '
         "a timeout must be at most the interval",
-        "targets[1].timeout: 45s is longer than the target's interval (30s): "
+        'targets[1] "inherits".timeout: 45s is longer than the target\'s interval (30s): '
         "a timeout must be at most the interval",
     ]
     # The [daemon] interval may come from the environment: checked against that one.
     monkeypatch.setenv("VIGILD_INTERVAL", "5s")
     found = problems(tmp_path, http_target("api", 'timeout = "6s"'))
     assert any(
-        "targets[0].timeout: 6s is longer than the target's interval (5s)" in p for p in found
+        'targets[0] "api".timeout: 6s is longer than the target\'s interval (5s)' in p
+        for p in found
     )
 
 
@@ -447,55 +458,67 @@ def test_connectivity_check_must_depend_on_nothing(tmp_path: Path) -> None:
     [
         ("[daemon]\ninterval = 1e300", "daemon.interval", "must be between 1s and 1d"),
         ('[daemon]\ninterval = "999999999999999999999d"', "daemon.interval", "between 1s and 1d"),
-        (http_target("api", 'interval = "1ms"'), "targets[0].interval", "between 1s and 1d"),
+        (http_target("api", 'interval = "1ms"'), 'targets[0] "api".interval', "between 1s and 1d"),
         ('[daemon]\ninterval = "0.999s"', "daemon.interval", "between 1s and 1d"),
         ('[daemon]\ninterval = "1d1ms"', "daemon.interval", "between 1s and 1d"),
         ("[daemon]\ninterval = 1" + "0" * 400, "daemon.interval", "a finite number of seconds"),
         ("[daemon]\ninterval = nan", "daemon.interval", "a finite number of seconds"),
         ("[daemon]\ninterval = -inf", "daemon.interval", "a finite number of seconds"),
         ("[daemon]\ninterval = true", "daemon.interval", "expected a duration"),
-        (http_target("api", 'timeout = "50ms"'), "targets[0].timeout", "between 100ms and 1d"),
-        (http_target("api", 'max_body = "2GiB"'), "targets[0].max_body", "between 256B and 1GiB"),
-        (http_target("api", "max_body = 10"), "targets[0].max_body", "between 256B and 1GiB"),
-        (http_target("api", 'max_body = "' + "9" * 30 + '"'), "targets[0].max_body", "invalid"),
+        (
+            http_target("api", 'timeout = "50ms"'),
+            'targets[0] "api".timeout',
+            "between 100ms and 1d",
+        ),
+        (
+            http_target("api", 'max_body = "2GiB"'),
+            'targets[0] "api".max_body',
+            "between 256B and 1GiB",
+        ),
+        (http_target("api", "max_body = 10"), 'targets[0] "api".max_body', "between 256B and 1GiB"),
+        (
+            http_target("api", 'max_body = "' + "9" * 30 + '"'),
+            'targets[0] "api".max_body',
+            "invalid",
+        ),
         ('[alerting]\nrepeat_interval = "1s"', "alerting.repeat_interval", "between 1m and 30d"),
         ('[alerting]\ngroup_wait = "1h"', "alerting.group_wait", "between 0s and 5m"),
         ('[thresholds]\nup = { recover_for = "8d" }', "thresholds.up.recover_for", "0s and 7d"),
         (
             '[[notifiers]]\nname = "h"\ntype = "webhook"\nurl = "http://127.0.0.1:9/"\ntimeout = 0',
-            "notifiers[0].timeout",
+            'notifiers[0] "h".timeout',
             "between 100ms and 5m",
         ),
         (
             '[[notifiers]]\nname = "h"\ntype = "webhook"\nurl = "http://127.0.0.1:9/"\n'
             'repeat_interval = "10s"',
-            "notifiers[0].repeat_interval",
+            'notifiers[0] "h".repeat_interval',
             "between 1m and 30d",
         ),
         (
             '[[targets]]\nname = "c"\ntype = "container"\ncontainer = "c"\nrestart_window = "1s"',
-            "targets[0].restart_window",
+            'targets[0] "c".restart_window',
             "between 1m and 30d",
         ),
         ('[[silences]]\nduration = "0s"', "silences[0].duration", "between 1s and 366d"),
         (
             '[[actions]]\nname = "a"\ntype = "command"\ncommand = ["true"]\ncooldown = "60d"',
-            "actions[0].cooldown",
+            'actions[0] "a".cooldown',
             "between 0s and 30d",
         ),
         (
             '[[actions]]\nname = "a"\ntype = "command"\ncommand = ["true"]\ntimeout = "2d"',
-            "actions[0].timeout",
+            'actions[0] "a".timeout',
             "between 1s and 1d",
         ),
         (
             '[[actions]]\nname = "a"\ntype = "command"\ncommand = ["true"]\nverify_after = "2d"',
-            "actions[0].verify_after",
+            'actions[0] "a".verify_after',
             "between 0s and 1d",
         ),
         (
             '[[actions]]\nname = "a"\ntype = "container"\ncontainer = "c"\nstop_wait = "1h"',
-            "actions[0].stop_wait",
+            'actions[0] "a".stop_wait',
             "between 0s and 10m",
         ),
     ],
@@ -587,10 +610,11 @@ def test_names_must_be_printable(tmp_path: Path) -> None:
     )
     text = "\n".join(found)
     reason = "a name may hold only printable characters, not"
-    assert f"targets[0].name: {reason} '\\x1b' (at 3)" in text
-    assert f"targets[1].name: {reason} '\\n' (at 4)" in text
-    assert f"notifiers[0].name: {reason} '\\x07' (at 4)" in text
-    assert f"actions[0].name: {reason} '\\t' (at 3)" in text
+    # The name beside the index is quoted as JSON: its control character stays escaped.
+    assert f"targets[0] \"api\\u001b[2J\".name: {reason} '\\x1b' (at 3)" in text
+    assert f"targets[1] \"line\\nbreak\".name: {reason} '\\n' (at 4)" in text
+    assert f"notifiers[0] \"bell\\u0007\".name: {reason} '\\x07' (at 4)" in text
+    assert f"actions[0] \"tab\\there\".name: {reason} '\\t' (at 3)" in text
     config = load(write(tmp_path, http_target("café ☕ 東京 web-1")))
     assert config.targets[0].name == "café ☕ 東京 web-1"
 
@@ -608,27 +632,27 @@ def notifier(kind: str, body: str) -> str:
     [
         (
             notifier("webhook", 'url = "http://127.0.0.1:99999/hook"'),
-            "notifiers[0].url",
+            'notifiers[0] "n".url',
             "url must have a port between 1 and 65535",
         ),
         (
             notifier("alertmanager", 'urls = ["http://am:9093", "https://am:0"]'),
-            "notifiers[0].urls",
+            'notifiers[0] "n".urls',
             "every url must have a port between 1 and 65535",
         ),
         (
             notifier("pagerduty", 'routing_key = "k"\nevents_url = "https://[::1:443/v2"'),
-            "notifiers[0].events_url",
+            'notifiers[0] "n".events_url',
             "events_url is not a valid URL",
         ),
         (
             notifier("apprise", 'url = "jsxn://secret-token@host"'),
-            "notifiers[0].url",
+            'notifiers[0] "n".url',
             "apprise cannot use this url (scheme jsxn://): unknown scheme or malformed url",
         ),
         (
             http_target("api").replace("127.0.0.1:1", "127.0.0.1:65536"),
-            "targets[0].url",
+            'targets[0] "api".url',
             "url must have a port between 1 and 65535",
         ),
     ],
@@ -733,3 +757,103 @@ url = "https://hooks.example/${HOOK_KEY}"
         load_daemon(path)
     [problem] = info.value.problems
     assert "daemon.listen" in problem and "LISTEN_HOST is not set" in problem
+
+
+# ---------------------------------------------------------------------------
+# How problems read
+
+
+def test_a_key_path_names_the_entry_beside_its_index(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path, http_target("api") + http_target("db") + http_target("svc", 'intervall = "5s"')
+    )
+    assert found == [
+        f'{tmp_path}/thresholds.toml: targets[2] "svc".intervall: unknown key; '
+        'did you mean "interval"?'
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ('[deamon]\ninterval = "5s"\n', 'deamon: unknown key; did you mean "daemon"?'),
+        ('[daemon]\nintervall = "5s"\n', 'daemon.intervall: unknown key; did you mean "interval"?'),
+        (
+            '[alerting]\nrepeat_intervall = "1h"\n',
+            'alerting.repeat_intervall: unknown key; did you mean "repeat_interval"?',
+        ),
+        (
+            "[thresholds]\ncpu_percent = { warnign = 3 }\n",
+            'thresholds.cpu_percent.warnign: unknown key; did you mean "warning"?',
+        ),
+        (
+            "[thresholds]\ncpu_percent = { fro = '1m' }\n",
+            'thresholds.cpu_percent.fro: unknown key; did you mean "for"?',
+        ),
+        (
+            http_target("api", "thresholds.latency_seconds = { critcal = 3 }"),
+            'targets[0] "api".thresholds.latency_seconds.critcal: unknown key; '
+            'did you mean "critical"?',
+        ),
+        (
+            '[[targets]]\nname = "box"\ntype = "host"\ndisk = ["/"]\n',
+            'targets[0] "box".disk: unknown key; did you mean "disks"?',
+        ),
+        (
+            '[[notifiers]]\nname = "hook"\ntype = "webhook"\nurl = "http://127.0.0.1:9/"\n'
+            'min_severty = "critical"\n',
+            'notifiers[0] "hook".min_severty: unknown key; did you mean "min_severity"?',
+        ),
+        (
+            '[[notifiers]]\nname = "hook"\ntype = "webhook"\nurl = "http://127.0.0.1:9/"\n'
+            "headerz = {}\n",
+            'notifiers[0] "hook".headerz: unknown key; did you mean "headers"?',
+        ),
+        (
+            '[[actions]]\nname = "rb"\ntype = "command"\ncommand = ["true"]\ncooldwn = "1m"\n',
+            'actions[0] "rb".cooldwn: unknown key; did you mean "cooldown"?',
+        ),
+        (
+            '[[actions]]\nname = "rb"\ntype = "command"\ncommand = ["true"]\n'
+            'when = { severty = "critical" }\n',
+            'actions[0] "rb".when.severty: unknown key; did you mean "severity"?',
+        ),
+        (
+            '[[silences]]\nmatchers = { targt = "api" }\nduration = "1h"\n',
+            'silences[0].matchers.targt: unknown key; did you mean "target"?',
+        ),
+    ],
+)
+def test_an_unknown_key_gets_the_nearest_known_one_in_every_section(
+    tmp_path: Path, text: str, line: str
+) -> None:
+    assert problems(tmp_path, text) == [f"{tmp_path}/thresholds.toml: {line}"]
+
+
+def test_an_unknown_key_near_no_known_one_gets_no_guess(tmp_path: Path) -> None:
+    found = problems(tmp_path, http_target("api", 'colour = "blue"'))
+    assert found == [f'{tmp_path}/thresholds.toml: targets[0] "api".colour: unknown key']
+
+
+def test_an_unset_variable_is_the_only_problem_of_its_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NO_SUCH_URL", raising=False)
+    text = MINIMAL.replace("http://127.0.0.1:1/health", "${NO_SUCH_URL}")
+    assert problems(tmp_path, text) == [
+        f'{tmp_path}/thresholds.toml: targets[0] "api".url: environment variable NO_SUCH_URL '
+        "is not set (write ${NO_SUCH_URL:-} to make it optional)"
+    ]
+    # The entry's other keys are still checked.
+    found = problems(tmp_path, text + 'interval = "soon"\n')
+    assert len(found) == 2
+    assert "targets[0] \"api\".interval: invalid duration 'soon'" in found[1]
+
+
+def test_a_name_from_the_environment_is_shown_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SVC_NAME", "secret-service-name")
+    found = problems(tmp_path, http_target("${SVC_NAME}", 'intervall = "5s"'))
+    assert found[0].startswith(f'{tmp_path}/thresholds.toml: targets[0] "${{SVC_NAME}}".intervall')
+    assert "secret-service-name" not in "\n".join(found)

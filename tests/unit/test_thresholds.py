@@ -97,3 +97,20 @@ def test_missing_metrics_are_unknown_only_when_expected() -> None:
         "health_status": Severity.UNKNOWN,
         "latency_seconds": Severity.UNKNOWN,  # named on the target itself
     }
+
+
+def test_a_qualified_series_without_data_is_absent_by_its_base_rule() -> None:
+    rules = {"up": UP, "disk_percent": rule("disk_percent", warning=80, critical=90)}
+    obs = Observation(
+        "host",
+        0.0,
+        up=True,
+        metrics={"disk_percent:/": 50},
+        no_data=frozenset({"disk_percent:/mnt/usb", "load1:x"}),
+        reasons={"disk_percent:/mnt/usb": "no longer mounted or readable"},
+    )
+    verdicts = {v.metric: v for v in evaluate(obs, rules)}
+    assert verdicts["disk_percent:/mnt/usb"].absent
+    assert verdicts["disk_percent:/mnt/usb"].note == "no longer mounted or readable"
+    assert "load1:x" not in verdicts  # no rule: nothing to resolve
+    assert verdicts["disk_percent:/"].severity is Severity.OK

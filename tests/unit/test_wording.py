@@ -8,7 +8,16 @@ import errno
 import pytest
 
 from vigild.alerting.notifiers import text
-from vigild.wording import clock_time, duration, label_value, measure, number, os_text, zone
+from vigild.wording import (
+    clock_time,
+    counted,
+    duration,
+    label_value,
+    measure,
+    number,
+    os_text,
+    zone,
+)
 
 
 @pytest.mark.parametrize(
@@ -88,3 +97,11 @@ def test_times_of_day_are_local_with_the_zone(local_zone: str) -> None:
     assert zone(noon_utc) == "CET (UTC+01:00)"
     summer = noon_utc + 180 * 86400
     assert clock_time(summer, summer) == "14:00 CEST"
+
+
+@pytest.mark.parametrize(
+    ("count", "noun", "said"),
+    [(0, "problem", "0 problems"), (1, "problem", "1 problem"), (2, "target", "2 targets")],
+)
+def test_a_count_agrees_with_its_noun(count: int, noun: str, said: str) -> None:
+    assert counted(count, noun) == said

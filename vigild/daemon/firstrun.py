@@ -8,6 +8,7 @@ from pathlib import Path
 from vigild.client import local_url
 from vigild.fields import unix_listen
 from vigild.model import Severity
+from vigild.wording import counted
 
 __all__ = ["first_cycle_line"]
 
@@ -28,8 +29,8 @@ def first_cycle_line(
     parts = [f"{count} {level.label}" for level, count in counts.items() if count]
     if probed < targets:
         parts.append(f"{targets - probed} not probed yet")
-    noun = "target" if targets == 1 else "targets"
-    watching = f"watching {targets} {noun}" + (f" ({', '.join(parts)})" if parts else "")
+    watching = f"watching {counted(targets, 'target')}"
+    watching += f" ({', '.join(parts)})" if parts else ""
     page = f"API on {listen}" if unix_listen(listen) else f"status page {local_url(listen)}/"
     # Path() drops the "./" a person wrote, and with it the hint of where it is.
     relative = not state_path.is_absolute() and state_path.parts[:1] != ("..",)

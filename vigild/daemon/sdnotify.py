@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, MutableMapping
 import structlog
 
 from vigild.model import Severity
+from vigild.wording import counted
 
 __all__ = ["SystemdNotify", "Watchdog", "status_line"]
 
@@ -152,9 +153,8 @@ def status_line(targets: int, severities: Iterable[Severity]) -> str:
     for severity in severities:
         if severity in counts:
             counts[severity] += 1
-    noun = "target" if targets == 1 else "targets"
     parts = [f"{count} {level.label}" for level, count in counts.items() if count]
-    return ", ".join([f"{targets} {noun}", *(parts or ["all ok"])])
+    return ", ".join([counted(targets, "target"), *(parts or ["all ok"])])
 
 
 def _positive_int(value: str | None) -> int | None:

@@ -1,7 +1,9 @@
-"""Host probe: CPU, memory, swap, disk, load and processes of the machine vigild runs on.
+"""Host probe: CPU, memory, swap, disks, inodes, load and processes of the machine
+vigild runs on.
 
 psutil's calls block (``statvfs`` on a dead NFS mount can hang), so they all
-run together in one worker thread, bounded by the target's timeout.
+run together in one worker thread, bounded by the target's timeout; and the
+filesystems watched by default are local ones only (``real_mounts``).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import time
 from collections.abc import Iterable, Mapping
 from typing import Literal
@@ -25,18 +28,69 @@ from vigild.probes.base import Probe, ProbeContext
 __all__ = ["HostProbe"]
 
 _NO_DISK = frozenset({"disk_percent"})
+_PER_MOUNT = ("disk_percent", "inode_percent")
 _NO_SWAP = frozenset({"swap_percent"})
 _NO_LOAD = frozenset({"load1"})
 _MISSING_WHY = {
-    "disk_percent": "none of the configured mounts could be read",
+    "disk_percent": "none of the watched mounts could be read",
     "load1": "this system has no load average",
 }
 _GONE = frozenset({psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD})
+_STILL_READING = "the previous reading has not finished (a mount that does not answer?)"
 
 CPU_MIN_WINDOW = 0.25
 """Shortest span CPU use is measured over: the kernel counts in 10 ms ticks, so a
 window of a few ms reads as 0 or 100 %. Only a first probe right after start
 (``--once``) waits for it, and never for more than half the probe's timeout."""
+
+
+PSEUDO_FS_TYPES = frozenset(
+    {
+        # node_exporter's default --collector.filesystem.fs-types-exclude (Linux) ...
+        "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs",
+        "devpts", "devtmpfs", "erofs", "fusectl", "hugetlbfs", "iso9660", "mqueue",
+        "nsfs", "overlay", "proc", "procfs", "pstore", "rpc_pipefs", "securityfs",
+        "selinuxfs", "squashfs", "sysfs", "tracefs",
+        # ... and memory, which is no disk to fill.
+        "tmpfs", "ramfs",
+    }
+)  # fmt: skip
+"""Filesystem types never watched by default. Most never reach the list:
+``disk_partitions(all=False)`` keeps only types backed by a device (and zfs),
+which leaves out every ``nodev`` type of /proc/filesystems, network ones (nfs,
+cifs, fuse) included, so a dead NFS server cannot hang the default probe."""
+
+_PSEUDO_MOUNTS = re.compile(
+    r"^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)"
+)
+"""node_exporter's default ``--collector.filesystem.mount-points-exclude``: a
+container's own layers and the kernel's trees are not disks a person fills."""
+
+MAX_MOUNTS = 50
+"""The most filesystems one host target watches by default (the first, in path
+order): a host with hundreds of mounts would otherwise cost hundreds of
+``statvfs`` calls and alerts per cycle."""
+
+
+def real_mounts() -> tuple[str, ...]:
+    """The mount points of every real local filesystem, one per device, sorted.
+
+    A device mounted at several places (bind mounts, btrfs subvolumes of one
+    pool) shows the same use at each: only its shortest mount point is watched,
+    so a full disk is one alert. A mount point that is not a directory is a
+    file bind-mounted into a container (``/etc/hosts``), not a filesystem.
+    """
+    by_device: dict[str, str] = {}
+    for part in psutil.disk_partitions(all=False):
+        mount = part.mountpoint
+        if part.fstype in PSEUDO_FS_TYPES or _PSEUDO_MOUNTS.match(mount):
+            continue
+        if not os.path.isdir(mount):
+            continue
+        known = by_device.get(part.device)
+        if known is None or len(mount) < len(known):
+            by_device[part.device] = mount
+    return tuple(sorted(by_device.values())[:MAX_MOUNTS])
 
 
 class ProcessCheck(Options):
@@ -51,7 +105,7 @@ class ProcessCheck(Options):
 
 
 class HostTarget(TargetConfig):
-    """The host vigild runs on: CPU, memory, swap, disks, load and processes."""
+    """The host vigild runs on: CPU, memory, swap, disks, inodes, load and processes."""
 
     REPORTED = frozenset(
         {
@@ -60,13 +114,15 @@ class HostTarget(TargetConfig):
             "memory_percent",
             "swap_percent",
             "disk_percent",
+            "inode_percent",
             "load1",
             "processes",
         }
     )
 
     type: Literal["host"] = "host"
-    disks: list[str] = ["/"]
+    disks: list[str] | None = None
+    """Mount points to watch; unset: every real local filesystem (``real_mounts``)."""
     processes: list[ProcessCheck] = []
 
     @field_validator("processes")
@@ -89,10 +145,20 @@ class HostTarget(TargetConfig):
             )
             yield ("processes", i), check.metric, spec
 
+    def watched_mounts(self) -> tuple[str, ...]:
+        """The mount points a probe reads now: ``disks``, or what ``real_mounts`` finds."""
+        return real_mounts() if self.disks is None else tuple(self.disks)
+
+    def notes(self) -> tuple[tuple[str, str], ...]:
+        """The filesystems watched, as found now on this host."""
+        how = "every real filesystem" if self.disks is None else "from disks"
+        return (("disks", f"{self.name}: {', '.join(self.watched_mounts()) or 'none'} ({how})"),)
+
 
 class HostProbe(Probe):
     """Reports ``cpu_percent``, ``memory_percent``, ``swap_percent``, ``load1``,
-    ``disk_percent:<mount>`` per mount and ``processes:<name>`` per process check.
+    ``disk_percent:<mount>`` and ``inode_percent:<mount>`` per mount and
+    ``processes:<name>`` per process check.
 
     Memory and swap use are as ``free`` shows them: memory counts what the
     kernel could not hand out (total - available), so page cache is not "used".
@@ -100,6 +166,10 @@ class HostProbe(Probe):
     ``load1`` is the 1-minute load average per logical CPU, so one threshold
     fits hosts of any size.
 
+    The mounts are ``disks``, or, without it, every real local filesystem as
+    found at each probe (a disk plugged in later is watched from then on).
+    Both percentages are as ``df`` and ``df -i`` show them; a filesystem without
+    an inode table (btrfs, vfat report none) has no ``inode_percent``.
     A mount that cannot be read (missing, no permission) is left out, and the
     host stays up: one bad path in ``disks`` must not hide the others.
     ``missing`` holds ``disk_percent`` only when no mount could be read,
@@ -118,10 +188,13 @@ class HostProbe(Probe):
         self, target: HostTarget, timeout: float, _context: ProbeContext | None = None
     ) -> None:
         super().__init__(target, timeout)
-        self._disks = tuple((mount, f"disk_percent:{mount}") for mount in target.disks)
         self._processes = {check.name: check.metric for check in target.processes}
         self._cpus = os.cpu_count() or 1
         self._timeout_error = f"timeout after {timeout:g}s"
+        self._reading: asyncio.Future[tuple[dict[str, float], bool]] | None = None
+        self._seen: set[str] = set()
+        """Mount points read since start: one read before and not now has no data, so
+        an alert on a disk that was unmounted resolves instead of staying open."""
         # CPU use is a rate between two samples: take the first now, so the
         # first cycle already reports a real value.
         self._cpu_times = psutil.cpu_times()
@@ -130,24 +203,35 @@ class HostProbe(Probe):
 
     async def probe(self, now: float) -> tuple[Observation]:
         name = self.target.name
+        if self._reading is not None and not self._reading.done():
+            # A thread still stuck in a read (a mount that stopped answering) is not
+            # joined by another each cycle: they would fill the shared thread pool.
+            return (Observation(name, now, False, _STILL_READING),)
+        self._reading = asyncio.ensure_future(asyncio.to_thread(self._read))
         try:
-            metrics = await asyncio.wait_for(asyncio.to_thread(self._read), self.timeout)
+            metrics, no_disk = await asyncio.wait_for(asyncio.shield(self._reading), self.timeout)
         except TimeoutError:
             # The thread cannot be stopped; it finishes on its own, its result unused.
             return (Observation(name, now, False, self._timeout_error),)
-        no_disk = self._disks and not any(metric in metrics for _, metric in self._disks)
         missing = _NO_DISK if no_disk else frozenset()
         if "load1" not in metrics:
             missing |= _NO_LOAD
         no_data = _NO_SWAP if "swap_percent" not in metrics else frozenset()
         why = {metric: _MISSING_WHY[metric] for metric in missing}
+        read = {m.partition(":")[2] for m in metrics if m.startswith("disk_percent:")}
+        self._seen |= read
+        if gone := self._seen - read:
+            lost = {f"{base}:{mount}" for mount in gone for base in _PER_MOUNT}
+            no_data |= lost
+            why.update(dict.fromkeys(lost, "no longer mounted or readable"))
         return (
             Observation(
                 name, now, True, None, metrics, missing=missing, no_data=no_data, reasons=why
             ),
         )
 
-    def _read(self) -> dict[str, float]:
+    def _read(self) -> tuple[dict[str, float], bool]:
+        """The readings, and whether there were mounts to read but none could be."""
         # psutil's memory ``percent`` is (total - available) / total, which is ``free``'s
         # view; its ``used`` field subtracts buffers and cache and would read lower.
         metrics = {
@@ -160,14 +244,19 @@ class HostProbe(Probe):
         # No /proc/loadavg is a reading vigild cannot give, not a fault of the host.
         with contextlib.suppress(OSError):
             metrics["load1"] = os.getloadavg()[0] / self._cpus
-        for mount, metric in self._disks:
+        mounts = self.target.watched_mounts()
+        for mount in mounts:
             try:
-                metrics[metric] = psutil.disk_usage(mount).percent
+                fs = os.statvfs(mount)
             except OSError:
                 continue
+            metrics[f"disk_percent:{mount}"] = _disk_percent(fs)
+            if fs.f_files > 0:
+                metrics[f"inode_percent:{mount}"] = _percent(fs.f_files - fs.f_ffree, fs.f_files)
+        no_disk = bool(mounts) and not any(f"disk_percent:{m}" in metrics for m in mounts)
         if self._processes:
             metrics.update(self._count_processes())
-        return metrics
+        return metrics, no_disk
 
     def _count_processes(self) -> dict[str, float]:
         counts = dict.fromkeys(self._processes.values(), 0.0)
@@ -200,3 +289,14 @@ class HostProbe(Probe):
         if total <= 0:
             return 0.0
         return round(min(100.0, max(0.0, (total - idle) / total * 100)), 1)
+
+
+def _disk_percent(fs: os.statvfs_result) -> float:
+    """``psutil.disk_usage``'s percent, from the one ``statvfs`` both metrics share:
+    used over what an unprivileged user could use (the root reserve left out), as df."""
+    used = (fs.f_blocks - fs.f_bfree) * fs.f_frsize
+    return _percent(used, used + fs.f_bavail * fs.f_frsize)
+
+
+def _percent(part: float, whole: float) -> float:
+    return round(part / whole * 100, 1) if whole > 0 else 0.0

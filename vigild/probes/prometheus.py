@@ -140,6 +140,17 @@ class PrometheusTarget(TargetConfig):
             metrics.update(quantile_metric(q) for q in self.quantiles)
         return frozenset(metrics | self.gauges.keys())
 
+    def notes(self) -> tuple[tuple[str, str], ...]:
+        """A histogram in another unit than seconds, and how it is scaled."""
+        if self.latency_histogram is None:
+            return ()
+        metric = parse_selector(self.latency_histogram).metric
+        scale, unit = latency_scale(metric)
+        if unit is None:
+            return ()
+        scaled = f"its quantiles are multiplied by {scale:g} to seconds"
+        return (("note", f"{self.name}: {metric} is in {unit}: {scaled}"),)
+
     def shown_url(self) -> str | None:
         return self.url
 

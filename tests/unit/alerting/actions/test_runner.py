@@ -356,8 +356,8 @@ def test_actions_are_validated_like_the_rest(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as raised:
         load(path)
     text = "\n".join(raised.value.problems)
-    assert "actions[1].type: unknown action type 'teleport'" in text
-    assert "actions[2].coldown: unknown key" in text
+    assert """actions[1] "b".type: unknown action type 'teleport'""" in text
+    assert 'actions[2] "c".coldown: unknown key; did you mean "cooldown"?' in text
     assert "actions[0]" not in text
     path.write_text(path.read_text().split('[[actions]]\nname = "b"')[0])
     config = load(path)

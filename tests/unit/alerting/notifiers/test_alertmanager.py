@@ -421,9 +421,9 @@ url = "http://am-1:9093"
     with pytest.raises(ConfigError) as caught:
         load(path)
     found = "\n".join(caught.value.problems)
-    assert "notifiers[0].urls: " in found
-    assert "notifiers[1].url: unknown key" in found
-    assert "notifiers[1].urls: required key missing" in found
+    assert 'notifiers[0] "none".urls: ' in found
+    assert 'notifiers[1] "typo".url: unknown key; did you mean "urls"?' in found
+    assert 'notifiers[1] "typo".urls: required key missing' in found
 
 
 async def test_test_message_is_a_firing_alert_that_ends_by_itself(

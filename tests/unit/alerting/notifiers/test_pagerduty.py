@@ -516,5 +516,5 @@ events_url = "events.pagerduty.com"
     with pytest.raises(ConfigError) as caught:
         load(path)
     found = "\n".join(caught.value.problems)
-    assert "notifiers[0].service_key: unknown key" in found
-    assert "notifiers[0].events_url: events_url must start with http://" in found
+    assert 'notifiers[0] "oncall".service_key: unknown key' in found
+    assert 'notifiers[0] "oncall".events_url: events_url must start with http://' in found
