@@ -296,11 +296,11 @@ def test_invalid_selector_is_one_config_line(tmp_path: Path) -> None:
         load(path)
     problems = caught.value.problems
     assert any(
-        p.startswith(f"{path}: targets[0].errors: invalid selector 'http_requests_total{{")
+        p.startswith(f'{path}: targets[0] "shop".errors: invalid selector \'http_requests_total{{')
         for p in problems
     ), problems
     assert any(
-        f"{path}: targets[0].gauges: gauge 'depth': invalid selector 'sum(jobs)'" in p
+        f"{path}: targets[0] \"shop\".gauges: gauge 'depth': invalid selector 'sum(jobs)'" in p
         for p in problems
     ), problems
     assert all("\n" not in p for p in problems)
