@@ -19,8 +19,14 @@ __all__ = [
     "number",
     "os_text",
     "seconds",
+    "timestamp",
     "zone",
 ]
+
+
+def timestamp(seconds: float) -> str:
+    """Unix seconds as ``2024-05-01 12:03:04 UTC``: one zone for every reader."""
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
 
 
 def duration(seconds: float) -> str:
