@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import ipaddress
 import os
 import signal
 import time
@@ -28,12 +27,13 @@ from vigild.daemon.firstrun import first_cycle_line
 from vigild.daemon.history import History
 from vigild.daemon.metrics import Metrics
 from vigild.daemon.page import Snapshot, refresh_seconds, snapshot
+from vigild.daemon.push import PushReceiver
 from vigild.daemon.runtime import Runtime, Watchers
 from vigild.daemon.scheduler import CycleScheduler
 from vigild.daemon.sdnotify import SystemdNotify, Watchdog, status_line
 from vigild.daemon.server import make_app
 from vigild.events import CycleCompleted
-from vigild.fields import split_listen, unix_listen
+from vigild.fields import is_loopback, split_listen, unix_listen
 from vigild.model import Severity, worst
 from vigild.storage.database import Database
 from vigild.tasks import spawn
@@ -132,6 +132,13 @@ class Daemon:
             unix_socket=unix_listen(self.config.daemon.listen) is not None,
             clock=self.clock,
             page=self._page,
+            pushes=PushReceiver(
+                lambda: self.config,
+                self.runtime.db.push_runs,
+                clock=self.clock,
+                judge_now=self._judge_now,
+                count=self.metrics.ping_outcome,
+            ),
         )
         self.runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self.runner.setup()
@@ -175,7 +182,7 @@ class Daemon:
         else:
             host, port = split_listen(listen)
             await web.TCPSite(self.runner, host, port).start()
-            if self.config.daemon.api_token is None and not _loopback(host):
+            if self.config.daemon.api_token is None and not is_loopback(host):
                 log.warning(
                     "listening beyond this host without api_token: the status page and "
                     "/api/status are open to the network; writes need the cookie file, "
@@ -248,10 +255,19 @@ class Daemon:
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
-    async def _cycle(self, interval: float, lateness: float) -> None:
+    def _judge_now(self, target: str) -> None:
+        """A pinged push target is judged at once, not at its next cycle."""
+        task = spawn(self._cycle(0.0, 0.0, target), name=f"ping-{target}")
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _cycle(self, interval: float, lateness: float, target: str | None = None) -> None:
         self._last_cycle = time.monotonic()
         try:
-            await self.runtime.run_cycle(interval, lateness=lateness)
+            if target is not None:
+                await self.runtime.run_target(target)
+            else:
+                await self.runtime.run_cycle(interval, lateness=lateness)
             # A cycle's results replace the last cycle's, so allocations and frees cancel
             # out and GC's young generation fills up unnoticed; the first allocation of
             # the next cycle would pay for it (tens of ms at 10,000 targets). Pay now,
@@ -380,12 +396,3 @@ class Daemon:
                 self._reloader.cancel()
                 await asyncio.gather(self._reloader, return_exceptions=True)
             await self.shutdown()
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to anything
