@@ -256,18 +256,16 @@ class Daemon:
         task.add_done_callback(self._inflight.discard)
 
     def _judge_now(self, target: str) -> None:
-        """A pinged push target is judged at once, not at its next cycle."""
-        task = spawn(self._cycle(0.0, 0.0, target), name=f"ping-{target}")
+        """A pinged push target is judged at once, not at its next cycle (a shutdown
+        waits for it, as for a cycle)."""
+        task = spawn(self.runtime.run_target(target), name=f"ping-{target}")
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
-    async def _cycle(self, interval: float, lateness: float, target: str | None = None) -> None:
+    async def _cycle(self, interval: float, lateness: float) -> None:
         self._last_cycle = time.monotonic()
         try:
-            if target is not None:
-                await self.runtime.run_target(target)
-            else:
-                await self.runtime.run_cycle(interval, lateness=lateness)
+            await self.runtime.run_cycle(interval, lateness=lateness)
             # A cycle's results replace the last cycle's, so allocations and frees cancel
             # out and GC's young generation fills up unnoticed; the first allocation of
             # the next cycle would pay for it (tens of ms at 10,000 targets). Pay now,
