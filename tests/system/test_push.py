@@ -70,7 +70,7 @@ async def test_a_missed_period_pages_once_at_due_plus_grace_and_resolves_on_succ
         assert pinged.returncode == 0, pinged.stderr
         [request] = await receiver.wait_for(1, timeout=10)
         # Due 2 s after the success, late past 1 s of grace, seen by a cycle a second apart.
-        assert 3.0 <= loop.time() - since < 6.0
+        assert 3.0 <= loop.time() - since < 8.0
         [alert] = request.json["alerts"]
         assert alert["status"] == "firing"
         assert alert["annotations"]["summary"].startswith("backup is DOWN on ")
