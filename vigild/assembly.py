@@ -163,7 +163,7 @@ class _Builder(Problems):
             raise ConfigError(self.problems)
         warnings = tuple(
             f"notifier {name!r} is disabled: its url or key is empty" for name in disabled
-        )
+        ) + tuple(warning for target in targets for warning in target.warnings(daemon))
         return Config(
             path=self.path,
             daemon=daemon,

@@ -105,11 +105,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     expire = verbs.add_parser("expire", parents=[common], help="end a silence now")
     expire.add_argument("id", help="the silence's id, as `silence list` shows it")
+    from vigild.jobs import add_commands
+
+    add_commands(commands, common)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    # After `--`, all is `vigild wrap`'s job: argparse would take its options as vigild's.
+    split = given.index("--") if "--" in given else len(given)
+    args = _parser().parse_args(given[:split])
+    args.argv = given[split + 1 :]
     if args.version:
         from vigild import __version__
 
@@ -129,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from vigild.config_file import find_config
 
     path = find_config(getattr(args, "config", None))
-    if command in {"silence", "actions", "healthcheck"}:
+    if command in {"silence", "actions", "healthcheck", "ping", "wrap"}:
         return _daemon_command(path, command, args)
     # Parsing notifier URLs imports apprise (a few hundred ms): `--once` from cron and
     # the commands that send nothing skip it; what `check-config` accepts, `run` starts.
@@ -173,6 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _daemon_command(path: Path, command: str, args: argparse.Namespace) -> int:
     """The commands that read the state file or ask the running daemon: they need
     ``[daemon]`` only, so they work in a shell without the daemon's variables."""
+    from vigild import jobs
     from vigild.config import ConfigError
     from vigild.config_file import load_daemon
 
@@ -181,11 +189,15 @@ def _daemon_command(path: Path, command: str, args: argparse.Namespace) -> int:
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
+        if command == "wrap" and args.argv:  # a broken config must not cost the backup its run
+            return jobs.run_unwatched(args.argv)
         # Docker reserves 2 for HEALTHCHECK; any failure is "unhealthy".
         return 1 if command == "healthcheck" else EXIT_INVALID_CONFIG
     if command == "healthcheck":
         return _healthcheck(section.daemon)
     _configure_logging(section.daemon, section.secrets, args)
+    if command in {"ping", "wrap"}:
+        return jobs.run_command(path, section, command, args)
     if command == "silence":
         return _silence(section.daemon, args)
     return _action_history(section, args.limit)

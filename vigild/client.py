@@ -15,13 +15,17 @@ from vigild.config import DaemonConfig
 from vigild.cookie import cookie_path, read_cookie
 from vigild.fields import split_listen, unix_listen
 
-__all__ = ["ApiError", "call", "local_url"]
+__all__ = ["ApiError", "Unreachable", "call", "local_url"]
 
 TIMEOUT = 10.0
 
 
 class ApiError(Exception):
     """The daemon could not be reached, or refused the request; the message says why."""
+
+
+class Unreachable(ApiError):
+    """No daemon answered: none runs, or it listens elsewhere."""
 
 
 def _base(listen: str) -> tuple[str, aiohttp.BaseConnector | None]:
@@ -40,8 +44,11 @@ def local_url(listen: str) -> str:
     return f"http://{shown}:{port}"
 
 
-async def call(daemon: DaemonConfig, method: str, path: str, body: Any = None) -> Any:
-    """One API request; the JSON answer, or ``ApiError`` with the daemon's own reason."""
+async def call(
+    daemon: DaemonConfig, method: str, path: str, body: Any = None, *, data: bytes | None = None
+) -> Any:
+    """One API request with a JSON ``body`` or raw ``data``; the JSON answer, or
+    ``ApiError`` with the daemon's own reason."""
     base, connector = _base(daemon.listen)
     cookie = cookie_path(daemon.state_path)
     token = daemon.api_token or read_cookie(cookie)
@@ -50,13 +57,13 @@ async def call(daemon: DaemonConfig, method: str, path: str, body: Any = None) -
     try:
         async with (
             aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
-            session.request(method, base + path, json=body, headers=headers) as resp,
+            session.request(method, base + path, json=body, data=data, headers=headers) as resp,
         ):
             text = await resp.text()
             status = resp.status
     except (aiohttp.ClientError, TimeoutError) as exc:
         reason = "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
-        raise ApiError(
+        raise Unreachable(
             f"cannot reach vigild at {daemon.listen}: {reason} (is the daemon running?)"
         ) from None
     try:

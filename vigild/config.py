@@ -303,6 +303,10 @@ class TargetConfig(_Strict):
         """Thresholds the target's own keys imply, as (key path, qualified metric, table)."""
         return ()
 
+    def warnings(self, daemon: DaemonConfig) -> Iterable[str]:
+        """What the target allows but is likely a mistake, said at load."""
+        return ()
+
     @property
     def expands(self) -> bool:
         """Observed as several things, each named ``target/thing`` (containers by label)."""

@@ -32,6 +32,7 @@ __all__ = [
     "format_duration",
     "format_size",
     "http_url",
+    "is_loopback",
     "parse_duration",
     "parse_size",
     "size_between",
@@ -233,3 +234,15 @@ def split_listen(listen: str) -> tuple[str, int]:
         raise ValueError(f"listen must be HOST:PORT or unix:/path, got {listen!r}")
     host = host.strip("[]") or "0.0.0.0"
     return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen host is reachable from this machine only."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything

@@ -173,7 +173,10 @@ def text_report(document: dict[str, Any]) -> str:
             lines.append(f"  {name:<{width}}  NOT PROBED")
             continue
         if not observation["up"]:
-            lines.append(f"  {name:<{width}}  DOWN  {observation['error']}")
+            # An error's further lines (a push job's due time, its output) go under it.
+            first, *more = str(observation["error"]).split("\n")
+            lines.append(f"  {name:<{width}}  DOWN  {first}")
+            lines += (f"  {'':<{width}}        {line}" for line in more)
             continue
         absent = observation.get("no_data", {})
         values = ", ".join(_value(v, absent) for v in target["verdicts"] if v["metric"] != "up")

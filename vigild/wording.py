@@ -20,6 +20,7 @@ __all__ = [
     "number",
     "os_text",
     "seconds",
+    "timestamp",
     "zone",
 ]
 
@@ -27,6 +28,11 @@ __all__ = [
 def counted(count: int, noun: str) -> str:
     """``1 target``, ``2 targets``, ``0 problems``: a count with its noun (regular plurals)."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def timestamp(seconds: float) -> str:
+    """Unix seconds as ``2024-05-01 12:03:04 UTC``: one zone for every reader."""
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
 
 
 def duration(seconds: float) -> str:

@@ -350,7 +350,7 @@ def test_duplicate_names_and_unknown_types(tmp_path: Path) -> None:
     found = problems(tmp_path, MINIMAL + MINIMAL + '[[targets]]\nname = "z"\ntype = "smtp"\n')
     text = "\n".join(found)
     assert "targets[1] \"api\".name: duplicate target name 'api'" in text
-    expected = "container, host, http, prometheus, tcp, tls"
+    expected = "container, host, http, prometheus, push, tcp, tls"
     assert f"targets[2] \"z\".type: unknown type 'smtp' (expected one of: {expected})" in text
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import ipaddress
 import os
 import signal
 import time
@@ -29,13 +28,14 @@ from vigild.daemon.firstrun import first_cycle_line
 from vigild.daemon.history import History
 from vigild.daemon.metrics import HistoryCollector, Metrics
 from vigild.daemon.page import Snapshot, refresh_seconds, snapshot
+from vigild.daemon.push import PushReceiver
 from vigild.daemon.recorder import history_document
 from vigild.daemon.runtime import Runtime, Watchers
 from vigild.daemon.scheduler import CycleScheduler
 from vigild.daemon.sdnotify import SystemdNotify, Watchdog, status_line
 from vigild.daemon.server import make_app
 from vigild.events import CycleCompleted
-from vigild.fields import split_listen, unix_listen
+from vigild.fields import is_loopback, split_listen, unix_listen
 from vigild.model import Severity, worst
 from vigild.storage.database import Database
 from vigild.tasks import spawn
@@ -136,6 +136,13 @@ class Daemon:
             clock=self.clock,
             page=self._page,
             history=self._history,
+            pushes=PushReceiver(
+                lambda: self.config,
+                self.runtime.db.push_runs,
+                clock=self.clock,
+                judge_now=self._judge_now,
+                count=self.metrics.ping_outcome,
+            ),
         )
         self.runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self.runner.setup()
@@ -182,7 +189,7 @@ class Daemon:
         else:
             host, port = split_listen(listen)
             await web.TCPSite(self.runner, host, port).start()
-            if self.config.daemon.api_token is None and not _loopback(host):
+            if self.config.daemon.api_token is None and not is_loopback(host):
                 log.warning(
                     "listening beyond this host without api_token: the status page and "
                     "/api/status are open to the network; writes need the cookie file, "
@@ -252,6 +259,13 @@ class Daemon:
 
     def _start_cycle(self, interval: float, lateness: float) -> None:
         task = spawn(self._cycle(interval, lateness), name=f"cycle-{interval:g}s")
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    def _judge_now(self, target: str) -> None:
+        """A pinged push target is judged at once, not at its next cycle (a shutdown
+        waits for it, as for a cycle)."""
+        task = spawn(self.runtime.run_target(target), name=f"ping-{target}")
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
@@ -387,12 +401,3 @@ class Daemon:
                 self._reloader.cancel()
                 await asyncio.gather(self._reloader, return_exceptions=True)
             await self.shutdown()
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to anything

@@ -33,6 +33,7 @@ from prometheus_client.utils import floatToGoString
 
 from vigild import __version__
 from vigild.assembly import Config
+from vigild.daemon.push import PING_OUTCOMES
 from vigild.daemon.recorder import HistoryWriter
 from vigild.events import (
     ActionOutcome,
@@ -233,6 +234,14 @@ class Metrics:
         )
         for outcome in RELOAD_OUTCOMES:
             self.reloads.labels(outcome)
+        self.pings = Counter(
+            "vigild_pings",
+            "Pings of push targets by outcome: recorded, unknown_key, invalid, failed.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        for outcome in PING_OUTCOMES:
+            self.pings.labels(outcome)
         self.registry.register(_OutboxCollector(pending))
         self.registry.register(_StateFileCollector(state_file))
 
@@ -280,6 +289,9 @@ class Metrics:
 
     def reloaded(self, outcome: str) -> None:
         self.reloads.labels(outcome).inc()
+
+    def ping_outcome(self, outcome: str) -> None:
+        self.pings.labels(outcome).inc()
 
     def heartbeat_outcome(self, event: HeartbeatOutcome) -> None:
         self.heartbeats.labels(event.outcome).inc()

@@ -122,7 +122,9 @@ class Runtime:
         # Notifications get connections of their own: in the probes' pool they would
         # queue behind a cycle's probes, and a page would wait for the cycle's end.
         self.notify_session = make_session(NOTIFY_CONNECTIONS)
-        self.probe_context = ProbeContext(self.session, lambda: self.parts.config.secrets)
+        self.probe_context = ProbeContext(
+            self.session, lambda: self.parts.config.secrets, push_runs=self.db.push_runs
+        )
         self._runtime_silences = Silences.from_rows(self.db.silences.load(), self.clock())
         self.history_writer = self._history_writer()
         self.cycles = Cycles(self.db, clock=self.clock, wake=self._wake)
@@ -165,6 +167,14 @@ class Runtime:
         else:
             watched = parts.cycles.get(interval, ())
             await self.cycles.run(parts, watched, interval=interval, lateness=lateness)
+
+    async def run_target(self, name: str) -> None:
+        """A cycle of the target ``name`` alone: a push target judged as it is pinged."""
+        parts = self.parts
+        watched = [item for item in parts.watched if item.target.name == name]
+        if watched:
+            interval = watched[0].target.effective_interval(parts.config.daemon)
+            await self.cycles.run(parts, watched, interval=interval)
 
     async def close(self, drain: float) -> None:
         """Stop delivery (giving queued messages ``drain`` seconds), then release in reverse."""

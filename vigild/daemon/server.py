@@ -1,10 +1,12 @@
 """The HTTP endpoints on ``listen``: / (the status page), /metrics, /healthz, /readyz,
-/api/status, /api/history, /api/silences.
+/api/status, /api/history, /api/silences, /ping/<key> (push targets' jobs).
 
 Reads are open, like ``/metrics``; writes (creating and expiring silences)
 need a bearer token: ``[daemon] api_token`` (for remote clients), or the
 daemon's cookie (see ``vigild.cookie``: the CLI on the same host) — or a
-unix-socket listener, whose file permissions decide who may write.
+unix-socket listener, whose file permissions decide who may write. Pings need
+no token: a job should not carry one, and a push target's ``ping_key`` makes its
+URL unguessable.
 """
 
 from __future__ import annotations
@@ -12,18 +14,22 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 
 from vigild.alerting.silences import Silences
 from vigild.config import SilenceConfig
 from vigild.daemon.page import Snapshot, render
+from vigild.daemon.push import PushReceiver, UnknownKey
+from vigild.probes.push import Tail
 from vigild.redaction import redact_exposition, redact_values
+from vigild.storage.errors import StateFileError
 
 __all__ = ["make_app"]
 
@@ -43,6 +49,7 @@ def make_app(
     clock: Callable[[], float] = time.time,
     page: Callable[[], Snapshot] | None = None,
     history: Callable[[Mapping[str, str], float], dict[str, Any]] | None = None,
+    pushes: PushReceiver | None = None,
 ) -> web.Application:
     def json_response(document: Any, status: int = 200) -> web.Response:
         text = json.dumps(redact_values(document, secrets()), indent=2)
@@ -135,6 +142,24 @@ def make_app(
             )
         return json_response({"error": f"no silence {silence_id}"}, 404)
 
+    async def ping(request: web.Request) -> web.Response:
+        assert pushes is not None
+        key, what = request.match_info["key"], request.match_info.get("what", "")
+        # A body of any size costs neither the ping nor memory: its end is kept, where a
+        # failing job says why (Healthchecks.io, too, records the ping and cuts the body).
+        body = await tail(request.content)
+        authorized = refuse_write(request) is None  # the API token, the cookie, a unix socket
+        try:
+            target = pushes.receive(key, what, body, authorized=authorized)
+        except ValueError as exc:
+            return json_response({"error": str(exc)}, 400)
+        except UnknownKey:
+            return json_response({"error": "no push target has this key"}, 404)
+        except (StateFileError, sqlite3.Error) as exc:
+            # A job retrying (curl --retry) gets its ping in once the file is back.
+            return json_response({"error": f"cannot record the ping: {exc}"}, 503)
+        return json_response({"target": target, "ping": what or "success"})
+
     app = web.Application(client_max_size=MAX_REQUEST_BODY)
     if page is not None:
         app.router.add_get("/", status_page)
@@ -147,4 +172,15 @@ def make_app(
     app.router.add_get("/api/silences", list_silences)
     app.router.add_post("/api/silences", add_silence)
     app.router.add_delete("/api/silences/{id}", expire_silence)
+    if pushes is not None:
+        app.router.add_post("/ping/{key}", ping)
+        app.router.add_post("/ping/{key}/{what}", ping)
     return app
+
+
+async def tail(content: StreamReader) -> bytes:
+    """The end of a body of any size (see ``Tail``)."""
+    kept = Tail()
+    async for chunk in content.iter_any():
+        kept.add(chunk)
+    return kept.value()

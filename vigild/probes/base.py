@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from vigild.config import TargetConfig
     from vigild.engine_api import EngineClient
+    from vigild.storage.pings import PushRuns
 
 __all__ = ["GROUP", "MAX_ERROR", "Probe", "ProbeContext", "backend", "build_probe"]
 
@@ -95,16 +96,19 @@ class Probe(ABC):
 
 class ProbeContext:
     """What the probes of one run share: its ClientSession, one client per container
-    engine (a unix-socket connection pool each), closed with the run, and the secrets
-    of the running config."""
+    engine (a unix-socket connection pool each), closed with the run, the secrets
+    of the running config, and the pings recorded in its state file."""
 
     def __init__(
         self,
         session: aiohttp.ClientSession,
         secrets: Callable[[], frozenset[str]] = frozenset,
+        push_runs: PushRuns | None = None,
     ) -> None:
-        """``secrets``: read at each use, so a reload's new ones apply to every probe."""
+        """``secrets``: read at each use, so a reload's new ones apply to every probe.
+        ``push_runs``: the state file's record of pings, which push targets judge."""
         self.session = session
+        self.push_runs = push_runs
         self._secrets = secrets
         self._engines: dict[str | None, EngineClient] = {}
 

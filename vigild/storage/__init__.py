@@ -8,6 +8,7 @@ from vigild.storage.errors import StateFileError
 from vigild.storage.history import History, HistoryRow
 from vigild.storage.lock import LOCK_WAIT, StateLock, StateLocked, lock_wait
 from vigild.storage.outbox import Dropped, Outbox, OutboxEntry
+from vigild.storage.pings import Ping, PushRun, PushRuns
 from vigild.storage.probes import ProbeStates
 from vigild.storage.silences import Silences
 
@@ -23,7 +24,10 @@ __all__ = [
     "HistoryRow",
     "Outbox",
     "OutboxEntry",
+    "Ping",
     "ProbeStates",
+    "PushRun",
+    "PushRuns",
     "Silences",
     "StateFileError",
     "StateLock",

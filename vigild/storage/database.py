@@ -23,6 +23,7 @@ from vigild.storage.history import History
 from vigild.storage.lock import StateLock
 from vigild.storage.migrations import migrate
 from vigild.storage.outbox import Outbox
+from vigild.storage.pings import PushRuns
 from vigild.storage.probes import ProbeStates
 from vigild.storage.silences import Silences
 
@@ -65,6 +66,7 @@ class Database:
         self.silences = Silences(self.file)
         self.history = History(self.file)
         self.probe_states = ProbeStates(self.file)
+        self.push_runs = PushRuns(self.file)
 
     @classmethod
     async def open(cls, path: Path, *, lock_wait: float = 0.0) -> Self:

@@ -102,6 +102,19 @@ MIGRATIONS: tuple[Migration, ...] = (
     _add_columns(
         "action_runs", (("timeout", "REAL"), ("pgid", "INTEGER"), ("process_started", "REAL"))
     ),
+    # 5: push targets' last runs, as their pings tell them
+    _statements(
+        """CREATE TABLE IF NOT EXISTS push_runs (
+            target TEXT PRIMARY KEY,
+            started REAL,
+            ended REAL,
+            succeeded REAL,
+            failed INTEGER NOT NULL DEFAULT 0,
+            exit_status INTEGER,
+            duration REAL,
+            output TEXT NOT NULL DEFAULT ''
+        )"""
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -11,7 +11,7 @@ import pytest
 
 from vigild.alerting.engine import Engine
 from vigild.model import Notification
-from vigild.storage import Database, StateFileError
+from vigild.storage import Database, Ping, PushRun, StateFileError
 from vigild.storage.migrations import MIGRATIONS, SCHEMA_VERSION, migrate, version
 
 DATA = Path(__file__).parents[2] / "data"
@@ -80,10 +80,24 @@ def test_a_file_written_before_the_storage_package_is_read_row_for_row(tmp_path:
 
 def test_the_current_schema_is_opened_without_a_write(tmp_path: Path) -> None:
     path = copy(SCHEMA_4, tmp_path)
-    assert schema_of(path) == SCHEMA_VERSION == 4  # today's files need no step
+    Database(path).close()
+    assert schema_of(path) == SCHEMA_VERSION == 5  # a file at today's schema needs no step
     before = path.read_bytes()
     Database(path).close()
     assert path.read_bytes() == before
+
+
+def test_a_schema_4_file_gets_a_push_runs_table(tmp_path: Path) -> None:
+    path = copy(SCHEMA_4, tmp_path)
+    db = Database(path)
+    try:
+        assert db.push_runs.get("backup") is None
+        db.push_runs.record("backup", Ping("success", NOW))
+        assert db.push_runs.get("backup") == PushRun(ended=NOW, succeeded=NOW, exit_status=0)
+        assert db.alerts.load()  # its alerts are still there
+    finally:
+        db.close()
+    assert schema_of(path) == SCHEMA_VERSION
 
 
 def test_a_schema_3_file_gets_the_steps_after_3(tmp_path: Path) -> None:

@@ -15,13 +15,12 @@ Slack, Telegram and apprise's markdown-to-HTML all render: bold, code spans and
 from __future__ import annotations
 
 import math
-import time
 from collections import Counter
 from decimal import Decimal
 from urllib.parse import quote
 
 from vigild.model import FLAP_WINDOW, AlertEvent, Notification, Severity
-from vigild.wording import duration
+from vigild.wording import duration, timestamp
 
 __all__ = [
     "body",
@@ -86,11 +85,6 @@ def _short(value: float) -> str:
     if not math.isfinite(value) or abs(value) >= 100:
         return number(round(value) if math.isfinite(value) else value)
     return number(float(f"{value:.3g}"))
-
-
-def timestamp(seconds: float) -> str:
-    """Unix seconds as ``2024-05-01 12:03:04 UTC``: one zone for every reader."""
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
 
 
 def metric_words(metric: str) -> str:
@@ -237,7 +231,9 @@ def headline(event: AlertEvent, now: float, instance: str = "") -> str:
     level = _level(event)
     if event.kind == "repeat":
         level += f" for {duration(now - event.since)}"
-    return f"{state}{level}{on}" + (f": {why}" if why else "")
+    # A note's first line is the reason; the lines after it are for ``details``.
+    reason = why.partition("\n")[0] if why else ""
+    return f"{state}{level}{on}" + (f": {reason}" if reason else "")
 
 
 def _instance(event: AlertEvent, fallback: str) -> str:
@@ -322,8 +318,9 @@ def details(
     else:
         age = f" ({duration(now - event.since)} ago)" if ages else ""
         lines.append(f"since {timestamp(event.since)}{age}")
-    if event.kind == "action" and event.note and "\n" in event.note:
-        # The rest of the note is an output block: it keeps its own lines.
+    if event.note and "\n" in event.note:
+        # The rest of the note keeps its own lines: an action's output, a push job's
+        # due time, last success and last output.
         lines.append(event.note.partition("\n")[2])
     if event.runbook:
         lines.append(f"runbook: {link(event.runbook)}")

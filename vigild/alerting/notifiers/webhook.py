@@ -75,7 +75,7 @@ def alert_json(
         annotations["runbook_url"] = event.runbook
     # The reason first, as this annotation carried it alone before (an action's note is
     # in the summary and the details already).
-    why = [event.note] if event.note and event.kind != "action" else []
+    why = [event.note.partition("\n")[0]] if event.note and event.kind != "action" else []
     details = text.details(event, now, page_url=page_url, ages=False)
     annotations["description"] = "\n".join(why + details)
     if event.status == "resolved":
