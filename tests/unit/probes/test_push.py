@@ -73,15 +73,27 @@ def test_a_push_target_loads_with_its_keys(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ("", "targets[0]: a push target needs schedule (cron) or period, not both"),
-        ('schedule = "0 3 * * *"\nperiod = "1d"', "targets[0]: a push target needs schedule"),
-        ('schedule = "0 25 * * *"', "targets[0].schedule: not a cron expression"),
-        ('schedule = "0 3 * *"', "targets[0].schedule: not a cron expression"),
-        ('period = "1d"\ntimezone = "Mars/Olympus"', "targets[0].timezone: unknown time zone"),
-        ('period = "1d"\ngrace = "forever"', "targets[0].grace: "),
-        ('period = "0s"', "targets[0].period: "),
-        ('period = "1d"\nping_key = "a/b"', "targets[0].ping_key: ping_key must be letters"),
-        ('period = "1d"\nthresholds.exit_code = { critical = 0 }', "targets[0].thresholds"),
+        ("", 'targets[0] "backup": a push target needs schedule (cron) or period, not both'),
+        (
+            'schedule = "0 3 * * *"\nperiod = "1d"',
+            'targets[0] "backup": a push target needs schedule',
+        ),
+        ('schedule = "0 25 * * *"', 'targets[0] "backup".schedule: not a cron expression'),
+        ('schedule = "0 3 * *"', 'targets[0] "backup".schedule: not a cron expression'),
+        (
+            'period = "1d"\ntimezone = "Mars/Olympus"',
+            'targets[0] "backup".timezone: unknown time zone',
+        ),
+        ('period = "1d"\ngrace = "forever"', 'targets[0] "backup".grace: '),
+        ('period = "0s"', 'targets[0] "backup".period: '),
+        (
+            'period = "1d"\nping_key = "a/b"',
+            'targets[0] "backup".ping_key: ping_key must be letters',
+        ),
+        (
+            'period = "1d"\nthresholds.exit_code = { critical = 0 }',
+            'targets[0] "backup".thresholds',
+        ),
     ],
 )
 def test_a_broken_push_target_names_its_key(tmp_path: Path, body: str, expected: str) -> None:
