@@ -33,17 +33,10 @@ from vigild.assembly import load
 from vigild.config import ConfigError, ThresholdSpec
 from vigild.daemon.runtime import Runtime
 from vigild.model import Observation, Severity
-from vigild.probes.exposition import (
-    ExpositionError,
-    PageReader,
-    SelectorError,
-    Series,
-    histogram_buckets,
-    histogram_quantile,
-    increase,
-    parse_selector,
-)
+from vigild.probes.exposition import ExpositionError, PageReader
 from vigild.probes.prometheus import ACCEPT, INLINE_MAX, read_page
+from vigild.probes.promql import histogram_buckets, histogram_quantile, increase
+from vigild.probes.selectors import SelectorError, Series, parse_selector
 from vigild.storage import Database
 from vigild.thresholds import Rule, evaluate
 from vigild.wording import label_value
