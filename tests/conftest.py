@@ -7,7 +7,7 @@ import aiohttp
 import pytest
 from process import RUNNING
 
-pytest_plugins = ["targets", "receivers", "docker_api", "sdnotify_socket"]
+pytest_plugins = ["targets", "receivers", "docker_api", "sdnotify_socket", "action_rig"]
 
 
 @pytest.fixture(autouse=True)
