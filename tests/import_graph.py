@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 
@@ -49,8 +50,14 @@ def _base(module: str, path: Path, node: ast.ImportFrom) -> str:
     return ".".join([*package, node.module] if node.module else package)
 
 
-def imports(root: Path) -> Iterator[Import]:
-    """Every import in the package in ``root``, wherever it stands in a module."""
+@cache
+def imports(root: Path) -> tuple[Import, ...]:
+    """Every import in the package in ``root``, wherever it stands in a module; read once
+    per process (vigild's own rules and the probes' read the same tree)."""
+    return tuple(_walk(root))
+
+
+def _walk(root: Path) -> Iterator[Import]:
     known = modules(root)
     for module, path in known.items():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
