@@ -9,7 +9,7 @@ are resolved to the module they name.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -71,6 +71,38 @@ def _walk(root: Path) -> Iterator[Import]:
                 submodules = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in known]
                 for target in submodules or [base]:
                     yield Import(module, path, node.lineno, target)
+
+
+def strongly_connected(graph: Mapping[str, Iterable[str]]) -> list[set[str]]:
+    """Tarjan's algorithm: the strongly connected components of ``graph`` (each node's
+    successors); a component of more than one node is an import circle."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[set[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for other in graph.get(node, ()):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = set()
+            while True:
+                member = stack.pop()
+                component.add(member)
+                if member == node:
+                    break
+            found.append(component)
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
 
 
 def write_package(root: Path, files: dict[str, str], name: str = "vigild") -> Path:

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
-from import_graph import Import, imports, modules, write_package
+from import_graph import Import, imports, modules, strongly_connected, write_package
 
 import vigild
 
@@ -66,7 +66,7 @@ def _cycles(edges: list[Import], package: str, root: Path) -> Iterator[str]:
         source, target = layer(edge.source, package), layer(edge.target, package)
         if edge.target.split(".")[0] == package and source != target:
             graph.setdefault(source, {}).setdefault(target, edge)
-    for component in _strongly_connected(graph):
+    for component in strongly_connected(graph):
         named = sorted(component & set(LAYERS))
         if len(named) < 2:
             continue
@@ -79,37 +79,6 @@ def _cycles(edges: list[Import], package: str, root: Path) -> Iterator[str]:
             if target in component
         ]
         yield f"import cycle between {', '.join(named)}{via}: " + "; ".join(shown)
-
-
-def _strongly_connected(graph: dict[str, dict[str, Import]]) -> list[set[str]]:
-    """Tarjan's algorithm: the strongly connected components of ``graph``."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    found: list[set[str]] = []
-
-    def visit(node: str) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        for other in graph.get(node, {}):
-            if other not in index:
-                visit(other)
-                low[node] = min(low[node], low[other])
-            elif other in stack:
-                low[node] = min(low[node], index[other])
-        if low[node] == index[node]:
-            component = set()
-            while True:
-                member = stack.pop()
-                component.add(member)
-                if member == node:
-                    break
-            found.append(component)
-
-    for node in sorted(graph):
-        if node not in index:
-            visit(node)
-    return found
 
 
 def _forbidden(edges: list[Import], package: str, root: Path) -> Iterator[str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from import_graph import Import, imports, write_package
+from import_graph import Import, imports, strongly_connected, write_package
 
 import vigild
 
@@ -59,18 +59,9 @@ def violations(root: Path) -> list[str]:
         if other not in SHARED and not other.startswith(stem + "_"):
             found.append(f"{edge.where(root)} imports probes.{other}")
 
-    def circle(path: list[str]) -> list[str] | None:
-        for other in sorted(graph.get(path[-1], ())):
-            if other in path:
-                return [*path[path.index(other) :], other]
-            if (step := circle([*path, other])) is not None:
-                return step
-        return None
-
-    for stem in sorted(graph):
-        if (step := circle([stem])) is not None:
-            found.append("probe modules import in a circle: " + " → ".join(step))
-            break
+    for component in strongly_connected(graph):
+        if len(component) > 1:
+            found.append("probe modules import in a circle: " + ", ".join(sorted(component)))
     return found
 
 
@@ -103,5 +94,5 @@ def test_another_probe_a_circle_and_what_judges_are_each_named(tmp_path: Path) -
         "vigild/probes/container.py:2 imports vigild.thresholds",
         "vigild/probes/container_stats.py:1 imports vigild.alerting.engine",
         "vigild/probes/http.py:3 imports probes.tls",
-        "probe modules import in a circle: _net → base → _net",
+        "probe modules import in a circle: _net, base",
     ]
