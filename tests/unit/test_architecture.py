@@ -1,4 +1,5 @@
-"""vigild's layers, read from its source with ``ast``: which package may import which.
+"""vigild's layers, read from its source by tests/import_graph.py: which package may
+import which.
 
 Every import statement counts: at module level, inside a function (a lazy import)
 and under ``if TYPE_CHECKING:``. Relative imports and ``from vigild import x`` are
@@ -44,7 +45,7 @@ FORBIDDEN = {
     "config": frozenset({"probes", "alerting", "storage", "daemon", "thresholds"}),
 }
 """What each package may not import. Names in IO are other distributions; the rest
-are vigild's own packages."""
+are vigild's own packages and modules."""
 
 MAX_LINES = 420
 
