@@ -1,13 +1,13 @@
 """Shared fixtures: real servers on loopback, nothing mocked."""
 
-import time
 from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 import pytest
+from local_time import central_european_time
 from process import RUNNING
 
-pytest_plugins = ["targets", "receivers", "docker_api", "sdnotify_socket"]
+pytest_plugins = ["targets", "receivers", "docker_api", "sdnotify_socket", "action_rig"]
 
 
 @pytest.fixture(autouse=True)
@@ -19,14 +19,10 @@ async def no_daemon_outlives_its_test() -> AsyncIterator[None]:
 
 
 @pytest.fixture
-def local_zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The process's local zone set to Central European time (a POSIX rule, so no tz
-    database is needed), for whatever shows local times; subprocesses inherit it."""
-    monkeypatch.setenv("TZ", "CET-1CEST,M3.5.0,M10.5.0/3")
-    time.tzset()
-    yield "CET"
-    monkeypatch.undo()
-    time.tzset()
+def local_zone() -> Iterator[str]:
+    """The process's local zone set to Central European time for the test."""
+    with central_european_time() as zone:
+        yield zone
 
 
 @pytest.fixture

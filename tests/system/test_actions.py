@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import psutil
+from action_rig import Rig, action
 from action_scripts import gone, recording_script, runs_seen
 from process import Daemon, environment, run, until
 from targets import closed_port
@@ -234,3 +235,26 @@ async def test_a_run_is_known_by_its_start_time_not_by_its_pid_alone() -> None:
         sleeper.kill()
         await sleeper.wait()
     assert not processes.running(group, started)
+
+
+# In this process, but it waits on a real process for the shortest timeout (1 s).
+async def test_a_hanging_script_is_killed_with_its_children_at_the_timeout(
+    rig: Rig, tmp_path: Path
+) -> None:
+    script = tmp_path / "hang.sh"
+    # Ignoring SIGTERM (children inherit that) forces the SIGKILL after the grace.
+    script.write_text(
+        "#!/bin/sh\ntrap '' TERM\necho $$ > main.pid\nsleep 300 &\necho $! > child.pid\nwait\n"
+    )
+    script.chmod(0o755)
+    rig.configure(action(command=[str(script)], timeout="1s", kill_grace="0.5s"))
+    began = time.monotonic()
+    rig.read("api", up=False)
+    await asyncio.wait_for(rig.runner.wait_idle(), 10)
+    assert time.monotonic() - began < 5
+    [ran] = rig.history()
+    assert ran.outcome == "timeout"
+    for name in ("main.pid", "child.pid"):
+        pid = int((tmp_path / name).read_text())
+        await until(lambda pid=pid: gone(pid), 5, f"process {pid} from {name} to end")
+    assert rig.outcomes == [("rollback", "timeout")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -430,13 +431,16 @@ def test_a_depends_on_cycle_is_an_error_naming_it(
 
 
 def test_a_long_dependency_chain_is_fine_and_a_long_loop_is_found(tmp_path: Path) -> None:
-    count = 3000  # deeper than Python's recursion limit: the walk must not recurse
+    count = sys.getrecursionlimit() + 100  # deeper than that: the walk must not recurse
+    last = count - 1
     chain = "".join(
         http_target(f"t{i}", f'depends_on = ["t{i - 1}"]' if i else "") for i in range(count)
     )
     assert len(load(write(tmp_path, chain)).targets) == count
-    found = problems(tmp_path, chain.replace('name = "t0"', 'name = "t0"\ndepends_on = ["t2999"]'))
-    assert len(found) == 1 and "targets: depends_on cycle t0 -> t2999 -> t2998 -> " in found[0]
+    looped = chain.replace('name = "t0"', f'name = "t0"\ndepends_on = ["t{last}"]')
+    found = problems(tmp_path, looped)
+    assert len(found) == 1
+    assert f"targets: depends_on cycle t0 -> t{last} -> t{last - 1} -> " in found[0]
     assert found[0].endswith(" -> t2 -> t1 -> t0")
 
 

@@ -78,13 +78,17 @@ class Daemon:
         *,
         clock: Callable[[], float] = time.time,
         notify: SystemdNotify | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = config
         self.clock = clock
+        # Cycle staleness (readiness, the watchdog's stall check) is measured on this one,
+        # which a wall-clock step cannot move.
+        self._monotonic = monotonic
         self.notify = notify if notify is not None else SystemdNotify.from_environment()
         self._watchdog: Watchdog | None = None
-        self._last_cycle = time.monotonic()
-        self._last_completed = time.monotonic()
+        self._last_cycle = self._monotonic()
+        self._last_completed = self._monotonic()
         self._status_sent = ""
         self._greeted = False
         self._stage = "new"
@@ -109,7 +113,7 @@ class Daemon:
             return False
         shortest = self._shortest_interval()
         return shortest is None or (
-            time.monotonic() - self._last_completed < UNREADY_AFTER * shortest
+            self._monotonic() - self._last_completed < UNREADY_AFTER * shortest
         )
 
     def _shortest_interval(self) -> float | None:
@@ -209,7 +213,7 @@ class Daemon:
             targets=len(self.config.targets),
             notifiers=[n.name for n in self.config.notifiers],
         )
-        self._last_cycle = self._last_completed = time.monotonic()
+        self._last_cycle = self._last_completed = self._monotonic()
         self._status_sent = self._status_line()
         self.notify.ready(self._status_sent)
         interval = self.notify.watchdog_interval
@@ -225,7 +229,7 @@ class Daemon:
         return (worst(v.severity for v in verdicts) for _, verdicts in latest)
 
     def _cycle_completed(self, event: CycleCompleted) -> None:
-        self._last_completed = time.monotonic()
+        self._last_completed = self._monotonic()
         if not event.recorded:
             return
         line = self._status_line()
@@ -255,7 +259,7 @@ class Daemon:
         shortest = self._shortest_interval()
         if shortest is None:
             return True  # nothing to schedule: a live loop is all there is to tell
-        return time.monotonic() - self._last_cycle < 3 * shortest + STALL_AFTER
+        return self._monotonic() - self._last_cycle < 3 * shortest + STALL_AFTER
 
     def _start_cycle(self, interval: float, lateness: float) -> None:
         task = spawn(self._cycle(interval, lateness), name=f"cycle-{interval:g}s")
@@ -270,7 +274,7 @@ class Daemon:
         task.add_done_callback(self._inflight.discard)
 
     async def _cycle(self, interval: float, lateness: float) -> None:
-        self._last_cycle = time.monotonic()
+        self._last_cycle = self._monotonic()
         try:
             await self.runtime.run_cycle(interval, lateness=lateness)
             # A cycle's results replace the last cycle's, so allocations and frees cancel
@@ -284,7 +288,7 @@ class Daemon:
             # Our own shutdown cut a slow cycle short: not an error worth a line.
             log.debug("cycle cancelled by shutdown")
         finally:
-            self._last_cycle = time.monotonic()
+            self._last_cycle = self._monotonic()
 
     def request_reload(self) -> None:
         """SIGHUP: one reload at a time; HUPs that arrive meanwhile make one more, not one each."""
@@ -307,7 +311,7 @@ class Daemon:
         try:
             await self._reload()
         finally:
-            self._last_cycle = time.monotonic()  # the scheduler's jobs were just replaced
+            self._last_cycle = self._monotonic()  # the scheduler's jobs were just replaced
             self._status_sent = self._status_line()
             self.notify.ready(self._status_sent)
 

@@ -16,6 +16,7 @@ from vigild.assembly import load
 from vigild.daemon.app import Daemon as InProcessDaemon
 from vigild.daemon.app import LifecycleError
 from vigild.daemon.scheduler import CycleScheduler, Plan
+from vigild.testing import FakeClock
 
 
 async def test_readyz_turns_unready_when_no_cycle_completes(
@@ -24,13 +25,17 @@ async def test_readyz_turns_unready_when_no_cycle_completes(
     target_server.route("/healthy")
     target_server.route("/hung")
     config = two_targets(tmp_path / "t.toml", target_server, receiver, listen_address())
-    app = InProcessDaemon(load(config))
+    clock = FakeClock()
+    app = InProcessDaemon(load(config), monotonic=clock)
     await app.setup()
     await app.start()
     try:
         assert app.ready
         app.scheduler.pause()  # a stalled scheduler: cycles stop completing
-        await until(lambda: not app.ready, within=10, what="not ready after 3 intervals")
+        clock.advance(3 * 1.0 - 0.1)  # just short of three of the config's 1 s intervals
+        assert app.ready
+        clock.advance(0.2)
+        assert not app.ready
         app.scheduler._scheduler.resume()
         await until(lambda: app.ready, within=10, what="ready again once cycles complete")
     finally:

@@ -8,6 +8,7 @@ from html import unescape
 from pathlib import Path
 
 import pytest
+from local_time import central_european_time
 
 from vigild.alerting.engine import Engine
 from vigild.alerting.pipeline import flush
@@ -96,6 +97,13 @@ port = 5432
     return html
 
 
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The day rendered once, in Central European time, for the tests that only read it."""
+    with central_european_time():
+        return _render(tmp_path_factory.mktemp("page"))
+
+
 def _row(html: str, name: str) -> str:
     match = re.search(rf'<tr class="target [^"]*" data-target="{name}"[^>]*>.*?</tr>', html, re.S)
     assert match, name
@@ -107,10 +115,8 @@ def _text(html: str) -> str:
     return " ".join(unescape(re.sub(r"<title>.*?</title>|<[^>]+>", " ", html)).split())
 
 
-def test_values_read_in_their_units_with_thresholds_beside_them(
-    tmp_path: Path, local_zone: str
-) -> None:
-    html = _render(tmp_path)
+def test_values_read_in_their_units_with_thresholds_beside_them(page: str) -> None:
+    html = page
     assert "latency_seconds 12.3 ms" in _text(_row(html, "api"))
     slow = _text(_row(html, "slow"))
     assert "latency_seconds 1.5 s warn > 1 s · crit > 3 s" in slow
@@ -120,8 +126,8 @@ def test_values_read_in_their_units_with_thresholds_beside_them(
     assert ".value, .reading, .levels, .nowrap { white-space: nowrap; }" in html
 
 
-def test_uptime_of_the_last_day_per_target(tmp_path: Path, local_zone: str) -> None:
-    html = _render(tmp_path)
+def test_uptime_of_the_last_day_per_target(page: str) -> None:
+    html = page
     assert "<th>last 24 h: latency, up</th>" in html
     # Two of the ten probes of one bucket of 288 failed: 99.93 %, rounded down.
     assert '<span class="uptime">99.93 %</span>' in _row(html, "api")
@@ -129,8 +135,8 @@ def test_uptime_of_the_last_day_per_target(tmp_path: Path, local_zone: str) -> N
     assert "up 99.93 % of the last 24 h; last down at 06:00 CET" in _row(html, "api")
 
 
-def test_times_are_local_with_the_zone_named(tmp_path: Path, local_zone: str) -> None:
-    html = _render(tmp_path)
+def test_times_are_local_with_the_zone_named(page: str) -> None:
+    html = page
     text = _text(html)
     assert "updated 09:04 CET" in text
     assert "times in CET (UTC+01:00)" in text
@@ -142,10 +148,8 @@ def test_times_are_local_with_the_zone_named(tmp_path: Path, local_zone: str) ->
     assert not re.search(r"\d{4}-\d\d-\d\dT", html)  # no ISO UTC stamp left on the page
 
 
-def test_a_one_minute_outage_is_a_red_mark_at_least_one_bucket_wide(
-    tmp_path: Path, local_zone: str
-) -> None:
-    html = _render(tmp_path)
+def test_a_one_minute_outage_is_a_red_mark_at_least_one_bucket_wide(page: str) -> None:
+    html = page
     rects = re.findall(r'<rect class="(\w+)" x="(\d+)" y="0" width="(\d+)"', _row(html, "api"))
     outage = int((OUTAGE - FIRST) // BUCKET)
     # The down mark comes last, so its 2 px stroke (the page's style) lies over its

@@ -7,11 +7,13 @@ import gc
 import importlib
 import textwrap
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from targets import closed_port
 
+from vigild import plugins
 from vigild.assembly import Config, load
 from vigild.daemon.runtime import Runtime
 
@@ -41,7 +43,7 @@ class Relay(Notifier):
 
 
 @pytest.fixture
-def gate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def gate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A ``relay`` notifier installed as a plugin (an entry point, as a package would
     install it), built only while the returned file exists."""
     site = tmp_path / "site"
@@ -52,9 +54,17 @@ def gate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (site / "relay_notifier.py").write_text(RELAY)
     monkeypatch.syspath_prepend(str(site))
     importlib.invalidate_caches()
+    _forget_plugins()  # an earlier test in this process may have read the entry points
     up = tmp_path / "relay-up"
     up.touch()
-    return up
+    yield up
+    _forget_plugins()  # so no later test sees the relay once its site is gone
+
+
+def _forget_plugins() -> None:
+    """vigild reads the installed entry points once per process; this test installs one."""
+    for cached in (plugins._installed, plugins._registered, plugins.find):
+        cached.cache_clear()
 
 
 def config(tmp_path: Path, gate: Path, *targets: str) -> Config:

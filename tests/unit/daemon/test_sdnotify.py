@@ -9,25 +9,35 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from process import until
-from sdnotify_socket import WATCHDOG_USEC, NotifySocket, write_config
+from sdnotify_socket import NotifySocket, write_config
 from targets import TargetServer
 
 from vigild.assembly import load
-from vigild.daemon import app as app_module
+from vigild.daemon.app import STALL_AFTER
 from vigild.daemon.app import Daemon as InProcessDaemon
 from vigild.daemon.sdnotify import SystemdNotify, status_line
 from vigild.model import Severity
+from vigild.testing import FakeClock
+
+PING_USEC = 100_000
+"""WatchdogSec=100ms for the in-process daemon: a ping every 50 ms, so a blocked or
+stalled stretch of a few tenths of a second misses several."""
 
 
 async def start_in_process(
-    tmp_path: Path, target: TargetServer, listener: NotifySocket
+    tmp_path: Path,
+    target: TargetServer,
+    listener: NotifySocket,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> InProcessDaemon:
     config, _ = write_config(tmp_path, target)
-    daemon = InProcessDaemon(load(config), notify=SystemdNotify(listener.address, WATCHDOG_USEC))
+    daemon = InProcessDaemon(
+        load(config), notify=SystemdNotify(listener.address, PING_USEC), monotonic=monotonic
+    )
     await daemon.setup()
     await daemon.start()
     await listener.wait("WATCHDOG", "1", count=3)
@@ -42,7 +52,7 @@ async def test_a_blocked_event_loop_sends_no_pings(
 
     def block() -> None:
         blocked.append(time.monotonic())
-        time.sleep(1.2)  # a stuck probe library, a runaway computation
+        time.sleep(0.4)  # a stuck probe library, a runaway computation: eight pings' time
         blocked.append(time.monotonic())
 
     try:
@@ -57,21 +67,22 @@ async def test_a_blocked_event_loop_sends_no_pings(
 
 
 async def test_a_stalled_scheduler_stops_the_pings(
-    tmp_path: Path,
-    target_server: TargetServer,
-    notify_socket: NotifySocket,
-    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, target_server: TargetServer, notify_socket: NotifySocket
 ) -> None:
-    monkeypatch.setattr(app_module, "STALL_AFTER", 0.3)
-    daemon = await start_in_process(tmp_path, target_server, notify_socket)
+    clock = FakeClock()
+    daemon = await start_in_process(tmp_path, target_server, notify_socket, monotonic=clock)
+    stalled_after = 3 * 1.0 + STALL_AFTER  # three of write_config's 1 s intervals, the slack
     try:
         daemon.scheduler.pause()  # the loop lives on; no cycle starts any more
-        paused = time.monotonic()
-        await asyncio.sleep(3 * 1.0 + 0.3 + 0.5)  # three 1 s intervals, the slack, a margin
-        quiet_since = time.monotonic() - 0.3
-        await asyncio.sleep(0.6)
-        assert notify_socket.pings(quiet_since) == []
-        assert notify_socket.pings(paused - 1.0)  # it was pinging before
+        clock.advance(stalled_after - 0.1)
+        still = len(notify_socket.pings())
+        await until(lambda: len(notify_socket.pings()) >= still + 2, what="pings within the slack")
+
+        clock.advance(0.2)
+        stalled = time.monotonic()
+        await asyncio.sleep(0.5)  # ten pings' time
+        # A ping sent just before the stall may still be on its way to the reader thread.
+        assert notify_socket.pings(stalled + 0.2) == []
     finally:
         await daemon.shutdown()
 

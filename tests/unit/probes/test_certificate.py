@@ -159,15 +159,14 @@ def test_mutated_certificates_raise_only_value_error(
     sample_der: bytes, data: st.DataObject
 ) -> None:
     der = bytearray(sample_der)
-    for _ in range(data.draw(st.integers(1, 8))):
-        where = data.draw(st.integers(0, len(der) - 1))
-        der[where] = data.draw(st.integers(0, 255))
+    # One draw of all the changes: drawing each apart took twice as long.
+    changes = st.tuples(st.integers(0, len(der) - 1), st.integers(0, 255))
+    for where, byte in data.draw(st.lists(changes, min_size=1, max_size=8)):
+        der[where] = byte
     assert_reads_or_refuses(bytes(der))
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.data())
-def test_every_truncation_is_a_value_error(sample_der: bytes, data: st.DataObject) -> None:
-    cut = data.draw(st.integers(0, len(sample_der) - 1))
-    with pytest.raises(ValueError):
-        not_after(sample_der[:cut])
+def test_every_truncation_is_a_value_error(sample_der: bytes) -> None:
+    for cut in range(len(sample_der)):  # all of them: a few hundred take a millisecond
+        with pytest.raises(ValueError):
+            not_after(sample_der[:cut])

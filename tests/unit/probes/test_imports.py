@@ -1,4 +1,4 @@
-"""What the probe modules may import, read from their source with ``ast``.
+"""What the probe modules may import, read with the walker of tests/import_graph.py.
 
 Every import statement counts: at module level, inside a function (a lazy
 import), and under ``if TYPE_CHECKING:``. A probe module is one story (one
@@ -9,14 +9,14 @@ modules never reach back into a probe (which would close a circle).
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import vigild.probes
+from import_graph import Import, imports, strongly_connected, write_package
 
-PROBES = Path(vigild.probes.__file__).parent
-PACKAGE = "vigild.probes"
+import vigild
+
+VIGILD = Path(vigild.__file__).parent
 
 SHARED = frozenset({"base", "_net", "exposition", "selectors", "promql", "certificate"})
 """base: the Probe class and its registry; _net: bounded reads, closing inside the deadline,
@@ -26,90 +26,73 @@ promql: increases and quantiles over two scrapes; certificate: a DER certificate
 (the http and tls probes). A module named ``<probe>_<job>`` (``container_stats``) is a part
 of that one probe, split off by job."""
 
-FORBIDDEN = ("vigild.alerting", "vigild.thresholds", "vigild.daemon")
+FORBIDDEN = ("alerting", "thresholds", "daemon")
 """A probe turns a target into Observations; judging, alerting and serving come after it."""
 
 
-def _modules() -> dict[str, ast.Module]:
-    return {
-        path.stem: ast.parse(path.read_text(), str(path))
-        for path in sorted(PROBES.glob("*.py"))
-        if path.stem != "__init__"
-    }
+def _probe(name: str, package: str) -> str | None:
+    """The probe module (``http``) that module ``name`` is or is in, if any."""
+    prefix = f"{package}.probes."
+    return name.removeprefix(prefix).split(".")[0] if name.startswith(prefix) else None
 
 
-def _imported(tree: ast.Module) -> Iterator[tuple[int, str]]:
-    """(line, dotted name) of every module an import in ``tree`` names, wherever it stands."""
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                yield node.lineno, alias.name
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:  # relative: from the package the probe modules live in
-                parts = PACKAGE.split(".")[: len(PACKAGE.split(".")) - node.level + 1]
-                base = ".".join([*parts, node.module] if node.module else parts)
-            else:
-                base = node.module or ""
-            yield node.lineno, base
-            for alias in node.names:  # ``from vigild.probes import http`` names a module too
-                if (PROBES / f"{alias.name}.py").is_file() and base == PACKAGE:
-                    yield node.lineno, f"{base}.{alias.name}"
+def _probe_imports(root: Path) -> Iterator[tuple[Import, str, str | None]]:
+    """(import, probe module importing, probe module imported) for every import a probe
+    module of the package in ``root`` makes."""
+    for edge in imports(root):
+        stem = _probe(edge.source, root.name)
+        if stem is not None:
+            yield edge, stem, _probe(edge.target, root.name)
 
 
-def _probe_imports(tree: ast.Module) -> Iterator[tuple[int, str]]:
-    """(line, module stem) of every vigild.probes module ``tree`` imports."""
-    for line, name in _imported(tree):
-        if name.startswith(PACKAGE + "."):
-            yield line, name.removeprefix(PACKAGE + ".").split(".")[0]
+def violations(root: Path) -> list[str]:
+    """Every import of a probe module of the package in ``root`` that breaks a rule."""
+    found = []
+    graph: dict[str, set[str]] = {}
+    forbidden = tuple(f"{root.name}.{name}" for name in FORBIDDEN)
+    for edge, stem, other in _probe_imports(root):
+        if edge.target in forbidden or edge.target.startswith(tuple(f + "." for f in forbidden)):
+            found.append(f"{edge.where(root)} imports {edge.target}")
+        if other is None or other == stem:
+            continue
+        graph.setdefault(stem, set()).add(other)
+        if other not in SHARED and not other.startswith(stem + "_"):
+            found.append(f"{edge.where(root)} imports probes.{other}")
+
+    for component in strongly_connected(graph):
+        if len(component) > 1:
+            found.append("probe modules import in a circle: " + ", ".join(sorted(component)))
+    return found
 
 
-def test_the_reader_sees_lazy_and_type_checking_imports() -> None:
-    tree = ast.parse(
-        "from typing import TYPE_CHECKING\n"
-        "if TYPE_CHECKING:\n    from vigild.daemon.app import App\n"
-        "def f():\n    from vigild.probes.tls import TlsProbe\n"
-        "def g():\n    from . import http\n"
+def test_probes_import_only_shared_modules_in_no_circle_and_nothing_that_judges() -> None:
+    found = violations(VIGILD)
+    assert not found, (
+        "a probe takes what it shares from " + ", ".join(sorted(SHARED)) + ":\n" + "\n".join(found)
     )
-    assert set(_imported(tree)) >= {
-        (3, "vigild.daemon.app"),
-        (5, "vigild.probes.tls"),
-        (7, "vigild.probes.http"),
-    }
 
 
-def test_probes_import_no_other_probe_only_the_shared_modules() -> None:
-    wrong = [
-        f"{stem}.py:{line} imports probes.{other}"
-        for stem, tree in _modules().items()
-        for line, other in _probe_imports(tree)
-        if other != stem and other not in SHARED and not other.startswith(stem + "_")
+def test_another_probe_a_circle_and_what_judges_are_each_named(tmp_path: Path) -> None:
+    package = write_package(
+        tmp_path,
+        {
+            "probes/http.py": "from vigild.probes import base, certificate\n"
+            "def f():\n    from vigild.probes.tls import TlsProbe\n",
+            "probes/tls.py": "from . import _net, certificate\n",
+            "probes/_net.py": "from vigild.probes.base import Probe\n",
+            "probes/base.py": "from typing import TYPE_CHECKING\n"
+            "if TYPE_CHECKING:\n    from vigild.daemon.app import App\n"
+            "from ._net import read\n",
+            "probes/certificate.py": "",
+            "probes/container.py": "from .container_stats import Stats\nimport vigild.thresholds\n",
+            "probes/container_stats.py": "from vigild.alerting import engine\n",
+            "alerting/engine.py": "",
+        },
+    )
+    assert violations(package) == [
+        "vigild/probes/base.py:3 imports vigild.daemon.app",
+        "vigild/probes/container.py:2 imports vigild.thresholds",
+        "vigild/probes/container_stats.py:1 imports vigild.alerting.engine",
+        "vigild/probes/http.py:3 imports probes.tls",
+        "probe modules import in a circle: _net, base",
     ]
-    assert not wrong, "a probe takes what it shares from " + ", ".join(sorted(SHARED))
-
-
-def test_shared_probe_modules_import_no_circle() -> None:
-    graph = {
-        stem: {other for _, other in _probe_imports(tree) if other != stem}
-        for stem, tree in _modules().items()
-    }
-
-    def circle(path: list[str]) -> list[str] | None:
-        for other in sorted(graph.get(path[-1], ())):
-            if other in path:
-                return [*path[path.index(other) :], other]
-            if (found := circle([*path, other])) is not None:
-                return found
-        return None
-
-    circles = [found for stem in sorted(graph) if (found := circle([stem])) is not None]
-    assert not circles, " → ".join(circles[0])
-
-
-def test_probes_import_nothing_of_alerting_thresholds_or_daemon() -> None:
-    wrong = [
-        f"{stem}.py:{line} imports {name}"
-        for stem, tree in _modules().items()
-        for line, name in _imported(tree)
-        if any(name == f or name.startswith(f + ".") for f in FORBIDDEN)
-    ]
-    assert not wrong

@@ -322,11 +322,11 @@ async def test_a_hanging_peer_does_not_hold_back_the_others(
     receiver: Receiver, second: Receiver, session: aiohttp.ClientSession
 ) -> None:
     second.delay = 5.0
-    am = notifier(session, [receiver.url(), second.url()], timeout=1.0)
+    am = notifier(session, [receiver.url(), second.url()], timeout=0.5)
     started = time.monotonic()
     # The caller's bound (the delivery timeout) is not hit: the peer's own bound is shorter.
-    await asyncio.wait_for(am.send(note(event())), 1.0)
-    assert time.monotonic() - started < 1.0
+    await asyncio.wait_for(am.send(note(event())), 0.5)
+    assert time.monotonic() - started < 0.5
     assert len(receiver.requests) == 1 and len(second.requests) == 1
 
 
