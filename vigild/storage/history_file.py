@@ -633,18 +633,32 @@ class HistoryReader:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
+    def kept_from(self, tier: Tier, now: float) -> float:
+        """The oldest time (seconds) ``tier`` still holds: its retention, or what
+        ``max_size`` evicted."""
+        kept_from = (now - self.retention.of(tier)) * 1000
+        row = self.db.execute(
+            "SELECT value FROM meta WHERE key = ?", (f"evicted:{tier.name}",)
+        ).fetchone()
+        if row is not None:
+            kept_from = max(kept_from, int(row[0]))
+        return kept_from / 1000
+
     def tier_for(self, start: float, now: float) -> Tier:
         """The finest tier that still holds ``start`` (seconds)."""
         for tier in TIERS:
-            kept_from = (now - self.retention.of(tier)) * 1000
-            row = self.db.execute(
-                "SELECT value FROM meta WHERE key = ?", (f"evicted:{tier.name}",)
-            ).fetchone()
-            if row is not None:
-                kept_from = max(kept_from, int(row[0]))
-            if start * 1000 >= kept_from:
+            if start >= self.kept_from(tier, now):
                 return tier
         return HOURLY
+
+    def series(self) -> list[tuple[str, str]]:
+        """Every (target, metric) the file has ever held, in the order first seen."""
+        if self.empty:
+            return []
+        return [
+            (str(target), str(metric))
+            for target, metric in self.db.execute("SELECT target, metric FROM series ORDER BY id")
+        ]
 
     def _series(self, target: str, metric: str) -> int | None:
         row = self.db.execute(
