@@ -3,15 +3,16 @@ pipeline's stages, on a real history file and real configs."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cli_config import write_config
 
 from vigild import assembly
-from vigild.backtest import ANY_NOTIFIER, backtest, json_document, report, text
-from vigild.config import HistoryConfig
+from vigild.backtest import ANY_NOTIFIER, Unusable, backtest, report, text
 from vigild.daemon.recorder import retention
 from vigild.storage.history_file import HistoryFile, HistoryReader
 from vigild.testing import FakeClock
@@ -248,20 +249,8 @@ def test_report_puts_the_running_config_beside_the_new_one(tmp_path: Path) -> No
     _record(running, _incident(), clock)
     now = clock() + 1
 
-    document = json_document(
-        *(
-            backtest(
-                c,
-                HistoryReader(
-                    running.history.file(running.daemon.state_path), retention(HistoryConfig())
-                ),
-                START,
-                now,
-                now=now,
-            )
-            for c in (new, running)
-        )
-    )
+    document = json.loads(report(new, running, since="5m", target=None, output="json", now=now))
+
     assert document["config"].endswith("new.toml")
     assert document["running"]["config"].endswith("vigild.toml")
     assert document["notifications"][0]["at"] == START
@@ -276,12 +265,47 @@ def test_report_puts_the_running_config_beside_the_new_one(tmp_path: Path) -> No
         "notifiers",
         "tier",
     }
+    assert set(document["summary"]) == {
+        "notifications",
+        "by_kind",
+        "pages",
+        "pages_per_day",
+        "repeats",
+        "longest_open_alert",
+        "open_at_end",
+        "targets",
+    }
 
     shown = report(new, running, since="5m", target="api", output="text", now=now)
     header = next(line for line in shown.splitlines() if "running:" in line)
     assert "new.toml" in header
     assert "api up critical firing" in shown
     assert "pages per day" in shown
+
+
+def test_a_running_config_with_no_history_is_left_out_and_no_history_is_said(
+    tmp_path: Path,
+) -> None:
+    new = _config(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    running = _config(elsewhere)  # e.g. ./thresholds.toml of a checkout
+    clock = FakeClock(START)
+    now = clock() + 1
+
+    with pytest.raises(Unusable, match=r"no history at .*elsewhere") as raised:
+        report(new, running, since="5m", target=None, output="json", now=now)
+    assert raised.value.code == 1
+
+    _record(new, _incident(), clock)
+    now = clock() + 1
+    document = json.loads(report(new, running, since="5m", target=None, output="json", now=now))
+    assert "running" not in document
+    assert len(document["notifications"]) == 4
+
+    with pytest.raises(Unusable, match="--since") as raised:
+        report(new, None, since="a week", target=None, output="json", now=now)
+    assert raised.value.code == 2
 
 
 def test_text_lists_each_notification_with_its_time(tmp_path: Path) -> None:

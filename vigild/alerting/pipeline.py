@@ -7,6 +7,7 @@
                    the alert now, if the alert reaches its min_severity
       ─▶ group     one message per notifier, max_per_message events each
       ─▶ record    alert state and messages in one transaction; "told" only then
+                   (``rehearse``: the same, with nothing written, for ``vigild backtest``)
 
 An action's report joins at ``route``: it changes no alert, so nothing filters it
 (the runner asks ``inhibit`` and ``silence`` before it runs an action at all).

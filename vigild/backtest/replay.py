@@ -106,6 +106,9 @@ class Outcome:
     stretches: list[Stretch]
     sent: list[Sent] = field(default_factory=list)
     repeats: int = 0
+    first: float | None = None
+    """The first reading replayed: "per day" counts from there, not from a ``start``
+    the history does not reach back to."""
 
     def summary(self) -> dict[str, Any]:
         by_kind: dict[str, int] = {}
@@ -128,7 +131,8 @@ class Outcome:
             else:
                 opened.setdefault(key, sent.at)
         spans.extend((since, None, *key) for key, since in opened.items())
-        days = max(self.end - self.start, 1.0) / 86400
+        # Less than a day of history is one day: an hour's page is not 24 a day.
+        days = max((self.end - (self.first or self.start)) / 86400, 1.0)
         longest = None
         if spans:
             since, until, target, metric = max(spans, key=lambda s: (s[1] or self.end) - s[0])
@@ -218,6 +222,8 @@ def backtest(
 
     for stretch in outcome.stretches:
         for at, observations in _readings(config, reader, series, stretch, now):
+            if outcome.first is None:
+                outcome.first = at
             # As a cycle does: the connectivity check first, its verdict decides the rest.
             for observation in sorted(observations, key=lambda o: o.target != first):
                 rules = config.rules[config.owner_of(observation.target) or ""]

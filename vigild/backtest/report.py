@@ -54,16 +54,21 @@ def report(
 ) -> str:
     """``vigild backtest``'s output: ``config`` replayed over the last ``since`` (a
     duration) of the history, and ``running`` (the running config, when it is another)
-    beside it. The history is the running config's (the daemon's, or cron's ``--once``).
+    beside it. The history is the running config's (the daemon's, or cron's ``--once``),
+    else ``config``'s.
     """
     try:
         start = now - float(parse_duration(since))
     except ValueError as exc:
         raise Unusable(f"--since: {exc}", 2) from None
-    source = running or config
-    path = source.history.file(source.daemon.state_path)
-    if not path.exists():
+    kept = [c for c in (running, config) if c is not None and _history(c).exists()]
+    if not kept:
+        path = _history(running or config)
         raise Unusable(f"no history at {path}: `vigild run` or `vigild --once` writes it", 1)
+    source = kept[0]
+    if source is not running:
+        running = None  # a config with no history beside its state file runs nowhere here
+    path = _history(source)
     try:
         with HistoryReader(path, retention(source.history)) as reader:
             outcomes = [
@@ -76,6 +81,10 @@ def report(
     if output == "json":
         return json.dumps(json_document(*outcomes), indent=2)
     return text(outcomes)
+
+
+def _history(config: Config) -> Path:
+    return config.history.file(config.daemon.state_path)
 
 
 def json_document(outcome: Outcome, running: Outcome | None = None) -> dict[str, Any]:
