@@ -170,8 +170,10 @@ class Outcome:
 
 def stretches(reader: HistoryReader, start: float, end: float, now: float) -> list[Stretch]:
     """``start`` .. ``end`` cut where the history's finest tier changes."""
-    raw_from = reader.kept_from(RAW, now)
-    five_from = min(reader.kept_from(FIVE_MINUTE, now), raw_from)
+    # On the coarser tier's bucket edges, so no bucket holds readings also replayed raw
+    # (a tier is kept a block longer than its retention: the edge's values are there).
+    raw_from = _floor(reader.kept_from(RAW, now), FIVE_MINUTE.step)
+    five_from = min(_floor(reader.kept_from(FIVE_MINUTE, now), HOURLY.step), raw_from)
     found = []
     for tier, since, until in (
         (HOURLY, start, five_from),
@@ -182,6 +184,11 @@ def stretches(reader: HistoryReader, start: float, end: float, now: float) -> li
         if low < high:
             found.append(Stretch(tier, low, high))
     return found
+
+
+def _floor(seconds: float, step_ms: int) -> float:
+    step = step_ms / 1000
+    return seconds - seconds % step
 
 
 def backtest(
@@ -277,6 +284,12 @@ def _readings(
         found: dict[int, list[Observation]] = {}
         for observed, metrics in series.items():
             rules = config.rules[config.owner_of(observed) or ""]
+            # What ``evaluate`` may call UNKNOWN when it is not there: the history cannot
+            # tell that from no data, so it is absent. A default rule of a metric never
+            # held gives no verdict either way: left out, it costs nothing.
+            quiet = {m if m in rules else base_metric(m) for m in metrics}
+            quiet |= {key for key, rule in rules.items() if rule.explicit}
+            quiet.discard("up")
             samples: dict[int, dict[str, float]] = {}
             for metric in metrics:
                 values = reader.values(observed, metric, low, high, now=now)
@@ -300,7 +313,7 @@ def _readings(
                         t / 1000,
                         up=up == 1.0,
                         metrics=metrics_at,
-                        no_data=frozenset(rules.keys() - judged),
+                        no_data=frozenset(quiet - judged),
                     )
                 )
         for t in sorted(found):
