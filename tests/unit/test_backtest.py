@@ -12,7 +12,7 @@ import pytest
 from cli_config import write_config
 
 from vigild import assembly
-from vigild.backtest import ANY_NOTIFIER, Unusable, backtest, report, text
+from vigild.backtest import ANY_NOTIFIER, Unusable, backtest, report, stretches, text
 from vigild.daemon.recorder import retention
 from vigild.storage.history_file import HistoryFile, HistoryReader
 from vigild.testing import FakeClock
@@ -320,3 +320,21 @@ def test_text_lists_each_notification_with_its_time(tmp_path: Path) -> None:
         line.startswith("2027-01-15 08:00:10 UTC") and "api up critical firing" in line
         for line in lines
     ), shown
+
+
+def test_stretches_change_tier_on_the_coarser_tiers_bucket_edges(tmp_path: Path) -> None:
+    config = _config(tmp_path, extra=HOOK + '\n[history]\nraw = "1h"\nfive_minute = "2h"\n')
+    clock = FakeClock(START)
+    _record(config, _incident(10), clock)
+    now = START + 5 * 3600 + 123.0
+
+    with HistoryReader(
+        config.history.file(config.daemon.state_path), retention(config.history)
+    ) as reader:
+        found = stretches(reader, START, now, now)
+
+    assert [(s.tier.name, s.start - START, s.end - START) for s in found] == [
+        ("hourly", 0, 3 * 3600),
+        ("five_minute", 3 * 3600, 4 * 3600),
+        ("raw", 4 * 3600, now - START),
+    ]
