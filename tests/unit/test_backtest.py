@@ -338,3 +338,27 @@ def test_stretches_change_tier_on_the_coarser_tiers_bucket_edges(tmp_path: Path)
         ("five_minute", 3 * 3600, 4 * 3600),
         ("raw", 4 * 3600, now - START),
     ]
+
+
+def test_escalation_deescalation_and_flapping_are_listed_by_kind(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    clock = FakeClock(START)
+    latencies = [0.1, 0.8, 3.0, 0.8, 0.1]
+    readings: list[Reading] = [
+        ("api", START + i, {"up": 1.0, "latency_seconds": v}) for i, v in enumerate(latencies)
+    ]
+    # Then db goes down and up again, again and again.
+    readings += [("db", START + 10 + i, {"up": float(i % 2)}) for i in range(12)]
+    _record(config, readings, clock)
+
+    listed = _listed(_replay(config, clock))
+
+    assert listed[:4] == [
+        (1, "api", "latency_seconds", "warning", "firing"),
+        (2, "api", "latency_seconds", "critical", "escalated"),
+        (3, "api", "latency_seconds", "warning", "deescalated"),
+        (4, "api", "latency_seconds", "critical", "resolved"),  # the highest it reached
+    ]
+    db = [kind for _, target, _, _, kind in listed if target == "db"]
+    # flap_limit is 4 fires an hour: the fifth is told as flapping, then it is quiet.
+    assert db == ["firing", "resolved"] * 4 + ["flapping"]
