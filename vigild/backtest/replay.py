@@ -202,9 +202,9 @@ def backtest(
 ) -> Outcome:
     """Replay the history from ``start`` to ``end`` under ``config``.
 
-    Every target is replayed (a dependency's outage inhibits its dependants);
     ``target`` (a glob, matching an observed name or the target it came from)
-    only narrows what is listed.
+    narrows what is listed; what can hold its alerts back (the targets it depends
+    on, the connectivity check) is replayed with it.
     """
     settings = engine_settings(
         config, Silences(no_silences().store, configured=configured_silences(config, start))
@@ -220,12 +220,16 @@ def backtest(
         ]
     engine = Engine((), **settings)
     outcome = Outcome(config.path, start, end, stretches(reader, start, end, now))
-    series = _series(config, reader)
     first = config.daemon.connectivity_check
 
     def listed(observed: str) -> bool:
         owner = config.owner_of(observed) or observed
         return target is None or any(fnmatch.fnmatchcase(n, target) for n in (observed, owner))
+
+    series = _series(config, reader)
+    if target is not None:
+        needed = _inhibitors(config, {config.owner_of(o) or o for o in series if listed(o)})
+        series = {o: m for o, m in series.items() if config.owner_of(o) in needed}
 
     for stretch in outcome.stretches:
         for at, observations in _readings(config, reader, series, stretch, now):
@@ -267,6 +271,18 @@ def _series(config: Config, reader: HistoryReader) -> dict[str, list[str]]:
         if metric == "up" or _rule(config.rules[owner], metric) is not None:
             wanted.setdefault(observed, []).append(metric)
     return wanted
+
+
+def _inhibitors(config: Config, owners: set[str]) -> set[str]:
+    """``owners`` and every target whose outage can hold their alerts back."""
+    depends = {t.name: t.depends_on for t in config.targets}
+    found, todo = set(), [*owners, config.daemon.connectivity_check]
+    while todo:
+        name = todo.pop()
+        if name is not None and name not in found:
+            found.add(name)
+            todo.extend(depends.get(name, ()))
+    return found
 
 
 def _readings(
