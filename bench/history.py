@@ -34,7 +34,7 @@ from vigild.config import HistoryConfig
 from vigild.daemon.recorder import HistoryWriter
 from vigild.model import Observation
 from vigild.storage.chunks import decode
-from vigild.storage.history_file import TIERS
+from vigild.storage.history_tiers import TIERS
 from vigild.testing import FakeClock
 
 INTERVAL = 30.0

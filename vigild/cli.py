@@ -9,16 +9,16 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
+from vigild import control
+from vigild.control import EXIT_INVALID_CONFIG, configure_logging, say
+
 if TYPE_CHECKING:
     from pathlib import Path
 
     from vigild.assembly import Config
-    from vigild.config import DaemonConfig
-    from vigild.config_file import DaemonSection
 
 __all__ = ["main"]
 
-EXIT_INVALID_CONFIG = 2
 EXIT_ONCE_UNUSABLE = 3
 
 
@@ -103,6 +103,14 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         help="ask the running daemon's /healthz (0 healthy, 1 not): a container HEALTHCHECK",
     )
+    backtest = commands.add_parser(
+        "backtest",
+        parents=[common],
+        help="replay the stored history under the config: what it would have sent",
+    )
+    backtest.add_argument("--since", default="7d", help="how far back (default 7d)")
+    backtest.add_argument("--target", help="list only this target's notifications (a glob)")
+    backtest.add_argument("--format", choices=["text", "json"], default="text")
     expire = verbs.add_parser("expire", parents=[common], help="end a silence now")
     expire.add_argument("id", help="the silence's id, as `silence list` shows it")
     from vigild.jobs import add_commands
@@ -120,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.version:
         from vigild import __version__
 
-        _say(f"vigild {__version__}")
+        say(f"vigild {__version__}")
         return 0
     command = args.command or "run"
     if args.once and command != "run":
@@ -136,8 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from vigild.config_file import find_config
 
     path = find_config(getattr(args, "config", None))
+    if command == "backtest":
+        return _backtest(path, args)
     if command in {"silence", "actions", "healthcheck", "ping", "wrap"}:
-        return _daemon_command(path, command, args)
+        return control.run(path, command, args)
     # Parsing notifier URLs imports apprise (a few hundred ms): `--once` from cron and
     # the commands that send nothing skip it; what `check-config` accepts, `run` starts.
     sends = command in {"run", "check-config", "test-notify"} and not args.once
@@ -152,15 +162,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{path}: invalid ({counted(len(exc.problems), 'problem')})", file=sys.stderr)
         return EXIT_ONCE_UNUSABLE if args.once else EXIT_INVALID_CONFIG
 
-    _configure_logging(config.daemon, config.secrets, args)
+    configure_logging(config.daemon, config.secrets, args)
     if command == "check-config":
-        _say(_summary(config))  # which notifiers are disabled is part of the summary
+        say(_summary(config))  # which notifiers are disabled is part of the summary
         if not args.probe:
             return 0
         from vigild.daemon.once import probe_report
 
         found, lines = asyncio.run(probe_report(config))
-        _say("\n".join(lines))
+        say("\n".join(lines))
         return 0 if found else 1
     import structlog
 
@@ -170,159 +180,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         from vigild.daemon.once import test_notify
 
         delivered, lines = asyncio.run(test_notify(config, args.notifier))
-        _say("\n".join(lines))
+        say("\n".join(lines))
         return 0 if delivered else 1
     if args.once:
         return _once(config, args.format)
     return _run(config)
 
 
-def _daemon_command(path: Path, command: str, args: argparse.Namespace) -> int:
-    """The commands that read the state file or ask the running daemon: they need
-    ``[daemon]`` only, so they work in a shell without the daemon's variables."""
-    from vigild import jobs
-    from vigild.config import ConfigError
-    from vigild.config_file import load_daemon
+def _backtest(path: Path, args: argparse.Namespace) -> int:
+    """``path`` replayed, beside the running config (found as without ``--config``)."""
+    import time
+
+    from vigild.backtest import Unusable, load_configs, report
+    from vigild.config_file import find_config
 
     try:
-        section = load_daemon(path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        if command == "wrap" and args.argv:  # a broken config must not cost the backup its run
-            return jobs.run_unwatched(args.argv)
-        # Docker reserves 2 for HEALTHCHECK; any failure is "unhealthy".
-        return 1 if command == "healthcheck" else EXIT_INVALID_CONFIG
-    if command == "healthcheck":
-        return _healthcheck(section.daemon)
-    _configure_logging(section.daemon, section.secrets, args)
-    if command in {"ping", "wrap"}:
-        return jobs.run_command(path, section, command, args)
-    if command == "silence":
-        return _silence(section.daemon, args)
-    return _action_history(section, args.limit)
-
-
-def _say(text: str) -> None:
-    """Print to stdout. A reader that went away (`vigild check-config | head -1`) is
-    no error: the rest goes nowhere, quietly, and the command's exit code stands."""
-    try:
-        print(text, flush=True)
-    except BrokenPipeError:
-        # Python ignores SIGPIPE, so the write failed instead of ending the process
-        # as it ends other tools; the buffered rest must not fail again at exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-
-
-def _silence(daemon: DaemonConfig, args: argparse.Namespace) -> int:
-    import getpass
-
-    from vigild.client import ApiError, call
-
-    try:
-        if args.verb == "add":
-            body = {
-                "matchers": {
-                    "target": args.target,
-                    "metric": args.metric,
-                    "severity": args.severity,
-                },
-                "comment": args.comment,
-                "created_by": args.created_by or getpass.getuser(),
-            }
-            for key in ("duration", "starts", "ends"):
-                if getattr(args, key):
-                    body[key] = getattr(args, key)
-            answer = asyncio.run(call(daemon, "POST", "/api/silences", body))
-            _say(answer["id"])
-        elif args.verb == "list":
-            listing = asyncio.run(call(daemon, "GET", "/api/silences"))
-            _say(_silence_table(listing))
-        else:
-            asyncio.run(call(daemon, "DELETE", f"/api/silences/{args.id}"))
-            _say(f"expired {args.id}")
-    except ApiError as exc:
-        print(f"vigild: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _healthcheck(daemon: DaemonConfig) -> int:
-    from vigild.client import ApiError, call
-
-    try:
-        answer = asyncio.run(call(daemon, "GET", "/healthz"))
-    except ApiError as exc:
-        print(f"vigild: unhealthy: {exc}", file=sys.stderr)
-        return 1
-    _say(f"vigild at {daemon.listen}: {answer.get('status', answer)}")
-    return 0
-
-
-def _action_history(section: DaemonSection, limit: int) -> int:
-    from vigild.alerting.notifiers.text import timestamp
-    from vigild.redaction import redact
-    from vigild.storage.actions import read_action_history
-    from vigild.storage.errors import StateFileError
-
-    path = section.daemon.state_path
-    if not path.exists():
-        _say(f"no state file at {path}: no action has run")
-        return 0
-    try:
-        runs = read_action_history(path, limit)
-    except StateFileError as exc:
-        print(f"vigild: {exc}", file=sys.stderr)
-        return 1
-    if not runs:
-        _say("no action has run")
-    for run in runs:
-        took = f"{run.finished - run.started:.1f}s" if run.finished is not None else "-"
-        code = f"exit {run.exit_code}" if run.exit_code is not None else ""
-        verified = f" [{run.verified}]" if run.verified else ""
-        _say(
-            redact(
-                f"{timestamp(run.started)}  {run.action}  {run.target} {run.metric}  "
-                f"{run.outcome}{verified}  {code}  {took}  {run.detail}",
-                section.secrets,
-            )
+        config, running = load_configs(path, find_config(None))
+        # The engine logs each replayed transition as if it happened now: noise here.
+        args.log_level = getattr(args, "log_level", None) or "error"
+        configure_logging(config.daemon, config.secrets, args)
+        found = report(
+            config,
+            running,
+            since=args.since,
+            target=args.target,
+            output=args.format,
+            now=time.time(),
         )
+    except Unusable as exc:
+        print(f"vigild: {exc}", file=sys.stderr)
+        return exc.code
+    say(found)
     return 0
-
-
-def _silence_table(listing: list[dict[str, Any]]) -> str:
-    if not listing:
-        return "no silences"
-    lines = []
-    for s in listing:
-        m = s["matchers"]
-        when = s["schedule"] or f"{s['starts'] or 'now'} .. {s['ends']}"
-        state = "active" if s["active"] else "inactive"
-        comment = f"  # {s['comment']}" if s["comment"] else ""
-        lines.append(
-            f"{s['id']}  {state:<8} target={m['target']} metric={m['metric']} "
-            f"severity={m['severity']}  {when}  ({s['source']}){comment}"
-        )
-    return "\n".join(lines)
-
-
-def _configure_logging(
-    daemon: DaemonConfig, secrets: frozenset[str], args: argparse.Namespace
-) -> None:
-    import structlog
-
-    from vigild import logs
-
-    logs.configure(
-        getattr(args, "log_format", None) or daemon.log_format,
-        getattr(args, "log_level", None) or daemon.log_level,
-    )
-    logs.set_secrets(secrets)
-    if daemon.replica is not None:
-        # On every line: the two vigilds of an HA pair otherwise log alike.
-        structlog.contextvars.bind_contextvars(replica=daemon.replica)
 
 
 def _once(config: Config, output: str) -> int:
@@ -335,7 +224,7 @@ def _once(config: Config, output: str) -> int:
     except (StateLocked, StateFileError) as exc:
         print(f"vigild: {exc}", file=sys.stderr)
         return EXIT_ONCE_UNUSABLE
-    _say(result.report)
+    say(result.report)
     return result.exit_code
 
 

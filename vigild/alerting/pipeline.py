@@ -7,6 +7,7 @@
                    the alert now, if the alert reaches its min_severity
       ─▶ group     one message per notifier, max_per_message events each
       ─▶ record    alert state and messages in one transaction; "told" only then
+                   (``rehearse``: the same, with nothing written, for ``vigild backtest``)
 
 An action's report joins at ``route``: it changes no alert, so nothing filters it
 (the runner asks ``inhibit`` and ``silence`` before it runs an action at all).
@@ -21,13 +22,13 @@ from vigild.alerting.policy import Policy
 from vigild.alerting.stages.base import Batch, Stage
 from vigild.alerting.stages.group import Grouper
 from vigild.alerting.stages.inhibit import Inhibitor, down_targets
-from vigild.alerting.stages.record import Recorder
+from vigild.alerting.stages.record import Recorder, Rehearsal
 from vigild.alerting.stages.route import Router
 from vigild.alerting.stages.silence import Silencer
 from vigild.model import AlertEvent, Notification
 from vigild.storage.database import Database
 
-__all__ = ["filters", "flush", "report"]
+__all__ = ["filters", "flush", "rehearse", "report"]
 
 
 def filters(engine: Engine) -> tuple[Inhibitor, Silencer]:
@@ -38,7 +39,7 @@ def filters(engine: Engine) -> tuple[Inhibitor, Silencer]:
     return Inhibitor(down, policy.dependencies, policy.connectivity), Silencer(policy.silences)
 
 
-def _delivery(policy: Policy, db: Database) -> tuple[Stage, ...]:
+def _delivery(policy: Policy, record: Stage) -> tuple[Stage, ...]:
     return (
         Router(
             policy.routes,
@@ -47,8 +48,12 @@ def _delivery(policy: Policy, db: Database) -> tuple[Stage, ...]:
             addresses=policy.addresses,
         ),
         Grouper(policy.max_per_message),
-        Recorder(db, (route.name for route in policy.routes)),
+        record,
     )
+
+
+def _recorder(policy: Policy, db: Database) -> Recorder:
+    return Recorder(db, (route.name for route in policy.routes))
 
 
 def _run(stages: Sequence[Stage], batch: Batch) -> Batch:
@@ -62,11 +67,21 @@ def flush(engine: Engine, db: Database, now: float) -> list[Notification]:
 
     Raises what the state file raises; the transitions then stay, for the next flush.
     """
+    return _flush(engine, _recorder(engine.policy, db), now)
+
+
+def rehearse(engine: Engine, now: float) -> list[Notification]:
+    """What ``flush`` would queue now, with no state file and nothing queued: the
+    engine moves on as if it had been recorded (``vigild backtest``)."""
+    return _flush(engine, Rehearsal(route.name for route in engine.policy.routes), now)
+
+
+def _flush(engine: Engine, record: Stage, now: float) -> list[Notification]:
     touched = engine.transitions()
     if not touched:
         return []
     batch = _run(
-        (*filters(engine), *_delivery(engine.policy, db)),
+        (*filters(engine), *_delivery(engine.policy, record)),
         Batch(now, touched=touched, alerts=list(touched)),
     )
     engine.recorded(batch.deleted)
@@ -75,4 +90,6 @@ def flush(engine: Engine, db: Database, now: float) -> list[Notification]:
 
 def report(engine: Engine, db: Database, event: AlertEvent, now: float) -> list[Notification]:
     """Queue an event that changes no alert (an action's report) for the notifiers it reaches."""
-    return _run(_delivery(engine.policy, db), Batch(now, reports=[event])).notifications
+    return _run(
+        _delivery(engine.policy, _recorder(engine.policy, db)), Batch(now, reports=[event])
+    ).notifications

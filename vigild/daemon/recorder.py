@@ -25,7 +25,9 @@ import structlog
 from vigild.config import HistoryConfig
 from vigild.events import CycleCompleted, ProbeResult
 from vigild.fields import parse_duration
-from vigild.storage.history_file import RAW, HistoryFile, HistoryReader, Retention
+from vigild.storage.history_file import HistoryFile
+from vigild.storage.history_reader import HistoryReader
+from vigild.storage.history_tiers import RAW, Retention
 
 __all__ = ["HistoryUnavailable", "HistoryWriter", "QueryError", "history_document", "retention"]
 

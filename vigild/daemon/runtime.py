@@ -47,7 +47,14 @@ if TYPE_CHECKING:
     from vigild.daemon.metrics import Metrics
     from vigild.daemon.recorder import HistoryWriter
 
-__all__ = ["Runtime", "Watchers", "build_notifiers", "make_session"]
+__all__ = [
+    "Runtime",
+    "Watchers",
+    "build_notifiers",
+    "configured_silences",
+    "engine_settings",
+    "make_session",
+]
 
 log = structlog.get_logger("vigild")
 
@@ -208,11 +215,11 @@ class Runtime:
         subscribers = Subscribers()
         publish = subscribers.publish
         watched = self._watched(config, previous.watched if previous else ())
-        engine_settings = _engine_settings(config, self._silences(config))
+        settings = engine_settings(config, self._silences(config))
         engine = (
-            previous.engine.successor(**engine_settings)
+            previous.engine.successor(**settings)
             if previous
-            else Engine(self.db.alerts.load(), **engine_settings)
+            else Engine(self.db.alerts.load(), **settings)
         )
         actions = ActionRunner(
             self.db,
@@ -268,13 +275,9 @@ class Runtime:
         on(HeartbeatOutcome, metrics.heartbeat_outcome)
 
     def _silences(self, config: Config) -> Silences:
-        now = self.clock()
         return Silences(
             self.db.silences,
-            configured=tuple(
-                Silence.from_config(s, f"config-{i}", now, "config")
-                for i, s in enumerate(config.silences)
-            ),
+            configured=configured_silences(config, self.clock()),
             runtime=self._runtime_silences,  # shared: the API adds to it, a reload keeps it
         )
 
@@ -342,7 +345,14 @@ class Watchers(NamedTuple):
     cycle_completed: Callable[[CycleCompleted], None]
 
 
-def _engine_settings(config: Config, silences: Silences) -> dict[str, Any]:
+def configured_silences(config: Config, now: float) -> tuple[Silence, ...]:
+    """The config's ``[[silences]]``; a ``duration`` without ``starts`` counts from ``now``."""
+    return tuple(
+        Silence.from_config(s, f"config-{i}", now, "config") for i, s in enumerate(config.silences)
+    )
+
+
+def engine_settings(config: Config, silences: Silences) -> dict[str, Any]:
     """The engine's arguments for ``config``, the same for a first engine and a successor."""
     labels = {t.name: tuple(sorted(t.labels.items())) for t in config.targets}
 

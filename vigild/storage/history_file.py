@@ -19,204 +19,48 @@ This file is never in the alerting path: it has its own connection and lives
 beside the state file. One that SQLite cannot read is moved aside and a fresh
 one started.
 
-Reads (``HistoryReader``) open their own read-only connection, so they can run
-beside the writer, in the daemon or in another process.
+Reads are ``history_reader``'s; tiers and buckets are ``history_tiers``'.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sqlite3
-import sys
 import time
 from array import array
-from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from itertools import groupby
-from operator import itemgetter
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, overload
 
 import structlog
 
-from vigild.storage.chunks import decode, encode
+from vigild.storage.chunks import encode
 from vigild.storage.file import Transaction
+from vigild.storage.history_reader import batches, raw_blocks, staged_slice
+from vigild.storage.history_tiers import (
+    FIVE_MINUTE,
+    GRACE,
+    HOUR_MS,
+    HOURLY,
+    RAW,
+    TIERS,
+    Retention,
+    Tier,
+    aggregate,
+    combine,
+    decode_buckets,
+    encode_buckets,
+)
 from vigild.storage.migrations import Migration, _statements, migrate
 
-__all__ = [
-    "GRACE",
-    "TIERS",
-    "Bucket",
-    "HistoryFile",
-    "HistoryReader",
-    "Retention",
-    "Tier",
-    "TierName",
-    "Values",
-    "aggregate",
-    "combine",
-]
+__all__ = ["HistoryFile"]
 
 log = structlog.get_logger("vigild")
-
-HOUR_MS = 3_600_000
-GRACE = 300_000
-"""Milliseconds after an hour's end before it is compacted: a cycle's late results."""
 
 COMPACT_SERIES = 2000
 """Series compacted together: bounds the values held in memory to about 2000 hours' worth."""
 EXPIRE_EVERY = 300_000
 """Milliseconds between looks for blocks past their tier's retention."""
-
-TierName = Literal["raw", "five_minute", "hourly"]
-
-
-@dataclass(frozen=True)
-class Tier:
-    name: TierName
-    number: int
-    """Its key in the file."""
-    step: int
-    """Milliseconds per bucket; 0 for raw values."""
-    span: int
-    """Milliseconds per block."""
-
-
-TIERS = (
-    Tier("raw", 0, 0, HOUR_MS),
-    Tier("five_minute", 1, 300_000, 24 * HOUR_MS),
-    Tier("hourly", 2, HOUR_MS, 240 * HOUR_MS),
-)
-RAW, FIVE_MINUTE, HOURLY = TIERS
-
-
-@dataclass(frozen=True, slots=True)
-class Bucket:
-    """The values of one step, ``start`` in milliseconds."""
-
-    start: int
-    min: float
-    max: float
-    sum: float
-    count: float
-    last: float
-
-    def columns(self) -> tuple[float, float, float, float, float]:
-        return self.min, self.max, self.sum, self.count, self.last
-
-
-class Values(NamedTuple):
-    """What ``HistoryReader.values`` found: raw (seconds, value) ``points`` when ``tier`` is
-    raw, else that tier's ``buckets``."""
-
-    tier: Tier
-    points: list[tuple[float, float]]
-    buckets: list[Bucket]
-
-
-class Retention(NamedTuple):
-    """Seconds each tier is kept, and the cap on the file's bytes."""
-
-    raw: float = 48 * 3600.0
-    five_minute: float = 35 * 86400.0
-    hourly: float = 400 * 86400.0
-    max_size: int = 2**30
-
-    def of(self, tier: Tier) -> float:
-        value: float = getattr(self, tier.name)
-        return value
-
-
-def _extreme(values: Sequence[float], pick: Callable[[Iterable[float]], float]) -> float:
-    # NaN is no smaller or larger than anything, so min() would depend on its place.
-    numbers = [v for v in values if not math.isnan(v)]
-    return pick(numbers) if numbers else math.nan
-
-
-def aggregate(times: Sequence[int], values: Sequence[float], step: int) -> list[Bucket]:
-    """Raw values (in time order) as buckets of ``step`` ms aligned on the epoch."""
-    buckets = []
-    # A NaN is rare: look once, and take the fast builtins when there is none.
-    low, high = (min, max) if not any(map(math.isnan, values)) else (_nan_min, _nan_max)
-    at = 0
-    count = len(times)
-    while at < count:
-        start = times[at] - times[at] % step
-        end = bisect_left(times, start + step, at)
-        chunk = values[at:end]
-        buckets.append(
-            Bucket(start, low(chunk), high(chunk), sum(chunk), float(end - at), chunk[-1])
-        )
-        at = end
-    return buckets
-
-
-def _nan_min(values: Sequence[float]) -> float:
-    return _extreme(values, min)
-
-
-def _nan_max(values: Sequence[float]) -> float:
-    return _extreme(values, max)
-
-
-def combine(buckets: Iterable[Bucket], step: int) -> list[Bucket]:
-    """Buckets (in time order) merged into coarser ones of ``step`` ms."""
-    merged = []
-    for start, group in groupby(buckets, lambda b: b.start // step):
-        chunk = list(group)
-        merged.append(
-            Bucket(
-                start * step,
-                _extreme([b.min for b in chunk], min),
-                _extreme([b.max for b in chunk], max),
-                sum(b.sum for b in chunk),
-                sum(b.count for b in chunk),
-                chunk[-1].last,
-            )
-        )
-    return merged
-
-
-def _buckets(block: bytes) -> list[Bucket]:
-    times, columns = decode(block)
-    return [Bucket(*row) for row in zip(times, *columns, strict=True)]
-
-
-def _encode_buckets(buckets: Sequence[Bucket]) -> bytes:
-    columns = [list(column) for column in zip(*(b.columns() for b in buckets), strict=True)]
-    return encode([b.start for b in buckets], columns)
-
-
-@overload
-def _batches(
-    db: sqlite3.Connection, where: str, args: tuple[int, ...], packed: Literal[True]
-) -> Iterator[tuple[int, bytes, array[int], array[float]]]: ...
-
-
-@overload
-def _batches(
-    db: sqlite3.Connection, where: str, args: tuple[int, ...], packed: Literal[False] = False
-) -> Iterator[tuple[int, array[int], array[int], array[float]]]: ...
-
-
-def _batches(
-    db: sqlite3.Connection, where: str, args: tuple[int, ...], packed: bool = False
-) -> Iterator[tuple[int, Any, array[int], array[float]]]:
-    """Staged batches as (row id, series ids, times, values), in the order they came;
-    ``packed`` leaves the series ids as bytes, for searching."""
-    for row, ids, times, values in db.execute(
-        f"SELECT id, series, times, vals FROM staged WHERE {where} ORDER BY id", args
-    ):
-        yield (
-            row,
-            ids if packed else array("q", ids),
-            array("q", times),
-            array("d", values),
-        )
-
 
 _MIGRATIONS: tuple[Migration, ...] = (
     _statements(
@@ -250,56 +94,6 @@ _MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX IF NOT EXISTS blocks_by_age ON blocks (tier, start)",
     ),
 )
-
-
-def _slice(
-    db: sqlite3.Connection, row: int, low: int, high: int
-) -> tuple[array[int], array[int], array[float]]:
-    """The values of series ``low`` to ``high`` (excluded) in staged batch ``row``, read
-    from the file without loading the whole batch."""
-    with db.blobopen("staged", "series", row, readonly=True) as ids:
-        count = len(ids) // 8
-
-        def first_at_least(key: int) -> int:
-            lo, hi = 0, count
-            while lo < hi:
-                mid = (lo + hi) // 2
-                ids.seek(8 * mid)
-                if int.from_bytes(ids.read(8), sys.byteorder, signed=True) < key:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            return lo
-
-        start, stop = first_at_least(low), first_at_least(high)
-        found_ids = array("q", _read(ids, start, stop))
-    with db.blobopen("staged", "times", row, readonly=True) as times:
-        found_times = array("q", _read(times, start, stop))
-    with db.blobopen("staged", "vals", row, readonly=True) as values:
-        found_values = array("d", _read(values, start, stop))
-    return found_ids, found_times, found_values
-
-
-def _read(blob: sqlite3.Blob, start: int, stop: int) -> bytes:
-    """Items ``start`` to ``stop`` of a blob of 8-byte items."""
-    blob.seek(8 * start)
-    return blob.read(8 * (stop - start))
-
-
-def _raw_blocks(
-    db: sqlite3.Connection, series: int, start: int, end: int
-) -> tuple[list[int], list[float]]:
-    times: list[int] = []
-    values: list[float] = []
-    for (data,) in db.execute(
-        "SELECT data FROM blocks WHERE series = ? AND tier = ? AND start >= ? AND start < ? "
-        "ORDER BY start",
-        (series, RAW.number, start, end),
-    ):
-        block_times, (block_values,) = decode(data)
-        times += block_times
-        values += block_values
-    return times, values
 
 
 class HistoryFile:
@@ -468,7 +262,7 @@ class HistoryFile:
                 for low in range(0, top + 1, COMPACT_SERIES):
                     by_series: dict[int, tuple[array[int], array[float]]] = {}
                     for row, _ in rows:
-                        ids, times, values = _slice(self.db, row, low, low + COMPACT_SERIES)
+                        ids, times, values = staged_slice(self.db, row, low, low + COMPACT_SERIES)
                         for series, t, value in zip(ids, times, values, strict=True):
                             if hour <= t < end:
                                 found = by_series.get(series)
@@ -480,7 +274,7 @@ class HistoryFile:
                         self._store_hour(series, hour, list(times), list(values))
                 for row, last in rows:
                     if last >= end:  # a batch across the hour's end keeps the rest staged
-                        _, ids, times, values = next(_batches(self.db, "id = ?", (row,)))
+                        _, ids, times, values = next(batches(self.db, "id = ?", (row,)))
                         kept = [i for i, t in enumerate(times) if t >= end]
                         self._stage(
                             array("q", (ids[i] for i in kept)),
@@ -525,17 +319,17 @@ class HistoryFile:
                     "AND start < ?",
                     (RAW.number, day, end),
                 ).fetchall():
-                    times, values = _raw_blocks(self.db, series, day, end)
+                    times, values = raw_blocks(self.db, series, day, end)
                     five = aggregate(times, values, FIVE_MINUTE.step)
-                    self._put(series, FIVE_MINUTE, day, _encode_buckets(five))
+                    self._put(series, FIVE_MINUTE, day, encode_buckets(five))
                     start = day - day % HOURLY.span
                     found = self.db.execute(
                         "SELECT data FROM blocks WHERE series = ? AND tier = ? AND start = ?",
                         (series, HOURLY.number, start),
                     ).fetchone()
-                    hourly = _buckets(found[0]) if found else []
+                    hourly = decode_buckets(found[0]) if found else []
                     hourly += combine(five, HOURLY.step)
-                    self._put(series, HOURLY, start, _encode_buckets(hourly))
+                    self._put(series, HOURLY, start, encode_buckets(hourly))
                 self._set_meta("rolled", end)
 
     def _put(self, series: int, tier: Tier, start: int, data: bytes) -> None:
@@ -606,131 +400,3 @@ class HistoryFile:
                     blocks=gone,
                     max_size=self.retention.max_size,
                 )
-
-
-class HistoryReader:
-    """Reads of the history file, on a read-only connection of their own.
-
-    The two questions SLOs, forecasts and backtests ask: ``values`` of a metric
-    of a target between two times at the finest tier that holds them, and
-    ``aggregates`` of it per step.
-    """
-
-    def __init__(self, path: Path, retention: Retention) -> None:
-        self.retention = retention
-        self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
-        self.empty = not self.db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'blocks'"
-        ).fetchone()
-        """The writer has not made its tables yet: nothing to read."""
-
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> HistoryReader:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-    def tier_for(self, start: float, now: float) -> Tier:
-        """The finest tier that still holds ``start`` (seconds)."""
-        for tier in TIERS:
-            kept_from = (now - self.retention.of(tier)) * 1000
-            row = self.db.execute(
-                "SELECT value FROM meta WHERE key = ?", (f"evicted:{tier.name}",)
-            ).fetchone()
-            if row is not None:
-                kept_from = max(kept_from, int(row[0]))
-            if start * 1000 >= kept_from:
-                return tier
-        return HOURLY
-
-    def _series(self, target: str, metric: str) -> int | None:
-        row = self.db.execute(
-            "SELECT id FROM series WHERE target = ? AND metric = ?", (target, metric)
-        ).fetchone()
-        return None if row is None else int(row[0])
-
-    def _raw(self, series: int, start: int, end: int) -> Iterator[tuple[int, float]]:
-        """Raw values with ``start <= t < end`` (ms), from blocks then from the staged rows."""
-        for (data,) in self.db.execute(
-            "SELECT data FROM blocks WHERE series = ? AND tier = 0 AND start > ? AND start < ? "
-            "ORDER BY start",
-            (series, start - RAW.span, end),
-        ):
-            times, (values,) = decode(data)
-            for t, v in zip(times, values, strict=True):
-                if start <= t < end:
-                    yield t, v
-        yield from self._staged(series, start, end)
-
-    def _staged(self, series: int, start: int, end: int) -> Iterator[tuple[int, float]]:
-        found = []
-        key = array("q", [series]).tobytes()
-        where = "last >= ? AND first < ?"
-        for _, ids, times, values in _batches(self.db, where, (start, end), packed=True):
-            # The series' places in the batch, found by bytes.find rather than a loop.
-            at = ids.find(key)
-            while at != -1:
-                if at % 8 == 0:
-                    t = times[at // 8]
-                    if start <= t < end:
-                        found.append((t, values[at // 8]))
-                at = ids.find(key, at + 1)
-        found.sort(key=itemgetter(0))
-        return iter(found)
-
-    def _stored_buckets(self, series: int, tier: Tier, start: int, end: int) -> list[Bucket]:
-        # Days not rolled up yet are raw only (whole days, so no bucket is part stored,
-        # part raw): aggregated here the same way.
-        row = self.db.execute("SELECT value FROM meta WHERE key = 'rolled'").fetchone()
-        rolled = max(start, int(row[0]) if row else start)
-        found = self._blocks(series, tier, start, min(end, rolled))
-        recent = list(self._raw(series, rolled, end))
-        if recent:
-            five = aggregate([t for t, _ in recent], [v for _, v in recent], FIVE_MINUTE.step)
-            found.extend(five if tier is FIVE_MINUTE else combine(five, HOURLY.step))
-        return found
-
-    def _blocks(self, series: int, tier: Tier, start: int, end: int) -> list[Bucket]:
-        found: list[Bucket] = []
-        if start >= end:
-            return found
-        for (data,) in self.db.execute(
-            "SELECT data FROM blocks WHERE series = ? AND tier = ? AND start > ? AND start < ? "
-            "ORDER BY start",
-            (series, tier.number, start - tier.span, end),
-        ):
-            found.extend(b for b in _buckets(data) if start <= b.start < end)
-        return found
-
-    def values(self, target: str, metric: str, start: float, end: float, *, now: float) -> Values:
-        """``metric`` of ``target`` from ``start`` to ``end`` (seconds, end excluded) at
-        the finest tier that holds ``start``: raw points, or that tier's buckets."""
-        if self.empty:
-            return Values(RAW, [], [])
-        tier = self.tier_for(start, now)
-        series = self._series(target, metric)
-        if series is None:
-            return Values(tier, [], [])
-        first, last = int(start * 1000), int(end * 1000)
-        if tier is RAW:
-            return Values(tier, [(t / 1000, v) for t, v in self._raw(series, first, last)], [])
-        return Values(tier, [], self._stored_buckets(series, tier, first, last))
-
-    def aggregates(
-        self, target: str, metric: str, start: float, end: float, step: float, *, now: float
-    ) -> tuple[Tier, int, list[Bucket]]:
-        """``metric`` of ``target`` in buckets of ``step`` seconds (at least the tier's),
-        aligned on the epoch: (tier read, step in ms, buckets)."""
-        tier = RAW if self.empty else self.tier_for(start, now)
-        step_ms = max(int(step * 1000), tier.step, 1)
-        series = None if self.empty else self._series(target, metric)
-        if series is None:
-            return tier, step_ms, []
-        first, last = int(start * 1000), int(end * 1000)
-        if tier is RAW:
-            raw = list(self._raw(series, first, last))
-            return tier, step_ms, aggregate([t for t, _ in raw], [v for _, v in raw], step_ms)
-        return tier, step_ms, combine(self._stored_buckets(series, tier, first, last), step_ms)

@@ -10,7 +10,8 @@ from vigild.config import HistoryConfig
 from vigild.daemon.recorder import QUEUE_BATCHES, HistoryWriter
 from vigild.events import CycleCompleted, ProbeResult
 from vigild.model import Observation
-from vigild.storage.history_file import HistoryReader, Retention
+from vigild.storage.history_reader import HistoryReader
+from vigild.storage.history_tiers import Retention
 
 START = 1_800_000_000.0
 

@@ -8,14 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from vigild.storage.history_file import (
-    COMPACT_SERIES,
-    Bucket,
-    HistoryFile,
-    HistoryReader,
-    Retention,
-    aggregate,
-)
+from vigild.storage.history_file import COMPACT_SERIES, HistoryFile
+from vigild.storage.history_reader import HistoryReader
+from vigild.storage.history_tiers import Bucket, Retention, aggregate
 from vigild.testing import FakeClock
 
 START = 1_800_000_000.0  # a whole hour

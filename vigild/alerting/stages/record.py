@@ -18,7 +18,7 @@ from vigild.alerting.stages.base import Batch
 from vigild.storage.alerts import AlertRow
 from vigild.storage.database import Database
 
-__all__ = ["Recorder"]
+__all__ = ["Recorder", "Rehearsal"]
 
 log = structlog.get_logger("vigild.engine")
 
@@ -33,24 +33,12 @@ class Recorder:
         if not batch.touched and not batch.notifications:
             return batch
         previously = [(alert, name, alert.told.get(name)) for alert, name, _ in batch.told]
-        for alert, name, told in batch.told:
-            _apply_told(alert, name, told)
-        upserts: list[AlertRow] = []
-        deleted: list[Alert] = []
-        deletes: list[str] = []
         try:
-            for alert in batch.touched:
-                for stale in alert.told.keys() - self._notifiers:
-                    del alert.told[stale]
-                if alert.replaced is not None:
-                    deletes.append(alert.replaced)
-                if alert.idle(batch.now):
-                    deleted.append(alert)
-                    deletes.append(alert.fingerprint)
-                else:
-                    upserts.append(
-                        AlertRow(alert.fingerprint, alert.target, alert.metric, alert.to_json())
-                    )
+            kept, deleted, deletes = _settle(batch, self._notifiers)
+            upserts = [
+                AlertRow(alert.fingerprint, alert.target, alert.metric, alert.to_json())
+                for alert in kept
+            ]
             self._db.write(
                 self._db.alerts.save(upserts, deletes),
                 self._db.outbox.queue(
@@ -76,6 +64,41 @@ class Recorder:
                     kind=event.kind,
                 )
         return batch
+
+
+class Rehearsal:
+    """The record stage of a replay (``vigild backtest``): the alerts move on and the
+    notifiers are told, as if recorded; nothing is written."""
+
+    def __init__(self, notifiers: Iterable[str]) -> None:
+        self._notifiers = set(notifiers)
+
+    def __call__(self, batch: Batch) -> Batch:
+        _, batch.deleted, _ = _settle(batch, self._notifiers)
+        for alert in batch.touched:
+            alert.replaced = None
+        return batch
+
+
+def _settle(batch: Batch, notifiers: set[str]) -> tuple[list[Alert], list[Alert], list[str]]:
+    """Apply what the notifiers are told; then (alerts to keep, idle alerts to forget,
+    fingerprints the state file no longer keeps)."""
+    for alert, name, told in batch.told:
+        _apply_told(alert, name, told)
+    kept: list[Alert] = []
+    idle: list[Alert] = []
+    deletes: list[str] = []
+    for alert in batch.touched:
+        for stale in alert.told.keys() - notifiers:
+            del alert.told[stale]
+        if alert.replaced is not None:
+            deletes.append(alert.replaced)
+        if alert.idle(batch.now):
+            idle.append(alert)
+            deletes.append(alert.fingerprint)
+        else:
+            kept.append(alert)
+    return kept, idle, deletes
 
 
 def _apply_told(alert: Alert, notifier: str, told: tuple[str, float] | None) -> None:

@@ -1,0 +1,155 @@
+"""The metrics history's tiers and buckets: what each tier keeps, how values become
+five-minute and hourly buckets (min, max, sum, count, last), and a block of buckets
+as bytes. Pure: ``history_file`` writes them, ``history_reader`` reads them."""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from itertools import groupby
+from typing import Literal, NamedTuple
+
+from vigild.storage.chunks import decode, encode
+
+__all__ = [
+    "FIVE_MINUTE",
+    "GRACE",
+    "HOURLY",
+    "HOUR_MS",
+    "RAW",
+    "TIERS",
+    "Bucket",
+    "Retention",
+    "Tier",
+    "TierName",
+    "Values",
+    "aggregate",
+    "combine",
+    "decode_buckets",
+    "encode_buckets",
+]
+
+HOUR_MS = 3_600_000
+GRACE = 300_000
+"""Milliseconds after an hour's end before it is compacted: a cycle's late results."""
+
+
+TierName = Literal["raw", "five_minute", "hourly"]
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: TierName
+    number: int
+    """Its key in the file."""
+    step: int
+    """Milliseconds per bucket; 0 for raw values."""
+    span: int
+    """Milliseconds per block."""
+
+
+TIERS = (
+    Tier("raw", 0, 0, HOUR_MS),
+    Tier("five_minute", 1, 300_000, 24 * HOUR_MS),
+    Tier("hourly", 2, HOUR_MS, 240 * HOUR_MS),
+)
+RAW, FIVE_MINUTE, HOURLY = TIERS
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """The values of one step, ``start`` in milliseconds."""
+
+    start: int
+    min: float
+    max: float
+    sum: float
+    count: float
+    last: float
+
+    def columns(self) -> tuple[float, float, float, float, float]:
+        return self.min, self.max, self.sum, self.count, self.last
+
+
+class Values(NamedTuple):
+    """What ``HistoryReader.values`` found: raw (seconds, value) ``points`` when ``tier`` is
+    raw, else that tier's ``buckets``."""
+
+    tier: Tier
+    points: list[tuple[float, float]]
+    buckets: list[Bucket]
+
+
+class Retention(NamedTuple):
+    """Seconds each tier is kept, and the cap on the file's bytes."""
+
+    raw: float = 48 * 3600.0
+    five_minute: float = 35 * 86400.0
+    hourly: float = 400 * 86400.0
+    max_size: int = 2**30
+
+    def of(self, tier: Tier) -> float:
+        value: float = getattr(self, tier.name)
+        return value
+
+
+def _extreme(values: Sequence[float], pick: Callable[[Iterable[float]], float]) -> float:
+    # NaN is no smaller or larger than anything, so min() would depend on its place.
+    numbers = [v for v in values if not math.isnan(v)]
+    return pick(numbers) if numbers else math.nan
+
+
+def aggregate(times: Sequence[int], values: Sequence[float], step: int) -> list[Bucket]:
+    """Raw values (in time order) as buckets of ``step`` ms aligned on the epoch."""
+    buckets = []
+    # A NaN is rare: look once, and take the fast builtins when there is none.
+    low, high = (min, max) if not any(map(math.isnan, values)) else (_nan_min, _nan_max)
+    at = 0
+    count = len(times)
+    while at < count:
+        start = times[at] - times[at] % step
+        end = bisect_left(times, start + step, at)
+        chunk = values[at:end]
+        buckets.append(
+            Bucket(start, low(chunk), high(chunk), sum(chunk), float(end - at), chunk[-1])
+        )
+        at = end
+    return buckets
+
+
+def _nan_min(values: Sequence[float]) -> float:
+    return _extreme(values, min)
+
+
+def _nan_max(values: Sequence[float]) -> float:
+    return _extreme(values, max)
+
+
+def combine(buckets: Iterable[Bucket], step: int) -> list[Bucket]:
+    """Buckets (in time order) merged into coarser ones of ``step`` ms."""
+    merged = []
+    for start, group in groupby(buckets, lambda b: b.start // step):
+        chunk = list(group)
+        merged.append(
+            Bucket(
+                start * step,
+                _extreme([b.min for b in chunk], min),
+                _extreme([b.max for b in chunk], max),
+                sum(b.sum for b in chunk),
+                sum(b.count for b in chunk),
+                chunk[-1].last,
+            )
+        )
+    return merged
+
+
+def decode_buckets(block: bytes) -> list[Bucket]:
+    times, columns = decode(block)
+    return [Bucket(*row) for row in zip(times, *columns, strict=True)]
+
+
+def encode_buckets(buckets: Sequence[Bucket]) -> bytes:
+    columns = [list(column) for column in zip(*(b.columns() for b in buckets), strict=True)]
+    return encode([b.start for b in buckets], columns)
