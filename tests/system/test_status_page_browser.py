@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 from browser import browser, chromium, png_colours
+from history_files import wait_recorded
 from process import Daemon, environment
 from targets import TargetServer, closed_port
 
@@ -47,6 +48,7 @@ url = "http://127.0.0.1:{closed_port()}/health?token=${{TOKEN}}"
         if all(t["observation"] for t in (await daemon.status())["targets"]):
             break
         await asyncio.sleep(0.05)
+    await wait_recorded(daemon, ["healthy", "failing"])  # the sparklines read the history
 
     async with browser(tmp_path / "profile") as page:
         await page.open(daemon.base + "/", WIDTH, HEIGHT)

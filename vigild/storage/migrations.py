@@ -102,6 +102,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     _add_columns(
         "action_runs", (("timeout", "REAL"), ("pgid", "INTEGER"), ("process_started", "REAL"))
     ),
+    # 5: the status page reads the metrics history file; its own buckets go
+    _statements("DROP TABLE IF EXISTS history"),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
