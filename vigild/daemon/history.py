@@ -16,12 +16,13 @@ from array import array
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import structlog
 
 from vigild.storage.history_file import FIVE_MINUTE, HOURLY, Bucket, HistoryReader, Retention
 
-__all__ = ["BUCKET", "HOURS", "SLOTS", "WEEK", "PageHistory", "Point", "Recent", "Series"]
+__all__ = ["BUCKET", "HOURS", "SLOTS", "WEEK", "PageHistory", "Points", "Recent", "Series"]
 
 log = structlog.get_logger("vigild")
 
@@ -40,23 +41,24 @@ METRICS = ("up", "latency_seconds")
 """What the page draws: ``latency_seconds`` is what http and tcp probes measure."""
 
 
-@dataclass(frozen=True, slots=True)
-class Point:
-    """One bucket as the page draws it."""
+class Points(NamedTuple):
+    """Buckets as columns, oldest first: at 10,000 targets an object per bucket would cost
+    more than the rest of the page."""
 
-    latency: float | None
-    """The slowest reading in the bucket, None when none had a latency."""
-    up: float
-    """Fraction of the bucket's probes that found the target up."""
-    probes: int
+    latency: Sequence[float]
+    """The slowest reading per bucket; 0 where none had a latency."""
+    probes: Sequence[int]
+    """0 where nothing was probed."""
+    up: Sequence[int]
+    """Probes that found the target up."""
 
 
 @dataclass(frozen=True, slots=True)
 class Recent:
     """What the page shows of one target's history."""
 
-    points: list[Point | None]
-    """The last ``SLOTS`` buckets, oldest first; None where nothing was probed."""
+    points: Points
+    """The last ``SLOTS`` buckets."""
     week: tuple[int, int]
     """(probes up, probes) in the last seven days."""
 
@@ -150,23 +152,19 @@ class PageHistory:
         shown = set(targets)
         for name in [n for n in self.series if n not in shown]:
             del self.series[name]
+        split = start * BUCKET
         if last is None:
-            # The week from the hourly tier, and 24 h of five-minute buckets.
-            for target, _, buckets in reader.every_target(
-                HOURLY, ("up",), hour_from * HOUR, settled * BUCKET
-            ):
+            # The week before the 24 h from the hourly tier, to a whole hour; the rest from
+            # five-minute buckets, so no raw value is read twice.
+            split -= split % HOUR
+            for target, _, buckets in reader.every_target(HOURLY, ("up",), hour_from * HOUR, split):
                 self._add_hours(target, buckets)
-            for target, metric, buckets in reader.every_target(
-                FIVE_MINUTE, METRICS, start * BUCKET, settled * BUCKET
-            ):
-                self._add_buckets(target, metric, buckets)
-        else:
-            for target, metric, buckets in reader.every_target(
-                FIVE_MINUTE, METRICS, start * BUCKET, settled * BUCKET
-            ):
-                self._add_buckets(target, metric, buckets)
-                if metric == "up":
-                    self._add_hours(target, buckets)
+        for target, metric, buckets in reader.every_target(
+            FIVE_MINUTE, METRICS, split, settled * BUCKET
+        ):
+            self._add_buckets(target, metric, buckets, start)
+            if metric == "up":
+                self._add_hours(target, buckets)
         self._settled = settled
 
     def _series(self, target: str) -> Series:
@@ -175,10 +173,14 @@ class PageHistory:
             series = self.series[target] = Series()
         return series
 
-    def _add_buckets(self, target: str, metric: str, buckets: Iterable[Bucket]) -> None:
+    def _add_buckets(self, target: str, metric: str, buckets: Iterable[Bucket], since: int) -> None:
+        """Into the 24 h ring: the buckets from ``since`` on (older ones' slots are newer's)."""
         series = self._series(target)
         for b in buckets:
-            slot = int(b.start // 1000 // BUCKET) % SLOTS
+            bucket = int(b.start // 1000 // BUCKET)
+            if bucket < since:
+                continue
+            slot = bucket % SLOTS
             if metric == "up":
                 series.probes[slot] = min(int(b.count), 0xFFFF)
                 series.up[slot] = min(int(b.sum), 0xFFFF)
@@ -193,27 +195,25 @@ class PageHistory:
             series.hour_up[slot] += int(b.sum)
 
     def _recent(self, target: str, overlay: _Overlay, now: float) -> Recent:
-        series = self.series.get(target)
         newest = bucket_of(now)
         settled = self._settled if self._settled is not None else newest - SETTLED + 1
-        points: list[Point | None] = []
-        for bucket in range(newest - SLOTS + 1, newest + 1):
-            if bucket >= settled:
-                up, probes = overlay.up.get((target, bucket), (0, 0))
-                latency = overlay.latency.get((target, bucket))
-            elif series is None:
-                up = probes = 0
-                latency = None
-            else:
-                slot = bucket % SLOTS
-                up, probes = series.up[slot], series.probes[slot]
-                latency = float(series.latency[slot]) or None
-            points.append(None if probes == 0 else Point(latency, up / probes, probes))
+        series = self.series.get(target)
+        # The ring turned so its oldest shown bucket comes first: slices, not a loop.
+        oldest = (newest + 1) % SLOTS
+        if series is None:
+            latency, probes, up = [0.0] * SLOTS, [0] * SLOTS, [0] * SLOTS
+        else:
+            latency = (series.latency[oldest:] + series.latency[:oldest]).tolist()
+            probes = (series.probes[oldest:] + series.probes[:oldest]).tolist()
+            up = (series.up[oldest:] + series.up[:oldest]).tolist()
         week_up = week_probes = 0
         if series is not None:
             week_up, week_probes = sum(series.hour_up), sum(series.hour_probes)
-        for bucket in range(settled, newest + 1):
-            up, probes = overlay.up.get((target, bucket), (0, 0))
-            week_up += up
-            week_probes += probes
-        return Recent(points, (week_up, week_probes))
+        # Buckets not settled into the ring: what this render read, or nothing.
+        for bucket in range(max(settled, newest - SLOTS + 1), newest + 1):
+            at = bucket - newest - 1
+            up[at], probes[at] = overlay.up.get((target, bucket), (0, 0))
+            latency[at] = overlay.latency.get((target, bucket), 0.0)
+            week_up += up[at]
+            week_probes += probes[at]
+        return Recent(Points(latency, probes, up), (week_up, week_probes))

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
-from vigild.daemon.history import BUCKET, SLOTS, WEEK, PageHistory, Point, Recent
+from vigild.daemon.history import BUCKET, SLOTS, WEEK, PageHistory, Points, Recent
 from vigild.daemon.sparklines import (
     HOURS,
     SPARK_HEIGHT,
@@ -302,41 +302,46 @@ def _row(entry: dict[str, Any], recent: Recent, levels: TargetLevels, now: float
     )
 
 
-def _points(up: list[Bucket], latency: list[Bucket], start: float) -> list[Point | None]:
-    """``WEEK_SLOTS`` buckets from ``start`` (seconds), oldest first, None where not probed."""
-    points: list[Point | None] = [None] * WEEK_SLOTS
+def _points(up: list[Bucket], latency: list[Bucket], start: float) -> Points:
+    """``WEEK_SLOTS`` buckets from ``start`` (seconds)."""
     first = int(start // BUCKET)
-    slowest = {int(b.start / 1000 // BUCKET): b.max for b in latency}
+    slowest = [0.0] * WEEK_SLOTS
+    probes = [0] * WEEK_SLOTS
+    ups = [0] * WEEK_SLOTS
     for b in up:
-        at = int(b.start / 1000 // BUCKET)
-        if 0 <= at - first < WEEK_SLOTS and b.count:
-            reading = slowest.get(at)
-            late = reading if reading is not None and reading > 0 else None
-            points[at - first] = Point(late, b.sum / b.count, int(b.count))
-    return points
+        at = int(b.start / 1000 // BUCKET) - first
+        if 0 <= at < WEEK_SLOTS:
+            probes[at], ups[at] = int(b.count), int(b.sum)
+    for b in latency:
+        at = int(b.start / 1000 // BUCKET) - first
+        if 0 <= at < WEEK_SLOTS:
+            slowest[at] = max(b.max, 0.0)
+    return Points(slowest, probes, ups)
 
 
-def _week(entry: dict[str, Any], points: list[Point | None], start: float, now: float) -> Week:
+def _week(entry: dict[str, Any], points: Points, start: float, now: float) -> Week:
     days: list[Day] = []
-    by_day = itertools.groupby(
-        enumerate(points), key=lambda item: time.localtime(start + item[0] * BUCKET)[:3]
-    )
-    for _, group in by_day:
-        items = list(group)
-        shown = [p for _, p in items if p is not None]
-        down = [at for at, p in items if p is not None and p.up < 1.0]
-        slowest = max((p.latency for p in shown if p.latency is not None), default=None)
+    at = 0
+    for _, group in itertools.groupby(
+        range(WEEK_SLOTS), key=lambda x: time.localtime(start + x * BUCKET)[:3]
+    ):
+        day = slice(at, at + len(list(group)))
+        probes, up = sum(points.probes[day]), sum(points.up[day])
+        down = [x for x in range(day.start, day.stop) if points.up[x] < points.probes[x]]
+        slowest = max(points.latency[day])
         days.append(
             Day(
-                date=time.strftime("%a %d %b", time.localtime(start + items[0][0] * BUCKET)),
-                uptime=fraction(sum(p.up * p.probes for p in shown), sum(p.probes for p in shown)),
-                slowest="-" if slowest is None else seconds(slowest),
+                date=time.strftime("%a %d %b", time.localtime(start + at * BUCKET)),
+                uptime=fraction(up, probes),
+                slowest=seconds(slowest) if slowest > 0 else "-",
                 down=clock_time(start + down[-1] * BUCKET, now) if down else "",
             )
         )
+        at = day.stop
     days.reverse()  # today first, as a person looks for it
+    last_day = Points(points.latency[-SLOTS:], points.probes[-SLOTS:], points.up[-SLOTS:])
     return Week(
-        row=_row(entry, Recent(points[-SLOTS:], (0, 0)), {}, now),
+        row=_row(entry, Recent(last_day, (0, 0)), {}, now),
         latency=latency_line(points, span="7 d"),
         strip=up_strip(points, now, span="7 d"),
         days=days,

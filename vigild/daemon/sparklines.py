@@ -1,5 +1,5 @@
 """The sparklines of the status page and the 7-day view: latency as an SVG path, up and
-down as coloured runs, and the uptime under them, from five-minute ``Point``s."""
+down as coloured runs, and the uptime under them, from five-minute ``Points``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup
 
-from vigild.daemon.history import BUCKET, SLOTS, WEEK, Point
+from vigild.daemon.history import BUCKET, SLOTS, WEEK, Points
 from vigild.wording import clock_time, seconds
 
 __all__ = [
@@ -70,14 +70,12 @@ def fraction(up: float, probes: float) -> str:
     return percent(up / probes) if probes else ""
 
 
-def latency_line(points: Sequence[Point | None], span: str = f"{HOURS} h") -> Line:
+def latency_line(points: Points, span: str = f"{HOURS} h") -> Line:
     """The slowest reading per bucket as a line; gaps where nothing was measured."""
-    values = [p.latency if p is not None else None for p in points]
-    # A Point's latency is None or above 0, so filter(None, ...) keeps exactly the readings.
-    top = max(filter(None, values), default=None)
-    if top is None:
+    top = max(points.latency)
+    if top <= 0:
         return Line(Markup(""), f"no latency readings in the last {span}")
-    return Line(_path(values, top), f"latency, slowest per 5 min; peak {seconds(top)}")
+    return Line(_path(points.latency, top), f"latency, slowest per 5 min; peak {seconds(top)}")
 
 
 _AT = [f"{x} " for x in range(WEEK_SLOTS)]
@@ -85,14 +83,15 @@ _TENTHS = [f"{tenths / 10:.1f}" for tenths in range(SPARK_HEIGHT * 10 + 1)]
 """Every y a path uses, spelt once: formatting a float per bucket costs more than all else."""
 
 
-def _path(values: Sequence[float | None], top: float) -> Markup:
+def _path(values: Sequence[float], top: float) -> Markup:
     # Leave a pixel at top and bottom so the stroke is not clipped.
     scale = (SPARK_HEIGHT - 2) / top
     bottom = SPARK_HEIGHT - 1
-    # One comprehension ("" in a gap), then one string per stretch between gaps: at 10,000
-    # targets of 288 buckets, the work per bucket is most of the page's render time.
+    # One comprehension ("" in a gap: no reading is 0), then one string per stretch
+    # between gaps: at 10,000 targets of 288 buckets, the work per bucket is most of the
+    # page's render time.
     points = [
-        "" if v is None else _AT[x] + _TENTHS[int((bottom - v * scale) * 10 + 0.5)]
+        "" if v <= 0 else _AT[x] + _TENTHS[int((bottom - v * scale) * 10 + 0.5)]
         for x, v in enumerate(values)
     ]
     commands = []
@@ -104,7 +103,7 @@ def _path(values: Sequence[float | None], top: float) -> Markup:
     return Markup("".join(commands))
 
 
-def up_strip(points: Sequence[Point | None], now: float, span: str = f"{HOURS} h") -> Strip:
+def up_strip(points: Points, now: float, span: str = f"{HOURS} h") -> Strip:
     """Up/down per bucket as coloured runs. A bucket with any failed probe is down: a
     one-minute outage is a fifth of a bucket and must not vanish into green."""
     # Down runs are drawn last, so a down bucket's wider mark lies over its neighbours.
@@ -112,7 +111,7 @@ def up_strip(points: Sequence[Point | None], now: float, span: str = f"{HOURS} h
     down: list[str] = []
     last_down = -1
     x = 0
-    kinds = [None if p is None else p.up >= 1.0 for p in points]
+    kinds = [None if n == 0 else u >= n for n, u in zip(points.probes, points.up, strict=True)]
     for all_up, run in itertools.groupby(kinds):
         width = len(list(run))
         if all_up is not None:
@@ -130,15 +129,15 @@ def up_strip(points: Sequence[Point | None], now: float, span: str = f"{HOURS} h
     shown = percent(fraction)
     title = f"up {shown} of the last {span}"
     if last_down >= 0:
-        bucket = int(now // BUCKET) - len(points) + 1 + last_down
+        bucket = int(now // BUCKET) - len(kinds) + 1 + last_down
         title += f"; last down at {clock_time(bucket * BUCKET, now)}"
     return Strip(rects, shown, title)
 
 
-def uptime(points: Sequence[Point | None]) -> float | None:
+def uptime(points: Points) -> float | None:
     """The fraction of probes that found the target up; None: never probed."""
-    probes = sum(p.probes for p in points if p is not None)
-    return sum(p.up * p.probes for p in points if p is not None) / probes if probes else None
+    probes = sum(points.probes)
+    return sum(points.up) / probes if probes else None
 
 
 def percent(fraction: float) -> str:

@@ -15,7 +15,7 @@ from vigild.alerting.pipeline import flush
 from vigild.alerting.silences import Silences
 from vigild.assembly import load
 from vigild.config import SilenceConfig
-from vigild.daemon.history import BUCKET, SLOTS, WEEK, PageHistory, Point, Series
+from vigild.daemon.history import BUCKET, SLOTS, WEEK, PageHistory, Points, Series
 from vigild.daemon.page import refresh_seconds, render, render_week, snapshot, week
 from vigild.daemon.sparklines import latency_line, up_strip, uptime
 from vigild.events import ProbeResult
@@ -27,6 +27,8 @@ from vigild.testing import FakeClock
 from vigild.thresholds import evaluate
 
 START = 1_800_000_000.0  # on a bucket boundary: 1.8e9 / 300 is whole
+NONE = Points([0.0] * SLOTS, [0] * SLOTS, [0] * SLOTS)
+"""A day without a probe."""
 
 
 def reading(target: str, at: float, *, up: bool = True, latency: float = 0.05) -> Observation:
@@ -48,11 +50,9 @@ def test_a_bucket_keeps_the_slowest_reading_and_the_fraction_up(tmp_path: Path) 
         recorded.record([reading("api", START + at, up=up, latency=latency)])
     [recent] = recorded.page().recent(["api"], START + 100)
     points = recent.points
-    assert len(points) == SLOTS
-    assert points[:-1] == [None] * (SLOTS - 1)
-    newest = points[-1]
-    assert newest is not None
-    assert abs((newest.latency or 0) - 0.4) < 1e-6 and newest.up == 0.75 and newest.probes == 4
+    assert len(points.latency) == len(points.probes) == len(points.up) == SLOTS
+    assert points.probes[:-1] == [0] * (SLOTS - 1)
+    assert abs(points.latency[-1] - 0.4) < 1e-6 and (points.up[-1], points.probes[-1]) == (3, 4)
     assert recent.week == (3, 4)
     assert uptime(points) == 0.75
 
@@ -77,7 +77,7 @@ def test_read_piece_by_piece_it_shows_what_one_read_of_the_file_shows(tmp_path: 
     now = clock()
     assert kept.recent(names, now) == recorded.page().recent(names, now)
     api = kept.recent(names, now)[0]
-    assert all(p is not None for p in api.points[:-1])  # the open bucket has no probe yet
+    assert all(api.points.probes[:-1])  # the open bucket has no probe yet
     assert api.week == (30 * 60 - 19, 30 * 60)
 
 
@@ -95,7 +95,7 @@ def test_memory_is_fixed_however_long_it_runs(tmp_path: Path) -> None:
     assert len(sizes) == 1
     assert sizes.pop() <= 3700  # per target: 10,000 targets stay under 40 MB
     [recent] = page.recent(["api"], clock())
-    assert all(p is not None for p in recent.points[:-1])  # full, and only 24 h deep
+    assert all(recent.points.probes[:-1])  # full, and only 24 h deep
 
 
 def test_buckets_skipped_while_nothing_was_probed_are_gaps(tmp_path: Path) -> None:
@@ -104,11 +104,11 @@ def test_buckets_skipped_while_nothing_was_probed_are_gaps(tmp_path: Path) -> No
     recorded.record([reading("api", START + 10 * BUCKET)])
     page = recorded.page()
     [recent] = page.recent(["api"], START + 10 * BUCKET)
-    assert [p is not None for p in recent.points[-11:]] == [True] + [False] * 9 + [True]
+    assert [n > 0 for n in recent.points.probes[-11:]] == [True] + [False] * 9 + [True]
     # A day later, the ring has wrapped: the old readings are gone, not shown as new; the
     # week still counts them, until it too is over.
     [later] = page.recent(["api"], START + SLOTS * BUCKET + 11 * BUCKET)
-    assert later.points == [None] * SLOTS and later.week == (2, 2)
+    assert later.points == NONE and later.week == (2, 2)
     [gone] = page.recent(["api"], START + WEEK + 11 * BUCKET)
     assert gone.week == (0, 0)
 
@@ -123,11 +123,12 @@ def test_settled_buckets_are_kept_and_only_the_last_two_are_read_again(tmp_path:
     page = recorded.page()
     before = page.recent(["api"], clock())[0].points
     # Six buckets of five probes each, and the new bucket, empty.
-    assert [p.up if p else None for p in before[-7:]] == [1.0, 1.0, 1.0, 0.0, 0.0, 0.0, None]
+    assert before.up[-7:] == [5, 5, 5, 0, 0, 0, 0]
+    assert before.probes[-7:] == [5, 5, 5, 5, 5, 5, 0]
     # Without the file (moved aside by the writer), the settled buckets still show.
     (tmp_path / "h.db").rename(tmp_path / "aside.db")
     after = page.recent(["api"], clock())[0].points
-    assert after[:-2] == before[:-2] and after[-2:] == [None, None]
+    assert after.probes[:-2] == before.probes[:-2] and after.probes[-2:] == [0, 0]
 
 
 def test_the_week_counts_the_probes_of_the_last_seven_days(tmp_path: Path) -> None:
@@ -152,7 +153,7 @@ def test_the_week_counts_the_probes_of_the_last_seven_days(tmp_path: Path) -> No
 
 def test_a_missing_file_shows_no_history() -> None:
     [recent] = PageHistory(Path("/nonexistent/h.db"), Retention()).recent(["api"], START)
-    assert recent.points == [None] * SLOTS and recent.week == (0, 0)
+    assert recent.points == NONE and recent.week == (0, 0)
 
 
 def test_targets_no_longer_shown_are_forgotten(tmp_path: Path) -> None:
@@ -365,12 +366,13 @@ def _no_reader() -> HistoryReader:
 
 
 def test_sparklines_draw_gaps_and_merge_runs() -> None:
-    points: list[Point | None] = [None] * SLOTS
+    latency, probes, up = [0.0] * SLOTS, [0] * SLOTS, [0] * SLOTS
     for x in range(100, 150):
-        points[x] = Point(0.1 + x / 1000, 1.0, 10)
+        latency[x], probes[x], up[x] = 0.1 + x / 1000, 10, 10
     for x in range(160, 170):
-        points[x] = Point(None, 0.0, 10)
-    points[200] = Point(0.3, 0.5, 10)
+        probes[x] = 10
+    latency[200], probes[200], up[200] = 0.3, 10, 5
+    points = Points(latency, probes, up)
     line = latency_line(points)
     assert "peak 300 ms" in line.title
     assert line.path.count("M") == 2  # two stretches with latency, a gap between
@@ -382,7 +384,7 @@ def test_sparklines_draw_gaps_and_merge_runs() -> None:
         ("down", "160", "10"),
         ("down", "200", "1"),
     ]
-    empty = latency_line([None] * SLOTS)
+    empty = latency_line(NONE)
     assert empty.path == "" and "no latency readings" in empty.title
 
 

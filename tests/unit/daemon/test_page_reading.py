@@ -15,7 +15,7 @@ from vigild.alerting.pipeline import flush
 from vigild.alerting.silences import Silences
 from vigild.assembly import load
 from vigild.config import SilenceConfig
-from vigild.daemon.history import BUCKET, SLOTS, WEEK, Point
+from vigild.daemon.history import BUCKET, SLOTS, WEEK, Points
 from vigild.daemon.page import refresh_seconds, render, render_week, snapshot, week
 from vigild.daemon.sparklines import up_strip, uptime
 from vigild.model import Observation
@@ -199,12 +199,14 @@ def test_a_one_minute_outage_is_a_red_mark_at_least_one_bucket_wide(
 
 
 def test_uptime_is_never_rounded_up_to_a_clean_record() -> None:
-    points: list[Point | None] = [Point(0.01, 1.0, 100)] * SLOTS
-    points[5] = Point(0.01, 0.99, 100)
+    up = [100] * SLOTS
+    up[5] = 99
+    points = Points([0.01] * SLOTS, [100] * SLOTS, up)
     assert uptime(points) == pytest.approx(1 - 0.01 / SLOTS)
     assert up_strip(points, NOW).uptime == "99.99 %"
-    assert up_strip([None] * SLOTS, NOW).uptime == ""
-    assert uptime([None] * SLOTS) is None
+    never = Points([0.0] * SLOTS, [0] * SLOTS, [0] * SLOTS)
+    assert up_strip(never, NOW).uptime == ""
+    assert uptime(never) is None
 
 
 def test_every_value_is_escaped_by_the_template_even_in_attributes(tmp_path: Path) -> None:
