@@ -140,6 +140,11 @@ class PageHistory:
         last = self._settled
         if last is not None and settled <= last:
             return
+        if last is not None and last < settled - SLOTS:
+            # Not looked at for over a day: the rings hold nothing still shown but part of
+            # the week, which the first read's way gets whole.
+            self.series.clear()
+            last = None
         start = settled - SLOTS if last is None else max(last, settled - SLOTS)
         hour_from = int((settled * BUCKET) // HOUR) - HOURS + 1
         if last is not None:

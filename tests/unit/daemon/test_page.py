@@ -151,6 +151,21 @@ def test_the_week_counts_the_probes_of_the_last_seven_days(tmp_path: Path) -> No
     assert recent == recorded.page().recent(["api"], clock())[0]
 
 
+def test_a_page_not_looked_at_for_days_still_counts_the_whole_week(tmp_path: Path) -> None:
+    clock = FakeClock(START)
+    recorded = Recorded(tmp_path / "h.db", clock)
+    page = recorded.page()
+    for day in range(4):
+        for _ in range(4):
+            recorded.record([reading("api", clock(), up=day != 1)])
+            clock.advance(600)
+        if day == 0:
+            page.recent(["api"], clock())
+        clock.advance(86400 - 2400)
+    [recent] = page.recent(["api"], clock())
+    assert recent.week == (12, 16)
+
+
 def test_a_missing_file_shows_no_history() -> None:
     [recent] = PageHistory(Path("/nonexistent/h.db"), Retention()).recent(["api"], START)
     assert recent.points == NONE and recent.week == (0, 0)
