@@ -74,6 +74,12 @@ url = "http://127.0.0.1:{closed_port()}/health?token=${{TOKEN}}"
         shot = await page.screenshot()
         assert page.errors() == []
 
+    # The 7-day view is of a listed target only; its name is never a path into the file.
+    assert (await daemon.get("/history?target=nope"))[0] == 404
+    status, week = await daemon.get("/history?target=failing")
+    assert status == 200 and "failing</span>: last 7 days" in week
+    assert "tok-51ab" not in week and "token=***" in week
+
     assert await daemon.stop() == 0
     width, height, colours = png_colours(shot)
     assert (width, height) == (WIDTH, HEIGHT)
