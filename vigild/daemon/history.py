@@ -10,6 +10,7 @@ worker thread, never on the event loop. In flat ``array``s, about 3.6 KB per tar
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import threading
 from array import array
@@ -22,7 +23,17 @@ import structlog
 
 from vigild.storage.history_file import FIVE_MINUTE, HOURLY, Bucket, HistoryReader, Retention
 
-__all__ = ["BUCKET", "HOURS", "SLOTS", "WEEK", "PageHistory", "Points", "Recent", "Series"]
+__all__ = [
+    "BUCKET",
+    "HOURS",
+    "SLOTS",
+    "WEEK",
+    "PageHistory",
+    "Points",
+    "Recent",
+    "Series",
+    "drawn",
+]
 
 log = structlog.get_logger("vigild")
 
@@ -67,6 +78,11 @@ def bucket_of(ts: float) -> int:
     return int(ts // BUCKET)
 
 
+def drawn(latency: float) -> bool:
+    """A latency the line can show: a reading, not a NaN or an infinity from a probe."""
+    return math.isfinite(latency) and latency > 0
+
+
 class Series:
     """One target's rings: slot ``b % SLOTS`` holds five-minute bucket ``b``, slot
     ``h % HOURS`` hour ``h``; ``PageHistory`` clears the slots of buckets past the window."""
@@ -101,7 +117,7 @@ class _Overlay:
             key = target, int(b.start // 1000 // BUCKET)
             if metric == "up":
                 self.up[key] = int(b.sum), int(b.count)
-            elif b.max > 0:
+            elif drawn(b.max):
                 self.latency[key] = b.max
 
 
@@ -189,7 +205,7 @@ class PageHistory:
             if metric == "up":
                 series.probes[slot] = min(int(b.count), 0xFFFF)
                 series.up[slot] = min(int(b.sum), 0xFFFF)
-            elif b.max > 0:
+            elif drawn(b.max):
                 series.latency[slot] = b.max
 
     def _add_hours(self, target: str, buckets: Iterable[Bucket]) -> None:

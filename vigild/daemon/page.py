@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
-from vigild.daemon.history import BUCKET, SLOTS, WEEK, PageHistory, Points, Recent
+from vigild.daemon.history import BUCKET, SLOTS, WEEK, PageHistory, Points, Recent, drawn
 from vigild.daemon.sparklines import (
     HOURS,
     SPARK_HEIGHT,
@@ -315,7 +315,7 @@ def _points(up: list[Bucket], latency: list[Bucket], start: float) -> Points:
     for b in latency:
         at = int(b.start / 1000 // BUCKET) - first
         if 0 <= at < WEEK_SLOTS:
-            slowest[at] = max(b.max, 0.0)
+            slowest[at] = b.max if drawn(b.max) else 0.0
     return Points(slowest, probes, ups)
 
 

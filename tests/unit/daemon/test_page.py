@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -164,6 +165,17 @@ def test_a_page_not_looked_at_for_days_still_counts_the_whole_week(tmp_path: Pat
         clock.advance(86400 - 2400)
     [recent] = page.recent(["api"], clock())
     assert recent.week == (12, 16)
+
+
+def test_a_latency_that_is_not_a_number_leaves_a_gap(tmp_path: Path) -> None:
+    clock = FakeClock(START)
+    recorded = Recorded(tmp_path / "h.db", clock)
+    for at, latency in [(0, math.inf), (300, math.nan), (600, 0.2), (900, math.inf)]:
+        recorded.record([reading("api", START + at, latency=latency)])
+    [recent] = recorded.page().recent(["api"], START + 900)
+    assert recent.points.latency[-4:] == [0.0, 0.0, pytest.approx(0.2), 0.0]
+    line = latency_line(recent.points)
+    assert "peak 200 ms" in line.title and line.path.count("M") == 1
 
 
 def test_a_missing_file_shows_no_history() -> None:
