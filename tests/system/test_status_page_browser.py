@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 from browser import browser, chromium, png_colours
+from history_files import wait_recorded
 from process import Daemon, environment
 from targets import TargetServer, closed_port
 
@@ -47,6 +48,7 @@ url = "http://127.0.0.1:{closed_port()}/health?token=${{TOKEN}}"
         if all(t["observation"] for t in (await daemon.status())["targets"]):
             break
         await asyncio.sleep(0.05)
+    await wait_recorded(daemon, ["healthy", "failing"])  # the sparklines read the history
 
     async with browser(tmp_path / "profile") as page:
         await page.open(daemon.base + "/", WIDTH, HEIGHT)
@@ -71,6 +73,12 @@ url = "http://127.0.0.1:{closed_port()}/health?token=${{TOKEN}}"
         assert "connection refused" in text
         shot = await page.screenshot()
         assert page.errors() == []
+
+    # The 7-day view is of a listed target only; its name is never a path into the file.
+    assert (await daemon.get("/history?target=nope"))[0] == 404
+    status, week = await daemon.get("/history?target=failing")
+    assert status == 200 and "failing</span>: last 7 days" in week
+    assert "tok-51ab" not in week and "token=***" in week
 
     assert await daemon.stop() == 0
     width, height, colours = png_colours(shot)

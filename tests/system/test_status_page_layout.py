@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 from browser import Page, browser, chromium, png_colours
+from history_files import seed, wait_recorded
 from process import Daemon, environment
 from targets import TargetServer, closed_port
 
-from vigild.daemon.history import SLOTS, bucket_of
-from vigild.storage import Database
+from vigild.daemon.history import BUCKET, SLOTS
+from vigild.model import Observation
 
 CRITICAL = (198, 40, 40)  # --critical in the page's style
 LAPTOP = (1280, 720)
@@ -27,20 +28,21 @@ NARROW = (240, 600)
 OUTAGE_AGO = 3 * 3600
 
 
-def _seed_history(state: Path, now: float) -> None:
+def _seed_history(path: Path, now: float) -> None:
     """Yesterday's probes of "healthy", every 30 s and all up but two 30 s apart three
     hours ago: a one-minute outage, as the daemon would have written it."""
-    current = bucket_of(now)
-    outage = bucket_of(now - OUTAGE_AGO)
-    db = Database(state)
-    db.history.save(
-        [
-            ("healthy", bucket, 0.004, 10, 8 if bucket == outage else 10)
-            for bucket in range(current - SLOTS + 1, current)
-        ],
-        prune_before=current - SLOTS + 1,
+    first = now - now % BUCKET - (SLOTS - 1) * BUCKET
+    outage = now - OUTAGE_AGO
+    seed(
+        path,
+        (
+            Observation(
+                "healthy", at, not outage <= at < outage + 60, metrics={"latency_seconds": 0.004}
+            )
+            for at in range(int(first), int(now - now % BUCKET), 30)
+        ),
+        now,
     )
-    db.close()
 
 
 async def _red_columns(page: Page, selector: str) -> tuple[int, int]:
@@ -70,7 +72,7 @@ async def test_the_status_page_reads_at_a_glance_on_a_laptop_and_a_phone(
     width, height = viewport
     listen = f"127.0.0.1:{closed_port()}"
     state = tmp_path / "state.db"
-    _seed_history(state, time.time())
+    _seed_history(tmp_path / "state-history.db", time.time())
     config = tmp_path / "t.toml"
     config.write_text(
         f"""
@@ -98,6 +100,7 @@ url = "http://127.0.0.1:{closed_port()}/health"
         if all(t["observation"] for t in (await daemon.status())["targets"]):
             break
         await asyncio.sleep(0.05)
+    await wait_recorded(daemon, ["healthy", "failing"])
 
     async with browser(tmp_path / "profile") as page:
         await page.open(daemon.base + "/", width, height)
@@ -136,6 +139,29 @@ url = "http://127.0.0.1:{closed_port()}/health"
             " })"
         )
         assert one_line == [True, True] or (viewport == NARROW and len(one_line) == 2)
+        assert page.errors() == []
+
+        # The sparkline leads to the target's last 7 days: the same outage, as wide a
+        # mark, within the screen.
+        link = await page.evaluate(
+            "document.querySelector(\"tr[data-target='healthy'] a.week\").href"
+        )
+        assert link == daemon.base + "/history?target=healthy"
+        await page.open(link, width, height)
+        week_shot = await page.screenshot()
+        (tmp_path / f"week-{width}px.png").write_bytes(week_shot)
+        assert await page.evaluate("document.title") == "vigild on nas: healthy, last 7 days"
+        assert await page.evaluate("document.documentElement.scrollWidth") <= width
+        red, columns = await _red_columns(page, "section.week svg.strip")
+        assert red > 0 and columns >= 2, (red, columns)
+        week = await page.evaluate("document.querySelector('section.week').innerText")
+        assert re.search(r"99\.9\d % up in the last 7 days", week)
+        # Seven days from now back: eight local dates, seven when it starts at midnight.
+        days_shown = await page.evaluate("document.querySelectorAll('table.days tbody tr').length")
+        assert days_shown in (7, 8)
+        days = await page.evaluate("document.querySelector('table.days').innerText")
+        assert re.search(r"\d\d:\d\d CES?T", days)  # when it was last down, local time
+        assert re.search(r"\d+(\.\d+)? ms", days)  # the slowest reading of each day, in units
         assert page.errors() == []
 
     assert await daemon.stop() == 0

@@ -25,9 +25,9 @@ from vigild.assembly import Config, load
 from vigild.config import ConfigError
 from vigild.cookie import cookie_path, remove_cookie, write_cookie
 from vigild.daemon.firstrun import first_cycle_line
-from vigild.daemon.history import History
+from vigild.daemon.history import PageHistory
 from vigild.daemon.metrics import HistoryCollector, Metrics
-from vigild.daemon.page import Snapshot, refresh_seconds, snapshot
+from vigild.daemon.page import Snapshot, WeekSnapshot, refresh_seconds, snapshot, week
 from vigild.daemon.push import PushReceiver
 from vigild.daemon.recorder import history_document
 from vigild.daemon.runtime import Runtime, Watchers
@@ -38,6 +38,7 @@ from vigild.events import CycleCompleted
 from vigild.fields import is_loopback, split_listen, unix_listen
 from vigild.model import Severity, worst
 from vigild.storage.database import Database
+from vigild.storage.history_reader import HistoryReader
 from vigild.tasks import spawn
 
 __all__ = ["Daemon", "LifecycleError"]
@@ -127,7 +128,10 @@ class Daemon:
         # replace the running one's cookie.
         self._cookie_path = cookie_path(self.config.daemon.state_path)
         self._cookie = write_cookie(self._cookie_path)
-        self.metrics.registry.register(HistoryCollector(self.runtime.history_writer))
+        writer = self.runtime.history_writer
+        self.metrics.registry.register(HistoryCollector(writer))
+        # The status page's sparklines: a cache of the history file the writer fills.
+        self.page_history = PageHistory(writer.path, writer.retention)
         app = make_app(
             exposition=self.metrics.exposition,
             status=lambda: self.runtime.board.document(self.config, self.runtime.parts.engine),
@@ -147,6 +151,7 @@ class Daemon:
                 judge_now=self._judge_now,
                 count=self.metrics.ping_outcome,
             ),
+            week=self._week,
         )
         self.runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self.runner.setup()
@@ -162,8 +167,7 @@ class Daemon:
             replica=config.daemon.replica,
         )
         self.metrics.declare_actions(a.name for a in config.actions)
-        self.history = History(db.history, clock=self.clock).load()
-        return Watchers(self.metrics, self.history, self._cycle_completed)
+        return Watchers(self.metrics, self._cycle_completed)
 
     def _history(self, query: Mapping[str, str], now: float) -> dict[str, Any]:
         return history_document(self.runtime.history_writer.path, self.config.history, query, now)
@@ -173,7 +177,18 @@ class Daemon:
         return snapshot(
             self.runtime.board.document(self.config, self.runtime.parts.engine, now),
             self.runtime.board,
-            self.history,
+            self.page_history,
+            refresh=refresh_seconds(self.config.daemon.interval),
+            now=now,
+        )
+
+    def _week(self, target: str) -> WeekSnapshot | None:
+        now = self.clock()
+        writer = self.runtime.history_writer
+        return week(
+            self.runtime.board.document(self.config, self.runtime.parts.engine, now),
+            target,
+            lambda: HistoryReader(writer.path, writer.retention),
             refresh=refresh_seconds(self.config.daemon.interval),
             now=now,
         )
@@ -344,7 +359,6 @@ class Daemon:
         self.scheduler.install(plan)
         await self.runtime.retire(old)
         self.metrics.retain(new)
-        self.history.retain(new.owner_of)
         logs.set_secrets(new.secrets)
         _settle_heap()
         self.metrics.reloaded("applied")
@@ -375,10 +389,6 @@ class Daemon:
             # Cancelled cycles still flush their state in their `finally`.
             await asyncio.gather(*late, return_exceptions=True)
         self.scheduler.shutdown()
-        try:
-            self.history.close()  # before the store closes: a restart keeps the open bucket
-        except Exception as exc:
-            log.error("cannot save the status page history", error=str(exc))
         await self.runtime.close(drain=DRAIN)
         self._stage = "stopped"
         self.notify.close()

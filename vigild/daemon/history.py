@@ -1,206 +1,241 @@
-"""The last 24 hours of every target's latency and up/down, for the status page.
+"""The status page's view of the metrics history: per target, the last 24 h in five-minute
+buckets, and the up counts of the last seven days per hour.
 
-One ring of ``SLOTS`` five-minute buckets per observed target, held in flat
-``array``s (no object per probe or per bucket), so memory stays fixed however
-long vigild runs: about 1.8 KB per target. A probe only updates the bucket it
-falls into; the store sees finished buckets once per bucket, not every probe,
-and the open bucket once more at shutdown, so a restart keeps the graph.
+Nothing here is stored: it is a cache of the history file (``vigild.storage.history_file``),
+which the daemon's writer fills. Buckets that are over are read once, for every target in
+one pass over the file, by the first render after they ended; the few still taking
+results are read again at each render and never kept. Every read runs in the render's
+worker thread, never on the event loop. In flat ``array``s, about 3.6 KB per target.
 """
 
 from __future__ import annotations
 
 import math
+import sqlite3
+import threading
 from array import array
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import NamedTuple
 
-from vigild.events import CycleCompleted, ProbeResult
-from vigild.model import Observation
-from vigild.storage.history import HistoryRow
+import structlog
 
-__all__ = ["BUCKET", "SLOTS", "History", "HistoryStore", "Point", "Series"]
+from vigild.storage.history_reader import HistoryReader
+from vigild.storage.history_tiers import FIVE_MINUTE, HOURLY, Bucket, Retention
+
+__all__ = [
+    "BUCKET",
+    "HOURS",
+    "SLOTS",
+    "WEEK",
+    "PageHistory",
+    "Points",
+    "Recent",
+    "Series",
+    "drawn",
+]
+
+log = structlog.get_logger("vigild")
 
 BUCKET = 300.0
-"""Seconds per bucket."""
+"""Seconds per bucket: the history file's five-minute tier."""
 SLOTS = 288
-"""Buckets kept: 24 h of five-minute buckets."""
+"""Buckets drawn: 24 h of five-minute buckets."""
+HOUR = 3600.0
+HOURS = 168
+"""Hours counted for the week's uptime."""
+WEEK = HOURS * HOUR
+SETTLED = 2
+"""Buckets read again at every render: the open one, and the one before, which a slow
+probe's result may still reach (results are written at the end of their cycle)."""
+METRICS = ("up", "latency_seconds")
+"""What the page draws: ``latency_seconds`` is what http and tcp probes measure."""
 
-_MAX_COUNT = 255
-"""Counts are bytes; a bucket that fills one halves both, which keeps the up fraction."""
 
+class Points(NamedTuple):
+    """Buckets as columns, oldest first: at 10,000 targets an object per bucket would cost
+    more than the rest of the page."""
 
-class HistoryStore(Protocol):
-    def load(self, since_bucket: int) -> Iterable[HistoryRow]: ...
-    def save(self, rows: Iterable[HistoryRow], prune_before: int) -> None: ...
+    latency: Sequence[float]
+    """The slowest reading per bucket; 0 where none had a latency."""
+    probes: Sequence[int]
+    """0 where nothing was probed."""
+    up: Sequence[int]
+    """Probes that found the target up."""
 
 
 @dataclass(frozen=True, slots=True)
-class Point:
-    """One bucket as the page draws it."""
+class Recent:
+    """What the page shows of one target's history."""
 
-    latency: float | None
-    """The slowest reading in the bucket, None when no reading had a latency."""
-    up: float
-    """Fraction of the bucket's probes that found the target up."""
-
-
-class Series:
-    """One target's ring. ``last`` is the newest bucket written; a slot ``i`` holds the
-    bucket ``b`` with ``b % SLOTS == i`` and ``last - SLOTS < b <= last``."""
-
-    __slots__ = ("last", "latency", "probes", "up")
-
-    def __init__(self) -> None:
-        self.latency = array("f", bytes(4 * SLOTS))
-        self.probes = array("B", bytes(SLOTS))
-        self.up = array("B", bytes(SLOTS))
-        self.last = -1
-
-    def _advance(self, bucket: int) -> None:
-        # Clear the slots of the buckets skipped since the last write: they are stale.
-        start = max(self.last + 1, bucket - SLOTS + 1)
-        for each in range(start, bucket + 1):
-            slot = each % SLOTS
-            self.latency[slot] = 0.0
-            self.probes[slot] = 0
-            self.up[slot] = 0
-        self.last = bucket
-
-    def add(self, bucket: int, latency: float, up: bool) -> None:
-        if bucket > self.last:
-            self._advance(bucket)
-        elif bucket <= self.last - SLOTS:
-            return  # older than the ring (a clock step back): nowhere to put it
-        slot = bucket % SLOTS
-        probes = self.probes[slot]
-        if probes == _MAX_COUNT:
-            probes = _MAX_COUNT // 2
-            self.up[slot] //= 2
-        self.probes[slot] = probes + 1
-        if up:
-            self.up[slot] += 1
-        self.latency[slot] = max(self.latency[slot], latency)
-
-    def put(self, bucket: int, latency: float, probes: int, up: int) -> None:
-        """Restore one stored bucket (rows may come in any order)."""
-        if bucket > self.last:
-            self._advance(bucket)
-        elif bucket <= self.last - SLOTS:
-            return
-        slot = bucket % SLOTS
-        self.latency[slot] = latency
-        self.probes[slot] = min(probes, _MAX_COUNT)
-        self.up[slot] = min(up, probes, _MAX_COUNT)
-
-    def row(self, bucket: int) -> tuple[float, int, int] | None:
-        """(latency, probes, up) of ``bucket``, None when it has no reading."""
-        if not self.last - SLOTS < bucket <= self.last:
-            return None
-        slot = bucket % SLOTS
-        probes = self.probes[slot]
-        if probes == 0:
-            return None
-        return float(self.latency[slot]), probes, self.up[slot]
-
-    def points(self, newest: int) -> list[Point | None]:
-        """The ``SLOTS`` buckets ending at ``newest``, oldest first; None where empty."""
-        points: list[Point | None] = []
-        for bucket in range(newest - SLOTS + 1, newest + 1):
-            row = self.row(bucket)
-            if row is None:
-                points.append(None)
-            else:
-                latency, probes, up = row
-                points.append(Point(latency if latency > 0 else None, up / probes))
-        return points
+    points: Points
+    """The last ``SLOTS`` buckets."""
+    week: tuple[int, int]
+    """(probes up, probes) in the last seven days."""
 
 
 def bucket_of(ts: float) -> int:
     return int(ts // BUCKET)
 
 
-def _latency(observation: Observation) -> float:
-    if not observation.up:
-        return 0.0  # how fast a probe failed says nothing about the service: a gap, not a dip
-    # http and tcp report the response time; other probes only have their own duration.
-    value = observation.metrics.get("latency_seconds")
-    if value is None or not math.isfinite(value):
-        value = observation.duration
-    return value if math.isfinite(value) and value > 0 else 0.0
+def drawn(latency: float) -> bool:
+    """A latency the line can show: a reading, not a NaN or an infinity from a probe."""
+    return math.isfinite(latency) and latency > 0
 
 
-class History:
-    """Every target's ring, fed by each probe result, written to the store per bucket."""
+class Series:
+    """One target's rings: slot ``b % SLOTS`` holds five-minute bucket ``b``, slot
+    ``h % HOURS`` hour ``h``; ``PageHistory`` clears the slots of buckets past the window."""
 
-    def __init__(self, store: HistoryStore | None, *, clock: Callable[[], float]) -> None:
-        self.store = store
-        self.clock = clock
+    __slots__ = ("hour_probes", "hour_up", "latency", "probes", "up")
+
+    def __init__(self) -> None:
+        self.latency = array("f", bytes(4 * SLOTS))
+        self.probes = array("H", bytes(2 * SLOTS))
+        self.up = array("H", bytes(2 * SLOTS))
+        self.hour_probes = array("I", bytes(4 * HOURS))
+        self.hour_up = array("I", bytes(4 * HOURS))
+
+    def clear(self, buckets: range, hours: range) -> None:
+        for bucket in buckets:
+            slot = bucket % SLOTS
+            self.latency[slot] = 0.0
+            self.probes[slot] = self.up[slot] = 0
+        for hour in hours:
+            self.hour_probes[hour % HOURS] = self.hour_up[hour % HOURS] = 0
+
+
+class _Overlay:
+    """The unsettled buckets, read at each render and dropped after it."""
+
+    def __init__(self) -> None:
+        self.latency: dict[tuple[str, int], float] = {}
+        self.up: dict[tuple[str, int], tuple[int, int]] = {}
+
+    def add(self, target: str, metric: str, buckets: Iterable[Bucket]) -> None:
+        for b in buckets:
+            key = target, int(b.start // 1000 // BUCKET)
+            if metric == "up":
+                self.up[key] = int(b.sum), int(b.count)
+            elif drawn(b.max):
+                self.latency[key] = b.max
+
+
+class PageHistory:
+    """The history the status page draws, read from the history file at ``path``."""
+
+    def __init__(self, path: Path, retention: Retention) -> None:
+        self.path = path
+        self.retention = retention
         self.series: dict[str, Series] = {}
-        self._open = bucket_of(clock())
-        """The oldest bucket not yet written to the store in full."""
+        self._settled: int | None = None
+        """Every five-minute bucket before this one is in the rings; None before the first read."""
+        self._lock = threading.Lock()
 
-    def load(self) -> History:
-        """Restore the last 24 h from the store; a bucket already written counts as open
-        again, so the readings of this run are added to it, not written over it."""
-        if self.store is None:
-            return self
-        now = bucket_of(self.clock())
-        for target, bucket, latency, probes, up in self.store.load(now - SLOTS + 1):
-            if bucket > now:
-                continue  # written under a clock that ran ahead: it would hide new readings
-            series = self.series.get(target)
-            if series is None:
-                series = self.series[target] = Series()
-            series.put(bucket, latency, probes, up)
-        self._open = now
-        return self
+    def recent(self, targets: Sequence[str], now: float) -> list[Recent]:
+        """Each of ``targets``' history up to ``now``. It reads the file: call it off the loop."""
+        with self._lock:
+            overlay = _Overlay()
+            try:
+                with HistoryReader(self.path, self.retention) as reader:
+                    self._settle(reader, targets, now)
+                    newest = bucket_of(now)
+                    for target, metric, buckets in reader.every_target(
+                        FIVE_MINUTE, METRICS, (newest - SETTLED + 1) * BUCKET, (newest + 1) * BUCKET
+                    ):
+                        overlay.add(target, metric, buckets)
+            except sqlite3.Error as exc:
+                # No file yet (no cycle written), or one the writer is about to move aside:
+                # the page still shows the current state, with what the rings hold.
+                log.debug("status page: history file not read", error=str(exc))
+            return [self._recent(name, overlay, now) for name in targets]
 
-    def probe_result(self, event: ProbeResult) -> None:
-        """It runs for every probe, so it is a dict lookup and a few array writes."""
-        observation = event.observation
-        series = self.series.get(observation.target)
-        if series is None:
-            series = self.series[observation.target] = Series()
-        series.add(bucket_of(observation.time), _latency(observation), observation.up)
-
-    def cycle_completed(self, event: CycleCompleted) -> None:
-        """Write the buckets that finished since the last write, and prune what is past 24 h."""
-        if not event.recorded:
+    def _settle(self, reader: HistoryReader, targets: Collection[str], now: float) -> None:
+        """Read the buckets that ended since the last read into the rings."""
+        settled = bucket_of(now) - SETTLED + 1
+        last = self._settled
+        if last is not None and settled <= last:
             return
-        current = bucket_of(event.now)
-        if current > self._open:
-            self._write(range(self._open, current), current)
-            self._open = current
-
-    def close(self) -> None:
-        """Write the open bucket too: a restart within it keeps what it holds."""
-        current = bucket_of(self.clock())
-        self._write(range(self._open, current + 1), current)
-        self._open = current
-
-    def _write(self, buckets: range, current: int) -> None:
-        if self.store is None:
-            return
-        # Older than the ring is not worth writing (a long pause between cycles).
-        buckets = range(max(buckets.start, current - SLOTS + 1), buckets.stop)
-        self.store.save(self._rows(buckets), prune_before=current - SLOTS + 1)
-
-    def _rows(self, buckets: range) -> Iterator[HistoryRow]:
-        for target, series in self.series.items():
-            for bucket in buckets:
-                row = series.row(bucket)
-                if row is not None:
-                    yield (target, bucket, *row)
-
-    def retain(self, owner_of: Callable[[str], str | None]) -> None:
-        """After a reload: forget the rings of what no configured target observes any more."""
-        for name in [n for n in self.series if owner_of(n) is None]:
+        if last is not None and last < settled - SLOTS:
+            # Not looked at for over a day: the rings hold nothing still shown but part of
+            # the week, which the first read's way gets whole.
+            self.series.clear()
+            last = None
+        start = settled - SLOTS if last is None else max(last, settled - SLOTS)
+        hour_from = int((settled * BUCKET) // HOUR) - HOURS + 1
+        if last is not None:
+            # The slots of the buckets and hours now past the window are reused.
+            hours = range(max(int(last * BUCKET // HOUR) + 1, hour_from), hour_from + HOURS)
+            reused = range(start, settled)
+            for series in self.series.values():
+                series.clear(reused, hours)
+        # Targets no longer configured are forgotten here, once per bucket.
+        shown = set(targets)
+        for name in [n for n in self.series if n not in shown]:
             del self.series[name]
+        split = start * BUCKET
+        if last is None:
+            # The week before the 24 h from the hourly tier, to a whole hour; the rest from
+            # five-minute buckets, so no raw value is read twice.
+            split -= split % HOUR
+            for target, _, buckets in reader.every_target(HOURLY, ("up",), hour_from * HOUR, split):
+                self._add_hours(target, buckets)
+        for target, metric, buckets in reader.every_target(
+            FIVE_MINUTE, METRICS, split, settled * BUCKET
+        ):
+            self._add_buckets(target, metric, buckets, start)
+            if metric == "up":
+                self._add_hours(target, buckets)
+        self._settled = settled
 
-    def points(self, target: str, now: float) -> list[Point | None]:
-        """The last 24 h of ``target``, oldest first; all None when it has no readings."""
+    def _series(self, target: str) -> Series:
         series = self.series.get(target)
         if series is None:
-            return [None] * SLOTS
-        return series.points(bucket_of(now))
+            series = self.series[target] = Series()
+        return series
+
+    def _add_buckets(self, target: str, metric: str, buckets: Iterable[Bucket], since: int) -> None:
+        """Into the 24 h ring: the buckets from ``since`` on (older ones' slots are newer's)."""
+        series = self._series(target)
+        for b in buckets:
+            bucket = int(b.start // 1000 // BUCKET)
+            if bucket < since:
+                continue
+            slot = bucket % SLOTS
+            if metric == "up":
+                series.probes[slot] = min(int(b.count), 0xFFFF)
+                series.up[slot] = min(int(b.sum), 0xFFFF)
+            elif drawn(b.max):
+                series.latency[slot] = b.max
+
+    def _add_hours(self, target: str, buckets: Iterable[Bucket]) -> None:
+        series = self._series(target)
+        for b in buckets:
+            slot = int(b.start // 1000 // HOUR) % HOURS
+            series.hour_probes[slot] += int(b.count)
+            series.hour_up[slot] += int(b.sum)
+
+    def _recent(self, target: str, overlay: _Overlay, now: float) -> Recent:
+        newest = bucket_of(now)
+        settled = self._settled if self._settled is not None else newest - SETTLED + 1
+        series = self.series.get(target)
+        # The ring turned so its oldest shown bucket comes first: slices, not a loop.
+        oldest = (newest + 1) % SLOTS
+        if series is None:
+            latency, probes, up = [0.0] * SLOTS, [0] * SLOTS, [0] * SLOTS
+        else:
+            latency = (series.latency[oldest:] + series.latency[:oldest]).tolist()
+            probes = (series.probes[oldest:] + series.probes[:oldest]).tolist()
+            up = (series.up[oldest:] + series.up[:oldest]).tolist()
+        week_up = week_probes = 0
+        if series is not None:
+            week_up, week_probes = sum(series.hour_up), sum(series.hour_probes)
+        # Buckets not settled into the ring: what this render read, or nothing.
+        for bucket in range(max(settled, newest - SLOTS + 1), newest + 1):
+            at = bucket - newest - 1
+            up[at], probes[at] = overlay.up.get((target, bucket), (0, 0))
+            latency[at] = overlay.latency.get((target, bucket), 0.0)
+            week_up += up[at]
+            week_probes += probes[at]
+        return Recent(Points(latency, probes, up), (week_up, week_probes))

@@ -6,7 +6,9 @@ what is broken. It refreshes itself about once per probe interval.
 
 Built in two steps so the event loop is held only briefly: ``snapshot``
 copies what the page shows (on the loop, where the engine lives), ``render``
-turns that into HTML (in a thread: at 10,000 targets that takes a while).
+reads the sparklines from the metrics history and turns it all into HTML (in
+a thread: at 10,000 targets that takes a while). ``week`` and ``render_week``
+do the same for one target's last seven days (``GET /history?target=``).
 Every string from the config or a probe goes through the same redaction as
 ``/api/status``; the template (``templates/status.html.j2``) escapes every
 value it prints, and control characters are shown as their escapes.
@@ -16,15 +18,29 @@ from __future__ import annotations
 
 import functools
 import itertools
-import math
-from collections.abc import Sequence
+import sqlite3
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
-from vigild.daemon.history import BUCKET, SLOTS, History, Point
+from vigild.daemon.history import BUCKET, SLOTS, WEEK, PageHistory, Points, Recent, drawn
+from vigild.daemon.sparklines import (
+    HOURS,
+    SPARK_HEIGHT,
+    SPARK_WIDTH,
+    STRIP_HEIGHT,
+    WEEK_SLOTS,
+    Line,
+    Strip,
+    box,
+    fraction,
+    latency_line,
+    up_strip,
+)
 from vigild.model import Severity, worst
 from vigild.redaction import printable, redact_values
 from vigild.status import Board
@@ -33,28 +49,25 @@ from vigild.wording import clock_time, duration, measure, seconds, zone
 if TYPE_CHECKING:
     from jinja2 import Template
 
+    from vigild.storage.history_reader import HistoryReader
+    from vigild.storage.history_tiers import Bucket
+
 __all__ = [
     "Levels",
     "Snapshot",
-    "Strip",
     "TargetLevels",
-    "latency_line",
+    "WeekSnapshot",
     "refresh_seconds",
     "render",
+    "render_week",
     "snapshot",
-    "up_strip",
-    "uptime",
+    "week",
 ]
 
 MIN_REFRESH = 5.0
 """A faster refresh would reload the page while an operator is still reading it."""
 MAX_REFRESH = 300.0
 
-SPARK_WIDTH = SLOTS
-"""One pixel per bucket at full size: no resampling on the server."""
-SPARK_HEIGHT = 28
-STRIP_HEIGHT = 10
-HOURS = round(SLOTS * BUCKET / 3600)
 
 Levels = tuple[float | None, float | None, str]
 """(warning, critical, direction) of one metric's threshold."""
@@ -67,8 +80,8 @@ class Snapshot:
 
     document: dict[str, Any]
     """The ``/api/status`` document, not yet redacted."""
-    histories: list[list[Point | None]]
-    """Per entry of ``document["targets"]``, in the same order."""
+    history: PageHistory
+    """Read in ``render``, off the loop."""
     levels: list[TargetLevels]
     """Per entry of ``document["targets"]``: the thresholds of its current verdicts."""
     refresh: float
@@ -80,20 +93,45 @@ def refresh_seconds(interval: float) -> float:
 
 
 def snapshot(
-    document: dict[str, Any], board: Board, history: History, *, refresh: float, now: float
+    document: dict[str, Any], board: Board, history: PageHistory, *, refresh: float, now: float
 ) -> Snapshot:
-    histories = []
     levels: list[TargetLevels] = []
     for entry in document["targets"]:
-        name = entry["name"]
-        histories.append(history.points(name, now))
-        latest = board.latest.get(name)
+        latest = board.latest.get(entry["name"])
         target_levels: TargetLevels = {}
         if latest is not None:
             for v in latest[1]:
                 target_levels[v.metric] = (v.rule.warning, v.rule.critical, v.rule.direction)
         levels.append(target_levels)
-    return Snapshot(document, histories, levels, refresh, now)
+    return Snapshot(document, history, levels, refresh, now)
+
+
+@dataclass(frozen=True, slots=True)
+class WeekSnapshot:
+    """What the 7-day view of one target shows, copied off the live state."""
+
+    document: dict[str, Any]
+    """The ``/api/status`` document, not yet redacted."""
+    index: int
+    """The target's entry in ``document["targets"]``."""
+    reader: Callable[[], HistoryReader]
+    refresh: float
+    now: float
+
+
+def week(
+    document: dict[str, Any],
+    target: str,
+    reader: Callable[[], HistoryReader],
+    *,
+    refresh: float,
+    now: float,
+) -> WeekSnapshot | None:
+    """None when ``target`` is not one the status page lists."""
+    for index, entry in enumerate(document["targets"]):
+        if entry["name"] == target:
+            return WeekSnapshot(document, index, reader, refresh, now)
+    return None
 
 
 # -- what the template draws ----------------------------------------------
@@ -111,26 +149,6 @@ class Value:
 
 
 @dataclass(frozen=True, slots=True)
-class Line:
-    """The latency sparkline: an SVG path, empty when nothing was measured."""
-
-    path: Markup
-    """Numbers and path commands only."""
-    title: str
-
-
-@dataclass(frozen=True, slots=True)
-class Strip:
-    rects: Markup
-    """One ``rect`` per run of up or down buckets, made of numbers and the two class
-    names only: at 10,000 targets, a loop over the runs in the template was the slowest
-    part of the page."""
-    uptime: str
-    """``99.93 %``; empty when never probed."""
-    title: str
-
-
-@dataclass(frozen=True, slots=True)
 class Row:
     name: str
     type: str
@@ -141,6 +159,29 @@ class Row:
     values: list[Value]
     latency: Line
     strip: Strip
+    week: str
+    """The last seven days' uptime, ``99.93 %``; empty when not probed in them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Day:
+    """One local calendar day of the 7-day view."""
+
+    date: str
+    uptime: str
+    slowest: str
+    down: str
+    """When it was last down that day, ``14:05 CET``; empty when never."""
+
+
+@dataclass(frozen=True, slots=True)
+class Week:
+    row: Row
+    latency: Line
+    strip: Strip
+    days: list[Day]
+    latency_box: Markup
+    strip_box: Markup
 
 
 _STATE_LABELS = {"none": "not probed"}
@@ -148,43 +189,64 @@ _STATE_LABELS = {"none": "not probed"}
 
 def render(snap: Snapshot, secrets: frozenset[str]) -> str:
     """The whole page. Pure: the same snapshot (and local zone) gives the same bytes."""
+    # Names as the history file has them: before redaction.
+    recents = snap.history.recent([t["name"] for t in snap.document["targets"]], snap.now)
     document = redact_values(snap.document, secrets)
     now = snap.now
-    targets = document["targets"]
-    identity = [f"{k}={v}" for k, v in document["external_labels"].items()]
-    if document["replica"]:
-        identity.append(f"replica {document['replica']}")
     return _template().render(
-        document=document,
-        identity=" · ".join(identity),
-        refresh=round(snap.refresh),
-        refresh_text=duration(snap.refresh),
-        updated=clock_time(now, now),
-        zone=zone(now),
-        hours=HOURS,
-        down=sum(1 for t in targets if t["up"] is False),
+        **_header(document, snap.refresh, now),
         rows=[
-            _row(entry, points, target_levels, now)
-            for entry, points, target_levels in zip(
-                targets, snap.histories, snap.levels, strict=True
+            _row(entry, recent, target_levels, now)
+            for entry, recent, target_levels in zip(
+                document["targets"], recents, snap.levels, strict=True
             )
         ],
         alerts=[_alert(alert, now) for alert in document["alerts"]],
         silences=[_silence(s, now) for s in document["silences"] if s["active"]],
         inactive=sum(1 for s in document["silences"] if not s["active"]),
-        spark_width=SPARK_WIDTH,
-        latency_box=_box(SPARK_HEIGHT),
-        strip_box=_box(STRIP_HEIGHT),
     )
 
 
-def _box(height: int) -> Markup:
-    """A sparkline's size: ``SPARK_WIDTH`` user units scaled to the width CSS gives it
-    (its full size, less on a narrow screen), never in height."""
-    return Markup(
-        f'width="{SPARK_WIDTH}" height="{height}" viewBox="0 0 {SPARK_WIDTH} {height}" '
-        'preserveAspectRatio="none"'
+def render_week(snap: WeekSnapshot, secrets: frozenset[str]) -> str:
+    """The 7-day view of one target: five-minute buckets read as ``GET /api/history``
+    reads them, drawn as the status page draws its 24 h."""
+    now = snap.now
+    start = (now // BUCKET + 1) * BUCKET - WEEK
+    name = snap.document["targets"][snap.index]["name"]
+    try:
+        with snap.reader() as reader:
+            _, _, up = reader.aggregates(name, "up", start, now, BUCKET, now=now)
+            _, _, latency = reader.aggregates(name, "latency_seconds", start, now, BUCKET, now=now)
+    except sqlite3.Error:  # no file yet, or one the writer is about to move aside
+        up = latency = []
+    points = _points(up, latency, start)
+    document = redact_values(snap.document, secrets)
+    return _template().render(
+        **_header(document, snap.refresh, now),
+        week=_week(document["targets"][snap.index], points, start, now),
+        week_from=round(start),
     )
+
+
+def _header(document: dict[str, Any], refresh: float, now: float) -> dict[str, Any]:
+    """What every page says at its top, from the redacted status document."""
+    targets = document["targets"]
+    identity = [f"{k}={v}" for k, v in document["external_labels"].items()]
+    if document["replica"]:
+        identity.append(f"replica {document['replica']}")
+    return {
+        "document": document,
+        "identity": " · ".join(identity),
+        "refresh": round(refresh),
+        "refresh_text": duration(refresh),
+        "updated": clock_time(now, now),
+        "zone": zone(now),
+        "hours": HOURS,
+        "down": sum(1 for t in targets if t["up"] is False),
+        "spark_width": SPARK_WIDTH,
+        "latency_box": box(SPARK_HEIGHT, SLOTS),
+        "strip_box": box(STRIP_HEIGHT, SLOTS),
+    }
 
 
 @functools.cache
@@ -220,9 +282,7 @@ def state_of(entry: dict[str, Any]) -> str:
     return worst(Severity.parse(v["severity"]) for v in entry["verdicts"]).label
 
 
-def _row(
-    entry: dict[str, Any], points: Sequence[Point | None], levels: TargetLevels, now: float
-) -> Row:
+def _row(entry: dict[str, Any], recent: Recent, levels: TargetLevels, now: float) -> Row:
     state = state_of(entry)
     observation = entry["observation"]
     error = None
@@ -237,8 +297,57 @@ def _row(
         label=_STATE_LABELS.get(state, state),
         error=error,
         values=_values(entry, levels) if error is None and observation is not None else [],
-        latency=latency_line(points),
-        strip=up_strip(points, now),
+        latency=latency_line(recent.points),
+        strip=up_strip(recent.points, now),
+        week=fraction(*recent.week),
+    )
+
+
+def _points(up: list[Bucket], latency: list[Bucket], start: float) -> Points:
+    """``WEEK_SLOTS`` buckets from ``start`` (seconds)."""
+    first = int(start // BUCKET)
+    slowest = [0.0] * WEEK_SLOTS
+    probes = [0] * WEEK_SLOTS
+    ups = [0] * WEEK_SLOTS
+    for b in up:
+        at = int(b.start / 1000 // BUCKET) - first
+        if 0 <= at < WEEK_SLOTS:
+            probes[at], ups[at] = int(b.count), int(b.sum)
+    for b in latency:
+        at = int(b.start / 1000 // BUCKET) - first
+        if 0 <= at < WEEK_SLOTS:
+            slowest[at] = b.max if drawn(b.max) else 0.0
+    return Points(slowest, probes, ups)
+
+
+def _week(entry: dict[str, Any], points: Points, start: float, now: float) -> Week:
+    days: list[Day] = []
+    at = 0
+    for _, group in itertools.groupby(
+        range(WEEK_SLOTS), key=lambda x: time.localtime(start + x * BUCKET)[:3]
+    ):
+        day = slice(at, at + len(list(group)))
+        probes, up = sum(points.probes[day]), sum(points.up[day])
+        down = [x for x in range(day.start, day.stop) if points.up[x] < points.probes[x]]
+        slowest = max(points.latency[day])
+        days.append(
+            Day(
+                date=time.strftime("%a %d %b", time.localtime(start + at * BUCKET)),
+                uptime=fraction(up, probes),
+                slowest=seconds(slowest) if slowest > 0 else "-",
+                down=clock_time(start + down[-1] * BUCKET, now) if down else "",
+            )
+        )
+        at = day.stop
+    days.reverse()  # today first, as a person looks for it
+    last_day = Points(points.latency[-SLOTS:], points.probes[-SLOTS:], points.up[-SLOTS:])
+    return Week(
+        row=_row(entry, Recent(last_day, (0, 0)), {}, now),
+        latency=latency_line(points, span="7 d"),
+        strip=up_strip(points, now, span="7 d"),
+        days=days,
+        latency_box=box(SPARK_HEIGHT, WEEK_SLOTS),
+        strip_box=box(STRIP_HEIGHT, WEEK_SLOTS),
     )
 
 
@@ -294,84 +403,3 @@ def _silence(silence: dict[str, Any], now: float) -> dict[str, Any]:
     else:
         ends = silence.get("schedule") or "-"
     return {**silence, "shown_matchers": matchers, "shown_ends": ends}
-
-
-# -- sparklines -----------------------------------------------------------
-
-
-def latency_line(points: Sequence[Point | None]) -> Line:
-    """The slowest reading per bucket as a line; gaps where nothing was measured."""
-    values = [p.latency if p is not None else None for p in points]
-    # A Point's latency is None or above 0, so filter(None, ...) keeps exactly the readings.
-    top = max(filter(None, values), default=None)
-    if top is None:
-        return Line(Markup(""), f"no latency readings in the last {HOURS} h")
-    return Line(_path(values, top), f"latency, slowest per 5 min; peak {seconds(top)}")
-
-
-_AT = [f"{x} " for x in range(SLOTS)]
-_TENTHS = [f"{tenths / 10:.1f}" for tenths in range(SPARK_HEIGHT * 10 + 1)]
-"""Every y a path uses, spelt once: formatting a float per bucket costs more than all else."""
-
-
-def _path(values: Sequence[float | None], top: float) -> Markup:
-    # Leave a pixel at top and bottom so the stroke is not clipped.
-    scale = (SPARK_HEIGHT - 2) / top
-    bottom = SPARK_HEIGHT - 1
-    # One comprehension ("" in a gap), then one string per stretch between gaps: at 10,000
-    # targets of 288 buckets, the work per bucket is most of the page's render time.
-    points = [
-        "" if v is None else _AT[x] + _TENTHS[int((bottom - v * scale) * 10 + 0.5)]
-        for x, v in enumerate(values)
-    ]
-    commands = []
-    for measured, stretch in itertools.groupby(points, key=bool):
-        if measured:
-            drawn = list(stretch)
-            # A lone bucket between gaps still shows, as a one-pixel stroke.
-            commands.append(f"M{'L'.join(drawn)}{'h1' if len(drawn) == 1 else ''}")
-    return Markup("".join(commands))
-
-
-def up_strip(points: Sequence[Point | None], now: float) -> Strip:
-    """Up/down per bucket as coloured runs. A bucket with any failed probe is down: a
-    one-minute outage is a fifth of a bucket and must not vanish into green."""
-    # Down runs are drawn last, so a down bucket's wider mark lies over its neighbours.
-    up: list[str] = []
-    down: list[str] = []
-    last_down = -1
-    x = 0
-    kinds = [None if p is None else p.up >= 1.0 for p in points]
-    for all_up, run in itertools.groupby(kinds):
-        width = len(list(run))
-        if all_up is not None:
-            (up if all_up else down).append(
-                f'<rect class="{"up" if all_up else "down"}" x="{x}" y="0" '
-                f'width="{width}" height="{STRIP_HEIGHT}"/>'
-            )
-            if not all_up:
-                last_down = x
-        x += width
-    rects = Markup("".join(up + down))
-    fraction = uptime(points)
-    if fraction is None:
-        return Strip(rects, "", f"no probes in the last {HOURS} h")
-    shown = _percent(fraction)
-    title = f"up {shown} of the last {HOURS} h"
-    if last_down >= 0:
-        bucket = int(now // BUCKET) - len(points) + 1 + last_down
-        title += f"; last down at {clock_time(bucket * BUCKET, now)}"
-    return Strip(rects, shown, title)
-
-
-def uptime(points: Sequence[Point | None]) -> float | None:
-    """The mean up fraction of the buckets that were probed; None: never probed."""
-    probed = [p.up for p in points if p is not None]
-    return sum(probed) / len(probed) if probed else None
-
-
-def _percent(fraction: float) -> str:
-    # Rounded down: a page that says 100 % after an outage would hide it.
-    if fraction >= 1.0:
-        return "100 %"
-    return f"{math.floor(fraction * 10000) / 100:.2f} %"

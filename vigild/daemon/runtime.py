@@ -43,7 +43,6 @@ from vigild.storage.database import Database
 from vigild.thresholds import base_metric
 
 if TYPE_CHECKING:
-    from vigild.daemon.history import History
     from vigild.daemon.metrics import Metrics
     from vigild.daemon.recorder import HistoryWriter
 
@@ -263,11 +262,9 @@ class Runtime:
         watchers = self._watchers
         if watchers is None:
             return
-        metrics, history = watchers.metrics, watchers.history
+        metrics = watchers.metrics
         on(ProbeResult, metrics.probe_result)
-        on(ProbeResult, history.probe_result)
         on(CycleCompleted, metrics.cycle_completed)
-        on(CycleCompleted, history.cycle_completed)
         on(CycleCompleted, watchers.cycle_completed)  # readiness, watchdog, systemd status
         on(CycleMissed, metrics.cycle_missed)
         on(DeliveryOutcome, metrics.delivery_outcome)
@@ -341,7 +338,6 @@ class Watchers(NamedTuple):
     """What ``vigild run`` adds to a run's subscribers (``--once`` has none)."""
 
     metrics: Metrics
-    history: History
     cycle_completed: Callable[[CycleCompleted], None]
 
 

@@ -1,5 +1,6 @@
-"""The HTTP endpoints on ``listen``: / (the status page), /metrics, /healthz, /readyz,
-/api/status, /api/history, /api/silences, /ping/<key> (push targets' jobs).
+"""The HTTP endpoints on ``listen``: / (the status page), /history (a target's last 7
+days), /metrics, /healthz, /readyz, /api/status, /api/history, /api/silences,
+/ping/<key> (push targets' jobs).
 
 Reads are open, like ``/metrics``; writes (creating and expiring silences)
 need a bearer token: ``[daemon] api_token`` (for remote clients), or the
@@ -25,7 +26,7 @@ from pydantic import ValidationError
 
 from vigild.alerting.silences import Silences
 from vigild.config import SilenceConfig
-from vigild.daemon.page import Snapshot, render
+from vigild.daemon.page import Snapshot, WeekSnapshot, render, render_week
 from vigild.daemon.push import PushReceiver, UnknownKey
 from vigild.probes.push import Tail
 from vigild.redaction import redact_exposition, redact_values
@@ -50,6 +51,7 @@ def make_app(
     page: Callable[[], Snapshot] | None = None,
     history: Callable[[Mapping[str, str], float], dict[str, Any]] | None = None,
     pushes: PushReceiver | None = None,
+    week: Callable[[str], WeekSnapshot | None] | None = None,
 ) -> web.Application:
     def json_response(document: Any, status: int = 200) -> web.Response:
         text = json.dumps(redact_values(document, secrets()), indent=2)
@@ -112,6 +114,18 @@ def make_app(
             headers={"Cache-Control": "no-store"},
         )
 
+    async def week_page(request: web.Request) -> web.Response:
+        assert week is not None
+        target = request.query.get("target", "")
+        snap = week(target)
+        if snap is None:
+            return web.Response(text=f"no target {target!r}\n", status=404)
+        # Reading a week of five-minute buckets is worth a thread, as the page is.
+        html = await asyncio.to_thread(render_week, snap, secrets())
+        return web.Response(
+            text=html, content_type="text/html", headers={"Cache-Control": "no-store"}
+        )
+
     async def list_silences(_request: web.Request) -> web.Response:
         return json_response(silences().listing(clock()))
 
@@ -163,6 +177,8 @@ def make_app(
     app = web.Application(client_max_size=MAX_REQUEST_BODY)
     if page is not None:
         app.router.add_get("/", status_page)
+    if week is not None:
+        app.router.add_get("/history", week_page)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

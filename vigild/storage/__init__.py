@@ -5,7 +5,6 @@ from vigild.storage.actions import ActionLog, ActionRun, read_action_history
 from vigild.storage.alerts import AlertRow, AlertStates
 from vigild.storage.database import Database
 from vigild.storage.errors import StateFileError
-from vigild.storage.history import History, HistoryRow
 from vigild.storage.lock import LOCK_WAIT, StateLock, StateLocked, lock_wait
 from vigild.storage.outbox import Dropped, Outbox, OutboxEntry
 from vigild.storage.pings import Ping, PushRun, PushRuns
@@ -20,8 +19,6 @@ __all__ = [
     "AlertStates",
     "Database",
     "Dropped",
-    "History",
-    "HistoryRow",
     "Outbox",
     "OutboxEntry",
     "Ping",

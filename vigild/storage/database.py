@@ -19,7 +19,6 @@ from vigild.storage.actions import ActionLog
 from vigild.storage.alerts import AlertStates
 from vigild.storage.errors import StateFileError
 from vigild.storage.file import Change, StateFile
-from vigild.storage.history import History
 from vigild.storage.lock import StateLock
 from vigild.storage.migrations import migrate
 from vigild.storage.outbox import Outbox
@@ -64,7 +63,6 @@ class Database:
         self.outbox = Outbox(self.file)
         self.actions = ActionLog(self.file)
         self.silences = Silences(self.file)
-        self.history = History(self.file)
         self.probe_states = ProbeStates(self.file)
         self.push_runs = PushRuns(self.file)
 

@@ -115,6 +115,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             output TEXT NOT NULL DEFAULT ''
         )"""
     ),
+    # 6: the status page reads the metrics history file; its own buckets go
+    _statements("DROP TABLE IF EXISTS history"),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,29 +1,36 @@
-"""The status page's history rings and HTML, with a fake clock and a real state file."""
+"""The status page's view of the history file, and its HTML, with a fake clock and real files."""
 
 from __future__ import annotations
 
+import math
 import re
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
+from history_files import Recorded
 
 from vigild.alerting.engine import Engine
 from vigild.alerting.pipeline import flush
 from vigild.alerting.silences import Silences
 from vigild.assembly import load
 from vigild.config import SilenceConfig
-from vigild.daemon.history import BUCKET, SLOTS, History, Point, Series
-from vigild.daemon.page import latency_line, refresh_seconds, render, snapshot, up_strip
-from vigild.events import CycleCompleted, ProbeResult
+from vigild.daemon.history import BUCKET, SLOTS, WEEK, PageHistory, Points, Series
+from vigild.daemon.page import refresh_seconds, render, render_week, snapshot, week
+from vigild.daemon.sparklines import latency_line, up_strip, uptime
+from vigild.events import ProbeResult
 from vigild.model import Observation
 from vigild.status import Board
 from vigild.storage import Database
+from vigild.storage.history_reader import HistoryReader
+from vigild.storage.history_tiers import Retention
 from vigild.testing import FakeClock
 from vigild.thresholds import evaluate
 
 START = 1_800_000_000.0  # on a bucket boundary: 1.8e9 / 300 is whole
+NONE = Points([0.0] * SLOTS, [0] * SLOTS, [0] * SLOTS)
+"""A day without a probe."""
 
 
 def reading(target: str, at: float, *, up: bool = True, latency: float = 0.05) -> Observation:
@@ -31,142 +38,160 @@ def reading(target: str, at: float, *, up: bool = True, latency: float = 0.05) -
     return Observation(target, at, up, None if up else "connection refused", metrics, duration=0.1)
 
 
-class CountingStore:
-    """The history repository's two calls, recorded."""
-
-    def __init__(self) -> None:
-        self.saves: list[tuple[list[tuple[str, int, float, int, int]], int]] = []
-
-    def load(self, since_bucket: int) -> list[tuple[str, int, float, int, int]]:
-        return []
-
-    def save(self, rows: Any, prune_before: int) -> None:
-        self.saves.append((list(rows), prune_before))
+def _bytes(series: Series) -> int:
+    arrays = (series.latency, series.probes, series.up, series.hour_probes, series.hour_up)
+    return sum(a.buffer_info()[1] * a.itemsize for a in arrays)
 
 
 # -- history --------------------------------------------------------------
 
 
-def test_a_bucket_keeps_the_slowest_reading_and_the_fraction_up() -> None:
-    clock = FakeClock(START)
-    history = History(None, clock=clock)
+def test_a_bucket_keeps_the_slowest_reading_and_the_fraction_up(tmp_path: Path) -> None:
+    recorded = Recorded(tmp_path / "h.db", FakeClock(START))
     for at, up, latency in [(0, True, 0.02), (30, True, 0.4), (60, False, 0), (90, True, 0.1)]:
-        history.probe_result(result(reading("api", START + at, up=up, latency=latency)))
-    points = history.points("api", START + 100)
-    assert len(points) == SLOTS
-    assert points[:-1] == [None] * (SLOTS - 1)
-    newest = points[-1]
-    assert newest is not None
-    assert abs((newest.latency or 0) - 0.4) < 1e-6 and newest.up == 0.75
+        recorded.record([reading("api", START + at, up=up, latency=latency)])
+    [recent] = recorded.page().recent(["api"], START + 100)
+    points = recent.points
+    assert len(points.latency) == len(points.probes) == len(points.up) == SLOTS
+    assert points.probes[:-1] == [0] * (SLOTS - 1)
+    assert abs(points.latency[-1] - 0.4) < 1e-6 and (points.up[-1], points.probes[-1]) == (3, 4)
+    assert recent.week == (3, 4)
+    assert uptime(points) == 0.75
 
 
-def test_memory_is_fixed_however_long_it_runs() -> None:
+def test_read_piece_by_piece_it_shows_what_one_read_of_the_file_shows(tmp_path: Path) -> None:
+    """The page's cache, refreshed bucket by bucket over 30 hours (across a day's roll-up
+    and every hour's compaction), holds what a restarted daemon reads in one go."""
     clock = FakeClock(START)
-    history = History(None, clock=clock)
-    series_size = None
-    for step in range(3 * 24 * 120):  # three days at 30 s
-        history.probe_result(result(reading("api", START + 30 * step, up=step % 7 != 0)))
-        if step == 10:
-            series_size = _bytes(history.series["api"])
-    series = history.series["api"]
-    assert _bytes(series) == series_size
-    assert len(series.latency) == len(series.probes) == len(series.up) == SLOTS
-    assert _bytes(series) <= 2048  # per target: 10,000 targets stay around 20 MB
-    points = history.points("api", START + 30 * (3 * 24 * 120 - 1))
-    assert all(p is not None for p in points)  # the ring is full, and only 24 h deep
+    recorded = Recorded(tmp_path / "h.db", clock)
+    kept = recorded.page()
+    names = ["api", "db"]
+    for step in range(30 * 60):
+        now = clock()
+        recorded.record(
+            [reading("api", now, up=step % 97 != 0, latency=0.01 + step % 13 / 100)]
+            + ([reading("db", now, up=step % 3 != 0)] if step % 5 else [])
+        )
+        if step % 7 == 0:
+            kept.recent(names, now + 1)
+        clock.advance(60)
+    recorded.close()
+    now = clock()
+    assert kept.recent(names, now) == recorded.page().recent(names, now)
+    api = kept.recent(names, now)[0]
+    assert all(api.points.probes[:-1])  # the open bucket has no probe yet
+    assert api.week == (30 * 60 - 19, 30 * 60)
 
 
-def _bytes(series: Series) -> int:
-    arrays = (series.latency, series.probes, series.up)
-    return sum(a.buffer_info()[1] * a.itemsize for a in arrays)
-
-
-def test_buckets_skipped_while_nothing_was_probed_are_gaps() -> None:
-    history = History(None, clock=FakeClock(START))
-    history.probe_result(result(reading("api", START)))
-    history.probe_result(result(reading("api", START + 10 * BUCKET)))
-    points = history.points("api", START + 10 * BUCKET)
-    assert [p is not None for p in points[-11:]] == [True] + [False] * 9 + [True]
-    # A day later, the ring has wrapped: the old readings are gone, not shown as new.
-    assert history.points("api", START + SLOTS * BUCKET + 11 * BUCKET) == [None] * SLOTS
-
-
-def test_a_busy_bucket_saturates_without_losing_the_fraction() -> None:
-    history = History(None, clock=FakeClock(START))
-    for i in range(1000):  # more than a byte counts
-        history.probe_result(result(reading("api", START + i * 0.25, up=i % 2 == 0)))
-    newest = history.points("api", START + 299)[-1]
-    assert newest is not None and 0.45 <= newest.up <= 0.55
-
-
-def test_the_store_is_written_once_per_bucket_not_per_probe() -> None:
-    store = CountingStore()
+def test_memory_is_fixed_however_long_it_runs(tmp_path: Path) -> None:
     clock = FakeClock(START)
-    history = History(store, clock=clock).load()
-    for step in range(10):  # ten cycles inside the first bucket
-        now = START + 20 * step
-        history.probe_result(result(reading("a", now)))
-        history.probe_result(result(reading("b", now, up=False)))
-        history.cycle_completed(completed(now))
-    assert store.saves == []
-    history.probe_result(result(reading("a", START + BUCKET + 1)))
-    history.cycle_completed(completed(START + BUCKET + 1))
-    assert len(store.saves) == 1
-    rows, prune_before = store.saves[0]
-    first = int(START // BUCKET)
-    assert sorted((t, b, n, up) for t, b, _, n, up in rows) == [
-        ("a", first, 10, 10),
-        ("b", first, 10, 0),
-    ]
-    assert prune_before == first + 1 - SLOTS + 1
+    recorded = Recorded(tmp_path / "h.db", clock)
+    page = recorded.page()
+    sizes = set()
+    for step in range(2 * 24 * 12):  # two days at five minutes
+        recorded.record([reading("api", clock(), up=step % 7 != 0)])
+        if step % 12 == 11:
+            page.recent(["api"], clock())
+            sizes.add(_bytes(page.series["api"]))
+        clock.advance(BUCKET)
+    assert len(sizes) == 1
+    assert sizes.pop() <= 3700  # per target: 10,000 targets stay under 40 MB
+    [recent] = page.recent(["api"], clock())
+    assert all(recent.points.probes[:-1])  # full, and only 24 h deep
 
 
-def test_a_restart_keeps_the_graph_and_adds_to_the_open_bucket(tmp_path: Path) -> None:
+def test_buckets_skipped_while_nothing_was_probed_are_gaps(tmp_path: Path) -> None:
+    recorded = Recorded(tmp_path / "h.db", FakeClock(START))
+    recorded.record([reading("api", START)])
+    recorded.record([reading("api", START + 10 * BUCKET)])
+    page = recorded.page()
+    [recent] = page.recent(["api"], START + 10 * BUCKET)
+    assert [n > 0 for n in recent.points.probes[-11:]] == [True] + [False] * 9 + [True]
+    # A day later, the ring has wrapped: the old readings are gone, not shown as new; the
+    # week still counts them, until it too is over.
+    [later] = page.recent(["api"], START + SLOTS * BUCKET + 11 * BUCKET)
+    assert later.points == NONE and later.week == (2, 2)
+    [gone] = page.recent(["api"], START + WEEK + 11 * BUCKET)
+    assert gone.week == (0, 0)
+
+
+def test_settled_buckets_are_kept_and_only_the_last_two_are_read_again(tmp_path: Path) -> None:
     clock = FakeClock(START)
-    db = Database(tmp_path / "state.db")
-    history = History(db.history, clock=clock).load()
-    for step in range(22):  # 22 cycles at 30 s: two buckets and two readings of a third
-        history.probe_result(result(reading("api", clock(), up=step != 3, latency=0.01 * step)))
-        history.cycle_completed(completed(clock()))
-        clock.advance(30)
-    before = history.points("api", clock())
-    history.close()
-    db.close()
-
-    db = Database(tmp_path / "state.db")
-    restored = History(db.history, clock=clock).load()
-    assert restored.points("api", clock()) == before
-    restored.probe_result(result(reading("api", clock(), up=False)))
-    newest = restored.points("api", clock())[-1]
-    assert newest is not None and newest.up == 2 / 3  # two stored readings up, one new down
-    restored.close()
-    db.close()
+    recorded = Recorded(tmp_path / "h.db", clock)
+    for _ in range(30):
+        recorded.record([reading("api", clock(), up=clock() < START + 3 * BUCKET)])
+        clock.advance(60)
+    recorded.close()
+    page = recorded.page()
+    before = page.recent(["api"], clock())[0].points
+    # Six buckets of five probes each, and the new bucket, empty.
+    assert before.up[-7:] == [5, 5, 5, 0, 0, 0, 0]
+    assert before.probes[-7:] == [5, 5, 5, 5, 5, 5, 0]
+    # Without the file (moved aside by the writer), the settled buckets still show.
+    (tmp_path / "h.db").rename(tmp_path / "aside.db")
+    after = page.recent(["api"], clock())[0].points
+    assert after.probes[:-2] == before.probes[:-2] and after.probes[-2:] == [0, 0]
 
 
-def test_rows_older_than_a_day_are_pruned_and_never_loaded(tmp_path: Path) -> None:
+def test_the_week_counts_the_probes_of_the_last_seven_days(tmp_path: Path) -> None:
     clock = FakeClock(START)
-    db = Database(tmp_path / "state.db")
-    history = History(db.history, clock=clock).load()
-    history.probe_result(result(reading("old", clock())))
-    history.close()
-    clock.advance(SLOTS * BUCKET + BUCKET)
-    history.probe_result(result(reading("new", clock())))
-    history.cycle_completed(completed(clock()))
-    assert db.history.load(0) == []  # "old" is past 24 h; "new" is in the open bucket
-    history.close()
-    assert {row[0] for row in db.history.load(0)} == {"new"}
+    recorded = Recorded(tmp_path / "h.db", clock)
+    page = recorded.page()
+    per_day = 24 * 6
+    for step in range(8 * per_day):  # every ten minutes
+        # Down all of the first day, which is past the window by the end; twenty minutes
+        # on the sixth.
+        down = step < per_day or step in (5 * per_day + 10, 5 * per_day + 11)
+        recorded.record([reading("api", clock(), up=not down)])
+        if step % per_day == 0:
+            page.recent(["api"], clock())
+        clock.advance(600)
+    [recent] = page.recent(["api"], clock())
+    up, probes = recent.week
+    assert probes - up == 2
+    assert 7 * per_day - 6 <= probes <= 7 * per_day + 6
+    assert recent == recorded.page().recent(["api"], clock())[0]
 
-    history = History(db.history, clock=clock).load()
-    assert history.points("old", clock()) == [None] * SLOTS
-    db.close()
+
+def test_a_page_not_looked_at_for_days_still_counts_the_whole_week(tmp_path: Path) -> None:
+    clock = FakeClock(START)
+    recorded = Recorded(tmp_path / "h.db", clock)
+    page = recorded.page()
+    for day in range(4):
+        for _ in range(4):
+            recorded.record([reading("api", clock(), up=day != 1)])
+            clock.advance(600)
+        if day == 0:
+            page.recent(["api"], clock())
+        clock.advance(86400 - 2400)
+    [recent] = page.recent(["api"], clock())
+    assert recent.week == (12, 16)
 
 
-def test_a_reload_forgets_targets_no_longer_configured() -> None:
-    history = History(None, clock=FakeClock(START))
-    history.probe_result(result(reading("kept", START)))
-    history.probe_result(result(reading("gone", START)))
-    history.retain(lambda name: name if name == "kept" else None)
-    assert list(history.series) == ["kept"]
+def test_a_latency_that_is_not_a_number_leaves_a_gap(tmp_path: Path) -> None:
+    clock = FakeClock(START)
+    recorded = Recorded(tmp_path / "h.db", clock)
+    for at, latency in [(0, math.inf), (300, math.nan), (600, 0.2), (900, math.inf)]:
+        recorded.record([reading("api", START + at, latency=latency)])
+    [recent] = recorded.page().recent(["api"], START + 900)
+    assert recent.points.latency[-4:] == [0.0, 0.0, pytest.approx(0.2), 0.0]
+    line = latency_line(recent.points)
+    assert "peak 200 ms" in line.title and line.path.count("M") == 1
+
+
+def test_a_missing_file_shows_no_history() -> None:
+    [recent] = PageHistory(Path("/nonexistent/h.db"), Retention()).recent(["api"], START)
+    assert recent.points == NONE and recent.week == (0, 0)
+
+
+def test_targets_no_longer_shown_are_forgotten(tmp_path: Path) -> None:
+    recorded = Recorded(tmp_path / "h.db", FakeClock(START))
+    recorded.record([reading("kept", START), reading("gone", START)])
+    page = recorded.page()
+    page.recent(["kept", "gone"], START + 3 * BUCKET)
+    assert sorted(page.series) == ["gone", "kept"]
+    page.recent(["kept"], START + 4 * BUCKET)
+    assert list(page.series) == ["kept"]
 
 
 # -- page -----------------------------------------------------------------
@@ -194,9 +219,10 @@ class Balanced(HTMLParser):
 
 
 def _page(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: FakeClock, target: str | None = None
 ) -> tuple[str, dict[str, Any]]:
-    """A real config, board and engine: one healthy, one slow, one down, one not probed."""
+    """A real config, board and engine: one healthy, one slow, one down, one not probed.
+    The status page, or with ``target`` that target's 7-day view."""
     config_file = tmp_path / "t.toml"
     config_file.write_text(
         """
@@ -242,7 +268,7 @@ type = "host"
         clock(),
     )
     board = Board()
-    history = History(None, clock=clock)
+    recorded = Recorded(tmp_path / "h.db", clock)
     for name, observation in [
         ("web", reading("web", clock(), latency=0.02)),
         ("slow", reading("slow", clock(), latency=1.5)),
@@ -250,13 +276,19 @@ type = "host"
     ]:
         verdicts = evaluate(observation, config.rules[name])
         board.record(name, observation, verdicts)
-        history.probe_result(result(observation))
+        recorded.record([observation])
         engine.observe(name, verdicts, clock())
     flush(engine, db, clock())
     clock.advance(125)
     document = board.document(config, engine, clock())
-    snap = snapshot(document, board, history, refresh=refresh_seconds(30), now=clock())
-    html = render(snap, config.secrets)
+    if target is None:
+        snap = snapshot(document, board, recorded.page(), refresh=refresh_seconds(30), now=clock())
+        html = render(snap, config.secrets)
+    else:
+        found = week(document, target, recorded.reader, refresh=30, now=clock())
+        assert found is not None
+        html = render_week(found, config.secrets)
+    recorded.close()
     db.close()
     return html, document
 
@@ -290,7 +322,15 @@ def test_page_shows_every_target_in_its_state_colour(
         '<span class="reading">latency_seconds <b>1.5 s</b></span> '
         '<small class="levels">warn &gt; 1 s · crit &gt; 3 s</small>'
     ) in slow
-    assert "down: connection refused" in _row(html, "&lt;b&gt;db&lt;/b&gt;")
+    db = _row(html, "&lt;b&gt;db&lt;/b&gt;")
+    assert "down: connection refused" in db
+    # Each sparkline links to the target's 7-day view, its name escaped for the URL.
+    assert '<a class="week" href="history?target=%3Cb%3Edb%3C/b%3E"' in db
+    assert (
+        '<span class="uptime">0.00 %</span> up in 24 h · <span class="uptime week">0.00 %</span>'
+        " in 7 d"
+    ) in db
+    assert "no probes in 24 h" in _row(html, "later")
     assert "not probed yet" in _row(html, "later")
 
 
@@ -323,13 +363,44 @@ def test_page_escapes_everything_and_redacts_secrets(
     assert "<script" not in html and "http://" not in html.split("</style>")[0]
 
 
+def test_the_7_day_view_escapes_everything_and_redacts_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "db").mkdir()
+    (tmp_path / "web").mkdir()
+    html, _ = _page(tmp_path / "db", monkeypatch, FakeClock(START), "<b>db</b>")
+    assert "<b>db</b>" not in html
+    assert '<span class="name">&lt;b&gt;db&lt;/b&gt;</span>: last 7 days' in html
+    assert '<a href="./#target-%3Cb%3Edb%3C/b%3E">' in html
+    assert "down: connection refused" in html
+    parser = Balanced()
+    parser.feed(html)
+    parser.close()
+    assert parser.open == []
+    assert "<script" not in html and "http://" not in html.split("</style>")[0]
+    web, _ = _page(tmp_path / "web", monkeypatch, FakeClock(START), "web")
+    assert "s3cr3t-key" not in web and "key=***" in web
+    assert "100 %</span> up in the last 7 days" in web
+
+
+def test_the_7_day_view_is_only_of_a_listed_target() -> None:
+    document: dict[str, Any] = {"targets": [{"name": "api"}]}
+    assert week(document, "other", _no_reader, refresh=30, now=START) is None
+    assert week(document, "api", _no_reader, refresh=30, now=START) is not None
+
+
+def _no_reader() -> HistoryReader:
+    raise AssertionError("not read")
+
+
 def test_sparklines_draw_gaps_and_merge_runs() -> None:
-    points: list[Point | None] = [None] * SLOTS
+    latency, probes, up = [0.0] * SLOTS, [0] * SLOTS, [0] * SLOTS
     for x in range(100, 150):
-        points[x] = Point(0.1 + x / 1000, 1.0)
+        latency[x], probes[x], up[x] = 0.1 + x / 1000, 10, 10
     for x in range(160, 170):
-        points[x] = Point(None, 0.0)
-    points[200] = Point(0.3, 0.5)
+        probes[x] = 10
+    latency[200], probes[200], up[200] = 0.3, 10, 5
+    points = Points(latency, probes, up)
     line = latency_line(points)
     assert "peak 300 ms" in line.title
     assert line.path.count("M") == 2  # two stretches with latency, a gap between
@@ -341,7 +412,7 @@ def test_sparklines_draw_gaps_and_merge_runs() -> None:
         ("down", "160", "10"),
         ("down", "200", "1"),
     ]
-    empty = latency_line([None] * SLOTS)
+    empty = latency_line(NONE)
     assert empty.path == "" and "no latency readings" in empty.title
 
 
@@ -383,7 +454,8 @@ def test_control_characters_in_names_are_escaped_in_report_page_and_metrics(
     assert "  box/evil\\x1b[2J\\rname  DOWN  gone\\x07 away" in report
     assert not any(c in report for c in "\x1b\r\x07")
 
-    snap = snapshot(document, board, History(None, clock=FakeClock(START)), refresh=30, now=START)
+    page = PageHistory(tmp_path / "h.db", Retention())
+    snap = snapshot(document, board, page, refresh=30, now=START)
     html = render(snap, config.secrets)
     assert 'data-target="box/evil\\x1b[2J\\rname"' in html
     assert not any(c in html for c in "\x1b\r\x07")
@@ -397,11 +469,3 @@ def test_control_characters_in_names_are_escaped_in_report_page_and_metrics(
     )
     assert not any(c in exposition for c in "\x1b\r\x07")
     db.close()
-
-
-def result(observation: Observation, kind: str = "http") -> ProbeResult:
-    return ProbeResult(observation.target, kind, observation, [], [])
-
-
-def completed(now: float) -> CycleCompleted:
-    return CycleCompleted(30.0, now, 0.0, 0.1, recorded=True)

@@ -8,6 +8,7 @@ from html import unescape
 from pathlib import Path
 
 import pytest
+from history_files import Recorded
 from local_time import central_european_time
 
 from vigild.alerting.engine import Engine
@@ -15,9 +16,9 @@ from vigild.alerting.pipeline import flush
 from vigild.alerting.silences import Silences
 from vigild.assembly import load
 from vigild.config import SilenceConfig
-from vigild.daemon.history import BUCKET, SLOTS, History, Point
-from vigild.daemon.page import refresh_seconds, render, snapshot, up_strip, uptime
-from vigild.events import ProbeResult
+from vigild.daemon.history import BUCKET, SLOTS, WEEK, Points
+from vigild.daemon.page import refresh_seconds, render, render_week, snapshot, week
+from vigild.daemon.sparklines import up_strip, uptime
 from vigild.model import Observation
 from vigild.status import Board
 from vigild.storage import Database
@@ -37,9 +38,10 @@ def _probe(name: str, at: float, latency: float) -> Observation:
     return Observation(name, at, up, None if up else "connection refused", metrics, duration=0.01)
 
 
-def _render(tmp_path: Path) -> str:
+def _render(tmp_path: Path, target: str | None = None) -> str:
     """A day of probes every 30 s: "api" fast with a one-minute outage, "slow" slow and
-    healthy, "db" down now with its alert open and silenced for an hour."""
+    healthy, "db" down now with its alert open and silenced for an hour. The status page,
+    or with ``target`` that target's 7-day view."""
     config_file = tmp_path / "vigild.toml"
     config_file.write_text(
         """
@@ -73,8 +75,9 @@ port = 5432
         db.alerts.load(), (), flap_limit=4, redact=config.redact, silences=Silences(db.silences)
     )
     board = Board()
-    history = History(None, clock=clock)
+    recorded = Recorded(tmp_path / "state-history.db", clock)
     latencies = {"api": 0.0123, "slow": 1.5, "db": 0.002}
+    cycles: list[Observation] = []
     while clock() <= NOW:
         for name, latency in latencies.items():
             observation = _probe(name, clock(), latency)
@@ -82,17 +85,25 @@ port = 5432
                 observation = Observation(name, clock(), False, "connection refused")
             verdicts = evaluate(observation, config.rules[name])
             board.record(name, observation, verdicts)
-            history.probe_result(ProbeResult(name, "http", observation, verdicts, []))
+            cycles.append(observation)
             engine.observe(name, verdicts, clock())
         flush(engine, db, clock())
+        if len(cycles) >= 10 * len(latencies) or clock() + 30 > NOW:
+            recorded.record(cycles)  # ten cycles at a time: quicker, and read the same
+            cycles = []
         clock.advance(30)
     engine.policy.silences.add(
         SilenceConfig.model_validate({"matchers": {"target": "db"}, "duration": "1h"}), NOW
     )
     document = board.document(config, engine, NOW)
-    html = render(
-        snapshot(document, board, history, refresh=refresh_seconds(30), now=NOW), config.secrets
-    )
+    if target is None:
+        snap = snapshot(document, board, recorded.page(), refresh=refresh_seconds(30), now=NOW)
+        html = render(snap, config.secrets)
+    else:
+        found = week(document, target, recorded.reader, refresh=refresh_seconds(30), now=NOW)
+        assert found is not None
+        html = render_week(found, config.secrets)
+    recorded.close()
     db.close()
     return html
 
@@ -135,8 +146,37 @@ def test_uptime_of_the_last_day_per_target(page: str) -> None:
     assert "up 99.93 % of the last 24 h; last down at 06:00 CET" in _row(html, "api")
 
 
-def test_times_are_local_with_the_zone_named(page: str) -> None:
-    html = page
+def test_uptime_of_the_last_seven_days_per_target(tmp_path: Path, local_zone: str) -> None:
+    html = _render(tmp_path)
+    # A day of history so far: the week's figure is the day's, said as the week's.
+    assert "99.93 % up in 24 h · 99.93 % in 7 d" in _text(_row(html, "api"))
+    assert "100 % up in 24 h · 100 % in 7 d" in _text(_row(html, "slow"))
+
+
+def test_the_7_day_view_of_a_target(tmp_path: Path, local_zone: str) -> None:
+    html = _render(tmp_path, "api")
+    assert "<title>vigild on nas: api, last 7 days</title>" in html
+    text = _text(html)
+    assert '<span class="name">api</span>: last 7 days</h2>' in html
+    assert "http · http://127.0.0.1:1/health" in text
+    assert "99.93 % up in the last 7 days" in text
+    assert "times in CET (UTC+01:00)" in text
+    # Local days, today first; units on every latency; the outage at its local time.
+    days = _text(html[html.index('<table class="days">') :])
+    assert "Fri 15 Jan 99.81 % 12.3 ms 06:00 CET" in days
+    assert "Thu 14 Jan 100 % 12.3 ms -" in days
+    assert "Wed 13 Jan - - -" in days
+    rects = re.findall(r'<rect class="(\w+)" x="(\d+)" y="0" width="(\d+)"', html)
+    outage = int((OUTAGE - (NOW - NOW % BUCKET + BUCKET - WEEK)) // BUCKET)  # of 2016
+    assert ("down", str(outage), "1") in rects and rects[-1][0] == "down"
+    assert 'viewBox="0 0 2016 10"' in html
+    start = round(NOW - NOW % BUCKET + BUCKET - WEEK)
+    assert f"api/history?target=api&amp;metric=up&amp;from={start}&amp;step=5m" in html
+    assert '<a href="./#target-api">all targets</a>' in html
+
+
+def test_times_are_local_with_the_zone_named(tmp_path: Path, local_zone: str) -> None:
+    html = _render(tmp_path)
     text = _text(html)
     assert "updated 09:04 CET" in text
     assert "times in CET (UTC+01:00)" in text
@@ -163,12 +203,14 @@ def test_a_one_minute_outage_is_a_red_mark_at_least_one_bucket_wide(page: str) -
 
 
 def test_uptime_is_never_rounded_up_to_a_clean_record() -> None:
-    points: list[Point | None] = [Point(0.01, 1.0)] * SLOTS
-    points[5] = Point(0.01, 0.99)
+    up = [100] * SLOTS
+    up[5] = 99
+    points = Points([0.01] * SLOTS, [100] * SLOTS, up)
     assert uptime(points) == pytest.approx(1 - 0.01 / SLOTS)
     assert up_strip(points, NOW).uptime == "99.99 %"
-    assert up_strip([None] * SLOTS, NOW).uptime == ""
-    assert uptime([None] * SLOTS) is None
+    never = Points([0.0] * SLOTS, [0] * SLOTS, [0] * SLOTS)
+    assert up_strip(never, NOW).uptime == ""
+    assert uptime(never) is None
 
 
 def test_every_value_is_escaped_by_the_template_even_in_attributes(tmp_path: Path) -> None:
@@ -183,7 +225,7 @@ def test_every_value_is_escaped_by_the_template_even_in_attributes(tmp_path: Pat
     engine = Engine(db.alerts.load(), (), flap_limit=4, redact=config.redact)
     board = Board()
     document = board.document(config, engine, NOW)
-    history = History(None, clock=FakeClock(NOW))
+    history = Recorded(tmp_path / "h.db", FakeClock(NOW)).page()
     html = render(snapshot(document, board, history, refresh=30, now=NOW), config.secrets)
     db.close()
     assert 'data-target="x&#34; onmouseover=&#34;alert(1)"' in html

@@ -213,3 +213,36 @@ def test_a_value_for_an_hour_already_compacted_is_counted_as_late(tmp_path: Path
     history.append([("api", START + 60, {"up": 1.0, "latency_seconds": 0.1})])
     assert history.late == 2
     history.close()
+
+
+def test_every_target_reads_what_aggregates_reads_per_target_in_one_pass(
+    tmp_path: Path,
+) -> None:
+    """Rolled-up days, compacted hours and staged values: the page's one read of every
+    target gives each target's buckets as ``aggregates`` does, tier for tier."""
+    from vigild.storage.history_tiers import FIVE_MINUTE, HOURLY
+
+    clock = FakeClock(START)
+    history = HistoryFile(tmp_path / "h.db", Retention(), clock=clock)
+    rng = random.Random(3)
+    end = START + 26 * 3600 + 1234  # past a day's roll-up, into a staged hour
+    while clock() < end:
+        history.append(
+            [
+                (name, clock() + rng.uniform(0, 5), {"up": float(rng.random() > 0.2), "x": 1.0})
+                for name in ("a", "b", "c")
+            ]
+        )
+        clock.advance(60)
+    history.close()
+    now = clock()
+    with HistoryReader(tmp_path / "h.db", Retention()) as reader:
+        for tier in (FIVE_MINUTE, HOURLY):
+            found: dict[tuple[str, str], list[Bucket]] = {}
+            for target, metric, buckets in reader.every_target(tier, ["up"], START, now):
+                found.setdefault((target, metric), []).extend(buckets)
+            assert sorted(found) == [("a", "up"), ("b", "up"), ("c", "up")]
+            for (target, _), buckets in found.items():
+                step = tier.step / 1000
+                _, _, expected = reader.aggregates(target, "up", START, now, step, now=now)
+                assert sorted(buckets, key=lambda b: b.start) == expected

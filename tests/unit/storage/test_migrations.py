@@ -18,7 +18,8 @@ DATA = Path(__file__).parents[2] / "data"
 SCHEMA_4 = DATA / "state-schema-4.db"
 """Written by vigild at e2c10e5 (the last ``alerting/store.py``), through its own
 engine, pipeline and store: one open alert, its message in the outbox after a
-failed attempt, a silence, a probe's state, two history buckets, two action runs."""
+failed attempt, a silence, a probe's state, two status page history buckets (a table
+schema 5 drops), two action runs."""
 SCHEMA_3 = DATA / "state-before-fleet-identity.db"
 
 NOW = 1_780_000_000.0
@@ -63,11 +64,7 @@ def test_a_file_written_before_the_storage_package_is_read_row_for_row(tmp_path:
         assert db.probe_states.load() == {
             "api-metrics": {"previous": {"requests": 120.0, "errors": 3.0}}
         }
-        bucket = int(NOW // 300)
-        assert sorted(db.history.load(0)) == [
-            ("api", bucket - 1, 0.25, 10, 9),
-            ("api", bucket, 0.5, 4, 0),
-        ]
+        assert not _tables(path) & {"history"}  # the status page reads the history file now
 
         done, skipped = db.actions.runs("rollback", 0.0, alert.fingerprint, NOW)
         assert (done.outcome, done.verified, done.exit_code) == ("succeeded", "helped", 0)
@@ -78,10 +75,30 @@ def test_a_file_written_before_the_storage_package_is_read_row_for_row(tmp_path:
     assert schema_of(path) == SCHEMA_VERSION
 
 
+def _tables(path: Path) -> set[str]:
+    db = sqlite3.connect(path)
+    try:
+        return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    finally:
+        db.close()
+
+
+def test_step_6_drops_the_status_page_buckets_and_keeps_everything_else(
+    tmp_path: Path,
+) -> None:
+    path = copy(SCHEMA_4, tmp_path)
+    assert schema_of(path) == 4
+    before = _tables(path)
+    assert "history" in before  # two buckets of the old status page history
+    Database(path).close()
+    assert schema_of(path) == 6
+    assert _tables(path) == (before | {"push_runs"}) - {"history"}
+
+
 def test_the_current_schema_is_opened_without_a_write(tmp_path: Path) -> None:
     path = copy(SCHEMA_4, tmp_path)
     Database(path).close()
-    assert schema_of(path) == SCHEMA_VERSION == 5  # a file at today's schema needs no step
+    assert schema_of(path) == SCHEMA_VERSION == 6  # a file at today's schema needs no step
     before = path.read_bytes()
     Database(path).close()
     assert path.read_bytes() == before
@@ -111,6 +128,7 @@ def test_a_schema_3_file_gets_the_steps_after_3(tmp_path: Path) -> None:
     finally:
         db.close()
     assert schema_of(path) == SCHEMA_VERSION
+    assert "history" not in _tables(path)
 
 
 def test_a_new_file_goes_through_every_step(tmp_path: Path) -> None:
@@ -120,9 +138,8 @@ def test_a_new_file_goes_through_every_step(tmp_path: Path) -> None:
     db = sqlite3.connect(path)
     tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     db.close()
-    assert {"meta", "alerts", "outbox", "probe_state", "silences", "history", "action_runs"} <= (
-        tables
-    )
+    assert {"meta", "alerts", "outbox", "probe_state", "silences", "action_runs"} <= tables
+    assert "history" not in tables
 
 
 def test_a_file_from_a_newer_vigild_is_refused_untouched(tmp_path: Path) -> None:
