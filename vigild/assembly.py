@@ -28,6 +28,7 @@ from vigild.config import (
     AlertingConfig,
     ConfigError,
     DaemonConfig,
+    DiscoveryConfig,
     NotifierConfig,
     SilenceConfig,
     TargetConfig,
@@ -58,6 +59,7 @@ class _FileShape(BaseModel):
     notifiers: list[dict[str, Any]] = []
     silences: list[dict[str, Any]] = []
     actions: list[dict[str, Any]] = []
+    discovery: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,14 @@ class Config:
     disabled_notifiers: tuple[str, ...] = field(default=())
     silences: tuple[SilenceConfig, ...] = ()
     actions: tuple[ActionConfig, ...] = ()
+    discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
+    defaults: Mapping[str, ThresholdSpec] = field(default_factory=dict)
+    """The threshold tables targets merge theirs over (built in, then ``[thresholds]``)."""
+    sources: Mapping[str, str] = field(default_factory=dict)
+    """Discovered targets: target name → the container it came from."""
+    held: frozenset[str] = frozenset()
+    """Discovered targets whose container is gone but not yet retired: in ``rules``, so
+    their alerts stay as they are, and not in ``targets``, so nothing probes them."""
 
     def redact(self, text: str) -> str:
         return redact(text, self.secrets)
@@ -151,9 +161,10 @@ class _Builder(Problems):
             if (silence := self.validate(SilenceConfig, raw_silence, ("silences", i))) is not None
         ]
         actions = self.actions(shape.actions)
+        discovery = self.validate(DiscoveryConfig, shape.discovery, ("discovery",))
         self.references(daemon, targets)
         self.timeouts(daemon, targets)
-        if self.problems or daemon is None or alerting is None:
+        if self.problems or daemon is None or alerting is None or discovery is None:
             raise ConfigError(self.problems)
         warnings = tuple(
             f"notifier {name!r} is disabled: its url or key is empty" for name in disabled
@@ -170,6 +181,8 @@ class _Builder(Problems):
             disabled_notifiers=tuple(disabled),
             silences=tuple(silences),
             actions=tuple(actions),
+            discovery=discovery,
+            defaults=defaults,
         )
 
     def references(self, daemon: DaemonConfig | None, targets: list[TargetConfig]) -> None:

@@ -24,6 +24,7 @@ from vigild.fields import (
     MINUTE,
     SECOND,
     ByteSize,
+    EngineUrl,
     Interval,
     Name,
     RepeatInterval,
@@ -38,7 +39,9 @@ __all__ = [
     "ActionWhen",
     "AlertingConfig",
     "ConfigError",
+    "ContainerDiscoveryConfig",
     "DaemonConfig",
+    "DiscoveryConfig",
     "NotifierConfig",
     "SilenceConfig",
     "TargetConfig",
@@ -213,6 +216,21 @@ class AlertingConfig(_Strict):
     max_alerts_per_message: int = Field(default=50, ge=1)
     """A host going down is one message, but a message stays readable (and under
     Discord's and Slack's size limits): beyond this, the rest go in further messages."""
+
+
+class ContainerDiscoveryConfig(_Strict):
+    """``[discovery.containers]``: targets from the labels of running containers."""
+
+    engine: EngineUrl | None = None
+    """As a container target's ``engine``; unset: ``$DOCKER_HOST``, then the usual sockets."""
+    enable_label: str = Field(default="vigild.enable", min_length=1)
+    """Only containers carrying this label set to ``true`` become targets."""
+    retire_after: Annotated[float, duration_between(0, DAY)] = 5 * MINUTE
+    """A removed container's alerts resolve after this, unless it comes back by its name."""
+
+
+class DiscoveryConfig(_Strict):
+    containers: ContainerDiscoveryConfig | None = None
 
 
 class SilenceMatchers(_Strict):

@@ -258,13 +258,17 @@ class Engine:
             for v in verdicts
         ]
 
-    def retain(self, keep: Callable[[str, str], bool], now: float) -> None:
-        """Close the alerts of targets and metrics a reloaded config no longer watches."""
+    def retain(
+        self, keep: Callable[[str, str], bool], now: float, notes: Mapping[str, str] | None = None
+    ) -> None:
+        """Close the alerts of targets and metrics a reloaded config no longer watches;
+        ``notes``: why, per target (its resolved message says it)."""
         for key, alert in list(self._alerts.items()):
             if keep(alert.target, alert.metric):
                 continue
             alert.breach.clear()
             alert.flapping = False
             if alert.severity is not None:
+                alert.note = (notes or {}).get(alert.target)
                 self._move(alert, None, now)
             self._touched[key] = alert

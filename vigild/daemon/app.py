@@ -15,7 +15,8 @@ import ipaddress
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -24,6 +25,7 @@ from vigild import __version__, logs
 from vigild.assembly import Config, load
 from vigild.config import ConfigError
 from vigild.cookie import cookie_path, remove_cookie, write_cookie
+from vigild.daemon.discovered import fresh, removed, start_discovery
 from vigild.daemon.firstrun import first_cycle_line
 from vigild.daemon.history import History
 from vigild.daemon.metrics import Metrics
@@ -32,6 +34,7 @@ from vigild.daemon.runtime import Runtime, Watchers
 from vigild.daemon.scheduler import CycleScheduler
 from vigild.daemon.sdnotify import SystemdNotify, Watchdog, status_line
 from vigild.daemon.server import make_app
+from vigild.discovery import ContainerDiscovery
 from vigild.events import CycleCompleted
 from vigild.fields import split_listen, unix_listen
 from vigild.model import Severity, worst
@@ -90,6 +93,9 @@ class Daemon:
         self._stop = asyncio.Event()
         self._reloader: asyncio.Task[None] | None = None
         self._reload_asked = False
+        self._file_config = config  # as the file has it, without what discovery adds
+        self._applying = asyncio.Lock()
+        self.discovery: ContainerDiscovery | None = None
 
     def _expect(self, stage: str, action: str) -> None:
         if self._stage != stage:
@@ -186,6 +192,7 @@ class Daemon:
         _settle_heap()
         self.scheduler.start(self.scheduler.plan(self.runtime.parts.cycles))
         self._stage = "running"
+        self.discovery = start_discovery(self.config, self._discovered)
         log.info(
             "vigild started",
             version=__version__,
@@ -244,7 +251,10 @@ class Daemon:
         return time.monotonic() - self._last_cycle < 3 * shortest + STALL_AFTER
 
     def _start_cycle(self, interval: float, lateness: float) -> None:
-        task = spawn(self._cycle(interval, lateness), name=f"cycle-{interval:g}s")
+        self._track(self._cycle(interval, lateness), f"cycle-{interval:g}s")
+
+    def _track(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = spawn(work, name=name)
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
@@ -302,28 +312,45 @@ class Daemon:
             return
         for warning in new.warnings:
             log.warning(warning)
-        logs.set_secrets(self.config.secrets | new.secrets)
-        try:
-            parts = self.runtime.prepare(new)
+        if new.discovery != self._file_config.discovery:  # its stream and state stay
+            log.warning("change takes effect after a restart", key="discovery")
+        applied = await self._apply(new, "reload")
+        self.metrics.reloaded("applied" if applied else "rejected")
+        if applied:
+            self._file_config = new
+            log.info("config reloaded", targets=len(new.targets), path=str(new.path))
+
+    async def _discovered(self) -> None:
+        """Applied as a reload applies a file; new targets are probed at once."""
+        old = self.config
+        if await self._apply(self._file_config, "discovery"):
+            parts = self.runtime.parts
+            if watched := fresh(old, parts.config, parts.watched):
+                self._track(self.runtime.cycles.run(parts, watched), "discovered")
+
+    async def _apply(self, loaded: Config, reason: str) -> bool:
+        async with self._applying:  # a reload and a discovery change, one after the other
+            new = self.discovery.merged(loaded) if self.discovery is not None else loaded
+            logs.set_secrets(self.config.secrets | new.secrets)
             try:
-                plan = self.scheduler.plan(parts.cycles)
+                parts = self.runtime.prepare(new)
+                try:
+                    plan = self.scheduler.plan(parts.cycles)
+                except Exception:
+                    await self.runtime.discard(parts)
+                    raise
             except Exception:
-                await self.runtime.discard(parts)
-                raise
-        except Exception:
-            log.exception("reload failed while applying: the running config stays")
-            logs.set_secrets(self.config.secrets)
-            self.metrics.reloaded("rejected")
-            return
-        old = self.runtime.swap(parts)
-        self.scheduler.install(plan)
-        await self.runtime.retire(old)
-        self.metrics.retain(new)
-        self.history.retain(new.owner_of)
-        logs.set_secrets(new.secrets)
-        _settle_heap()
-        self.metrics.reloaded("applied")
-        log.info("config reloaded", targets=len(new.targets), path=str(new.path))
+                log.exception(f"{reason} failed while applying: the running config stays")
+                logs.set_secrets(self.config.secrets)
+                return False
+            old = self.runtime.swap(parts, removed(self.config, new))
+            self.scheduler.install(plan)
+            await self.runtime.retire(old)
+            self.metrics.retain(new)
+            self.history.retain(new.owner_of)
+            logs.set_secrets(new.secrets)
+            _settle_heap()
+            return True
 
     def stop(self) -> None:
         self._stop.set()
@@ -337,6 +364,8 @@ class Daemon:
         if self._watchdog is not None:
             self._watchdog.stop()
         self.scheduler.pause()
+        if self.discovery is not None:
+            await self.discovery.stop()
         await self.runner.cleanup()
         remove_cookie(self._cookie_path, self._cookie)
         socket_path = unix_listen(self.config.daemon.listen)

@@ -8,7 +8,7 @@ report): both open a ``Runtime``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 import aiohttp
@@ -273,9 +273,10 @@ class Runtime:
         """The parts of a validated new config, built beside the running ones."""
         return self._build(config, self.parts)
 
-    def swap(self, parts: Parts) -> Parts:
+    def swap(self, parts: Parts, notes: Mapping[str, str] | None = None) -> Parts:
         """Put ``parts`` in place of the running ones, in one assignment; alert state
-        and the outbox carry over. Returns the old parts, for ``retire``."""
+        and the outbox carry over (``notes``: why a target's alerts resolve, by target).
+        Returns the old parts, for ``retire``."""
         old, self.parts = self.parts, parts
         config = parts.config
         for key in ("state_path", "listen", "replica"):
@@ -289,7 +290,7 @@ class Runtime:
                 metric in rules[owner] or base_metric(metric) in rules[owner]
             )
 
-        parts.engine.retain(still_watched, self.clock())
+        parts.engine.retain(still_watched, self.clock(), notes)
         self.board.retain(config.owner_of)
         return old
 

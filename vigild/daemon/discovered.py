@@ -1,0 +1,40 @@
+"""What the daemon needs of discovery: one started for the config, and the targets
+a change brought (probed at once, not at their next cycle)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+
+from vigild.assembly import Config
+from vigild.daemon.parts import Watched
+from vigild.discovery import ContainerDiscovery
+from vigild.engine_api import connect
+
+__all__ = ["REMOVED", "fresh", "removed", "start_discovery"]
+
+REMOVED = "container removed"
+"""The note of the resolved message of a retired container's alerts."""
+
+
+def start_discovery(
+    config: Config, changed: Callable[[], Awaitable[None]]
+) -> ContainerDiscovery | None:
+    """Discovery of ``[discovery.containers]``, started; None without that section."""
+    settings = config.discovery.containers
+    if settings is None:
+        return None
+    engine = connect(settings.engine, secrets=lambda: config.secrets)
+    discovery = ContainerDiscovery(settings, engine, changed)
+    discovery.start()
+    return discovery
+
+
+def fresh(old: Config, new: Config, watched: Sequence[Watched]) -> list[Watched]:
+    """The targets of ``new`` that ``old`` did not probe."""
+    known = {t.name for t in old.targets}
+    return [w for w in watched if w.target.name not in known]
+
+
+def removed(old: Config, new: Config) -> dict[str, str]:
+    """Why the alerts of the discovered targets ``new`` no longer has resolve."""
+    return dict.fromkeys(old.sources.keys() - new.sources.keys(), REMOVED)
