@@ -122,6 +122,7 @@ class FakeEngine:
         self._runner: web.AppRunner | None = None
         self._streams: list[tuple[dict[str, Any], asyncio.Queue[dict[str, Any]]]] = []
         self.streams_opened = 0
+        self._stream_opened = asyncio.Event()
 
     @property
     def url(self) -> str:
@@ -159,10 +160,9 @@ class FakeEngine:
         self._emit("die", container, exitCode=str(exit_code))
 
     def destroy(self, name: str) -> None:
-        container = self.containers.pop(name)
-        if container.status == "running":
+        if self.containers[name].status == "running":
             self.kill(name)  # `docker rm -f`: it dies first
-        self._emit("destroy", container)
+        self._emit("destroy", self.containers.pop(name))
 
     def rename(self, name: str, new: str) -> None:
         container = self.containers.pop(name)
@@ -175,6 +175,13 @@ class FakeEngine:
         container.health = health
         action = f"health_status: {health}" if self.flavour == "docker" else "health_status"
         self._emit(action, container, health_status=health)
+
+    async def streaming(self, count: int = 1, within: float = 5.0) -> None:
+        """Until ``count`` event streams have been opened in all."""
+        async with asyncio.timeout(within):
+            while self.streams_opened < count:
+                self._stream_opened.clear()
+                await self._stream_opened.wait()
 
     def _emit(self, action: str, c: FakeContainer, **attributes: str) -> None:
         now = time.time()
@@ -318,6 +325,7 @@ class FakeEngine:
         await response.prepare(request)
         self._streams.append(entry)
         self.streams_opened += 1
+        self._stream_opened.set()
         try:
             while True:
                 event = await queue.get()

@@ -157,8 +157,10 @@ class ContainerDiscovery:
             while True:
                 await self._step()
                 due = [self._next_resync, *self.leaving.values()]
+                # Not wait_for: on 3.11 a cancel that meets its timeout can hang there.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), max(0.0, min(due) - self._clock()))
+                    async with asyncio.timeout(max(0.0, min(due) - self._clock())):
+                        await self._wake.wait()
                 self._wake.clear()
         finally:
             follower.cancel()
