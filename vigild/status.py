@@ -7,7 +7,7 @@ The same document is served as ``/api/status`` and printed by
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from vigild import __version__
@@ -70,7 +70,9 @@ class Board:
             "replica": daemon.replica,
             "generated_at": _stamp(now),
             "worst": self.worst().label,
-            "targets": [entry for t in config.targets for entry in self._entries(t)],
+            "targets": [
+                entry for t in config.targets for entry in self._entries(t, config.sources)
+            ],
             "alerts": [
                 _alert(a, inhibitor.reason(a), silencer.covering(a, now), now)
                 for a in sorted(engine.alerts(), key=lambda a: (a.target, a.metric))
@@ -79,11 +81,16 @@ class Board:
             "silences": engine.policy.silences.listing(now),
         }
 
-    def _entries(self, target: TargetConfig) -> Iterator[dict[str, Any]]:
+    def _entries(
+        self, target: TargetConfig, sources: Mapping[str, str]
+    ) -> Iterator[dict[str, Any]]:
         """One entry per target, or per container a target selected by labels."""
         expanded = self.expanded.get(target.name)
         if not expanded:
-            yield self._entry(target, target.name)
+            entry = self._entry(target, target.name)
+            if target.name in sources:  # found by discovery, not in the file
+                entry["discovered"] = {"container": sources[target.name]}
+            yield entry
             return
         for name in sorted(expanded):
             yield self._entry(target, name)

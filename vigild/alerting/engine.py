@@ -203,6 +203,7 @@ class Engine:
             if not alert.told:  # no notifier knows it: it may take the current identity
                 self._renew(alert)
             alert.started, alert.ended, alert.peak = now, None, wanted
+            alert.closed_by = None
             alert.fired = [t for t in alert.fired if t > now - FLAP_WINDOW] + [now]
             if len(alert.fired) > self.flap_limit and not alert.flapping:
                 alert.flapping = True
@@ -269,6 +270,6 @@ class Engine:
             alert.breach.clear()
             alert.flapping = False
             if alert.severity is not None:
-                alert.note = (notes or {}).get(alert.target)
+                alert.closed_by = (notes or {}).get(alert.target)
                 self._move(alert, None, now)
             self._touched[key] = alert

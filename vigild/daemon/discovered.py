@@ -3,7 +3,7 @@ a change brought (probed at once, not at their next cycle)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from vigild.assembly import Config
 from vigild.daemon.parts import Watched
@@ -29,10 +29,19 @@ def start_discovery(
     return discovery
 
 
-def fresh(old: Config, new: Config, watched: Sequence[Watched]) -> list[Watched]:
-    """The targets of ``new`` that ``old`` did not probe."""
+def fresh(old: Config, new: Config, cycles: Mapping[float, Sequence[Watched]]) -> list[Watched]:
+    """The targets of ``new`` that ``old`` did not probe, but for those of the shortest
+    interval: installing the jobs starts that cycle at once (a second probe of them
+    would be skipped as still in flight)."""
     known = {t.name for t in old.targets}
-    return [w for w in watched if w.target.name not in known]
+    shortest = min(cycles, default=0.0)
+    return [
+        w
+        for interval, watched in cycles.items()
+        if interval != shortest
+        for w in watched
+        if w.target.name not in known
+    ]
 
 
 def removed(old: Config, new: Config) -> dict[str, str]:
