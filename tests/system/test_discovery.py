@@ -4,6 +4,7 @@ Engine-API-shaped server of tests/docker_api.py, alerts at a real webhook receiv
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -153,3 +154,19 @@ async def test_check_config_discover_says_what_each_container_would_become(
     assert "  shop-web-1 → web (container), web/http (http http://172.17.0.2:7080/health)" in lines
     assert any(line.startswith("  cache: skipped, label vigild.interval: ") for line in lines)
     assert "  db: skipped, target 'db' is taken" in lines
+
+
+async def test_a_reload_keeps_the_discovered_targets(
+    docker_engine: FakeEngine, receiver: Receiver, tmp_path: Path
+) -> None:
+    daemon = await following(tmp_path, docker_engine, receiver, "1s")
+    try:
+        docker_engine.run("web", labels=ALERTING, **hungry())
+        await receiver.wait_for(1, timeout=INTERVAL)
+        daemon.signal(signal.SIGHUP)
+        await daemon.wait_log("config reloaded")
+        [web] = [t for t in (await daemon.status())["targets"] if t["name"] == "web"]
+        assert web["discovered"] == {"container": "web"}
+        assert len(await receiver.wait_quiet(INTERVAL + 0.5)) == 1  # nothing resolved
+    finally:
+        assert await daemon.stop() == 0
