@@ -18,7 +18,7 @@ from vigild.alerting.notifiers import text
 from vigild.alerting.silences import Silence
 from vigild.assembly import Config
 from vigild.config import TargetConfig
-from vigild.events import ProbeResult
+from vigild.events import ObservationRetired, ProbeResult
 from vigild.model import AlertEvent, Observation, Severity, rfc3339, worst
 from vigild.redaction import printable
 from vigild.thresholds import Verdict
@@ -46,6 +46,10 @@ class Board:
 
     def probe_result(self, event: ProbeResult) -> None:
         self.record(event.target, event.observation, event.verdicts)
+
+    def observation_retired(self, event: ObservationRetired) -> None:
+        self.latest.pop(event.observed, None)
+        self.expanded.get(event.target, set()).discard(event.observed)
 
     def retain(self, owner_of: Callable[[str], str | None]) -> None:
         """After a reload: forget what no configured target observes any more."""

@@ -31,6 +31,7 @@ from vigild.events import (
     CycleMissed,
     DeliveryOutcome,
     HeartbeatOutcome,
+    ObservationRetired,
     ProbeResult,
     Subscribers,
 )
@@ -225,6 +226,7 @@ class Runtime:
         """Who hears what: every subscription of a run is made here."""
         on = subscribers.on
         on(ProbeResult, self.board.probe_result)
+        on(ObservationRetired, self.board.observation_retired)
         on(CycleCompleted, heartbeat.cycle_completed)
         watchers = self._watchers
         if watchers is None:
