@@ -732,3 +732,25 @@ url = "https://hooks.example/${HOOK_KEY}"
         load_daemon(path)
     [problem] = info.value.problems
     assert "daemon.listen" in problem and "LISTEN_HOST is not set" in problem
+
+
+def test_discovery_of_containers_takes_its_defaults(tmp_path: Path) -> None:
+    assert load(write(tmp_path, MINIMAL)).discovery.containers is None
+    config = load(write(tmp_path, MINIMAL + "[discovery.containers]\n"))
+    found = config.discovery.containers
+    assert found is not None
+    assert (found.engine, found.enable_label, found.retire_after) == (None, "vigild.enable", 300.0)
+
+
+def test_discovery_keys_are_checked_with_their_path(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        MINIMAL + '[discovery.containers]\nengine = "ssh://host"\nretire_after = "2d"\n'
+        'enabel_label = "x"\n[discovery.services]\n',
+    )
+    assert [p.split(": ")[1] for p in found] == [
+        "discovery.containers.engine",
+        "discovery.containers.retire_after",
+        "discovery.containers.enabel_label",
+        "discovery.services",
+    ]
