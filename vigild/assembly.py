@@ -41,7 +41,7 @@ from vigild.probes.base import backend as probe_backend
 from vigild.problems import Problems
 from vigild.redaction import redact
 
-__all__ = ["Config", "load"]
+__all__ = ["Config", "dependency_cycles", "load"]
 
 _Backed = TypeVar("_Backed", "NotifierConfig", "ActionConfig")
 
@@ -193,7 +193,7 @@ class _Builder(Problems):
             for dependency in target.depends_on:
                 if dependency not in by_name:
                     self.problem(("targets", i, "depends_on"), f"no target named {dependency!r}")
-        for cycle in _cycles({t.name: t.depends_on for t in targets}):
+        for cycle in dependency_cycles({t.name: t.depends_on for t in targets}):
             self.problem(("targets",), f"depends_on cycle {' -> '.join(cycle)}")
         check = daemon.connectivity_check if daemon is not None else None
         if check is None:
@@ -322,7 +322,7 @@ class _Builder(Problems):
         return actions
 
 
-def _cycles(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:
+def dependency_cycles(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:
     """Each loop of ``graph`` once, as the path that closes it (``["x", "y", "x"]``),
     found by a depth-first walk in the graph's order; iterative, as a chain may be
     thousands of targets long."""

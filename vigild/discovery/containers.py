@@ -18,7 +18,7 @@ from dataclasses import replace
 
 import structlog
 
-from vigild.assembly import Config
+from vigild.assembly import Config, dependency_cycles
 from vigild.config import ContainerDiscoveryConfig
 from vigild.discovery.labels import Container, LabelError, Target, targets_of
 from vigild.engine_api import EngineClient, EngineError
@@ -92,17 +92,7 @@ class ContainerDiscovery:
         rules = dict(config.rules)
         sources: dict[str, str] = {}
         held: set[str] = set()
-        for name, found in chosen:
-            missing = {d for t in found for d in t.config.depends_on} - taken
-            if missing:
-                self._warn_once(
-                    ("depends", name, *sorted(missing)),
-                    "container skipped: bad label",
-                    container=name,
-                    label="vigild.depends_on",
-                    reason=f"no target named {sorted(missing)[0]!r}",
-                )
-                continue
+        for name, found in self._dependable(chosen, taken, config):
             for target in found:
                 rules[target.config.name] = target.rules
                 sources[target.config.name] = name
@@ -113,6 +103,31 @@ class ContainerDiscovery:
         return replace(
             config, targets=tuple(targets), rules=rules, sources=sources, held=frozenset(held)
         )
+
+    def _dependable(
+        self, chosen: list[tuple[str, tuple[Target, ...]]], taken: set[str], config: Config
+    ) -> list[tuple[str, tuple[Target, ...]]]:
+        """``chosen`` but for containers whose ``vigild.depends_on`` names no target, or
+        closes a loop (which would hold back every alert in it)."""
+        graph = {t.name: t.depends_on for t in config.targets}
+        graph.update((t.config.name, t.config.depends_on) for _, found in chosen for t in found)
+        looped = {n for cycle in dependency_cycles(graph) for n in cycle}
+        kept = []
+        for name, found in chosen:
+            wanted = [d for t in found for d in t.config.depends_on]
+            missing = [d for d in wanted if d not in taken]
+            if missing or any(t.config.name in looped for t in found):
+                reason = f"no target named {missing[0]!r}" if missing else "a depends_on loop"
+                self._warn_once(
+                    ("depends", name, reason),
+                    "container skipped: bad label",
+                    container=name,
+                    label="vigild.depends_on",
+                    reason=reason,
+                )
+                continue
+            kept.append((name, found))
+        return kept
 
     def describe(self, container: Container, config: Config) -> tuple[Target, ...] | None:
         """The container's targets, or None after one warning about its bad label."""

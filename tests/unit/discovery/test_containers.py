@@ -156,3 +156,26 @@ async def test_a_file_target_wins_a_name_clash(engine: FakeEngine, base: Config)
             assert found.names() == (["db"], [])
             assert found.config.sources == {}
     assert [e["event"] for e in logs].count("discovered target skipped: the name is taken") == 1
+
+
+async def test_depends_on_must_name_a_target_and_close_no_loop(
+    engine: FakeEngine, base: Config
+) -> None:
+    engine.run("api", labels={**ENABLED, "vigild.depends_on": "db, cache"})
+    engine.run("cache", labels=ENABLED)
+    engine.run("a", labels={**ENABLED, "vigild.depends_on": "b"})
+    engine.run("b", labels={**ENABLED, "vigild.depends_on": "a"})
+    engine.run("web", labels={**ENABLED, "vigild.depends_on": "nothing"})
+    with capture_logs() as logs:
+        async for found in follow(engine, base):
+            await found.until(["api", "cache", "db"])
+            [api] = [t for t in found.config.targets if t.name == "api"]
+            assert api.depends_on == ["db", "cache"]
+    skipped = {
+        (e["container"], e["reason"]) for e in logs if e["event"] == "container skipped: bad label"
+    }
+    assert skipped == {
+        ("a", "a depends_on loop"),
+        ("b", "a depends_on loop"),
+        ("web", "no target named 'nothing'"),
+    }
