@@ -32,14 +32,18 @@ def hungry(**settings: Any) -> dict[str, Any]:
 
 
 async def following(
-    tmp_path: Path, engine: FakeEngine, receiver: Receiver, retire_after: str
+    tmp_path: Path,
+    engine: FakeEngine,
+    receiver: Receiver,
+    retire_after: str,
+    interval: float = INTERVAL,
 ) -> Daemon:
     """``vigild run`` discovering on ``engine``, once it follows the engine's events."""
     listen = listen_address()
     path = write_config(
         tmp_path,
         listen,
-        f'interval = "{INTERVAL:g}s"\n\n[alerting]\ngroup_wait = "0s"\n\n'
+        f'interval = "{interval:g}s"\n\n[alerting]\ngroup_wait = "0s"\n\n'
         f"[discovery.containers]\nengine = {toml_str(engine.url)}\n"
         f'retire_after = "{retire_after}"\n\n'
         f'[[notifiers]]\nname = "hook"\ntype = "webhook"\nurl = "{receiver.url("/hook")}"\n',
@@ -68,7 +72,7 @@ async def test_a_labelled_container_pages_at_once_and_retires_with_one_resolved_
         started = time.monotonic()
         engine.run("shop-web-1", labels={**ALERTING, SERVICE: "web"}, **hungry())
         [page] = await receiver.wait_for(1, timeout=INTERVAL)
-        assert page.received_at - started < INTERVAL  # probed at once, not next cycle
+        assert page.received_at - started < 2.0  # probed at once, not next cycle
         [(target, metric, status, _)] = alerts([page])
         assert (target, metric, status) == ("web", "memory_percent", "firing")
         assert page.json["alerts"][0]["labels"]["team"] == "shop"
@@ -82,6 +86,24 @@ async def test_a_labelled_container_pages_at_once_and_retires_with_one_resolved_
         assert (target, metric, status) == ("web", "memory_percent", "resolved")
         assert "container removed" in why
         assert "web" not in [t["name"] for t in (await daemon.status())["targets"]]
+    finally:
+        assert await daemon.stop() == 0
+
+
+async def test_a_container_of_another_interval_is_probed_at_once_too(
+    docker_engine: FakeEngine, receiver: Receiver, tmp_path: Path
+) -> None:
+    # Installing the jobs starts the shortest interval's cycle at once; a longer one's
+    # first cycle would be seconds away (here about 6 s), so discovery probes it itself.
+    daemon = await following(tmp_path, docker_engine, receiver, "1s", interval=10.0)
+    try:
+        docker_engine.run("quiet", labels={"vigild.enable": "true"})
+        await daemon.wait_log("cycles scheduled", 2)
+        started = time.monotonic()
+        docker_engine.run("slow", labels={**ALERTING, "vigild.interval": "60s"}, **hungry())
+        [page] = await receiver.wait_for(1, timeout=5)
+        assert page.received_at - started < 2.0
+        assert alerts([page])[0][:3] == ("slow", "memory_percent", "firing")
     finally:
         assert await daemon.stop() == 0
 
