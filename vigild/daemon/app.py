@@ -325,7 +325,7 @@ class Daemon:
         old = self.config
         if await self._apply(self._file_config, "discovery"):
             parts = self.runtime.parts
-            if watched := fresh(old, parts.config, parts.cycles):
+            if watched := fresh(old, parts.cycles):
                 self._track(self.runtime.cycles.run(parts, watched), "discovered")
 
     async def _apply(self, loaded: Config, reason: str) -> bool:

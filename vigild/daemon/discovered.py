@@ -9,11 +9,9 @@ from vigild.assembly import Config
 from vigild.daemon.parts import Watched
 from vigild.discovery import ContainerDiscovery
 from vigild.engine_api import connect
+from vigild.probes.container import RETIRED
 
-__all__ = ["REMOVED", "fresh", "removed", "start_discovery"]
-
-REMOVED = "container removed"
-"""The note of the resolved message of a retired container's alerts."""
+__all__ = ["fresh", "removed", "start_discovery"]
 
 
 def start_discovery(
@@ -29,8 +27,8 @@ def start_discovery(
     return discovery
 
 
-def fresh(old: Config, new: Config, cycles: Mapping[float, Sequence[Watched]]) -> list[Watched]:
-    """The targets of ``new`` that ``old`` did not probe, but for those of the shortest
+def fresh(old: Config, cycles: Mapping[float, Sequence[Watched]]) -> list[Watched]:
+    """The targets of ``cycles`` that ``old`` did not probe, but for those of the shortest
     interval: installing the jobs starts that cycle at once (a second probe of them
     would be skipped as still in flight)."""
     known = {t.name for t in old.targets}
@@ -46,4 +44,4 @@ def fresh(old: Config, new: Config, cycles: Mapping[float, Sequence[Watched]]) -
 
 def removed(old: Config, new: Config) -> dict[str, str]:
     """Why the alerts of the discovered targets ``new`` no longer has resolve."""
-    return dict.fromkeys(old.sources.keys() - new.sources.keys(), REMOVED)
+    return dict.fromkeys(old.sources.keys() - new.sources.keys(), RETIRED)

@@ -226,10 +226,13 @@ class ContainerDiscovery:
             "label": [self.settings.enable_label],
         }
         delay, longest = self._backoff
+        connected = True
 
         def opened() -> None:
-            nonlocal delay
-            delay = self._backoff[0]
+            nonlocal delay, connected
+            if not connected:
+                log.info("container events followed again")
+            delay, connected = self._backoff[0], True
             self._resync_now()  # what happened while the stream was down
 
         while True:
@@ -239,6 +242,8 @@ class ContainerDiscovery:
                 reason = "the engine closed the events stream"
             except EngineError as exc:
                 reason = str(exc)
-            log.info("container events lost, reconnecting", reason=reason, after=delay)
+            if connected:  # once an outage, not at every attempt
+                log.warning("container events lost, reconnecting", reason=reason)
+            connected = False
             await asyncio.sleep(delay)
             delay = min(delay * 2, longest)

@@ -51,6 +51,7 @@ RETIRE_AFTER = 5 * MINUTE
 """A label-selected container gone this long is retired: its alerts resolve with
 ``RETIRED`` and it is no longer reported (discovery's default ``retire_after``)."""
 RETIRED = "container removed"
+"""The note of the resolved message of a retired container's alerts (discovery's too)."""
 
 _STATS_METRICS = frozenset({"cpu_percent", "memory_percent"})
 _NOT_RUNNING = frozenset({"cpu_percent", "memory_percent", "container_health"})

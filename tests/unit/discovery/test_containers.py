@@ -114,16 +114,20 @@ async def test_events_missed_while_the_engine_restarts_are_caught_by_the_resync(
     engine: FakeEngine, base: Config
 ) -> None:
     engine.run("web", labels=ENABLED)
-    async for found in follow(engine, base, retire_after=60):
-        await found.until(["db", "web"])
-        await engine.streaming()
-        opened = engine.streams_opened
-        await engine.stop()
-        engine.destroy("web")
-        engine.run("api", labels=ENABLED)
-        await engine.start()
-        await found.until(["api", "db"], held=["web"])
-        await engine.streaming(opened + 1)  # it follows the events again
+    with capture_logs() as logs:
+        async for found in follow(engine, base, retire_after=60):
+            await found.until(["db", "web"])
+            await engine.streaming()
+            opened = engine.streams_opened
+            await engine.stop()
+            engine.destroy("web")
+            engine.run("api", labels=ENABLED)
+            await asyncio.sleep(0.5)  # a few reconnects fail meanwhile
+            await engine.start()
+            await found.until(["api", "db"], held=["web"])
+            await engine.streaming(opened + 1)  # it follows the events again
+    told = [e["event"] for e in logs if e["event"].startswith("container events")]
+    assert told == ["container events lost, reconnecting", "container events followed again"]
 
 
 async def test_a_bad_label_skips_its_container_with_one_warning(
