@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -405,3 +406,24 @@ def result(observation: Observation, kind: str = "http") -> ProbeResult:
 
 def completed(now: float) -> CycleCompleted:
     return CycleCompleted(30.0, now, 0.0, 0.1, recorded=True)
+
+
+def test_a_discovered_target_names_its_container_in_the_status_and_on_the_page(
+    tmp_path: Path,
+) -> None:
+    config_file = tmp_path / "t.toml"
+    config_file.write_text(
+        '[daemon]\nstate_path = "state.db"\n'
+        '[[targets]]\nname = "web/http"\ntype = "http"\nurl = "http://127.0.0.1:1/"\n'
+        '[[targets]]\nname = "db"\ntype = "tcp"\nhost = "127.0.0.1"\nport = 5432\n'
+    )
+    config = replace(load(config_file), sources={"web/http": "shop-web-1"})
+    clock = FakeClock(START)
+    engine = Engine((), (), flap_limit=4, redact=config.redact)
+    document = Board().document(config, engine, clock())
+    web, db = document["targets"]
+    assert web["discovered"] == {"container": "shop-web-1"}
+    assert "discovered" not in db
+    snap = snapshot(document, Board(), History(None, clock=clock), refresh=30, now=clock())
+    row = _row(render(snap, config.secrets), "web/http")
+    assert "http · http://127.0.0.1:1/ · from container shop-web-1</small>" in row
