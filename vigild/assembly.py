@@ -82,7 +82,7 @@ class Config:
     """The threshold tables targets merge theirs over (built in, then ``[thresholds]``)."""
     sources: Mapping[str, str] = field(default_factory=dict)
     """Discovered targets: target name → the container it came from."""
-    held: frozenset[str] = frozenset()
+    held: tuple[TargetConfig, ...] = ()
     """Discovered targets whose container is gone but not yet retired: in ``rules``, so
     their alerts stay as they are, and not in ``targets``, so nothing probes them."""
 

@@ -85,6 +85,9 @@ async def test_a_labelled_container_pages_at_once_and_retires_with_one_resolved_
         [(target, metric, status, why)] = alerts(requests[1:])
         assert (target, metric, status) == ("web", "memory_percent", "resolved")
         assert "container removed" in why
+        resolved = requests[1].json["alerts"][0]
+        assert resolved["labels"]["team"] == "shop"  # the labels it fired with
+        assert "container shop-web-1" in resolved["annotations"]["description"]
         assert "web" not in [t["name"] for t in (await daemon.status())["targets"]]
     finally:
         assert await daemon.stop() == 0

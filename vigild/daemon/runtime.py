@@ -184,7 +184,7 @@ class Runtime:
         subscribers = Subscribers()
         publish = subscribers.publish
         watched = self._watched(config, previous.watched if previous else ())
-        engine_settings = _engine_settings(config, self._silences(config))
+        engine_settings = _engine_settings(config, self._silences(config), previous)
         engine = (
             previous.engine.successor(**engine_settings)
             if previous
@@ -316,9 +316,12 @@ class Watchers(NamedTuple):
     cycle_completed: Callable[[CycleCompleted], None]
 
 
-def _engine_settings(config: Config, silences: Silences) -> dict[str, Any]:
+def _engine_settings(config: Config, silences: Silences, previous: Parts | None) -> dict[str, Any]:
     """The engine's arguments for ``config``, the same for a first engine and a successor."""
-    labels = {t.name: tuple(sorted(t.labels.items())) for t in config.targets}
+    # A target the swap drops resolves with the labels and address it fired with.
+    dropped = (*previous.config.targets, *previous.config.held) if previous else ()
+    described = (*dropped, *config.held, *config.targets)
+    labels = {t.name: tuple(sorted(t.labels.items())) for t in described}
 
     def labels_of(observed: str) -> tuple[tuple[str, str], ...]:
         """The alert labels of a target, or of the target a container came from."""
@@ -328,11 +331,11 @@ def _engine_settings(config: Config, silences: Silences) -> dict[str, Any]:
             found = labels.get(owner, ()) if owner is not None else ()
         return found
 
-    known = {t.name: address_of(t) for t in config.targets}
+    known = {t.name: address_of(t) for t in described}
 
     def address(observed: str) -> str | None:
         """Where a target is, redacted, for the messages that name it."""
-        owner = config.owner_of(observed)
+        owner = config.owner_of(observed) or (observed if observed in known else None)
         if owner is None:
             return None
         if owner != observed:  # a container a target selected by its labels

@@ -19,7 +19,7 @@ from dataclasses import replace
 import structlog
 
 from vigild.assembly import Config, dependency_cycles
-from vigild.config import ContainerDiscoveryConfig
+from vigild.config import ContainerDiscoveryConfig, TargetConfig
 from vigild.discovery.labels import Container, LabelError, Target, targets_of
 from vigild.engine_api import EngineClient, EngineError
 from vigild.tasks import spawn
@@ -91,17 +91,17 @@ class ContainerDiscovery:
         targets = list(config.targets)
         rules = dict(config.rules)
         sources: dict[str, str] = {}
-        held: set[str] = set()
+        held: list[TargetConfig] = []
         for name, found in self._dependable(chosen, taken, config):
             for target in found:
                 rules[target.config.name] = target.rules
                 sources[target.config.name] = name
                 if name in self.leaving:
-                    held.add(target.config.name)
+                    held.append(target.config)
                 else:
                     targets.append(target.config)
         return replace(
-            config, targets=tuple(targets), rules=rules, sources=sources, held=frozenset(held)
+            config, targets=tuple(targets), rules=rules, sources=sources, held=tuple(held)
         )
 
     def _dependable(

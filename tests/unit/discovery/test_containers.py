@@ -40,7 +40,7 @@ class Follower:
 
     def names(self) -> tuple[list[str], list[str]]:
         config = self.config
-        return sorted(t.name for t in config.targets), sorted(config.held)
+        return sorted(t.name for t in config.targets), sorted(t.name for t in config.held)
 
     async def until(self, names: list[str], held: list[str] = [], within: float = 3.0) -> None:  # noqa: B006
         async with asyncio.timeout(within):
