@@ -13,7 +13,7 @@ from typing import Any
 from docker_api import SERVICE, FakeEngine, GiB
 from go_page import go_page, write_config
 from receivers import Receiver
-from targets import TargetServer
+from targets import TargetServer, closed_port
 
 from vigild.assembly import load
 from vigild.daemon.runtime import Runtime
@@ -229,3 +229,30 @@ async def test_a_label_selected_container_gone_for_good_resolves_once_saying_why
         ("backend/b2", "firing", "no such container"),
         ("backend/b2", "resolved", "container removed"),
     ]
+
+
+async def test_a_target_a_reload_removes_resolves_with_its_labels_and_address(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    path = tmp_path / "vigild.toml"
+    head = (
+        f'[daemon]\nstate_path = "{tmp_path / "state.db"}"\n[alerting]\ngroup_wait = "0s"\n'
+        f'[[notifiers]]\nname = "hook"\ntype = "webhook"\nurl = "{receiver.url()}"\n'
+    )
+    path.write_text(
+        head + '[[targets]]\nname = "api"\ntype = "tcp"\nhost = "127.0.0.1"\n'
+        f'port = {closed_port()}\nlabels = {{ team = "shop" }}\n'
+    )
+    runtime = await Runtime(load(path), clock=FakeClock()).open()
+    try:
+        await runtime.run_cycle()
+        await runtime.delivery.deliver_due(5.0)
+        path.write_text(head)
+        await runtime.retire(runtime.swap(runtime.prepare(load(path))))  # starts delivery
+        await receiver.wait_for(2)
+    finally:
+        await runtime.close(drain=0.0)
+    sent = [(a["status"], a["labels"].get("team")) for b in receiver.bodies for a in b["alerts"]]
+    assert sent == [("firing", "shop"), ("resolved", "shop")]
+    resolved = receiver.bodies[-1]["alerts"][0]["annotations"]["description"]
+    assert "127.0.0.1:" in resolved  # where it was
