@@ -12,6 +12,11 @@ every request::
         docker_engine.url                    # unix:///tmp/.../engine.sock
         docker_engine.requests[-1].path      # /containers/<id>/json
 
+Discovery's view of the engine: ``GET /events`` streams the events of the
+lifecycle the test drives (``create``, ``start_container``, ``kill``,
+``destroy``, ``rename``, ``set_health``), filtered as both engines filter them;
+``stop()`` then ``start()`` is the engine restarting, which cuts every stream.
+
 The server runs on the test's event loop: a probe on the same loop, or a
 ``vigild`` subprocess started with asyncio, talks to it while the test awaits.
 ``python tests/docker_api.py --socket PATH --containers 50`` runs one on its
@@ -83,6 +88,10 @@ class FakeContainer:
     cgroup: int = 2
     stats_body: bytes | None = None
     """Sent as the stats answer instead of the real one (broken payloads)."""
+    ip: str = "172.17.0.2"
+    """Its address on its (only) network."""
+    ports: dict[int, int] = field(default_factory=lambda: {7080: 7080})
+    """Container port → published host port."""
 
     @property
     def short_id(self) -> str:
@@ -111,6 +120,9 @@ class FakeEngine:
         self.max_in_flight = 0
         self._gate = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        self._streams: list[tuple[dict[str, Any], asyncio.Queue[dict[str, Any]]]] = []
+        self.streams_opened = 0
+        self._stream_opened = asyncio.Event()
 
     @property
     def url(self) -> str:
@@ -123,6 +135,75 @@ class FakeEngine:
 
     def remove(self, name: str) -> None:
         del self.containers[name]
+
+    # -- the lifecycle, with its events -------------------------------------
+
+    def create(self, name: str, **settings: Any) -> FakeContainer:
+        container = self.add(name, status="created", **settings)
+        self._emit("create", container)
+        return container
+
+    def start_container(self, name: str) -> FakeContainer:
+        container = self.containers[name]
+        container.status = "running"
+        self._emit("start", container)
+        return container
+
+    def run(self, name: str, **settings: Any) -> FakeContainer:
+        """``docker run``: create, then start."""
+        self.create(name, **settings)
+        return self.start_container(name)
+
+    def kill(self, name: str, exit_code: int = 137) -> None:
+        container = self.containers[name]
+        container.status, container.exit_code = "exited", exit_code
+        self._emit("die", container, exitCode=str(exit_code))
+
+    def destroy(self, name: str) -> None:
+        if self.containers[name].status == "running":
+            self.kill(name)  # `docker rm -f`: it dies first
+        self._emit("destroy", self.containers.pop(name))
+
+    def rename(self, name: str, new: str) -> None:
+        container = self.containers.pop(name)
+        container.name = new
+        self.containers[new] = container
+        self._emit("rename", container, oldName=f"/{name}")
+
+    def set_health(self, name: str, health: str) -> None:
+        container = self.containers[name]
+        container.health = health
+        action = f"health_status: {health}" if self.flavour == "docker" else "health_status"
+        self._emit(action, container, health_status=health)
+
+    async def streaming(self, count: int = 1, within: float = 5.0) -> None:
+        """Until ``count`` event streams have been opened in all."""
+        async with asyncio.timeout(within):
+            while self.streams_opened < count:
+                self._stream_opened.clear()
+                await self._stream_opened.wait()
+
+    def _emit(self, action: str, c: FakeContainer, **attributes: str) -> None:
+        now = time.time()
+        event = {
+            "status": action,
+            "id": c.id,
+            "from": c.image,
+            "Type": "container",
+            "Action": action,
+            "Actor": {
+                "ID": c.id,
+                "Attributes": {"image": c.image, "name": c.name, **c.labels, **attributes},
+            },
+            "scope": "local",
+            "time": int(now),
+            "timeNano": int(now * 1e9),
+        }
+        if self.flavour == "podman":
+            event["Actor"]["Attributes"]["podId"] = ""
+        for filters, queue in self._streams:
+            if _event_matches(filters, event, c.labels):
+                queue.put_nowait(event)
 
     def calls(self, method: str, suffix: str) -> list[SeenCall]:
         return [r for r in self.requests if r.method == method and r.path.endswith(suffix)]
@@ -169,6 +250,8 @@ class FakeEngine:
             return self._ping()
         if route == ("GET", "containers", "json"):
             return self._list(request)
+        if route == ("GET", "events"):
+            return await self._events(request)
         if len(parts) == 3 and parts[0] == "containers":
             container = self.find(parts[1])
             if container is None:
@@ -232,6 +315,25 @@ class FakeEngine:
         ]
         return _json(listed)
 
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        raw = request.query.get("filters", "")
+        filters = json.loads(raw) if raw else {}
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        entry = (filters, queue)
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        self._streams.append(entry)
+        self.streams_opened += 1
+        self._stream_opened.set()
+        try:
+            while True:
+                event = await queue.get()
+                # Both engines flush each event as one compact JSON line.
+                await response.write(json.dumps(event, separators=(",", ":")).encode() + b"\n")
+        finally:
+            self._streams.remove(entry)
+
     # -- payloads ---------------------------------------------------------
 
     def _listed(self, c: FakeContainer) -> dict[str, Any]:
@@ -242,7 +344,10 @@ class FakeEngine:
             "ImageID": "sha256:" + "ab" * 32,
             "Command": "/usr/local/bin/app serve",
             "Created": 1_714_550_400,
-            "Ports": [{"IP": "0.0.0.0", "PrivatePort": 7080, "PublicPort": 7080, "Type": "tcp"}],
+            "Ports": [
+                {"IP": "0.0.0.0", "PrivatePort": inside, "PublicPort": outside, "Type": "tcp"}
+                for inside, outside in c.ports.items()
+            ],
             "Labels": c.labels,
             "State": c.status,
             "Status": _status_text(c),
@@ -256,7 +361,7 @@ class FakeEngine:
                         "NetworkID": "f" * 64,
                         "EndpointID": "e" * 64,
                         "Gateway": "172.17.0.1",
-                        "IPAddress": "172.17.0.2",
+                        "IPAddress": c.ip,
                         "IPPrefixLen": 16,
                         "IPv6Gateway": "",
                         "GlobalIPv6Address": "",
@@ -656,6 +761,19 @@ def _status_text(c: FakeContainer) -> str:
     if c.status == "exited":
         return f"Exited ({c.exit_code}) 5 minutes ago"
     return c.status.capitalize()
+
+
+def _event_matches(filters: dict[str, Any], event: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Docker's and Podman's filters: each key must match one of its values."""
+    for key, wanted in filters.items():
+        values = list(wanted) if isinstance(wanted, list | dict) else [wanted]
+        if key == "type" and event["Type"] not in values:
+            return False
+        if key == "event" and not any(event["Action"].startswith(v) for v in values):
+            return False
+        if key == "label" and not _labels_match(labels, values):
+            return False
+    return True
 
 
 def _label_filter(raw: str) -> list[str]:

@@ -23,11 +23,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from vigild import plugins, thresholds
 from vigild.config import (
     BUILTIN_THRESHOLDS,
-    NOT_SUPPORTED_YET_SECTIONS,
     ActionConfig,
     AlertingConfig,
     ConfigError,
     DaemonConfig,
+    DiscoveryConfig,
     HistoryConfig,
     NotifierConfig,
     SilenceConfig,
@@ -41,7 +41,7 @@ from vigild.probes.base import backend as probe_backend
 from vigild.problems import Problems
 from vigild.redaction import redact
 
-__all__ = ["Config", "load"]
+__all__ = ["Config", "dependency_cycles", "load"]
 
 _Backed = TypeVar("_Backed", "NotifierConfig", "ActionConfig")
 
@@ -60,6 +60,7 @@ class _FileShape(BaseModel):
     notifiers: list[dict[str, Any]] = []
     silences: list[dict[str, Any]] = []
     actions: list[dict[str, Any]] = []
+    discovery: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,14 @@ class Config:
     silences: tuple[SilenceConfig, ...] = ()
     actions: tuple[ActionConfig, ...] = ()
     history: HistoryConfig = field(default_factory=HistoryConfig)
+    discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
+    defaults: Mapping[str, ThresholdSpec] = field(default_factory=dict)
+    """The threshold tables targets merge theirs over (built in, then ``[thresholds]``)."""
+    sources: Mapping[str, str] = field(default_factory=dict)
+    """Discovered targets: target name → the container it came from."""
+    held: tuple[TargetConfig, ...] = ()
+    """Discovered targets whose container is gone but not yet retired: in ``rules``, so
+    their alerts stay as they are, and not in ``targets``, so nothing probes them."""
 
     def redact(self, text: str) -> str:
         return redact(text, self.secrets)
@@ -127,9 +136,6 @@ class _Builder(Problems):
     def build(self, raw: dict[str, Any]) -> Config:
         self.name_entries(raw)
         raw = self.interpolate(raw, ())
-        for section in NOT_SUPPORTED_YET_SECTIONS & raw.keys():
-            self.problem((section,), "not supported yet")
-            del raw[section]
         try:
             shape = _FileShape.model_validate(raw)
         except ValidationError as exc:
@@ -157,9 +163,16 @@ class _Builder(Problems):
             if (silence := self.validate(SilenceConfig, raw_silence, ("silences", i))) is not None
         ]
         actions = self.actions(shape.actions)
+        discovery = self.validate(DiscoveryConfig, shape.discovery, ("discovery",))
         self.references(daemon, targets)
         self.timeouts(daemon, targets)
-        if self.problems or daemon is None or alerting is None or history is None:
+        if (
+            self.problems
+            or daemon is None
+            or alerting is None
+            or history is None
+            or discovery is None
+        ):
             raise ConfigError(self.problems)
         warnings = tuple(
             f"notifier {name!r} is disabled: its url or key is empty" for name in disabled
@@ -177,6 +190,8 @@ class _Builder(Problems):
             silences=tuple(silences),
             actions=tuple(actions),
             history=history,
+            discovery=discovery,
+            defaults=defaults,
         )
 
     def references(self, daemon: DaemonConfig | None, targets: list[TargetConfig]) -> None:
@@ -187,7 +202,7 @@ class _Builder(Problems):
             for dependency in target.depends_on:
                 if dependency not in by_name:
                     self.problem(("targets", i, "depends_on"), f"no target named {dependency!r}")
-        for cycle in _cycles({t.name: t.depends_on for t in targets}):
+        for cycle in dependency_cycles({t.name: t.depends_on for t in targets}):
             self.problem(("targets",), f"depends_on cycle {' -> '.join(cycle)}")
         check = daemon.connectivity_check if daemon is not None else None
         if check is None:
@@ -319,7 +334,7 @@ class _Builder(Problems):
         return actions
 
 
-def _cycles(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:
+def dependency_cycles(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:
     """Each loop of ``graph`` once, as the path that closes it (``["x", "y", "x"]``),
     found by a depth-first walk in the graph's order; iterative, as a chain may be
     thousands of targets long."""

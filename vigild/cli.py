@@ -77,6 +77,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also probe every target once and say what each metric came to (no alerting)",
     )
+    check.add_argument(
+        "--discover",
+        action="store_true",
+        help="also list the labelled containers discovery sees now and what each would become",
+    )
     notify = commands.add_parser(
         "test-notify", parents=[common], help="send a test message through each notifier"
     )
@@ -165,13 +170,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(config.daemon, config.secrets, args)
     if command == "check-config":
         say(_summary(config))  # which notifiers are disabled is part of the summary
+        seen = True
+        if args.discover:
+            from vigild.discovery.report import discovery_report
+
+            seen, lines = asyncio.run(discovery_report(config))
+            say("\n".join(lines))
         if not args.probe:
-            return 0
+            return 0 if seen else 1
         from vigild.daemon.once import probe_report
 
         found, lines = asyncio.run(probe_report(config))
         say("\n".join(lines))
-        return 0 if found else 1
+        return 0 if found and seen else 1
     import structlog
 
     for warning in config.warnings:  # from the commands that would notify

@@ -24,6 +24,7 @@ from vigild.fields import (
     MINUTE,
     SECOND,
     ByteSize,
+    EngineUrl,
     Interval,
     Name,
     RepeatInterval,
@@ -39,7 +40,9 @@ __all__ = [
     "ActionWhen",
     "AlertingConfig",
     "ConfigError",
+    "ContainerDiscoveryConfig",
     "DaemonConfig",
+    "DiscoveryConfig",
     "NotifierConfig",
     "SilenceConfig",
     "TargetConfig",
@@ -47,7 +50,6 @@ __all__ = [
 ]
 
 # Names from DESIGN.md whose features later work adds: they fail loudly, never silently.
-NOT_SUPPORTED_YET_SECTIONS: frozenset[str] = frozenset()
 NOT_SUPPORTED_YET_DAEMON_KEYS = frozenset({"shard", "retention"})
 
 
@@ -233,6 +235,21 @@ class HistoryConfig(_Strict):
         if self.path is not None:
             return self.path
         return state_path.with_name(f"{state_path.stem}-history{state_path.suffix or '.db'}")
+
+
+class ContainerDiscoveryConfig(_Strict):
+    """``[discovery.containers]``: targets from the labels of running containers."""
+
+    engine: EngineUrl | None = None
+    """As a container target's ``engine``; unset: ``$DOCKER_HOST``, then the usual sockets."""
+    enable_label: str = Field(default="vigild.enable", min_length=1)
+    """Only containers carrying this label set to ``true`` become targets."""
+    retire_after: Annotated[float, duration_between(0, DAY)] = 5 * MINUTE
+    """A removed container's alerts resolve after this, unless it comes back by its name."""
+
+
+class DiscoveryConfig(_Strict):
+    containers: ContainerDiscoveryConfig | None = None
 
 
 class SilenceMatchers(_Strict):

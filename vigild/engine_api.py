@@ -1,9 +1,10 @@
 """Client of the Docker Engine API, which Podman serves too.
 
 Only what vigild uses: list, inspect and one-shot stats for the container
-probe; restart and stop for container actions. Paths carry no API version:
-both engines serve unversioned paths at their own current version, while a
-pinned version is refused by every engine older than it.
+probe; restart and stop for container actions; the events stream for
+discovery. Paths carry no API version: both engines serve unversioned paths at
+their own current version, while a pinned version is refused by every engine
+older than it.
 
 Every call is bounded (a body cap, a timeout) and every failure is one
 ``EngineError`` whose message is a short line an operator can act on.
@@ -11,11 +12,12 @@ Every call is bounded (a body cap, a timeout) and every failure is one
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote
@@ -187,6 +189,41 @@ class EngineClient:
             within = self.timeout + (10.0 if wait is None else wait)
         await self._call("POST", f"{_path(container)}/{verb}", params, within)
 
+    async def events(
+        self, filters: Mapping[str, list[str]], opened: Callable[[], None] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """``GET /events``: each event as the engine streams it, one JSON object a line,
+        until the engine closes the stream (an ``EngineError`` when it breaks). Only
+        connecting is bounded by the timeout: a quiet host sends nothing for hours.
+        ``opened`` is called once the engine has accepted the stream."""
+        session = self._open()
+        params = {"filters": json.dumps(dict(filters))}
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout)
+        with self._failures(self.timeout):
+            async with session.get(self._base + "/events", params=params, timeout=timeout) as resp:
+                if resp.status >= 300:
+                    body = await self._read(resp)
+                    raise EngineError(
+                        _refusal(resp.status, body, "/events", self._secrets()), resp.status
+                    )
+                if opened is not None:
+                    opened()
+                while True:
+                    try:
+                        line = await resp.content.readline()
+                    except ValueError:  # a line beyond the reader's limit: not an event of ours
+                        raise EngineError("event from container engine too long") from None
+                    if not line:
+                        return
+                    if not line.strip():
+                        continue
+                    try:
+                        event = json.loads(line)
+                    except (ValueError, RecursionError):
+                        raise EngineError("invalid JSON in container engine's events") from None
+                    if isinstance(event, dict):
+                        yield event
+
     # -- transport --------------------------------------------------------
 
     async def _json(
@@ -204,7 +241,7 @@ class EngineClient:
     ) -> tuple[int, bytes]:
         session = self._open()
         limit = self.timeout if within is None else within
-        try:
+        with self._failures(limit):
             async with session.request(
                 method,
                 self._base + path,
@@ -213,6 +250,15 @@ class EngineClient:
             ) as resp:
                 body = await self._read(resp)
                 status = resp.status
+        if status >= 400 or (status >= 300 and status != 304):
+            raise EngineError(_refusal(status, body, path, self._secrets()), status)
+        return status, body
+
+    @contextlib.contextmanager
+    def _failures(self, limit: float) -> Iterator[None]:
+        """Every transport failure as one ``EngineError``."""
+        try:
+            yield
         except TimeoutError:
             raise EngineError(
                 f"container engine at {self.url} did not answer within {limit:.3g}s"
@@ -227,9 +273,6 @@ class EngineClient:
                     f"container engine at {self.url}: {_client_reason(exc, secrets)}", secrets
                 )
             ) from None
-        if status >= 400 or (status >= 300 and status != 304):
-            raise EngineError(_refusal(status, body, path, self._secrets()), status)
-        return status, body
 
     async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
         limit = self.max_body

@@ -46,6 +46,14 @@ class ProbeResult(NamedTuple):
     """The alert's severity after this reading, one per verdict, in the same order."""
 
 
+class ObservationRetired(NamedTuple):
+    """A probe said what it observed is gone for good (``Observation.retired``)."""
+
+    target: str
+    """The configured target."""
+    observed: str
+
+
 class CycleCompleted(NamedTuple):
     """A cycle's probes are all done and its flush has run."""
 

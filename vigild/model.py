@@ -139,6 +139,10 @@ class Observation:
     """Why a metric of ``missing`` or ``no_data`` has no value, in words, where the probe
     knows."""
     duration: float = 0.0
+    retired: str | None = None
+    """Set when what was observed is gone for good (a label-selected container
+    removed long enough ago): its alerts resolve with this note, and it is no longer
+    shown. Such an observation is not evaluated."""
 
     def __post_init__(self) -> None:
         self.metrics["up"] = 1.0 if self.up else 0.0

@@ -7,7 +7,7 @@ The same document is served as ``/api/status`` and printed by
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from vigild import __version__
@@ -18,7 +18,7 @@ from vigild.alerting.notifiers import text
 from vigild.alerting.silences import Silence
 from vigild.assembly import Config
 from vigild.config import TargetConfig
-from vigild.events import ProbeResult
+from vigild.events import ObservationRetired, ProbeResult
 from vigild.model import AlertEvent, Observation, Severity, rfc3339, worst
 from vigild.redaction import printable
 from vigild.thresholds import Verdict
@@ -48,6 +48,10 @@ class Board:
     def probe_result(self, event: ProbeResult) -> None:
         self.record(event.target, event.observation, event.verdicts)
 
+    def observation_retired(self, event: ObservationRetired) -> None:
+        self.latest.pop(event.observed, None)
+        self.expanded.get(event.target, set()).discard(event.observed)
+
     def retain(self, owner_of: Callable[[str], str | None]) -> None:
         """After a reload: forget what no configured target observes any more."""
         for name in [n for n in self.latest if owner_of(n) is None]:
@@ -71,7 +75,9 @@ class Board:
             "replica": daemon.replica,
             "generated_at": _stamp(now),
             "worst": self.worst().label,
-            "targets": [entry for t in config.targets for entry in self._entries(t)],
+            "targets": [
+                entry for t in config.targets for entry in self._entries(t, config.sources)
+            ],
             "alerts": [
                 _alert(a, inhibitor.reason(a), silencer.covering(a, now), now)
                 for a in sorted(engine.alerts(), key=lambda a: (a.target, a.metric))
@@ -80,11 +86,16 @@ class Board:
             "silences": engine.policy.silences.listing(now),
         }
 
-    def _entries(self, target: TargetConfig) -> Iterator[dict[str, Any]]:
+    def _entries(
+        self, target: TargetConfig, sources: Mapping[str, str]
+    ) -> Iterator[dict[str, Any]]:
         """One entry per target, or per container a target selected by labels."""
         expanded = self.expanded.get(target.name)
         if not expanded:
-            yield self._entry(target, target.name)
+            entry = self._entry(target, target.name)
+            if target.name in sources:  # found by discovery, not in the file
+                entry["discovered"] = {"container": sources[target.name]}
+            yield entry
             return
         for name in sorted(expanded):
             yield self._entry(target, name)

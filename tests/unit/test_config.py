@@ -861,3 +861,25 @@ def test_a_name_from_the_environment_is_shown_as_written(
     found = problems(tmp_path, http_target("${SVC_NAME}", 'intervall = "5s"'))
     assert found[0].startswith(f'{tmp_path}/thresholds.toml: targets[0] "${{SVC_NAME}}".intervall')
     assert "secret-service-name" not in "\n".join(found)
+
+
+def test_discovery_of_containers_takes_its_defaults(tmp_path: Path) -> None:
+    assert load(write(tmp_path, MINIMAL)).discovery.containers is None
+    config = load(write(tmp_path, MINIMAL + "[discovery.containers]\n"))
+    found = config.discovery.containers
+    assert found is not None
+    assert (found.engine, found.enable_label, found.retire_after) == (None, "vigild.enable", 300.0)
+
+
+def test_discovery_keys_are_checked_with_their_path(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        MINIMAL + '[discovery.containers]\nengine = "ssh://host"\nretire_after = "2d"\n'
+        'enabel_label = "x"\n[discovery.services]\n',
+    )
+    assert [p.split(": ")[1] for p in found] == [
+        "discovery.containers.engine",
+        "discovery.containers.retire_after",
+        "discovery.containers.enabel_label",
+        "discovery.services",
+    ]

@@ -33,6 +33,9 @@ class Alert:
     threshold: float | None = None
     runbook: str | None = None
     note: str | None = None
+    closed_by: str | None = None
+    """Why it resolved without a reading that says so (``container removed``); its
+    resolved message tells it. Cleared when it opens again."""
     breach: dict[str, float] = field(default_factory=dict)
     """Level ("warning", "critical", "unknown") → first reading of the current breach."""
     good_since: float | None = None

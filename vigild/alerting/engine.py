@@ -203,6 +203,7 @@ class Engine:
             if not alert.told:  # no notifier knows it: it may take the current identity
                 self._renew(alert)
             alert.started, alert.ended, alert.peak = now, None, wanted
+            alert.closed_by = None
             alert.fired = [t for t in alert.fired if t > now - FLAP_WINDOW] + [now]
             if len(alert.fired) > self.flap_limit and not alert.flapping:
                 alert.flapping = True
@@ -258,13 +259,17 @@ class Engine:
             for v in verdicts
         ]
 
-    def retain(self, keep: Callable[[str, str], bool], now: float) -> None:
-        """Close the alerts of targets and metrics a reloaded config no longer watches."""
+    def retain(
+        self, keep: Callable[[str, str], bool], now: float, notes: Mapping[str, str] | None = None
+    ) -> None:
+        """Close the alerts of targets and metrics a reloaded config no longer watches;
+        ``notes``: why, per target (its resolved message says it)."""
         for key, alert in list(self._alerts.items()):
             if keep(alert.target, alert.metric):
                 continue
             alert.breach.clear()
             alert.flapping = False
             if alert.severity is not None:
+                alert.closed_by = (notes or {}).get(alert.target)
                 self._move(alert, None, now)
             self._touched[key] = alert

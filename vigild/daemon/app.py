@@ -14,7 +14,7 @@ import gc
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import structlog
@@ -24,21 +24,20 @@ from vigild import __version__, logs
 from vigild.assembly import Config, load
 from vigild.config import ConfigError
 from vigild.cookie import cookie_path, remove_cookie, write_cookie
+from vigild.daemon.discovered import fresh, removed, start_discovery
 from vigild.daemon.firstrun import first_cycle_line
-from vigild.daemon.history import PageHistory
 from vigild.daemon.metrics import HistoryCollector, Metrics
-from vigild.daemon.page import Snapshot, WeekSnapshot, refresh_seconds, snapshot, week
 from vigild.daemon.push import PushReceiver
-from vigild.daemon.recorder import history_document
 from vigild.daemon.runtime import Runtime, Watchers
 from vigild.daemon.scheduler import CycleScheduler
 from vigild.daemon.sdnotify import SystemdNotify, Watchdog, status_line
-from vigild.daemon.server import make_app
+from vigild.daemon.server import make_app, open_site
+from vigild.daemon.views import Views
+from vigild.discovery import ContainerDiscovery
 from vigild.events import CycleCompleted
-from vigild.fields import is_loopback, split_listen, unix_listen
+from vigild.fields import unix_listen
 from vigild.model import Severity, worst
 from vigild.storage.database import Database
-from vigild.storage.history_reader import HistoryReader
 from vigild.tasks import spawn
 
 __all__ = ["Daemon", "LifecycleError"]
@@ -97,6 +96,9 @@ class Daemon:
         self._stop = asyncio.Event()
         self._reloader: asyncio.Task[None] | None = None
         self._reload_asked = False
+        self._file_config = config  # as the file has it, without what discovery adds
+        self._applying = asyncio.Lock()
+        self.discovery: ContainerDiscovery | None = None
 
     def _expect(self, stage: str, action: str) -> None:
         if self._stage != stage:
@@ -128,10 +130,8 @@ class Daemon:
         # replace the running one's cookie.
         self._cookie_path = cookie_path(self.config.daemon.state_path)
         self._cookie = write_cookie(self._cookie_path)
-        writer = self.runtime.history_writer
-        self.metrics.registry.register(HistoryCollector(writer))
-        # The status page's sparklines: a cache of the history file the writer fills.
-        self.page_history = PageHistory(writer.path, writer.retention)
+        self.metrics.registry.register(HistoryCollector(self.runtime.history_writer))
+        views = Views(self.runtime, lambda: self.config, self.clock)
         app = make_app(
             exposition=self.metrics.exposition,
             status=lambda: self.runtime.board.document(self.config, self.runtime.parts.engine),
@@ -142,8 +142,8 @@ class Daemon:
             cookie=self._cookie,
             unix_socket=unix_listen(self.config.daemon.listen) is not None,
             clock=self.clock,
-            page=self._page,
-            history=self._history,
+            page=views.page,
+            history=views.history,
             pushes=PushReceiver(
                 lambda: self.config,
                 self.runtime.db.push_runs,
@@ -151,7 +151,7 @@ class Daemon:
                 judge_now=self._judge_now,
                 count=self.metrics.ping_outcome,
             ),
-            week=self._week,
+            week=views.week,
         )
         self.runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self.runner.setup()
@@ -169,56 +169,14 @@ class Daemon:
         self.metrics.declare_actions(a.name for a in config.actions)
         return Watchers(self.metrics, self._cycle_completed)
 
-    def _history(self, query: Mapping[str, str], now: float) -> dict[str, Any]:
-        return history_document(self.runtime.history_writer.path, self.config.history, query, now)
-
-    def _page(self) -> Snapshot:
-        now = self.clock()
-        return snapshot(
-            self.runtime.board.document(self.config, self.runtime.parts.engine, now),
-            self.runtime.board,
-            self.page_history,
-            refresh=refresh_seconds(self.config.daemon.interval),
-            now=now,
-        )
-
-    def _week(self, target: str) -> WeekSnapshot | None:
-        now = self.clock()
-        writer = self.runtime.history_writer
-        return week(
-            self.runtime.board.document(self.config, self.runtime.parts.engine, now),
-            target,
-            lambda: HistoryReader(writer.path, writer.retention),
-            refresh=refresh_seconds(self.config.daemon.interval),
-            now=now,
-        )
-
     async def start(self) -> None:
         self._expect("set up", "start")
-        listen = self.config.daemon.listen
-        socket_path = unix_listen(listen)
-        if socket_path is not None:
-            # Owner and group only, from the moment it exists: the socket's permissions
-            # are who may write through the API.
-            previous = os.umask(0o117)
-            try:
-                await web.UnixSite(self.runner, socket_path).start()
-            finally:
-                os.umask(previous)
-        else:
-            host, port = split_listen(listen)
-            await web.TCPSite(self.runner, host, port).start()
-            if self.config.daemon.api_token is None and not is_loopback(host):
-                log.warning(
-                    "listening beyond this host without api_token: the status page and "
-                    "/api/status are open to the network; writes need the cookie file, "
-                    "so only local users who can read it can write",
-                    listen=listen,
-                )
+        await open_site(self.runner, self.config.daemon)
         self.runtime.delivery.start()
         _settle_heap()
         self.scheduler.start(self.scheduler.plan(self.runtime.parts.cycles))
         self._stage = "running"
+        self.discovery = start_discovery(self.config, self._discovered)
         log.info(
             "vigild started",
             version=__version__,
@@ -277,7 +235,10 @@ class Daemon:
         return self._monotonic() - self._last_cycle < 3 * shortest + STALL_AFTER
 
     def _start_cycle(self, interval: float, lateness: float) -> None:
-        task = spawn(self._cycle(interval, lateness), name=f"cycle-{interval:g}s")
+        self._track(self._cycle(interval, lateness), f"cycle-{interval:g}s")
+
+    def _track(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = spawn(work, name=name)
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
@@ -342,27 +303,44 @@ class Daemon:
             return
         for warning in new.warnings:
             log.warning(warning)
-        logs.set_secrets(self.config.secrets | new.secrets)
-        try:
-            parts = self.runtime.prepare(new)
+        if new.discovery != self._file_config.discovery:  # its stream and state stay
+            log.warning("change takes effect after a restart", key="discovery")
+        applied = await self._apply(new, "reload")
+        self.metrics.reloaded("applied" if applied else "rejected")
+        if applied:
+            self._file_config = new
+            log.info("config reloaded", targets=len(new.targets), path=str(new.path))
+
+    async def _discovered(self) -> None:
+        """Applied as a reload applies a file; new targets are probed at once."""
+        old = self.config
+        if await self._apply(self._file_config, "discovery"):
+            parts = self.runtime.parts
+            if watched := fresh(old, parts.cycles):
+                self._track(self.runtime.cycles.run(parts, watched), "discovered")
+
+    async def _apply(self, loaded: Config, reason: str) -> bool:
+        async with self._applying:  # a reload and a discovery change, one after the other
+            new = self.discovery.merged(loaded) if self.discovery is not None else loaded
+            logs.set_secrets(self.config.secrets | new.secrets)
             try:
-                plan = self.scheduler.plan(parts.cycles)
+                parts = self.runtime.prepare(new)
+                try:
+                    plan = self.scheduler.plan(parts.cycles)
+                except Exception:
+                    await self.runtime.discard(parts)
+                    raise
             except Exception:
-                await self.runtime.discard(parts)
-                raise
-        except Exception:
-            log.exception("reload failed while applying: the running config stays")
-            logs.set_secrets(self.config.secrets)
-            self.metrics.reloaded("rejected")
-            return
-        old = self.runtime.swap(parts)
-        self.scheduler.install(plan)
-        await self.runtime.retire(old)
-        self.metrics.retain(new)
-        logs.set_secrets(new.secrets)
-        _settle_heap()
-        self.metrics.reloaded("applied")
-        log.info("config reloaded", targets=len(new.targets), path=str(new.path))
+                log.exception(f"{reason} failed while applying: the running config stays")
+                logs.set_secrets(self.config.secrets)
+                return False
+            old = self.runtime.swap(parts, removed(self.config, new))
+            self.scheduler.install(plan)
+            await self.runtime.retire(old)
+            self.metrics.retain(new)
+            logs.set_secrets(new.secrets)
+            _settle_heap()
+            return True
 
     def stop(self) -> None:
         self._stop.set()
@@ -376,6 +354,8 @@ class Daemon:
         if self._watchdog is not None:
             self._watchdog.stop()
         self.scheduler.pause()
+        if self.discovery is not None:
+            await self.discovery.stop()
         await self.runner.cleanup()
         remove_cookie(self._cookie_path, self._cookie)
         socket_path = unix_listen(self.config.daemon.listen)

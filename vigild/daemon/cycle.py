@@ -24,7 +24,7 @@ import structlog
 from vigild.alerting import pipeline
 from vigild.alerting.engine import Engine
 from vigild.daemon.parts import Parts, Watched
-from vigild.events import CycleCompleted, CycleMissed, ProbeResult
+from vigild.events import CycleCompleted, CycleMissed, ObservationRetired, ProbeResult
 from vigild.storage.database import Database
 from vigild.thresholds import evaluate
 
@@ -91,6 +91,12 @@ class Cycles:
                     self._probing.discard(name)
                 for observation in observations:
                     observed = observation.target
+                    if observation.retired is not None:
+                        _close(engine, observed, observation.retired, now)
+                        publish(ObservationRetired(name, observed))
+                        if timer is None:
+                            timer = loop.call_later(settings.alerting.group_wait, group_due)
+                        continue
                     try:
                         verdicts = evaluate(observation, item.rules)
                         moved = engine.observe(observed, verdicts, now)
@@ -182,3 +188,8 @@ class Cycles:
         if queued:
             self.wake()
         return True
+
+
+def _close(engine: Engine, observed: str, note: str, now: float) -> None:
+    """Resolve every alert of ``observed``, gone for good, saying why."""
+    engine.retain(lambda target, _metric: target != observed, now, {observed: note})

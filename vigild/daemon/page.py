@@ -288,11 +288,13 @@ def _row(entry: dict[str, Any], recent: Recent, levels: TargetLevels, now: float
     error = None
     if observation is not None and not observation["up"]:
         error = observation["error"] or "probe failed"
-    url = entry.get("url")
+    where = [entry["url"]] if entry.get("url") else []
+    if "discovered" in entry:
+        where.append(f"from container {entry['discovered']['container']}")
     return Row(
         name=entry["name"],
         type=entry["type"],
-        where=f" · {url}" if url else "",
+        where="".join(f" · {w}" for w in where),
         state=state,
         label=_STATE_LABELS.get(state, state),
         error=error,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 import aiohttp
@@ -32,6 +32,7 @@ from vigild.events import (
     CycleMissed,
     DeliveryOutcome,
     HeartbeatOutcome,
+    ObservationRetired,
     ProbeResult,
     Subscribers,
 )
@@ -214,7 +215,7 @@ class Runtime:
         subscribers = Subscribers()
         publish = subscribers.publish
         watched = self._watched(config, previous.watched if previous else ())
-        settings = engine_settings(config, self._silences(config))
+        settings = engine_settings(config, self._silences(config), previous)
         engine = (
             previous.engine.successor(**settings)
             if previous
@@ -256,6 +257,7 @@ class Runtime:
         """Who hears what: every subscription of a run is made here."""
         on = subscribers.on
         on(ProbeResult, self.board.probe_result)
+        on(ObservationRetired, self.board.observation_retired)
         on(CycleCompleted, heartbeat.cycle_completed)
         on(ProbeResult, self.history_writer.probe_result)
         on(CycleCompleted, self.history_writer.cycle_completed)
@@ -300,9 +302,10 @@ class Runtime:
         """The parts of a validated new config, built beside the running ones."""
         return self._build(config, self.parts)
 
-    def swap(self, parts: Parts) -> Parts:
+    def swap(self, parts: Parts, notes: Mapping[str, str] | None = None) -> Parts:
         """Put ``parts`` in place of the running ones, in one assignment; alert state
-        and the outbox carry over. Returns the old parts, for ``retire``."""
+        and the outbox carry over (``notes``: why a target's alerts resolve, by target).
+        Returns the old parts, for ``retire``."""
         old, self.parts = self.parts, parts
         config = parts.config
         for key in ("state_path", "listen", "replica"):
@@ -318,7 +321,7 @@ class Runtime:
                 metric in rules[owner] or base_metric(metric) in rules[owner]
             )
 
-        parts.engine.retain(still_watched, self.clock())
+        parts.engine.retain(still_watched, self.clock(), notes)
         self.board.retain(config.owner_of)
         return old
 
@@ -348,9 +351,14 @@ def configured_silences(config: Config, now: float) -> tuple[Silence, ...]:
     )
 
 
-def engine_settings(config: Config, silences: Silences) -> dict[str, Any]:
+def engine_settings(
+    config: Config, silences: Silences, previous: Parts | None = None
+) -> dict[str, Any]:
     """The engine's arguments for ``config``, the same for a first engine and a successor."""
-    labels = {t.name: tuple(sorted(t.labels.items())) for t in config.targets}
+    # A target the swap drops resolves with the labels and address it fired with.
+    dropped = (*previous.config.targets, *previous.config.held) if previous else ()
+    described = (*dropped, *config.held, *config.targets)
+    labels = {t.name: tuple(sorted(t.labels.items())) for t in described}
 
     def labels_of(observed: str) -> tuple[tuple[str, str], ...]:
         """The alert labels of a target, or of the target a container came from."""
@@ -360,11 +368,11 @@ def engine_settings(config: Config, silences: Silences) -> dict[str, Any]:
             found = labels.get(owner, ()) if owner is not None else ()
         return found
 
-    known = {t.name: address_of(t) for t in config.targets}
+    known = {t.name: address_of(t) for t in described}
 
     def address(observed: str) -> str | None:
         """Where a target is, redacted, for the messages that name it."""
-        owner = config.owner_of(observed)
+        owner = config.owner_of(observed) or (observed if observed in known else None)
         if owner is None:
             return None
         if owner != observed:  # a container a target selected by its labels

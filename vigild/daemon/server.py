@@ -15,24 +15,29 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import structlog
 from aiohttp import StreamReader, web
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 
 from vigild.alerting.silences import Silences
-from vigild.config import SilenceConfig
+from vigild.config import DaemonConfig, SilenceConfig
 from vigild.daemon.page import Snapshot, WeekSnapshot, render, render_week
 from vigild.daemon.push import PushReceiver, UnknownKey
+from vigild.fields import is_loopback, split_listen, unix_listen
 from vigild.probes.push import Tail
 from vigild.redaction import redact_exposition, redact_values
 from vigild.storage.errors import StateFileError
 
-__all__ = ["make_app"]
+__all__ = ["make_app", "open_site"]
+
+log = structlog.get_logger("vigild")
 
 MAX_REQUEST_BODY = 64 * 1024
 
@@ -200,3 +205,26 @@ async def tail(content: StreamReader) -> bytes:
     async for chunk in content.iter_any():
         kept.add(chunk)
     return kept.value()
+
+
+async def open_site(runner: web.AppRunner, daemon: DaemonConfig) -> None:
+    """Serve ``runner`` on ``[daemon] listen``: a unix socket, or a TCP host and port."""
+    socket_path = unix_listen(daemon.listen)
+    if socket_path is not None:
+        # Owner and group only, from the moment it exists: the socket's permissions
+        # are who may write through the API.
+        previous = os.umask(0o117)
+        try:
+            await web.UnixSite(runner, socket_path).start()
+        finally:
+            os.umask(previous)
+        return
+    host, port = split_listen(daemon.listen)
+    await web.TCPSite(runner, host, port).start()
+    if daemon.api_token is None and not is_loopback(host):
+        log.warning(
+            "listening beyond this host without api_token: the status page and "
+            "/api/status are open to the network; writes need the cookie file, "
+            "so only local users who can read it can write",
+            listen=daemon.listen,
+        )

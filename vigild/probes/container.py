@@ -47,6 +47,12 @@ _CALL_SHARE = 0.9
 """Each engine call must end by this share of the probe's timeout: one container's
 stats that hang become that container's error, before the whole probe times out."""
 
+RETIRE_AFTER = 5 * MINUTE
+"""A label-selected container gone this long is retired: its alerts resolve with
+``RETIRED`` and it is no longer reported (discovery's default ``retire_after``)."""
+RETIRED = "container removed"
+"""The note of the resolved message of a retired container's alerts (discovery's too)."""
+
 _STATS_METRICS = frozenset({"cpu_percent", "memory_percent"})
 _NOT_RUNNING = frozenset({"cpu_percent", "memory_percent", "container_health"})
 
@@ -139,6 +145,8 @@ class ContainerProbe(Probe):
         self.engine = context.engine(target.engine)
         self._seen: dict[str, _Seen] = {}
         """By container name (label targets) or by the configured name or id."""
+        self._gone: dict[str, float] = {}
+        """Label targets: container name → when a probe first found it gone."""
         self._target_down = False
         """A label target reported its own name down (nothing matched, or the engine
         failed before any container was known): the next probe that finds containers
@@ -183,10 +191,19 @@ class ContainerProbe(Probe):
                 *(self._probe_container(found[c], c, f"{name}/{c}", now) for c in sorted(found))
             )
         )
+        for back in found.keys() & self._gone.keys():
+            del self._gone[back]
         for gone in sorted(self._seen.keys() - found.keys()):
-            # Its counters died with it: a container of that name later is a new one.
-            self._seen[gone].cpu = None
-            observations.append(Observation(f"{name}/{gone}", now, False, "no such container"))
+            retired = None
+            if now - self._gone.setdefault(gone, now) >= RETIRE_AFTER:
+                retired = RETIRED
+                del self._seen[gone], self._gone[gone]
+            else:
+                # Its counters died with it: a container of that name later is a new one.
+                self._seen[gone].cpu = None
+            observations.append(
+                Observation(f"{name}/{gone}", now, False, "no such container", retired=retired)
+            )
         if not observations:
             self._target_down = True
             return [Observation(name, now, False, self._no_match_error)]
@@ -305,6 +322,7 @@ class ContainerProbe(Probe):
                 for key, seen in self._seen.items()
             },
             "target_down": self._target_down,
+            "gone": dict(self._gone),  # `--once` from cron retires them too
         }
 
     def restore_state(self, state: dict[str, Any]) -> None:
@@ -320,6 +338,13 @@ class ContainerProbe(Probe):
                 restored[key] = seen
         self._seen = restored
         self._target_down = state.get("target_down") is True
+        gone = state.get("gone")
+        if isinstance(gone, dict):
+            self._gone = {
+                k: float(v)
+                for k, v in gone.items()
+                if k in restored and isinstance(v, int | float) and not isinstance(v, bool)
+            }
 
 
 def _restored(entry: Any) -> _Seen | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -469,3 +470,26 @@ def test_control_characters_in_names_are_escaped_in_report_page_and_metrics(
     )
     assert not any(c in exposition for c in "\x1b\r\x07")
     db.close()
+
+
+def test_a_discovered_target_names_its_container_in_the_status_and_on_the_page(
+    tmp_path: Path,
+) -> None:
+    config_file = tmp_path / "t.toml"
+    config_file.write_text(
+        '[daemon]\nstate_path = "state.db"\n'
+        '[[targets]]\nname = "web/http"\ntype = "http"\nurl = "http://127.0.0.1:1/"\n'
+        '[[targets]]\nname = "db"\ntype = "tcp"\nhost = "127.0.0.1"\nport = 5432\n'
+    )
+    config = replace(load(config_file), sources={"web/http": "shop-web-1"})
+    clock = FakeClock(START)
+    engine = Engine((), (), flap_limit=4, redact=config.redact)
+    document = Board().document(config, engine, clock())
+    web, db = document["targets"]
+    assert web["discovered"] == {"container": "shop-web-1"}
+    assert "discovered" not in db
+    snap = snapshot(
+        document, Board(), PageHistory(tmp_path / "h.db", Retention()), refresh=30, now=clock()
+    )
+    row = _row(render(snap, config.secrets), "web/http")
+    assert "http · http://127.0.0.1:1/ · from container shop-web-1</small>" in row

@@ -10,13 +10,15 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from docker_api import SERVICE, FakeEngine, GiB
 from go_page import go_page, write_config
 from receivers import Receiver
-from targets import TargetServer
+from targets import TargetServer, closed_port
 
 from vigild.assembly import load
 from vigild.daemon.runtime import Runtime
 from vigild.model import fingerprint
+from vigild.probes.container import RETIRE_AFTER
 from vigild.testing import FakeClock
 
 # ---------------------------------------------------------------------------
@@ -192,3 +194,65 @@ async def test_a_misspelt_name_stays_unknown_and_pages_once(
         ("error_rate_percent", "unknown")
     ]
     assert "no metric app_requestz_total on the page" in alerts[0]["annotations"]["description"]
+
+
+async def test_a_label_selected_container_gone_for_good_resolves_once_saying_why(
+    tmp_path: Path, docker_engine: FakeEngine, receiver: Receiver
+) -> None:
+    for name in ("b1", "b2"):
+        docker_engine.add(name, labels={SERVICE: "backend"}, mem_limit=GiB)
+    path = tmp_path / "vigild.toml"
+    path.write_text(
+        f'[daemon]\nstate_path = "{tmp_path / "state.db"}"\n[alerting]\ngroup_wait = "0s"\n'
+        f'[[targets]]\nname = "backend"\ntype = "container"\nengine = "{docker_engine.url}"\n'
+        f'container_labels = {{ "{SERVICE}" = "backend" }}\n'
+        f'[[notifiers]]\nname = "hook"\ntype = "webhook"\nurl = "{receiver.url()}"\n'
+    )
+    clock = FakeClock()
+    runtime = await Runtime(load(path), clock=clock).open()
+    try:
+        await runtime.run_cycle()
+        docker_engine.remove("b2")
+        for step in (30.0, RETIRE_AFTER, 30.0):  # found gone, retired, then nothing
+            clock.advance(step)
+            await runtime.run_cycle()
+            await runtime.delivery.deliver_due(5.0)
+        assert "backend/b2" not in runtime.board.latest
+    finally:
+        await runtime.close(drain=0.0)
+    sent = [
+        (a["labels"]["target"], a["status"], a["annotations"]["description"].split("\n")[0])
+        for body in receiver.bodies
+        for a in body["alerts"]
+    ]
+    assert sent == [
+        ("backend/b2", "firing", "no such container"),
+        ("backend/b2", "resolved", "container removed"),
+    ]
+
+
+async def test_a_target_a_reload_removes_resolves_with_its_labels_and_address(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    path = tmp_path / "vigild.toml"
+    head = (
+        f'[daemon]\nstate_path = "{tmp_path / "state.db"}"\n[alerting]\ngroup_wait = "0s"\n'
+        f'[[notifiers]]\nname = "hook"\ntype = "webhook"\nurl = "{receiver.url()}"\n'
+    )
+    path.write_text(
+        head + '[[targets]]\nname = "api"\ntype = "tcp"\nhost = "127.0.0.1"\n'
+        f'port = {closed_port()}\nlabels = {{ team = "shop" }}\n'
+    )
+    runtime = await Runtime(load(path), clock=FakeClock()).open()
+    try:
+        await runtime.run_cycle()
+        await runtime.delivery.deliver_due(5.0)
+        path.write_text(head)
+        await runtime.retire(runtime.swap(runtime.prepare(load(path))))  # starts delivery
+        await receiver.wait_for(2)
+    finally:
+        await runtime.close(drain=0.0)
+    sent = [(a["status"], a["labels"].get("team")) for b in receiver.bodies for a in b["alerts"]]
+    assert sent == [("firing", "shop"), ("resolved", "shop")]
+    resolved = receiver.bodies[-1]["alerts"][0]["annotations"]["description"]
+    assert "127.0.0.1:" in resolved  # where it was

@@ -23,7 +23,7 @@ from docker_api import SERVICE, EngineFactory, FakeEngine, GiB, MiB
 from vigild.engine_api import EngineError, connect
 from vigild.model import Observation
 from vigild.probes.base import ProbeContext, build_probe
-from vigild.probes.container import ContainerProbe, ContainerTarget
+from vigild.probes.container import RETIRE_AFTER, ContainerProbe, ContainerTarget
 
 
 @pytest.fixture
@@ -390,6 +390,46 @@ async def test_a_label_selected_container_that_vanishes_stays_reported_down(
     )
     restored.restore_state(json.loads(json.dumps(probe.saved_state())))
     assert by_name(await restored.probe(3.0))["backend/b2"].error == "no such container"
+
+
+async def test_a_label_selected_container_gone_for_retire_after_is_retired_once(
+    docker_engine: FakeEngine, context: ProbeContext
+) -> None:
+    for name in ("b1", "b2"):
+        docker_engine.add(name, labels={SERVICE: "backend"}, mem_limit=GiB)
+    probe = make_probe(
+        context, name="backend", container_labels={SERVICE: "backend"}, engine=docker_engine.url
+    )
+    await probe.probe(0.0)
+    docker_engine.remove("b2")
+    assert by_name(await probe.probe(10.0))["backend/b2"].retired is None
+    assert by_name(await probe.probe(10.0 + RETIRE_AFTER - 1))["backend/b2"].retired is None
+    old = probe
+    # Persisted: a cron run later still knows since when b2 is gone.
+    probe = make_probe(
+        context, name="backend", container_labels={SERVICE: "backend"}, engine=docker_engine.url
+    )
+    probe.restore_state(json.loads(json.dumps(old.saved_state())))
+    retired = by_name(await probe.probe(10.0 + RETIRE_AFTER))["backend/b2"]
+    assert (retired.up, retired.retired) == (False, "container removed")
+    assert sorted(by_name(await probe.probe(20.0 + RETIRE_AFTER))) == ["backend/b1"]
+
+
+async def test_a_label_selected_container_back_in_time_is_not_retired(
+    docker_engine: FakeEngine, context: ProbeContext
+) -> None:
+    docker_engine.add("b1", labels={SERVICE: "backend"}, mem_limit=GiB)
+    probe = make_probe(
+        context, name="backend", container_labels={SERVICE: "backend"}, engine=docker_engine.url
+    )
+    await probe.probe(0.0)
+    docker_engine.remove("b1")
+    await probe.probe(10.0)
+    docker_engine.add("b1", labels={SERVICE: "backend"}, mem_limit=GiB)
+    await probe.probe(20.0)
+    docker_engine.remove("b1")
+    later = by_name(await probe.probe(10.0 + RETIRE_AFTER))["backend/b1"]
+    assert later.retired is None  # gone since 10 + RETIRE_AFTER, not since 10
 
 
 async def test_no_match_is_the_target_down_until_something_matches(

@@ -125,7 +125,7 @@ class Router:
             ended=alert.ended if kind == "resolved" else None,
             runbook=alert.runbook,
             labels=self._labels(alert.target),
-            note=self._note(alert) if kind != "resolved" else None,
+            note=self._note(alert) if kind != "resolved" else alert.closed_by,
             origin=alert.origin,
             address=self._addresses(alert.target),
         )
