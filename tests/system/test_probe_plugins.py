@@ -99,7 +99,7 @@ async def test_a_third_party_probe_runs_and_its_thresholds_are_checked(tmp_path:
         "'cpu_percent' (they report: pips, up)",
         f'{broken}: targets[1] "again".sides: unknown key',  # nothing near it to suggest
         f"{broken}: targets[2] \"toss\".type: unknown type 'coin' (expected one of: "
-        "container, dice, host, http, prometheus, tcp, tls)",
+        "container, dice, host, http, prometheus, push, tcp, tls)",
         f"{broken}: invalid (3 problems)",
     ]
 
