@@ -157,7 +157,8 @@ def _alert(
         "target": alert.target,
         "metric": alert.metric,
         "state": state,
-        "severity": (alert.severity or alert.peak or Severity.OK).label,
+        # A pending alert is heading for the level it breaches, never "ok".
+        "severity": (alert.severity or _breached(alert) or alert.peak or Severity.OK).label,
         "since": _stamp(since),
         "for_seconds": round(now - since, 3) if since is not None else None,
         "value": alert.value,
@@ -168,6 +169,10 @@ def _alert(
         "inhibited_because": held_back,
         "silenced_by": silence.id if silence is not None else None,
     }
+
+
+def _breached(alert: Alert) -> Severity | None:
+    return worst(map(Severity.parse, alert.breach)) if alert.breach else None
 
 
 def text_report(document: dict[str, Any]) -> str:

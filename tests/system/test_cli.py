@@ -619,7 +619,7 @@ async def test_once_exit_code_ignores_for_but_notifications_follow_it(
         result = await once(config, "--format", "json")
         assert result.returncode == 2, result.stderr
         [alert] = result.json["alerts"]
-        assert alert["state"] == "pending"
+        assert (alert["state"], alert["severity"]) == ("pending", "critical")
     assert await receiver.wait_quiet(0.2) == []
     assert target_server.hits == 2
 

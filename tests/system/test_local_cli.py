@@ -201,3 +201,42 @@ async def test_the_first_cycle_ends_with_a_line_a_person_reads(
     await until(lambda: target_server.hits >= hits + 2, what="two cycles more")
     assert await daemon.stop() == 0
     assert len(daemon.events(line)) == 1, json.dumps(daemon.log)  # once, not every cycle
+
+
+async def test_the_first_run_line_waits_for_every_interval(
+    tmp_path: Path, target_server: TargetServer
+) -> None:
+    """A target of a slower interval starts its first cycle later; the line counts it
+    as probed, not as "not probed yet"."""
+    listen = f"127.0.0.1:{closed_port()}"
+    config = tmp_path / "vigild.toml"
+    config.write_text(
+        f"""
+[daemon]
+interval = "1s"
+listen = "{listen}"
+state_path = "{tmp_path / "vigild-state.db"}"
+
+[[targets]]
+name = "api"
+type = "http"
+url = "{target_server.url()}"
+
+[[targets]]
+name = "db"
+type = "tcp"
+host = "127.0.0.1"
+port = {closed_port()}
+interval = "5s"
+"""
+    )
+    daemon = await Daemon(config, listen).start()
+
+    def greetings() -> list[str]:
+        events = (json.loads(line) for line in daemon.log if line.startswith("{"))
+        return [e["event"] for e in events if e["event"].startswith("watching ")]
+
+    await until(lambda: greetings() != [], what="the first-run line")
+    assert await daemon.stop() == 0
+    [line] = greetings()
+    assert line.startswith("watching 2 targets (1 ok, 1 critical) · "), line

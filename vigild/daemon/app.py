@@ -91,6 +91,7 @@ class Daemon:
         self._last_completed = self._monotonic()
         self._status_sent = ""
         self._greeted = False
+        self._first_cycles: set[float] = set()
         self._stage = "new"
         self._inflight: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
@@ -209,11 +210,14 @@ class Daemon:
         if line != self._status_sent:  # one datagram per change, not per cycle
             self._status_sent = line
             self.notify.status(line)
-        if not self._greeted:
+        self._first_cycles.add(event.interval)
+        # Targets of a slower interval start later: greeting before their first
+        # cycle would count them as "not probed yet" in the one line a person reads.
+        if not self._greeted and self._first_cycles >= set(self.runtime.parts.cycles):
             self._greet()
 
     def _greet(self) -> None:
-        """After the first cycle: what is watched, how it is, and where to look."""
+        """After every interval's first cycle: what is watched, how it is, and where to look."""
         self._greeted = True
         daemon = self.config.daemon
         log.info(
