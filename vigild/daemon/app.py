@@ -26,6 +26,7 @@ from vigild.config import ConfigError
 from vigild.cookie import cookie_path, remove_cookie, write_cookie
 from vigild.daemon.firstrun import first_cycle_line
 from vigild.daemon.history import History
+from vigild.daemon.looplag import LoopLag
 from vigild.daemon.metrics import Metrics
 from vigild.daemon.page import Snapshot, refresh_seconds, snapshot
 from vigild.daemon.runtime import Runtime, Watchers
@@ -81,6 +82,7 @@ class Daemon:
         self.clock = clock
         self.notify = notify if notify is not None else SystemdNotify.from_environment()
         self._watchdog: Watchdog | None = None
+        self._loop_lag: LoopLag | None = None
         self._last_cycle = time.monotonic()
         self._last_completed = time.monotonic()
         self._status_sent = ""
@@ -185,6 +187,8 @@ class Daemon:
         self.runtime.delivery.start()
         _settle_heap()
         self.scheduler.start(self.scheduler.plan(self.runtime.parts.cycles))
+        self._loop_lag = LoopLag(self.metrics.loop_lag.observe)
+        self._loop_lag.start()
         self._stage = "running"
         log.info(
             "vigild started",
@@ -336,6 +340,8 @@ class Daemon:
         self.notify.stopping()
         if self._watchdog is not None:
             self._watchdog.stop()
+        if self._loop_lag is not None:
+            self._loop_lag.stop()
         self.scheduler.pause()
         await self.runner.cleanup()
         remove_cookie(self._cookie_path, self._cookie)
