@@ -43,10 +43,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from run import free_port, scheduled_at, spawn, stop, vigild_config
+from run import REPO, free_port, scheduled_at, spawn, stop, vigild_config, vigild_env
 
 BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
 SIDES = ("vigild", "keepalive", "newconn", "blackbox")
 TICK = os.sysconf("SC_CLK_TCK")
 BODY = '{"status":"ok"}'
@@ -351,8 +350,7 @@ def run_vigild(nginx: Nginx, args: Any, n: int, workdir: Path) -> Phase:
     here.mkdir()
     settings = SimpleNamespace(targets=n, interval=args.interval, hung_every=0)
     config = vigild_config(SimpleNamespace(base=nginx.base), settings, here, listen)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VIGILD_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env = vigild_env()
     log = here / "vigild.log"
     cmd = [args.vigild_python, "-m", "vigild", "run", "--config", str(config)]
     proc = spawn(cmd, stderr=log.open("w"), env=env, cwd=here)
@@ -434,7 +432,7 @@ def environment(args: Any) -> dict[str, str]:
         capture_output=True,
         text=True,
         check=False,
-        env=os.environ | {"PYTHONPATH": str(REPO)},
+        env=vigild_env(),
     )
     fast = subprocess.run(
         [args.vigild_python, "-c", "import uvloop"], capture_output=True, check=False

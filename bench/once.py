@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -25,10 +24,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from run import VIGILD, TargetServer, free_port, stop
+from run import VIGILD, TargetServer, free_port, stop, vigild_env
 
 TARGETS = 10
-REPO = Path(__file__).resolve().parent.parent
 
 # `vigild --once`'s own path, with Runtime's steps timed where they are.
 PHASES = """
@@ -73,7 +71,9 @@ def wall_times(cmd: list[str], runs: int) -> list[float]:
     times = []
     for _ in range(runs):
         started = time.perf_counter()
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+        done = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=60, check=False, env=vigild_env()
+        )
         times.append(time.perf_counter() - started)
         if done.returncode != 0:
             raise RuntimeError(f"{cmd} exited {done.returncode}: {done.stderr[-2000:]}")
@@ -96,7 +96,7 @@ def config_for(server: TargetServer, workdir: Path) -> Path:
 
 def phase_breakdown(runs: int, python: str = sys.executable) -> dict[str, float]:
     """Median ms per phase of ``vigild --once`` on 10 targets, after one warm-up run."""
-    env = os.environ | {"PYTHONPATH": str(REPO)}
+    env = vigild_env()
     found: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="vigild-once-") as tmp:
         workdir = Path(tmp)
@@ -178,6 +178,7 @@ def main() -> None:
                 text=True,
                 timeout=60,
                 check=False,
+                env=vigild_env(),
             )
         finally:
             stop(server.proc)
