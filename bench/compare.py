@@ -528,7 +528,8 @@ def main() -> None:
     if args.plots:
         from plots import write_plots
 
-        for path in write_plots(phases, once, args.plots):
+        note = f"{env['machine']}; load average at start {env['load average at start']}"
+        for path in write_plots(phases, once, args.plots, note):
             print(f"wrote {path}")
 
 

@@ -22,7 +22,10 @@ LABELS = {
 }
 
 
-def write_plots(phases: list[Phase], once: dict[str, float] | None, outdir: Path) -> list[Path]:
+def write_plots(
+    phases: list[Phase], once: dict[str, float] | None, outdir: Path, note: str = ""
+) -> list[Path]:
+    """The four PNGs; ``note`` (machine, load) goes under each title."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -32,6 +35,8 @@ def write_plots(phases: list[Phase], once: dict[str, float] | None, outdir: Path
     written = []
 
     def save(fig: Any, name: str) -> None:
+        if note:
+            fig.text(0.01, 0.005, note, fontsize="x-small", color="grey", va="bottom")
         path = outdir / name
         fig.tight_layout()
         fig.savefig(path, dpi=100, bbox_inches="tight")
@@ -79,7 +84,6 @@ def write_plots(phases: list[Phase], once: dict[str, float] | None, outdir: Path
             left += ms
         ax.set_yticks([])
         ax.set_title(f"vigild --once, 10 http targets: {left:.0f} ms wall (median per phase)")
-        ax.set_xlabel("ms")
         ax.legend(ncol=3, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.5))
         save(fig, "once-breakdown.png")
     return written
@@ -96,7 +100,9 @@ def main() -> None:
     document = json.loads(args.results.read_text())
     fields = Phase.__dataclass_fields__
     phases = [Phase(**{k: v for k, v in p.items() if k in fields}) for p in document["phases"]]
-    for path in write_plots(phases, document.get("once"), args.outdir):
+    env = document.get("environment", {})
+    note = f"{env.get('machine', '')}; load average at start {env.get('load average at start')}"
+    for path in write_plots(phases, document.get("once"), args.outdir, note):
         print(f"wrote {path}")
 
 
