@@ -344,6 +344,29 @@ def run_blackbox(nginx: Nginx, args: Any, n: int, workdir: Path) -> Phase:
     return phase
 
 
+def heavy_pages(base: str, at: float, proc: subprocess.Popen[str]) -> str:
+    """vigild's biggest answers, each once, mid-interval: how long each takes, and the
+    event-loop lag they left in vigild's histogram (its timer fires every 0.5 s)."""
+    Window._sleep_until(at, [proc])
+    lag = "vigild_event_loop_lag_seconds"
+    before = histogram_buckets(scrape(f"{base}/metrics"), lag)
+    timings = []
+    for path in ("/", "/api/status", "/metrics"):
+        started = time.perf_counter()
+        body = scrape(base + path)
+        timings.append(
+            f"{path} {(time.perf_counter() - started) * 1000:.0f} ms {len(body) >> 10} KiB"
+        )
+        time.sleep(0.6)
+    after = delta(histogram_buckets(scrape(f"{base}/metrics"), lag), before)
+    samples = after.get(math.inf, 0.0)
+    worst = min((b for b, c in after.items() if c == samples), default=math.nan)
+    return (
+        f"pages: {', '.join(timings)}; loop lag around them: worst sample at most"
+        f" {worst * 1000:g} ms of {samples:.0f}"
+    )
+
+
 def run_vigild(nginx: Nginx, args: Any, n: int, workdir: Path) -> Phase:
     listen = f"127.0.0.1:{free_port()}"
     here = workdir / f"vigild-{n}"
@@ -362,6 +385,7 @@ def run_vigild(nginx: Nginx, args: Any, n: int, workdir: Path) -> Phase:
         before = scrape(metrics)
         probes, cpu, wall, _, rss = window.run(nginx, proc.pid, [proc])
         after = scrape(metrics)
+        pages = heavy_pages(f"http://{listen}", window.end + args.interval / 2, proc)
     finally:
         code = stop(proc)
     lateness, lag = (
@@ -378,6 +402,7 @@ def run_vigild(nginx: Nginx, args: Any, n: int, workdir: Path) -> Phase:
         f"event-loop lag: {samples - lag.get(0.05, 0.0):.0f} of {samples:.0f} samples"
         f" above 50 ms; the worst was at most {worst * 1000:g} ms"
     )
+    phase.notes.append(pages)
     errors = [line for line in log.read_text().splitlines() if '"level": "error"' in line]
     phase.notes.append(f"exit code {code}; error lines in its log: {len(errors)}")
     return phase
@@ -485,6 +510,11 @@ def main() -> None:
     if unknown := set(sides) - set(SIDES):
         parser.error(f"unknown sides: {sorted(unknown)}")
     counts = [int(n) for n in args.targets.split(",")]
+    if args.plots:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            parser.error("--plots needs matplotlib: pip install -e '.[bench]'")
 
     ensure_packages()
     env = environment(args)
