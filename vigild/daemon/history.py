@@ -93,6 +93,14 @@ class Series:
         self.probes[slot] = min(probes, _MAX_COUNT)
         self.up[slot] = min(up, probes, _MAX_COUNT)
 
+    def copy(self) -> Series:
+        """A copy to read elsewhere: three array copies, where its points are 288 objects
+        (at 10,000 targets with a day of history, seconds of the event loop)."""
+        ring = Series.__new__(Series)
+        ring.latency, ring.probes, ring.up = self.latency[:], self.probes[:], self.up[:]
+        ring.last = self.last
+        return ring
+
     def row(self, bucket: int) -> tuple[float, int, int] | None:
         """(latency, probes, up) of ``bucket``, None when it has no reading."""
         if not self.last - SLOTS < bucket <= self.last:
@@ -118,6 +126,11 @@ class Series:
 
 def bucket_of(ts: float) -> int:
     return int(ts // BUCKET)
+
+
+def points_of(ring: Series | None, now: float) -> list[Point | None]:
+    """The last 24 h of a ring, oldest first; all None for no ring."""
+    return [None] * SLOTS if ring is None else ring.points(bucket_of(now))
 
 
 def _latency(observation: Observation) -> float:
@@ -200,7 +213,9 @@ class History:
 
     def points(self, target: str, now: float) -> list[Point | None]:
         """The last 24 h of ``target``, oldest first; all None when it has no readings."""
+        return points_of(self.series.get(target), now)
+
+    def ring(self, target: str) -> Series | None:
+        """A copy of ``target``'s ring, for ``points_of`` off the event loop."""
         series = self.series.get(target)
-        if series is None:
-            return [None] * SLOTS
-        return series.points(bucket_of(now))
+        return None if series is None else series.copy()

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
-from vigild.daemon.history import BUCKET, SLOTS, History, Point
+from vigild.daemon.history import BUCKET, SLOTS, History, Point, Series, points_of
 from vigild.model import Severity, worst
 from vigild.redaction import printable, redact_values
 from vigild.status import Board
@@ -67,8 +67,9 @@ class Snapshot:
 
     document: dict[str, Any]
     """The ``/api/status`` document, not yet redacted."""
-    histories: list[list[Point | None]]
-    """Per entry of ``document["targets"]``, in the same order."""
+    histories: list[Series | None]
+    """Per entry of ``document["targets"]``, in the same order: a copy of its history
+    ring, whose points ``render`` builds (off the event loop)."""
     levels: list[TargetLevels]
     """Per entry of ``document["targets"]``: the thresholds of its current verdicts."""
     refresh: float
@@ -86,7 +87,7 @@ def snapshot(
     levels: list[TargetLevels] = []
     for entry in document["targets"]:
         name = entry["name"]
-        histories.append(history.points(name, now))
+        histories.append(history.ring(name))
         latest = board.latest.get(name)
         target_levels: TargetLevels = {}
         if latest is not None:
@@ -164,10 +165,8 @@ def render(snap: Snapshot, secrets: frozenset[str]) -> str:
         hours=HOURS,
         down=sum(1 for t in targets if t["up"] is False),
         rows=[
-            _row(entry, points, target_levels, now)
-            for entry, points, target_levels in zip(
-                targets, snap.histories, snap.levels, strict=True
-            )
+            _row(entry, points_of(ring, now), target_levels, now)
+            for entry, ring, target_levels in zip(targets, snap.histories, snap.levels, strict=True)
         ],
         alerts=[_alert(alert, now) for alert in document["alerts"]],
         silences=[_silence(s, now) for s in document["silences"] if s["active"]],

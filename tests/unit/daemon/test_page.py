@@ -14,7 +14,7 @@ from vigild.alerting.pipeline import flush
 from vigild.alerting.silences import Silences
 from vigild.assembly import load
 from vigild.config import SilenceConfig
-from vigild.daemon.history import BUCKET, SLOTS, History, Point, Series
+from vigild.daemon.history import BUCKET, SLOTS, History, Point, Series, points_of
 from vigild.daemon.page import latency_line, refresh_seconds, render, snapshot, up_strip
 from vigild.events import CycleCompleted, ProbeResult
 from vigild.model import Observation
@@ -159,6 +159,21 @@ def test_rows_older_than_a_day_are_pruned_and_never_loaded(tmp_path: Path) -> No
     history = History(db.history, clock=clock).load()
     assert history.points("old", clock()) == [None] * SLOTS
     db.close()
+
+
+def test_a_ring_copy_keeps_what_was_there_when_it_was_taken() -> None:
+    """The status page copies each ring on the event loop and builds its points in a
+    thread: readings that land meanwhile change the next page, not this one."""
+    clock = FakeClock(START)
+    history = History(None, clock=clock)
+    history.probe_result(result(reading("api", START, latency=0.25)))
+    ring = history.ring("api")
+    history.probe_result(result(reading("api", START + 30, up=False)))
+    history.probe_result(result(reading("api", START + BUCKET, latency=0.5)))
+
+    assert points_of(ring, START + BUCKET) == [None] * (SLOTS - 2) + [Point(0.25, 1.0), None]
+    assert history.points("api", START + BUCKET)[-2:] == [Point(0.25, 0.5), Point(0.5, 1.0)]
+    assert points_of(history.ring("nobody"), START) == [None] * SLOTS
 
 
 def test_a_reload_forgets_targets_no_longer_configured() -> None:
