@@ -439,6 +439,12 @@ def table(phases: list[Phase]) -> str:
                 f"| {p.cpu_s / p.wall_s * 100:.1f} | {rss} | {late} | {lag} |"
             )
     notes = []
+    for n in sorted({p.targets for p in phases}):
+        fewest = min(p.probes for p in phases if p.targets == n) or 1
+        notes.append(
+            f"- N={n:,}: /proc counts CPU in {1000 / TICK:g} ms ticks, so a CPU µs/probe figure is"
+            f" good to about ± {1e6 / TICK / fewest:.0f} µs here (more --intervals narrow it)"
+        )
     for p in phases:
         if p.driver_cpu_s is not None:
             notes.append(
