@@ -7,6 +7,9 @@ N URLs every INTERVAL seconds, each body read fully, and nothing else.
   workers pulling from one iterator: the way a vigild cycle fires.
 - ``--paced``: requests spread evenly over the interval (333 req/s for
   10,000 at 30 s), the way DESIGN.md's reference numbers were measured.
+- ``--new-connection``: no keep-alive, one TCP connection per request.
+- ``--template``: the URLs, ``{n}`` the target's number (compare.py drives
+  blackbox_exporter's ``/probe`` this way); default ``BASE/health/{n}``.
 
     python bench/bare_aiohttp.py --base http://127.0.0.1:18080 --targets 10000 --interval 30
 
@@ -78,10 +81,12 @@ class Loop:
         await asyncio.gather(*running)
 
 
-async def run(base: str, targets: int, interval: float, duration: float, paced: bool) -> None:
-    urls = [f"{base}/health/{n}" for n in range(targets)]
+async def run(
+    template: str, targets: int, interval: float, duration: float, *, paced: bool, close: bool
+) -> None:
+    urls = [template.format(n=n) for n in range(targets)]
     session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=CONCURRENCY),
+        connector=aiohttp.TCPConnector(limit=CONCURRENCY, force_close=close),
         cookie_jar=aiohttp.DummyCookieJar(),  # as vigild's session; also the cheaper baseline
         timeout=aiohttp.ClientTimeout(total=min(10.0, interval)),  # vigild's default timeout
     )
@@ -98,13 +103,27 @@ async def run(base: str, targets: int, interval: float, duration: float, paced: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Bare aiohttp baseline for vigild's budget.")
-    parser.add_argument("--base", required=True, help="target server, e.g. http://127.0.0.1:PORT")
+    parser.add_argument("--base", help="target server, e.g. http://127.0.0.1:PORT")
+    parser.add_argument("--template", help="URL with {n} for the target number (instead of --base)")
     parser.add_argument("--targets", type=int, default=10_000)
     parser.add_argument("--interval", type=float, default=30.0)
     parser.add_argument("--duration", type=float, default=150.0, help="stop after this long")
     parser.add_argument("--paced", action="store_true", help="spread requests over the interval")
+    parser.add_argument("--new-connection", action="store_true", help="no keep-alive")
     args = parser.parse_args()
-    asyncio.run(run(args.base, args.targets, args.interval, args.duration, args.paced))
+    if (args.base is None) == (args.template is None):
+        parser.error("give one of --base and --template")
+    template = args.template or args.base + "/health/{n}"
+    asyncio.run(
+        run(
+            template,
+            args.targets,
+            args.interval,
+            args.duration,
+            paced=args.paced,
+            close=args.new_connection,
+        )
+    )
 
 
 if __name__ == "__main__":

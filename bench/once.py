@@ -4,7 +4,9 @@ Hyperfine-like: one warm-up run (so .pyc files exist), then ``--runs`` timed
 runs, min / median / max, next to a bare ``python -c pass`` for scale. Then
 one run under ``python -X importtime``: self time by top-level package, and
 the costliest imports made directly by vigild's own modules (what lazy
-imports could move off the ``--once`` path).
+imports could move off the ``--once`` path). ``phase_breakdown`` (used by
+compare.py's plot) splits a run's wall time into interpreter start-up,
+imports, config, opening the state file, the probes and closing.
 
     .venv/bin/python bench/once.py
 """
@@ -12,6 +14,7 @@ imports could move off the ``--once`` path).
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -21,9 +24,39 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from run import VIGILD, TargetServer, free_port, stop
+from run import VIGILD, TargetServer, free_port, stop, vigild_env
 
 TARGETS = 10
+
+# `vigild --once`'s own path (cli._once), with Runtime's steps timed where they are.
+PHASES = """
+import time
+started = time.perf_counter()
+import json, sys
+from pathlib import Path
+from vigild import cli, assembly
+from vigild.daemon import once, runtime
+imported = time.perf_counter()
+config = assembly.load(Path(sys.argv[1]), check_notifier_urls=False)
+loaded = time.perf_counter()
+spent = {}
+def timed(name, step):
+    async def wrapper(*args, **kwargs):
+        at = time.perf_counter()
+        try:
+            return await step(*args, **kwargs)
+        finally:
+            spent[name] = spent.get(name, 0.0) + time.perf_counter() - at
+    return wrapper
+runtime.Runtime.open = timed("store open", runtime.Runtime.open)
+runtime.Runtime.run_cycle = timed("probes", runtime.Runtime.run_cycle)
+runtime.Runtime.close = timed("store close", runtime.Runtime.close)
+cli._once(config, "text")  # the report goes to stdout before our line
+ended = time.perf_counter()
+phases = {"imports": imported - started, "config": loaded - imported, **spent}
+phases["report, rest"] = ended - started - sum(phases.values())
+print(json.dumps(phases))
+"""
 
 
 @dataclass
@@ -38,11 +71,57 @@ def wall_times(cmd: list[str], runs: int) -> list[float]:
     times = []
     for _ in range(runs):
         started = time.perf_counter()
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+        done = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=60, check=False, env=vigild_env()
+        )
         times.append(time.perf_counter() - started)
         if done.returncode != 0:
             raise RuntimeError(f"{cmd} exited {done.returncode}: {done.stderr[-2000:]}")
     return times
+
+
+def config_for(server: TargetServer, workdir: Path) -> Path:
+    config = workdir / "vigild.toml"
+    lines = [
+        "[daemon]",
+        f'listen = "127.0.0.1:{free_port()}"',
+        f'state_path = "{workdir / "state.db"}"',
+    ]
+    for n in range(TARGETS):
+        lines += ["[[targets]]", f'name = "t{n}"', 'type = "http"']
+        lines.append(f'url = "{server.base}/health/{n}"')
+    config.write_text("\n".join(lines) + "\n")
+    return config
+
+
+def phase_breakdown(runs: int, python: str = sys.executable) -> dict[str, float]:
+    """Median ms per phase of ``vigild --once`` on 10 targets, after one warm-up run."""
+    env = vigild_env()
+    found: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="vigild-once-") as tmp:
+        workdir = Path(tmp)
+        server = TargetServer((), workers=1, max_seconds=600, log=workdir / "server.log")
+        try:
+            config = config_for(server, workdir)
+            for run in range(runs + 1):
+                started = time.perf_counter()
+                done = subprocess.run(
+                    [python, "-c", PHASES, str(config)],
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                    check=True,
+                    env=env,
+                )
+                wall = time.perf_counter() - started
+                phases = json.loads(done.stdout.splitlines()[-1])
+                phases = {"interpreter": wall - sum(phases.values()), **phases}
+                for name, seconds in phases.items():
+                    if run:  # the first one compiles .pyc files
+                        found.setdefault(name, []).append(seconds * 1000)
+        finally:
+            stop(server.proc)
+    return {name: round(statistics.median(ms), 1) for name, ms in found.items()}
 
 
 def parse_importtime(stderr: str) -> list[Import]:
@@ -78,22 +157,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Wall time and import cost of vigild --once.")
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--phases", action="store_true", help="only the wall-time breakdown")
     args = parser.parse_args()
+    if args.phases:
+        print(json.dumps(phase_breakdown(args.runs)))
+        return
 
     with tempfile.TemporaryDirectory(prefix="vigild-once-") as tmp:
         workdir = Path(tmp)
-        server = TargetServer(TARGETS, workers=1, max_seconds=600, log=workdir / "server.log")
+        server = TargetServer((), workers=1, max_seconds=600, log=workdir / "server.log")
         try:
-            config = workdir / "vigild.toml"
-            lines = [
-                "[daemon]",
-                f'listen = "127.0.0.1:{free_port()}"',
-                f'state_path = "{workdir / "state.db"}"',
-            ]
-            for n in range(TARGETS):
-                lines += ["[[targets]]", f'name = "t{n}"', 'type = "http"']
-                lines.append(f'url = "{server.base}/health/{n}"')
-            config.write_text("\n".join(lines) + "\n")
+            config = config_for(server, workdir)
             once = [str(VIGILD), "--once", "--config", str(config)]
             wall_times(once, 1)  # warm-up: compiles .pyc, creates the state file
             times = wall_times(once, args.runs)
@@ -104,6 +178,7 @@ def main() -> None:
                 text=True,
                 timeout=60,
                 check=False,
+                env=vigild_env(),
             )
         finally:
             stop(server.proc)

@@ -39,6 +39,7 @@ from typing import Any
 import psutil
 
 BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
 VIGILD = Path(sys.executable).with_name("vigild")
 SHUTDOWN_WAIT = 30.0
 
@@ -76,6 +77,19 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+def vigild_env() -> dict[str, str]:
+    """The environment for vigild: this checkout first, no VIGILD_* settings, and .pyc files
+    written and used as on any install (PYTHONDONTWRITEBYTECODE would make every start
+    compile vigild from source)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("VIGILD_") and k != "PYTHONDONTWRITEBYTECODE"
+    }
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
 
 
 def _die_with_parent() -> None:
@@ -293,7 +307,7 @@ def scrape(url: str, child: psutil.Process) -> str:
 def run_vigild(server: TargetServer, args: Any, workdir: Path) -> Result:
     listen = f"127.0.0.1:{free_port()}"
     config = vigild_config(server, args, workdir, listen)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VIGILD_")}
+    env = vigild_env()
     log = workdir / "vigild.log"
     launched = time.time()
     proc = spawn(

@@ -226,16 +226,23 @@ def _backtest(path: Path, args: argparse.Namespace) -> int:
 
 
 def _once(config: Config, output: str) -> int:
+    import gc
+
     from vigild.daemon.once import run_once
     from vigild.storage.errors import StateFileError
     from vigild.storage.lock import StateLocked
 
+    # Modules and the config are most of the heap and live to the end: out of the
+    # collector's way, during the run and in the collections the interpreter makes at exit
+    # (about a fifth of a 10-target run's wall time).
+    gc.freeze()
     try:
         result = asyncio.run(run_once(config, output))
     except (StateLocked, StateFileError) as exc:
         print(f"vigild: {exc}", file=sys.stderr)
         return EXIT_ONCE_UNUSABLE
     say(result.report)
+    gc.freeze()
     return result.exit_code
 
 

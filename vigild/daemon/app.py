@@ -26,6 +26,7 @@ from vigild.config import ConfigError
 from vigild.cookie import cookie_path, remove_cookie, write_cookie
 from vigild.daemon.discovered import fresh, removed, start_discovery
 from vigild.daemon.firstrun import first_cycle_line
+from vigild.daemon.looplag import LoopLag
 from vigild.daemon.metrics import HistoryCollector, Metrics
 from vigild.daemon.push import PushReceiver
 from vigild.daemon.runtime import Runtime, Watchers
@@ -87,6 +88,7 @@ class Daemon:
         self._monotonic = monotonic
         self.notify = notify if notify is not None else SystemdNotify.from_environment()
         self._watchdog: Watchdog | None = None
+        self._loop_lag: LoopLag | None = None
         self._last_cycle = self._monotonic()
         self._last_completed = self._monotonic()
         self._status_sent = ""
@@ -176,6 +178,8 @@ class Daemon:
         self.runtime.delivery.start()
         _settle_heap()
         self.scheduler.start(self.scheduler.plan(self.runtime.parts.cycles))
+        self._loop_lag = LoopLag(self.metrics.loop_lag.observe)
+        self._loop_lag.start()
         self._stage = "running"
         self.discovery = start_discovery(self.config, self._discovered)
         log.info(
@@ -357,6 +361,8 @@ class Daemon:
         self.notify.stopping()
         if self._watchdog is not None:
             self._watchdog.stop()
+        if self._loop_lag is not None:
+            self._loop_lag.stop()
         self.scheduler.pause()
         if self.discovery is not None:
             await self.discovery.stop()

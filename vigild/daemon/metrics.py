@@ -213,6 +213,12 @@ class Metrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )
+        self.loop_lag = Histogram(
+            "vigild_event_loop_lag_seconds",
+            "How late a timer the event loop runs every 0.5 s fires: time the loop was blocked.",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
         self.cycle_duration = Histogram(
             "vigild_cycle_duration_seconds",
             "From a cycle's start to its last probe recorded.",

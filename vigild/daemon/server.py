@@ -59,7 +59,7 @@ def make_app(
     week: Callable[[str], WeekSnapshot | None] | None = None,
 ) -> web.Application:
     def json_response(document: Any, status: int = 200) -> web.Response:
-        text = json.dumps(redact_values(document, secrets()), indent=2)
+        text = _json_text(document, secrets())
         return web.Response(text=text, status=status, content_type="application/json")
 
     def refuse_write(request: web.Request) -> web.Response | None:
@@ -80,11 +80,8 @@ def make_app(
     async def metrics(_request: web.Request) -> web.Response:
         # Taken on the loop, where probes update the series; rendering 10,000 targets'
         # series takes long enough to be worth a thread.
-        body = await asyncio.to_thread(exposition())
-        return web.Response(
-            body=redact_exposition(body.decode(), secrets()).encode(),
-            headers={"Content-Type": CONTENT_TYPE_LATEST},
-        )
+        body = await asyncio.to_thread(_redacted_exposition, exposition(), secrets())
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -95,7 +92,10 @@ def make_app(
         return web.json_response({"status": "starting"}, status=503)
 
     async def api_status(_request: web.Request) -> web.Response:
-        return json_response(status())
+        # The document is taken on the loop, where the engine lives; redacting and
+        # writing 10,000 targets' worth of it held the loop for hundreds of ms.
+        text = await asyncio.to_thread(_json_text, status(), secrets())
+        return web.Response(text=text, content_type="application/json")
 
     async def api_history(request: web.Request) -> web.Response:
         from vigild.daemon.recorder import QueryError
@@ -197,6 +197,14 @@ def make_app(
         app.router.add_post("/ping/{key}", ping)
         app.router.add_post("/ping/{key}/{what}", ping)
     return app
+
+
+def _json_text(document: Any, secrets: frozenset[str]) -> str:
+    return json.dumps(redact_values(document, secrets), indent=2)
+
+
+def _redacted_exposition(render: Callable[[], bytes], secrets: frozenset[str]) -> bytes:
+    return redact_exposition(render().decode(), secrets).encode()
 
 
 async def tail(content: StreamReader) -> bytes:
