@@ -18,6 +18,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from vigild.config_slo import ForecastSpec, SloSpec
 from vigild.fields import (
     DAY,
     HOUR,
@@ -277,6 +278,9 @@ class TargetConfig(_Strict):
 
     REPORTED: ClassVar[frozenset[str]] = frozenset({"up"})
     """The base names of the metrics the probe can report."""
+    SLO_EVENTS: ClassVar[Literal["probes", "requests"] | None] = None
+    """What an slo counts: probes (a failed one is bad), or the requests and errors
+    counters' increases; None: the target takes no slo."""
 
     type: str
     name: Name
@@ -288,6 +292,15 @@ class TargetConfig(_Strict):
     thresholds: dict[str, ThresholdSpec] = {}
     depends_on: list[str] = []
     """Targets this one needs: while one is down, this one's alerts are held back."""
+    slo: SloSpec | None = None
+    forecast: ForecastSpec | None = None
+
+    @field_validator("slo")
+    @classmethod
+    def _slo_supported(cls, value: SloSpec | None) -> SloSpec | None:
+        if value is not None and cls.SLO_EVENTS is None:
+            raise ValueError("only http, tcp and prometheus targets take an slo")
+        return value
 
     def reported_metrics(self) -> frozenset[str]:
         """The base names of every metric this target can report (for threshold checks);

@@ -73,6 +73,7 @@ class PrometheusTarget(TargetConfig):
 
     REPORTED = frozenset({"up", "latency_seconds", "error_rate_percent"})
     """And the quantiles and gauges the target's keys name (``reported_metrics``)."""
+    SLO_EVENTS = "requests"
 
     type: Literal["prometheus"] = "prometheus"
     url: HttpUrlText
@@ -130,6 +131,8 @@ class PrometheusTarget(TargetConfig):
     def _errors_need_requests(self) -> Self:
         if (self.errors is None) != (self.requests is None):
             raise ValueError("requests and errors go together: the error rate is errors / requests")
+        if self.slo is not None and self.requests is None:
+            raise ValueError("an slo needs requests and errors: its bad events are the errors")
         return self
 
     def reported_metrics(self) -> frozenset[str]:
@@ -237,7 +240,7 @@ class PrometheusProbe(Probe):
             return one_line(f"invalid exposition: {exc}", MAX_ERROR, self.secrets)
         reading = Reading(page, self._previous, metrics, self._scale)
         if self._requests is not None and self._errors is not None:
-            reading.error_rate(self._requests, self._errors)
+            reading.error_rate(self._requests, self._errors, increases=self.target.slo is not None)
         if self._histogram is not None:
             reading.quantiles(self._histogram, self._quantiles)
         reading.gauges(self._gauges)

@@ -20,8 +20,14 @@ from vigild.probes.promql import (
 )
 from vigild.probes.selectors import Selector, Series
 from vigild.redaction import one_line
+from vigild.slo import ERRORS_INCREASE, REQUESTS_INCREASE
 
-__all__ = ["STATE_VERSION", "Reading", "counters_of", "names_of"]
+__all__ = [
+    "STATE_VERSION",
+    "Reading",
+    "counters_of",
+    "names_of",
+]
 
 STATE_VERSION = 1
 """Of ``saved_state``: a state of another version is ignored."""
@@ -60,7 +66,10 @@ class Reading:
         self.changed = False
         """``counters`` differ from the previous scrape's."""
 
-    def error_rate(self, requests: Selector, errors: Selector) -> None:
+    def error_rate(self, requests: Selector, errors: Selector, *, increases: bool = False) -> None:
+        """``error_rate_percent``; with ``increases`` (for an SLO) also the counters'
+        increases since the last scrape, ``requests_increase`` and ``errors_increase``,
+        which sum over any window to PromQL's ``increase`` without its extrapolation."""
         handled_series = requests.select(self.page)
         handled_now, handled_before = self._counter(requests.text, handled_series)
         # No errors series at all is 0 errors: apps create the 5xx label set at the first 5xx.
@@ -72,10 +81,14 @@ class Reading:
             self._absent([_ERROR_RATE], "warming up: a rate needs two scrapes")
             return
         handled = increase(handled_before, handled_now)
+        failed = increase(failed_before, failed_now)
+        if increases:
+            self.metrics[REQUESTS_INCREASE] = handled
+            self.metrics[ERRORS_INCREASE] = failed
         if handled <= 0:
             self._absent([_ERROR_RATE], "no requests since the last scrape")
             return
-        self.metrics[_ERROR_RATE] = 100.0 * increase(failed_before, failed_now) / handled
+        self.metrics[_ERROR_RATE] = 100.0 * failed / handled
 
     def quantiles(self, selector: Selector, quantiles: Mapping[float, str]) -> None:
         family = selector.metric

@@ -1,0 +1,161 @@
+"""Error budgets: burn rates over windows, from good and bad events. Pure: no I/O, no clock.
+
+Burn rate = (bad / total over the window) / (1 - objective / 100): 1 spends the
+budget exactly over the period, 14.4 spends a 30-day budget's 2 % in an hour.
+A window with no events has no burn rate (absent, never UNKNOWN).
+
+Each window keeps running sums in ``BUCKETS`` ring buckets of 1/``BUCKETS`` of
+its length, so an event costs a few additions whatever the window's length and
+memory is fixed per window. The window read at a time is the last ``BUCKETS``
+buckets up to the one holding that time: its start moves in steps of one
+bucket, so it covers between ``(BUCKETS - 1) / BUCKETS`` of the window and the
+whole of it.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from dataclasses import dataclass
+
+from vigild.config_slo import SloSpec
+from vigild.fields import format_duration
+
+__all__ = [
+    "BUCKETS",
+    "BUDGET",
+    "BURN",
+    "ERRORS_INCREASE",
+    "REQUESTS_INCREASE",
+    "Burn",
+    "ErrorBudget",
+    "Window",
+    "burn_rate_metric",
+]
+
+BUCKETS = 30
+
+BURN = "slo_burn"
+"""The alert metric: 2 while a critical window pair burns, 1 a warning one, else 0."""
+BUDGET = "slo_error_budget_remaining_percent"
+REQUESTS_INCREASE = "requests_increase"
+ERRORS_INCREASE = "errors_increase"
+"""What a prometheus target with an slo reports: its counters' increases since the last
+scrape, resets handled; summed over a window, PromQL's ``increase`` less its extrapolation."""
+
+
+def burn_rate_metric(window: float) -> str:
+    return f"slo_burn_rate:{format_duration(window)}"
+
+
+class Window:
+    """Running sums of events over one window length, in ring buckets."""
+
+    __slots__ = ("_bad", "_head", "_total", "bad", "length", "total", "width")
+
+    def __init__(self, length: float) -> None:
+        self.length = length
+        self.width = length / BUCKETS
+        self._total = array("d", bytes(8 * BUCKETS))
+        self._bad = array("d", bytes(8 * BUCKETS))
+        self._head: int | None = None
+        """Index (time // width) of the newest bucket."""
+        self.total = 0.0
+        self.bad = 0.0
+
+    def _advance(self, index: int) -> None:
+        """Empty the buckets between the newest one and ``index``, which becomes it."""
+        head = self._head
+        if head is not None and index <= head:
+            return
+        stale = BUCKETS if head is None else min(index - head, BUCKETS)
+        for i in range(index - stale + 1, index + 1):
+            slot = i % BUCKETS
+            self.total -= self._total[slot]
+            self.bad -= self._bad[slot]
+            self._total[slot] = self._bad[slot] = 0.0
+        self._head = index
+        if stale == BUCKETS:
+            # Nothing is left: drop what subtraction rounded rather than carry it.
+            self.total = self.bad = 0.0
+
+    def add(self, at: float, total: float, bad: float) -> None:
+        index = math.floor(at / self.width)
+        self._advance(index)
+        assert self._head is not None
+        if index <= self._head - BUCKETS:
+            return  # older than the window
+        slot = index % BUCKETS
+        self._total[slot] += total
+        self._bad[slot] += bad
+        self.total += total
+        self.bad += bad
+
+    def sums(self, now: float) -> tuple[float, float]:
+        """(total, bad) over the window ending at ``now``."""
+        self._advance(math.floor(now / self.width))
+        return self.total, self.bad
+
+
+@dataclass(frozen=True, slots=True)
+class Burn:
+    """What an error budget says at one time."""
+
+    rates: dict[float, float]
+    """Burn rate per window with events in it."""
+    level: int | None
+    """``slo_burn``: 2 a critical pair burns, 1 a warning pair, 0 none; None: no events
+    in any window."""
+    remaining: float | None
+    """Percent of the period's budget left (negative when overspent); None: no events."""
+    partial: tuple[float, ...]
+    """Windows longer than the events held: computed over what exists."""
+
+
+class ErrorBudget:
+    """One SLO's windows. ``add`` each event count, ``at`` to read them."""
+
+    def __init__(self, spec: SloSpec) -> None:
+        self.spec = spec
+        self.allowed = (100.0 - spec.objective) / 100.0
+        """The share of bad events the objective allows: the budget."""
+        lengths = sorted({*spec.windows, spec.period})
+        self.windows = {length: Window(length) for length in lengths}
+        self.since: float | None = None
+        """When the first event held came."""
+
+    def add(self, at: float, total: float, bad: float) -> None:
+        if self.since is None or at < self.since:
+            self.since = at
+        for window in self.windows.values():
+            window.add(at, total, bad)
+
+    def rate(self, window: float, now: float) -> float | None:
+        total, bad = self.windows[window].sums(now)
+        if total <= 0:
+            return None
+        return (bad / total) / self.allowed
+
+    def at(self, now: float) -> Burn:
+        rates = {}
+        for length in self.spec.windows:
+            rate = self.rate(length, now)
+            if rate is not None:
+                rates[length] = rate
+        level: int | None = None
+        if rates:
+            level = 0
+            for alert in self.spec.alerts:
+                long, short = rates.get(alert.long), rates.get(alert.short)
+                if long is not None and short is not None and min(long, short) > alert.factor:
+                    level = max(level, 2 if alert.severity == "critical" else 1)
+        spent = self.rate(self.spec.period, now)
+        held = 0.0 if self.since is None else now - self.since
+        known = {*rates, *(() if spent is None else (self.spec.period,))}
+        partial = tuple(w for w in sorted(known) if w > held)
+        return Burn(
+            rates,
+            level,
+            None if spent is None else 100.0 * (1.0 - spent),
+            partial,
+        )
