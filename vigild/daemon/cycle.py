@@ -89,9 +89,12 @@ class Cycles:
                     observations = await item.probe.observe(now)
                 finally:
                     self._probing.discard(name)
+                derived = item.derived
                 for observation in observations:
                     observed = observation.target
                     try:
+                        if derived is not None:
+                            derived(observation)
                         verdicts = evaluate(observation, item.rules)
                         moved = engine.observe(observed, verdicts, now)
                         severities = engine.severities(observed, verdicts)

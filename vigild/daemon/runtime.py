@@ -26,6 +26,7 @@ from vigild.assembly import Config
 from vigild.daemon.cycle import Cycles
 from vigild.daemon.heartbeat import Heartbeat
 from vigild.daemon.parts import Parts, Watched
+from vigild.derived import Derived
 from vigild.events import (
     ActionOutcome,
     CycleCompleted,
@@ -274,14 +275,24 @@ class Runtime:
         daemon = config.daemon
         kept = {item.target.name: item for item in previous}
         watched = []
+        cold = []
         for target in config.targets:
             timeout = target.effective_timeout(daemon)
             old = kept.get(target.name)
+            rules = config.rules[target.name]
             if old is not None and old.target == target and old.probe.timeout == timeout:
                 probe = old.probe
             else:
                 probe = build_probe(target, self.probe_context, timeout)
-            watched.append(Watched(target, probe, config.rules[target.name]))
+            if old is not None and old.target == target and old.rules == rules:
+                derived = old.derived
+            elif (derived := Derived.of(target, rules)) is not None:
+                cold.append(derived)
+            watched.append(Watched(target, probe, rules, derived))
+        if cold:
+            from vigild.daemon.warmup import warm
+
+            warm(cold, config.history, daemon.state_path, self.clock())
         return watched
 
     # -- reloading --------------------------------------------------------

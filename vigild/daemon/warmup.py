@@ -1,0 +1,71 @@
+"""SLO windows and forecasts warmed from the history file at start, so a restart (or a
+cron run) does not begin their windows again from nothing."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import structlog
+
+from vigild.config import HistoryConfig
+from vigild.daemon.recorder import retention
+from vigild.derived import Derived
+from vigild.slo import ERRORS_INCREASE, REQUESTS_INCREASE
+from vigild.storage.history_file import HistoryReader
+
+__all__ = ["warm"]
+
+log = structlog.get_logger("vigild")
+
+
+def warm(derived: Sequence[Derived], config: HistoryConfig, state_path: Path, now: float) -> None:
+    """Feed each target's stored values of its windows into ``derived``; a history that
+    cannot be read leaves them cold (logged), never stops a start."""
+    path = config.file(state_path)
+    if not path.exists():
+        return
+    try:
+        with HistoryReader(path, retention(config)) as reader:
+            for item in derived:
+                _warm(reader, item, now)
+    except sqlite3.DatabaseError as exc:
+        log.warning("slo windows and forecasts start empty: history unreadable", error=str(exc))
+
+
+def _sums(
+    reader: HistoryReader, target: str, metric: str, start: float, now: float
+) -> Iterator[tuple[float, float, float]]:
+    """(time, sum, count) of ``metric`` since ``start``: raw values where the raw tier
+    still holds them, the five-minute or hourly buckets before that."""
+    raw_from = max(start, now - reader.retention.raw)
+    if start < raw_from:
+        older = reader.values(target, metric, start, raw_from, now=now)
+        for bucket in older.buckets:
+            yield bucket.start / 1000, bucket.sum, bucket.count
+        start = raw_from
+    recent = reader.values(target, metric, start, now, now=now)
+    for at, value in recent.points:
+        yield at, value, 1.0
+    for bucket in recent.buckets:
+        yield bucket.start / 1000, bucket.sum, bucket.count
+
+
+def _warm(reader: HistoryReader, derived: Derived, now: float) -> None:
+    target = derived.target
+    name = target.name
+    if target.slo is not None:
+        start = now - max(target.slo.period, *target.slo.windows)
+        if derived.events == "probes":
+            for at, ups, probes in _sums(reader, name, "up", start, now):
+                derived.count(at, probes, probes - ups)
+        else:
+            for at, requests, _ in _sums(reader, name, REQUESTS_INCREASE, start, now):
+                derived.count(at, requests, 0.0)
+            for at, errors, _ in _sums(reader, name, ERRORS_INCREASE, start, now):
+                derived.count(at, 0.0, errors)
+    spec = target.forecast
+    if spec is not None:
+        for at, total, count in _sums(reader, name, spec.metric, now - spec.window, now):
+            derived.point(name, at, total / count)
