@@ -38,18 +38,17 @@ def _sums(
     reader: HistoryReader, target: str, metric: str, start: float, now: float
 ) -> Iterator[tuple[float, float, float]]:
     """(time, sum, count) of ``metric`` since ``start``: raw values where the raw tier
-    still holds them, the five-minute or hourly buckets before that."""
+    still holds them, the five-minute or hourly buckets before that (each at its middle:
+    the windows' own buckets are no finer there)."""
     raw_from = max(start, now - reader.retention.raw)
-    if start < raw_from:
-        older = reader.values(target, metric, start, raw_from, now=now)
-        for bucket in older.buckets:
-            yield bucket.start / 1000, bucket.sum, bucket.count
-        start = raw_from
-    recent = reader.values(target, metric, start, now, now=now)
-    for at, value in recent.points:
-        yield at, value, 1.0
-    for bucket in recent.buckets:
-        yield bucket.start / 1000, bucket.sum, bucket.count
+    spans = [(start, raw_from), (raw_from, now)] if start < raw_from else [(start, now)]
+    for begin, end in spans:
+        found = reader.values(target, metric, begin, end, now=now)
+        for at, value in found.points:
+            yield at, value, 1.0
+        middle = found.tier.step / 2
+        for bucket in found.buckets:
+            yield (bucket.start + middle) / 1000, bucket.sum, bucket.count
 
 
 def _warm(reader: HistoryReader, derived: Derived, now: float) -> None:
