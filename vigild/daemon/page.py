@@ -27,6 +27,7 @@ from markupsafe import Markup
 from vigild.daemon.history import BUCKET, SLOTS, History, Point
 from vigild.model import Severity, worst
 from vigild.redaction import printable, redact_values
+from vigild.slo import BUDGET
 from vigild.status import Board
 from vigild.wording import clock_time, duration, measure, seconds, zone
 
@@ -131,6 +132,16 @@ class Strip:
 
 
 @dataclass(frozen=True, slots=True)
+class Budget:
+    """The error budget bar: what is left of the SLO's period budget."""
+
+    width: float
+    """Of 100 user units: the part left, 0 when overspent."""
+    state: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Row:
     name: str
     type: str
@@ -141,6 +152,7 @@ class Row:
     values: list[Value]
     latency: Line
     strip: Strip
+    budget: Budget | None
 
 
 _STATE_LABELS = {"none": "not probed"}
@@ -239,7 +251,19 @@ def _row(
         values=_values(entry, levels) if error is None and observation is not None else [],
         latency=latency_line(points),
         strip=up_strip(points, now),
+        budget=budget_bar(observation),
     )
+
+
+def budget_bar(observation: dict[str, Any] | None) -> Budget | None:
+    """A target with an SLO: a bar of its error budget left, greener the more is left."""
+    left = None if observation is None else observation["metrics"].get(BUDGET)
+    if left is None:
+        return None
+    if left <= 0:
+        return Budget(0.0, "critical", f"error budget spent ({measure(BUDGET, left)} left)")
+    state = "ok" if left >= 50 else "warning" if left >= 25 else "critical"
+    return Budget(min(left, 100.0), state, f"error budget {measure(BUDGET, left)} left")
 
 
 def _values(entry: dict[str, Any], levels: TargetLevels) -> list[Value]:
