@@ -302,6 +302,11 @@ class TargetConfig(_Strict):
             raise ValueError("only http, tcp and prometheus targets take an slo")
         return value
 
+    def objectives(self) -> tuple[tuple[str, SloSpec], ...]:
+        """Each SLO of the target, after the prefix of its metrics' names (``slo_burn``,
+        ``latency_slo_burn``); its key is that prefix and ``slo``."""
+        return () if self.slo is None else (("", self.slo),)
+
     def reported_metrics(self) -> frozenset[str]:
         """The base names of every metric this target can report (for threshold checks);
         a target whose keys add metrics (a Prometheus target's gauges) says so here."""

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vigild.fields import DAY, HOUR, MINUTE, SECOND, duration_between
 
-__all__ = ["DEFAULT_SLO_ALERTS", "ForecastSpec", "SloAlert", "SloSpec"]
+__all__ = ["DEFAULT_SLO_ALERTS", "ForecastSpec", "LatencySloSpec", "SloAlert", "SloSpec"]
 
 
 class _Strict(BaseModel):
@@ -52,6 +52,13 @@ class SloSpec(_Strict):
     def windows(self) -> tuple[float, ...]:
         """Every window a burn rate is reported for, shortest first."""
         return tuple(sorted({w for a in self.alerts for w in (a.long, a.short)}))
+
+
+class LatencySloSpec(SloSpec):
+    """``latency_slo = { objective, le, period }``: the share of requests served within
+    ``le`` seconds, from the histogram's buckets (``le`` must be one of its bounds)."""
+
+    le: float = Field(gt=0)
 
 
 class ForecastSpec(_Strict):

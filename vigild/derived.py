@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import structlog
 
 from vigild.config import TargetConfig
+from vigild.config_slo import SloSpec
 from vigild.fields import format_duration
 from vigild.forecast import Trend, hours_until
 from vigild.model import Observation
@@ -20,13 +21,16 @@ from vigild.slo import (
     BUDGET,
     BURN,
     ERRORS_INCREASE,
+    LATENCY,
+    LATENCY_GOOD_INCREASE,
+    LATENCY_TOTAL_INCREASE,
     REQUESTS_INCREASE,
     ErrorBudget,
     burn_rate_metric,
 )
 from vigild.thresholds import Rule, base_metric
 
-__all__ = ["Derived", "forecast_metric"]
+__all__ = ["Derived", "Objective", "forecast_metric"]
 
 log = structlog.get_logger("vigild.derived")
 
@@ -35,17 +39,46 @@ def forecast_metric(metric: str) -> str:
     return f"forecast_hours:{metric}"
 
 
+class Objective:
+    """One SLO of a target: its error budget and the names of its metrics."""
+
+    def __init__(self, prefix: str, spec: SloSpec, events: str | None) -> None:
+        self.prefix = prefix
+        self.budget = ErrorBudget(spec)
+        self.events = "latency" if prefix == LATENCY else events
+        """What it counts: ``probes``, ``requests`` (errors are bad) or ``latency``
+        (requests slower than ``le`` are bad)."""
+        self.rates = {w: burn_rate_metric(w, prefix) for w in spec.windows}
+        self.burn = prefix + BURN
+        self.left = prefix + BUDGET
+        self.told_partial: set[float] = set()
+
+    def count(self, at: float, total: float, bad: float) -> None:
+        """``total`` events at ``at``, ``bad`` of them bad (either may be a correction
+        of the other's sum: only the sums matter)."""
+        if total or bad:
+            self.budget.add(at, total, bad)
+
+    def observed(self, observation: Observation) -> None:
+        metrics, at = observation.metrics, observation.time
+        if self.events == "probes":
+            self.count(at, 1.0, 0.0 if observation.up else 1.0)
+        elif self.events == "requests":
+            if REQUESTS_INCREASE in metrics:
+                self.count(at, metrics[REQUESTS_INCREASE], metrics.get(ERRORS_INCREASE, 0.0))
+        elif LATENCY_TOTAL_INCREASE in metrics:
+            total = metrics[LATENCY_TOTAL_INCREASE]
+            self.count(at, total, total - metrics.get(LATENCY_GOOD_INCREASE, 0.0))
+
+
 class Derived:
     """The derived metrics of one target (and of each thing it expands into)."""
 
     def __init__(self, target: TargetConfig, rules: Mapping[str, Rule]) -> None:
         self.target = target
-        self.budget = None if target.slo is None else ErrorBudget(target.slo)
-        self.events = target.SLO_EVENTS
-        self._names = (
-            {} if target.slo is None else {w: burn_rate_metric(w) for w in target.slo.windows}
-        )
-        self._told_partial: set[float] = set()
+        self.objectives = [
+            Objective(prefix, spec, target.SLO_EVENTS) for prefix, spec in target.objectives()
+        ]
         spec = target.forecast
         self._trends: dict[str, Trend] = {}
         """Per observed name (a container target's ``target/container``)."""
@@ -62,16 +95,11 @@ class Derived:
     @classmethod
     def of(cls, target: TargetConfig, rules: Mapping[str, Rule]) -> Derived | None:
         """None for a target with neither an slo nor a forecast: no cost per probe."""
-        if target.slo is None and target.forecast is None:
+        if not target.objectives() and target.forecast is None:
             return None
         return cls(target, rules)
 
     # -- fed ---------------------------------------------------------------
-
-    def count(self, at: float, total: float, bad: float) -> None:
-        """Events for the SLO: ``total`` of them at ``at``, ``bad`` of them bad."""
-        if self.budget is not None and (total > 0 or bad > 0):
-            self.budget.add(at, total, bad)
 
     def point(self, observed: str, at: float, value: float) -> None:
         """A value of the forecast's gauge."""
@@ -87,9 +115,9 @@ class Derived:
 
     def __call__(self, observation: Observation) -> None:
         """Feed the observation's values in, and add the derived metrics to it."""
-        if self.budget is not None:
-            self._events(observation)
-            self._slo(observation)
+        for objective in self.objectives:
+            objective.observed(observation)
+            self._slo(objective, observation)
         spec = self.target.forecast
         if spec is not None:
             value = observation.metrics.get(spec.metric)
@@ -97,39 +125,32 @@ class Derived:
                 self.point(observation.target, observation.time, value)
             self._forecast(observation)
 
-    def _events(self, observation: Observation) -> None:
-        metrics, at = observation.metrics, observation.time
-        if self.events == "probes":
-            self.count(at, 1.0, 0.0 if observation.up else 1.0)
-        elif REQUESTS_INCREASE in metrics:
-            self.count(at, metrics[REQUESTS_INCREASE], metrics.get(ERRORS_INCREASE, 0.0))
-
-    def _slo(self, observation: Observation) -> None:
-        assert self.budget is not None
-        burn = self.budget.at(observation.time)
+    def _slo(self, objective: Objective, observation: Observation) -> None:
+        budget = objective.budget
+        burn = budget.at(observation.time)
         metrics = observation.metrics
-        for window, name in self._names.items():
+        for window, name in objective.rates.items():
             rate = burn.rates.get(window)
             if rate is None:
                 _absent(observation, name, "no events in the window")
             else:
                 metrics[name] = rate
         if burn.level is None:
-            _absent(observation, BURN, "no events in any window")
+            _absent(observation, objective.burn, "no events in any window")
         else:
-            metrics[BURN] = float(burn.level)
+            metrics[objective.burn] = float(burn.level)
         if burn.remaining is None:
-            _absent(observation, BUDGET, "no events in the period")
+            _absent(observation, objective.left, "no events in the period")
         else:
-            metrics[BUDGET] = burn.remaining
+            metrics[objective.left] = burn.remaining
         for window in burn.partial:
-            if window not in self._told_partial:
-                self._told_partial.add(window)
-                held = observation.time - (self.budget.since or observation.time)
+            if window not in objective.told_partial:
+                objective.told_partial.add(window)
+                held = observation.time - (budget.since or observation.time)
                 log.info(
                     "slo window computed over the events held so far (partial)",
                     target=observation.target,
-                    window=format_duration(window),
+                    metric=objective.rates.get(window, objective.left),
                     held=format_duration(round(held)),
                 )
 

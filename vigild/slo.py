@@ -26,6 +26,9 @@ __all__ = [
     "BUDGET",
     "BURN",
     "ERRORS_INCREASE",
+    "LATENCY",
+    "LATENCY_GOOD_INCREASE",
+    "LATENCY_TOTAL_INCREASE",
     "REQUESTS_INCREASE",
     "Burn",
     "ErrorBudget",
@@ -40,12 +43,17 @@ BURN = "slo_burn"
 BUDGET = "slo_error_budget_remaining_percent"
 REQUESTS_INCREASE = "requests_increase"
 ERRORS_INCREASE = "errors_increase"
+LATENCY_TOTAL_INCREASE = "latency_total_increase"
+LATENCY_GOOD_INCREASE = "latency_good_increase"
+"""For a ``latency_slo``: the histogram's +Inf and ``le`` buckets' increases."""
+LATENCY = "latency_"
+"""Before the metric names of a latency SLO: ``latency_slo_burn``, ..."""
 """What a prometheus target with an slo reports: its counters' increases since the last
 scrape, resets handled; summed over a window, PromQL's ``increase`` less its extrapolation."""
 
 
-def burn_rate_metric(window: float) -> str:
-    return f"slo_burn_rate:{format_duration(window)}"
+def burn_rate_metric(window: float, prefix: str = "") -> str:
+    return f"{prefix}slo_burn_rate:{format_duration(window)}"
 
 
 class Window:

@@ -218,12 +218,13 @@ def target_rules(
 def _derived_thresholds(
     target: TargetConfig, rules: Mapping[str, Rule], problems: list[Problem]
 ) -> Iterable[tuple[tuple[str | int, ...], str, ThresholdSpec]]:
-    """``slo_burn`` (1 a warning window pair burns, 2 a critical one) and the forecast's
+    """``slo_burn`` (1 a warning window pair burns, 2 a critical one; ``latency_slo_burn``
+    likewise) and the forecast's
     hours; a forecast needs a line to cross: its ``limit`` or its metric's critical."""
     from vigild.config import ThresholdSpec
 
-    if target.slo is not None:
-        yield ("slo",), "slo_burn", ThresholdSpec(warning=0, critical=1)
+    for prefix, _ in target.objectives():
+        yield (f"{prefix}slo",), f"{prefix}slo_burn", ThresholdSpec(warning=0, critical=1)
     spec = target.forecast
     if spec is None:
         return

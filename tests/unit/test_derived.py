@@ -145,3 +145,71 @@ def test_forecast_hours_until_the_critical_line_judged_below(tmp_path: Path) -> 
 def test_targets_without_slo_or_forecast_cost_nothing(tmp_path: Path) -> None:
     cfg = config(tmp_path, 'name = "web"\ntype = "http"\nurl = "http://127.0.0.1:1/"\n')
     assert Derived.of(cfg.targets[0], cfg.rules["web"]) is None
+
+
+def histogram(fast: float, slow: float) -> str:
+    """``fast`` requests under 0.3 s (half of them under 0.1 s), ``slow`` over 1 s, in ms."""
+    return (
+        "# TYPE req_duration_milliseconds histogram\n"
+        f'req_duration_milliseconds_bucket{{le="100"}} {fast / 2}\n'
+        f'req_duration_milliseconds_bucket{{le="300"}} {fast}\n'
+        f'req_duration_milliseconds_bucket{{le="1000"}} {fast}\n'
+        f'req_duration_milliseconds_bucket{{le="+Inf"}} {fast + slow}\n'
+        f"req_duration_milliseconds_count {fast + slow}\n"
+        f"req_duration_milliseconds_sum 0\n"
+    )
+
+
+async def test_latency_slo_counts_requests_slower_than_le_as_bad(
+    tmp_path: Path, session: aiohttp.ClientSession, target_server: TargetServer
+) -> None:
+    url = target_server.url("/metrics")
+    latency_slo = {
+        "objective": 99.0,
+        "le": 0.3,
+        "period": "10m",
+        "alerts": [{"severity": "critical", "long": "60s", "short": "10s", "factor": 10}],
+    }
+    cfg = config(
+        tmp_path,
+        f'name = "shop"\ntype = "prometheus"\nurl = "{url}"\n'
+        'latency_histogram = "req_duration_milliseconds"\n'
+        f'latency_slo = {{ objective = 99.0, le = 0.3, period = "10m", alerts = {FAST} }}\n',
+    )
+    derived = derived_of(cfg)
+    probe = make_probe(
+        session, url, latency_histogram="req_duration_milliseconds", latency_slo=latency_slo
+    )
+    target_server.body = histogram(1000, 0)
+    derived(await scrape(probe, T0))
+    target_server.body = histogram(1990, 10)  # 1000 more, 10 of them slow: 1 % bad
+    observation = await scrape(probe, T0 + 5)
+    derived(observation)
+    assert observation.metrics["latency_total_increase"] == 1000
+    assert observation.metrics["latency_good_increase"] == 990
+    assert observation.metrics["latency_slo_burn_rate:10s"] == pytest.approx(1.0)
+    assert "slo_burn" not in observation.metrics  # the availability SLO is not configured
+    assert severities(cfg, observation)["latency_slo_burn"] == (Severity.OK, 0.0)
+    target_server.body = histogram(2490, 510)  # 1000 more, half slow
+    observation = await scrape(probe, T0 + 10)
+    derived(observation)
+    assert observation.metrics["latency_slo_burn_rate:1m"] == pytest.approx((510 / 2000) / 0.01)
+    assert severities(cfg, observation)["latency_slo_burn"] == (Severity.CRITICAL, 2.0)
+    assert observation.metrics["latency_slo_error_budget_remaining_percent"] < 0
+
+
+async def test_latency_slo_on_a_bound_the_histogram_lacks_is_no_value(
+    tmp_path: Path, session: aiohttp.ClientSession, target_server: TargetServer
+) -> None:
+    url = target_server.url("/metrics")
+    probe = make_probe(
+        session,
+        url,
+        latency_histogram="req_duration_milliseconds",
+        latency_slo={"objective": 99.0, "le": 0.25},
+    )
+    target_server.body = histogram(1000, 0)
+    await scrape(probe, T0)
+    target_server.body = histogram(2000, 0)
+    observation = await scrape(probe, T0 + 5)
+    assert "latency_total_increase" not in observation.metrics

@@ -12,7 +12,12 @@ import structlog
 from vigild.config import HistoryConfig
 from vigild.daemon.recorder import retention
 from vigild.derived import Derived
-from vigild.slo import ERRORS_INCREASE, REQUESTS_INCREASE
+from vigild.slo import (
+    ERRORS_INCREASE,
+    LATENCY_GOOD_INCREASE,
+    LATENCY_TOTAL_INCREASE,
+    REQUESTS_INCREASE,
+)
 from vigild.storage.history_file import HistoryReader
 
 __all__ = ["warm"]
@@ -54,16 +59,21 @@ def _sums(
 def _warm(reader: HistoryReader, derived: Derived, now: float) -> None:
     target = derived.target
     name = target.name
-    if target.slo is not None:
-        start = now - max(target.slo.period, *target.slo.windows)
-        if derived.events == "probes":
+    for objective in derived.objectives:
+        slo = objective.budget.spec
+        start = now - max(slo.period, *slo.windows)
+        if objective.events == "probes":
             for at, ups, probes in _sums(reader, name, "up", start, now):
-                derived.count(at, probes, probes - ups)
-        else:
-            for at, requests, _ in _sums(reader, name, REQUESTS_INCREASE, start, now):
-                derived.count(at, requests, 0.0)
-            for at, errors, _ in _sums(reader, name, ERRORS_INCREASE, start, now):
-                derived.count(at, 0.0, errors)
+                objective.count(at, probes, probes - ups)
+            continue
+        if objective.events == "requests":
+            all_of, bad_of, sign = REQUESTS_INCREASE, ERRORS_INCREASE, 1.0
+        else:  # every request is bad but those within `le`: bad = total - good
+            all_of, bad_of, sign = LATENCY_TOTAL_INCREASE, LATENCY_GOOD_INCREASE, -1.0
+        for at, events, _ in _sums(reader, name, all_of, start, now):
+            objective.count(at, events, events if sign < 0 else 0.0)
+        for at, events, _ in _sums(reader, name, bad_of, start, now):
+            objective.count(at, 0.0, sign * events)
     spec = target.forecast
     if spec is not None:
         for at, total, count in _sums(reader, name, spec.metric, now - spec.window, now):

@@ -20,7 +20,12 @@ from vigild.probes.promql import (
 )
 from vigild.probes.selectors import Selector, Series
 from vigild.redaction import one_line
-from vigild.slo import ERRORS_INCREASE, REQUESTS_INCREASE
+from vigild.slo import (
+    ERRORS_INCREASE,
+    LATENCY_GOOD_INCREASE,
+    LATENCY_TOTAL_INCREASE,
+    REQUESTS_INCREASE,
+)
 
 __all__ = [
     "STATE_VERSION",
@@ -90,11 +95,15 @@ class Reading:
             return
         self.metrics[_ERROR_RATE] = 100.0 * failed / handled
 
-    def quantiles(self, selector: Selector, quantiles: Mapping[float, str]) -> None:
+    def quantiles(
+        self, selector: Selector, quantiles: Mapping[float, str], slo_le: float | None = None
+    ) -> None:
+        """The quantiles; with ``slo_le`` (a latency SLO's bound) also the increases of
+        the +Inf bucket and of that one: all requests, and those fast enough."""
         family = selector.metric
         buckets = selector.select(self.page, family + "_bucket")
         if buckets:
-            self._histogram_quantiles(selector, buckets, quantiles)
+            self._histogram_quantiles(selector, buckets, quantiles, slo_le)
             return
         summary = summary_quantiles(selector.select(self.page))
         if summary:
@@ -119,7 +128,11 @@ class Reading:
         self._not_found(quantiles.values(), selector, "histogram or summary", histogram=True)
 
     def _histogram_quantiles(
-        self, selector: Selector, series: list[Series], quantiles: Mapping[float, str]
+        self,
+        selector: Selector,
+        series: list[Series],
+        quantiles: Mapping[float, str],
+        slo_le: float | None,
     ) -> None:
         buckets = histogram_buckets(series, selector.metric)
         if buckets.problem is not None:
@@ -128,10 +141,19 @@ class Reading:
         key = _histogram_key(selector)
         previous = self.previous.get(key)
         self.counters[key] = _carried(buckets.counts, buckets.skipped, previous)
+        if slo_le is not None and not any(math.isclose(b, slo_le) for b in buckets.bounds.values()):
+            self.warnings.append(f"latency_slo: {selector.text} has no bucket le={slo_le:g}")
+            slo_le = None
         if previous is None:
             self._absent(quantiles.values(), "warming up: quantiles need two scrapes")
             return
         increases = bucket_increases(previous, buckets)
+        if slo_le is not None:
+            by_bound = dict(increases)
+            self.metrics[LATENCY_TOTAL_INCREASE] = by_bound.get(math.inf, 0.0)
+            self.metrics[LATENCY_GOOD_INCREASE] = sum(
+                n for b, n in increases if math.isclose(b, slo_le)
+            )
         for q, metric in quantiles.items():
             value = histogram_quantile(q, increases)
             if value is None:
