@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import textwrap
+from pathlib import Path
+
 import pytest
 
+from vigild.assembly import load
 from vigild.config_slo import SloAlert, SloSpec
 from vigild.slo import BUCKETS, ErrorBudget, Window, burn_rate_metric
 
@@ -112,3 +116,23 @@ def test_default_alerts_are_the_sre_workbook_ones() -> None:
         ("warning", 259200, 21600, 1),
     ]
     assert spec.period == 30 * 86400
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("document", "marker"), [("README.md", "slo = "), ("docs/slo.md", "[[targets]]")]
+)
+def test_the_documented_examples_are_valid_configs(
+    tmp_path: Path, document: str, marker: str
+) -> None:
+    text = (ROOT / document).read_text(encoding="utf-8")
+    blocks = [b.split("```", 1)[0] for b in text.split("```toml")[1:]]
+    examples = [textwrap.dedent(b) for b in blocks if marker in b and "[[targets]]" in b]
+    assert examples
+    for i, example in enumerate(examples):
+        path = tmp_path / f"example-{i}.toml"
+        path.write_text(example, encoding="utf-8")
+        config = load(path)
+        assert any(t.slo is not None or t.forecast is not None for t in config.targets)
