@@ -1,16 +1,14 @@
 """Metrics a target's own recent values give: SLO burn rates and budget, forecasts.
 
 Added to each observation before thresholds see it, so alerting, ``/metrics``,
-``/api/status`` and the status page take them like any metric. Pure apart from
-one log line per partial window: the windows are fed from the observations (and,
-at start, from the history file, through ``count``/``point``).
+``/api/status`` and the status page take them like any metric. Pure: the windows
+are fed from the observations (and, at start, from the history file, through
+``Objective.count`` and ``point``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-
-import structlog
 
 from vigild.config import TargetConfig
 from vigild.config_slo import SloSpec
@@ -32,8 +30,6 @@ from vigild.thresholds import Rule, base_metric
 
 __all__ = ["Derived", "Objective", "forecast_metric"]
 
-log = structlog.get_logger("vigild.derived")
-
 
 def forecast_metric(metric: str) -> str:
     return f"forecast_hours:{metric}"
@@ -51,7 +47,6 @@ class Objective:
         self.rates = {w: burn_rate_metric(w, prefix) for w in spec.windows}
         self.burn = prefix + BURN
         self.left = prefix + BUDGET
-        self.told_partial: set[float] = set()
 
     def count(self, at: float, total: float, bad: float) -> None:
         """``total`` events at ``at``, ``bad`` of them bad (either may be a correction
@@ -83,6 +78,8 @@ class Derived:
         self._trends: dict[str, Trend] = {}
         """Per observed name (a container target's ``target/container``)."""
         self._limit = 0.0
+        self._far = ""
+        """Why there is no forecast when the line is out of reach."""
         self._rising = True
         if spec is not None:
             rule = rules.get(spec.metric) or rules.get(base_metric(spec.metric))
@@ -91,6 +88,7 @@ class Derived:
             # The config refuses a forecast with neither (thresholds.target_rules).
             assert limit is not None, "a forecast without a limit passed validation"
             self._limit = limit
+            self._far = f"{spec.metric} does not reach {limit:g} in {format_duration(spec.horizon)}"
 
     @classmethod
     def of(cls, target: TargetConfig, rules: Mapping[str, Rule]) -> Derived | None:
@@ -126,8 +124,7 @@ class Derived:
             self._forecast(observation)
 
     def _slo(self, objective: Objective, observation: Observation) -> None:
-        budget = objective.budget
-        burn = budget.at(observation.time)
+        burn = objective.budget.at(observation.time)
         metrics = observation.metrics
         for window, name in objective.rates.items():
             rate = burn.rates.get(window)
@@ -143,16 +140,15 @@ class Derived:
             _absent(observation, objective.left, "no events in the period")
         else:
             metrics[objective.left] = burn.remaining
-        for window in burn.partial:
-            if window not in objective.told_partial:
-                objective.told_partial.add(window)
-                held = observation.time - (budget.since or observation.time)
-                log.info(
-                    "slo window computed over the events held so far (partial)",
-                    target=observation.target,
-                    metric=objective.rates.get(window, objective.left),
-                    held=format_duration(round(held)),
-                )
+
+    def partial(self, now: float) -> list[str]:
+        """The SLO metrics whose window is longer than the events held: computed over
+        what exists."""
+        found = []
+        for objective in self.objectives:
+            for window in objective.budget.partial(now):
+                found.append(objective.rates.get(window, objective.left))
+        return found
 
     def _forecast(self, observation: Observation) -> None:
         spec = self.target.forecast
@@ -165,8 +161,7 @@ class Derived:
             return
         hours = hours_until(fitted, self._limit, rising=self._rising, horizon=spec.horizon)
         if hours is None:
-            within = format_duration(spec.horizon)
-            _absent(observation, name, f"{spec.metric} does not reach {self._limit:g} in {within}")
+            _absent(observation, name, self._far)
         else:
             observation.metrics[name] = hours
 

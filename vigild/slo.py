@@ -14,7 +14,7 @@ whole of it.
 
 from __future__ import annotations
 
-import math
+import functools
 from array import array
 from dataclasses import dataclass
 
@@ -52,20 +52,22 @@ LATENCY = "latency_"
 scrape, resets handled; summed over a window, PromQL's ``increase`` less its extrapolation."""
 
 
+@functools.cache
 def burn_rate_metric(window: float, prefix: str = "") -> str:
+    """One string per name, shared by every target that reports it."""
     return f"{prefix}slo_burn_rate:{format_duration(window)}"
 
 
 class Window:
     """Running sums of events over one window length, in ring buckets."""
 
-    __slots__ = ("_bad", "_head", "_total", "bad", "length", "total", "width")
+    __slots__ = ("_head", "_slots", "bad", "length", "total", "width")
 
     def __init__(self, length: float) -> None:
         self.length = length
         self.width = length / BUCKETS
-        self._total = array("d", bytes(8 * BUCKETS))
-        self._bad = array("d", bytes(8 * BUCKETS))
+        self._slots = array("d", bytes(16 * BUCKETS))
+        """Bucket i's total at 2i, its bad events at 2i + 1: one array, half the overhead."""
         self._head: int | None = None
         """Index (time // width) of the newest bucket."""
         self.total = 0.0
@@ -74,34 +76,37 @@ class Window:
     def _advance(self, index: int) -> None:
         """Empty the buckets between the newest one and ``index``, which becomes it."""
         head = self._head
-        if head is not None and index <= head:
-            return
         stale = BUCKETS if head is None else min(index - head, BUCKETS)
+        slots = self._slots
         for i in range(index - stale + 1, index + 1):
-            slot = i % BUCKETS
-            self.total -= self._total[slot]
-            self.bad -= self._bad[slot]
-            self._total[slot] = self._bad[slot] = 0.0
+            at = 2 * (i % BUCKETS)
+            self.total -= slots[at]
+            self.bad -= slots[at + 1]
+            slots[at] = slots[at + 1] = 0.0
         self._head = index
         if stale == BUCKETS:
             # Nothing is left: drop what subtraction rounded rather than carry it.
             self.total = self.bad = 0.0
 
     def add(self, at: float, total: float, bad: float) -> None:
-        index = math.floor(at / self.width)
-        self._advance(index)
-        assert self._head is not None
-        if index <= self._head - BUCKETS:
+        index = int(at // self.width)
+        head = self._head
+        if head is None or index > head:
+            self._advance(index)
+        elif index <= head - BUCKETS:
             return  # older than the window
-        slot = index % BUCKETS
-        self._total[slot] += total
-        self._bad[slot] += bad
+        slot = 2 * (index % BUCKETS)
+        self._slots[slot] += total
+        self._slots[slot + 1] += bad
         self.total += total
         self.bad += bad
 
     def sums(self, now: float) -> tuple[float, float]:
         """(total, bad) over the window ending at ``now``."""
-        self._advance(math.floor(now / self.width))
+        index = int(now // self.width)
+        head = self._head
+        if head is not None and index > head:
+            self._advance(index)
         return self.total, self.bad
 
 
@@ -116,8 +121,6 @@ class Burn:
     in any window."""
     remaining: float | None
     """Percent of the period's budget left (negative when overspent); None: no events."""
-    partial: tuple[float, ...]
-    """Windows longer than the events held: computed over what exists."""
 
 
 class ErrorBudget:
@@ -127,7 +130,12 @@ class ErrorBudget:
         self.spec = spec
         self.allowed = (100.0 - spec.objective) / 100.0
         """The share of bad events the objective allows: the budget."""
-        lengths = sorted({*spec.windows, spec.period})
+        self.rated = spec.windows
+        """The windows a burn rate is reported for (the alerts'), shortest first."""
+        self.pairs = [
+            (a.long, a.short, a.factor, 2 if a.severity == "critical" else 1) for a in spec.alerts
+        ]
+        lengths = sorted({*self.rated, spec.period})
         self.windows = {length: Window(length) for length in lengths}
         self.since: float | None = None
         """When the first event held came."""
@@ -146,24 +154,26 @@ class ErrorBudget:
 
     def at(self, now: float) -> Burn:
         rates = {}
-        for length in self.spec.windows:
+        for length in self.rated:
             rate = self.rate(length, now)
             if rate is not None:
                 rates[length] = rate
         level: int | None = None
         if rates:
             level = 0
-            for alert in self.spec.alerts:
-                long, short = rates.get(alert.long), rates.get(alert.short)
-                if long is not None and short is not None and min(long, short) > alert.factor:
-                    level = max(level, 2 if alert.severity == "critical" else 1)
+            for long, short, factor, severity in self.pairs:
+                # A window without events does not burn (absent counts as 0 here).
+                if (
+                    rates.get(long, 0.0) > factor
+                    and rates.get(short, 0.0) > factor
+                    and severity > level
+                ):
+                    level = severity
         spent = self.rate(self.spec.period, now)
+        return Burn(rates, level, None if spent is None else 100.0 * (1.0 - spent))
+
+    def partial(self, now: float) -> tuple[float, ...]:
+        """Windows (and the period) longer than the span of the events held, shortest
+        first: computed over what exists."""
         held = 0.0 if self.since is None else now - self.since
-        known = {*rates, *(() if spent is None else (self.spec.period,))}
-        partial = tuple(w for w in sorted(known) if w > held)
-        return Burn(
-            rates,
-            level,
-            None if spent is None else 100.0 * (1.0 - spent),
-            partial,
-        )
+        return tuple(w for w in self.windows if w > held)

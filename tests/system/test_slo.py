@@ -36,6 +36,7 @@ REQUESTS_PER_S = 40.0
 ERRORS_PER_S = 0.8
 OBJECTIVE = 99.0
 WINDOWS = ("5s", "10s", "20s")
+PARTIAL = "slo windows longer than the history held are partial: computed over what exists"
 
 
 class Service:
@@ -240,6 +241,11 @@ async def test_daemon_pages_on_slo_burn_and_keeps_its_windows_across_a_restart(
         daemon = await Daemon(path, listen).start()
         try:
             await daemon.wait_ready()
+            # No history yet: every window starts partial, said once for all targets.
+            await daemon.wait_log(PARTIAL)
+            (said,) = daemon.events(PARTIAL)
+            assert said["targets"] == 1
+            assert said["example"].startswith("app: slo_burn_rate:5s, slo_burn_rate:10s")
             # 2 % errors against a 1 % budget: both window pairs burn at 2.
             requests = await receiver.wait_for(1, timeout=30)
             alert = requests[0].json["alerts"][0]

@@ -93,8 +93,8 @@ def test_windows_longer_than_the_events_held_are_partial() -> None:
     slo = budget(99.0, 600.0)
     slo.add(T0, 1.0, 0.0)
     slo.add(T0 + 30, 1.0, 0.0)
-    assert slo.at(T0 + 30).partial == (60.0, 600.0)
-    assert slo.at(T0 + 65).partial == (600.0,)
+    assert slo.partial(T0 + 30) == (60.0, 600.0)
+    assert slo.partial(T0 + 65) == (600.0,)
 
 
 def test_window_names() -> None:

@@ -29,14 +29,23 @@ def warm(derived: Sequence[Derived], config: HistoryConfig, state_path: Path, no
     """Feed each target's stored values of its windows into ``derived``; a history that
     cannot be read leaves them cold (logged), never stops a start."""
     path = config.file(state_path)
-    if not path.exists():
-        return
-    try:
-        with HistoryReader(path, retention(config)) as reader:
-            for item in derived:
-                _warm(reader, item, now)
-    except sqlite3.DatabaseError as exc:
-        log.warning("slo windows and forecasts start empty: history unreadable", error=str(exc))
+    if path.exists():
+        try:
+            with HistoryReader(path, retention(config)) as reader:
+                for item in derived:
+                    _warm(reader, item, now)
+        except sqlite3.DatabaseError as exc:
+            log.warning("slo windows and forecasts start empty: history unreadable", error=str(exc))
+    # One line for all targets: at 10,000 of them, one a target would flood the log.
+    partial = {item.target.name: metrics for item in derived if (metrics := item.partial(now))}
+    if partial:
+        first = sorted(partial)[:3]
+        log.info(
+            "slo windows longer than the history held are partial: computed over what exists",
+            targets=len(partial),
+            example=f"{first[0]}: {', '.join(partial[first[0]])}",
+            first=first,
+        )
 
 
 def _sums(
