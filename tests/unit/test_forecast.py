@@ -70,3 +70,13 @@ def test_a_flat_series_has_no_forecast() -> None:
     fitted = trend.fit(T0 + 590)
     assert fitted is not None
     assert hours_until(fitted, 95.0, rising=True, horizon=400 * 86400) is None
+
+
+def test_a_gap_longer_than_the_window_starts_the_fit_again() -> None:
+    trend = Trend(60.0)
+    for t in range(0, 300, 10):
+        trend.add(T0 + t, 1e6 + 3.0 * t)
+    assert trend.fit(T0 + 1000) is None  # all expired
+    for t in range(1000, 1061, 20):
+        trend.add(T0 + t, 5.0 - 0.5 * (t - 1000))
+    assert trend.fit(T0 + 1060) == pytest.approx((-0.5, -25.0), rel=1e-12)
