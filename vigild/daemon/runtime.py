@@ -99,6 +99,12 @@ def address_of(target: object) -> str | None:
     return None
 
 
+WARM_AT_START = 30.0
+WARM_AT_RELOAD = 0.5
+"""Seconds SLO windows and forecasts may spend warming from the history: past them the
+other targets' windows start empty (logged)."""
+
+
 class Runtime:
     """The parts of a run that outlive a reload (the state file, sessions, the
     status board, runtime silences, alert state), and the ``Parts`` of the
@@ -110,6 +116,8 @@ class Runtime:
         self._config = config
         self._watchers: Watchers | None = None
         self._opened = False
+        self._cold: list[Derived] = []
+        """Derived metrics built with the parts, not yet warmed from the history."""
 
     async def open(
         self, lock_wait: float = 0.0, watchers: Callable[[Database], Watchers] | None = None
@@ -129,6 +137,8 @@ class Runtime:
         self.cycles = Cycles(self.db, clock=self.clock, wake=self._wake)
         self._watchers = watchers(self.db) if watchers is not None else None
         self.parts = self._build(self._config, None)
+        # In a thread: a large history takes a while, and the loop serves meanwhile.
+        await asyncio.to_thread(self._warm, self._config, WARM_AT_START)
         states = self.db.probe_states.load()
         for item in self.parts.watched:
             state = states.get(item.target.name)
@@ -289,17 +299,25 @@ class Runtime:
             elif (derived := Derived.of(target, rules)) is not None:
                 cold.append(derived)
             watched.append(Watched(target, probe, rules, derived))
+        self._cold = cold
+        return watched
+
+    def _warm(self, config: Config, budget: float) -> None:
+        """Fill the windows of the targets just built from the history file."""
+        cold, self._cold = self._cold, []
         if cold:
             from vigild.daemon.warmup import warm
 
-            warm(cold, config.history, daemon.state_path, self.clock())
-        return watched
+            warm(cold, config.history, config.daemon.state_path, self.clock(), budget=budget)
 
     # -- reloading --------------------------------------------------------
 
     def prepare(self, config: Config) -> Parts:
         """The parts of a validated new config, built beside the running ones."""
-        return self._build(config, self.parts)
+        parts = self._build(config, self.parts)
+        # On the loop, while cycles run: only the targets the reload changed, briefly.
+        self._warm(config, WARM_AT_RELOAD)
+        return parts
 
     def swap(self, parts: Parts) -> Parts:
         """Put ``parts`` in place of the running ones, in one assignment; alert state

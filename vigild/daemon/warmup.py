@@ -3,7 +3,9 @@ cron run) does not begin their windows again from nothing."""
 
 from __future__ import annotations
 
+import math
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -25,14 +27,31 @@ __all__ = ["warm"]
 log = structlog.get_logger("vigild")
 
 
-def warm(derived: Sequence[Derived], config: HistoryConfig, state_path: Path, now: float) -> None:
+def warm(
+    derived: Sequence[Derived],
+    config: HistoryConfig,
+    state_path: Path,
+    now: float,
+    *,
+    budget: float = math.inf,
+) -> None:
     """Feed each target's stored values of its windows into ``derived``; a history that
-    cannot be read leaves them cold (logged), never stops a start."""
+    cannot be read, or targets left when ``budget`` seconds are spent, start empty
+    (logged), which never stops a start."""
     path = config.file(state_path)
+    deadline = time.monotonic() + budget
     if path.exists():
         try:
             with HistoryReader(path, retention(config)) as reader:
-                for item in derived:
+                for done, item in enumerate(derived):
+                    if time.monotonic() > deadline:
+                        log.warning(
+                            "slo windows and forecasts of some targets start empty: "
+                            "warming them from the history took too long",
+                            targets=len(derived) - done,
+                            budget=budget,
+                        )
+                        break
                     _warm(reader, item, now)
         except sqlite3.DatabaseError as exc:
             log.warning("slo windows and forecasts start empty: history unreadable", error=str(exc))

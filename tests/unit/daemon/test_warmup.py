@@ -90,3 +90,22 @@ def test_no_history_file_leaves_the_windows_empty(tmp_path: Path) -> None:
     observation = Observation("web", START, True)
     derived(observation)
     assert observation.metrics["slo_burn_rate:1h"] == 0.0
+
+
+def test_past_its_budget_the_warm_up_leaves_the_rest_empty(tmp_path: Path) -> None:
+    config = HistoryConfig(path=tmp_path / "history.db")
+    history = HistoryFile(
+        config.file(tmp_path / "state.db"), retention(config), clock=lambda: START
+    )
+    history.append([("web", START, {"up": 0.0})])
+    history.close()
+    derived = Derived.of(web(), {})
+    assert derived is not None
+    warm([derived], config, tmp_path / "state.db", START + 30, budget=-1.0)
+    observation = Observation("web", START + 30, True)
+    derived(observation)
+    assert observation.metrics["slo_burn_rate:1h"] == 0.0  # the failed probe was not read
+    warm([derived], config, tmp_path / "state.db", START + 30)
+    again = Observation("web", START + 31, True)
+    derived(again)
+    assert again.metrics["slo_burn_rate:1h"] == pytest.approx((1 / 3) / 0.01)
