@@ -48,11 +48,11 @@ class Objective:
         self.burn = prefix + BURN
         self.left = prefix + BUDGET
 
-    def count(self, at: float, total: float, bad: float) -> None:
+    def count(self, at: float, total: float, bad: float, *, now: float | None = None) -> None:
         """``total`` events at ``at``, ``bad`` of them bad (either may be a correction
-        of the other's sum: only the sums matter)."""
+        of the other's sum: only the sums matter); ``now`` as ``ErrorBudget.add``."""
         if total or bad:
-            self.budget.add(at, total, bad)
+            self.budget.add(at, total, bad, now=now)
 
     def observed(self, observation: Observation) -> None:
         metrics, at = observation.metrics, observation.time

@@ -140,11 +140,14 @@ class ErrorBudget:
         self.since: float | None = None
         """When the first event held came."""
 
-    def add(self, at: float, total: float, bad: float) -> None:
+    def add(self, at: float, total: float, bad: float, *, now: float | None = None) -> None:
+        """``now``: the time the windows will be read at, when known (a warm-up), so the
+        windows that end before ``at`` is reached skip it cheaply."""
         if self.since is None or at < self.since:
             self.since = at
-        for window in self.windows.values():
-            window.add(at, total, bad)
+        for length, window in self.windows.items():
+            if now is None or at > now - length:
+                window.add(at, total, bad)
 
     def rate(self, window: float, now: float) -> float | None:
         total, bad = self.windows[window].sums(now)

@@ -92,16 +92,16 @@ def _warm(reader: HistoryReader, derived: Derived, now: float) -> None:
         start = now - max(slo.period, *slo.windows)
         if objective.events == "probes":
             for at, ups, probes in _sums(reader, name, "up", start, now):
-                objective.count(at, probes, probes - ups)
+                objective.count(at, probes, probes - ups, now=now)
             continue
         if objective.events == "requests":
             all_of, bad_of, sign = REQUESTS_INCREASE, ERRORS_INCREASE, 1.0
         else:  # every request is bad but those within `le`: bad = total - good
             all_of, bad_of, sign = LATENCY_TOTAL_INCREASE, LATENCY_GOOD_INCREASE, -1.0
         for at, events, _ in _sums(reader, name, all_of, start, now):
-            objective.count(at, events, events if sign < 0 else 0.0)
+            objective.count(at, events, events if sign < 0 else 0.0, now=now)
         for at, events, _ in _sums(reader, name, bad_of, start, now):
-            objective.count(at, 0.0, sign * events)
+            objective.count(at, 0.0, sign * events, now=now)
     spec = target.forecast
     if spec is not None:
         for at, total, count in _sums(reader, name, spec.metric, now - spec.window, now):
