@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from vigild.config import HistoryConfig
+from vigild.config_sections import HistoryConfig
 from vigild.daemon.recorder import HistoryWriter
 from vigild.model import Observation
 from vigild.storage.chunks import decode

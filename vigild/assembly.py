@@ -27,14 +27,13 @@ from vigild.config import (
     AlertingConfig,
     ConfigError,
     DaemonConfig,
-    DiscoveryConfig,
-    HistoryConfig,
     NotifierConfig,
     SilenceConfig,
     TargetConfig,
     ThresholdSpec,
 )
 from vigild.config_file import daemon_config, read, too_deep
+from vigild.config_sections import DiscoveryConfig, HistoryConfig
 from vigild.fields import format_duration
 from vigild.probes.base import GROUP as PROBES
 from vigild.probes.base import backend as probe_backend

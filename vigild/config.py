@@ -18,19 +18,18 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from vigild.config_slo import ForecastSpec, SloSpec
 from vigild.fields import (
     DAY,
     HOUR,
     MINUTE,
     SECOND,
     ByteSize,
-    EngineUrl,
     Interval,
     Name,
     RepeatInterval,
     duration_between,
     http_url,
-    size_between,
     split_listen,
 )
 from vigild.model import Severity
@@ -40,9 +39,7 @@ __all__ = [
     "ActionWhen",
     "AlertingConfig",
     "ConfigError",
-    "ContainerDiscoveryConfig",
     "DaemonConfig",
-    "DiscoveryConfig",
     "NotifierConfig",
     "SilenceConfig",
     "TargetConfig",
@@ -221,37 +218,6 @@ class AlertingConfig(_Strict):
     Discord's and Slack's size limits): beyond this, the rest go in further messages."""
 
 
-class HistoryConfig(_Strict):
-    """``[history]``: how long each tier of the metrics history is kept, and its cap."""
-
-    raw: Annotated[float, duration_between(HOUR, 35 * DAY)] = 48 * HOUR
-    five_minute: Annotated[float, duration_between(HOUR, 400 * DAY)] = 35 * DAY
-    hourly: Annotated[float, duration_between(DAY, 3650 * DAY)] = 400 * DAY
-    max_size: Annotated[int, size_between(2**20, 2**40)] = 2**30
-    path: Path | None = None
-    """Default: beside the state file, ``state.db`` → ``state-history.db``."""
-
-    def file(self, state_path: Path) -> Path:
-        if self.path is not None:
-            return self.path
-        return state_path.with_name(f"{state_path.stem}-history{state_path.suffix or '.db'}")
-
-
-class ContainerDiscoveryConfig(_Strict):
-    """``[discovery.containers]``: targets from the labels of running containers."""
-
-    engine: EngineUrl | None = None
-    """As a container target's ``engine``; unset: ``$DOCKER_HOST``, then the usual sockets."""
-    enable_label: str = Field(default="vigild.enable", min_length=1)
-    """Only containers carrying this label set to ``true`` become targets."""
-    retire_after: Annotated[float, duration_between(0, DAY)] = 5 * MINUTE
-    """A removed container's alerts resolve after this, unless it comes back by its name."""
-
-
-class DiscoveryConfig(_Strict):
-    containers: ContainerDiscoveryConfig | None = None
-
-
 class SilenceMatchers(_Strict):
     """Globs: ``covabot*``, ``disk_percent:*``; severity ``warning``, ``critical``, ``*``."""
 
@@ -297,6 +263,9 @@ class TargetConfig(_Strict):
 
     REPORTED: ClassVar[frozenset[str]] = frozenset({"up"})
     """The base names of the metrics the probe can report."""
+    SLO_EVENTS: ClassVar[Literal["probes", "requests"] | None] = None
+    """What an slo counts: probes (a failed one is bad), or the requests and errors
+    counters' increases; None: the target takes no slo."""
 
     type: str
     name: Name
@@ -308,6 +277,20 @@ class TargetConfig(_Strict):
     thresholds: dict[str, ThresholdSpec] = {}
     depends_on: list[str] = []
     """Targets this one needs: while one is down, this one's alerts are held back."""
+    slo: SloSpec | None = None
+    forecast: ForecastSpec | None = None
+
+    @field_validator("slo")
+    @classmethod
+    def _slo_supported(cls, value: SloSpec | None) -> SloSpec | None:
+        if value is not None and cls.SLO_EVENTS is None:
+            raise ValueError("only http, tcp and prometheus targets take an slo")
+        return value
+
+    def objectives(self) -> tuple[tuple[str, SloSpec], ...]:
+        """Each SLO of the target, after the prefix of its metrics' names (``slo_burn``,
+        ``latency_slo_burn``); its key is that prefix and ``slo``."""
+        return () if self.slo is None else (("", self.slo),)
 
     def reported_metrics(self) -> frozenset[str]:
         """The base names of every metric this target can report (for threshold checks);

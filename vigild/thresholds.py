@@ -219,4 +219,28 @@ def target_rules(
             continue
         merged = spec.merged_over(defaults.get(metric))
         result.update(rules_of([(("thresholds", metric), metric, merged)], problems, explicit=True))
+    result.update(rules_of(_derived_thresholds(target, result, problems), problems))
     return result
+
+
+def _derived_thresholds(
+    target: TargetConfig, rules: Mapping[str, Rule], problems: list[Problem]
+) -> Iterable[tuple[tuple[str | int, ...], str, ThresholdSpec]]:
+    """``slo_burn`` (1 a warning window pair burns, 2 a critical one; ``latency_slo_burn``
+    likewise) and the forecast's
+    hours; a forecast needs a line to cross: its ``limit`` or its metric's critical."""
+    from vigild.config import ThresholdSpec
+
+    for prefix, _ in target.objectives():
+        yield (f"{prefix}slo",), f"{prefix}slo_burn", ThresholdSpec(warning=0, critical=1)
+    spec = target.forecast
+    if spec is None:
+        return
+    rule = rules.get(spec.metric) or rules.get(base_metric(spec.metric))
+    if spec.limit is None and (rule is None or rule.critical is None):
+        problems.append(
+            (("forecast", "limit"), f"{spec.metric} has no critical threshold: give a limit")
+        )
+        return
+    hours = ThresholdSpec(warning=spec.warning, critical=spec.critical, direction="below")
+    yield ("forecast",), f"forecast_hours:{spec.metric}", hours

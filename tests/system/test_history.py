@@ -103,7 +103,7 @@ async def test_api_history_serves_every_observation_across_restarts_and_once(
 
 async def _points_of_file(tmp_path: Path) -> list[Any]:
     """The stored points of up, read while no daemon runs (as backtest will)."""
-    from vigild.config import HistoryConfig
+    from vigild.config_sections import HistoryConfig
     from vigild.daemon.recorder import history_document
 
     document = history_document(

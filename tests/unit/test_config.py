@@ -558,6 +558,8 @@ def test_the_documented_bounds_are_the_enforced_ones() -> None:
     from vigild import plugins
     from vigild.alerting.actions.command import CommandOptions
     from vigild.alerting.actions.container import ContainerOptions
+    from vigild.config_sections import ContainerDiscoveryConfig, HistoryConfig
+    from vigild.config_slo import ForecastSpec, SloAlert, SloSpec
     from vigild.fields import Bounds
     from vigild.probes.base import GROUP as PROBES
     from vigild.probes.base import backend as probe_backend
@@ -565,7 +567,8 @@ def test_the_documented_bounds_are_the_enforced_ones() -> None:
     models: list[type[BaseModel]] = [
         config_module.DaemonConfig,
         config_module.AlertingConfig,
-        config_module.HistoryConfig,
+        HistoryConfig,
+        ContainerDiscoveryConfig,
         config_module.ThresholdSpec,
         config_module.SilenceConfig,
         config_module.NotifierConfig,
@@ -573,6 +576,9 @@ def test_the_documented_bounds_are_the_enforced_ones() -> None:
         config_module.ActionConfig,
         CommandOptions,
         ContainerOptions,
+        SloSpec,
+        SloAlert,
+        ForecastSpec,
         *(probe_backend(kind).Options for kind in plugins.names(PROBES)),
     ]
     enforced = set()

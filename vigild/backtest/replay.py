@@ -35,7 +35,7 @@ from vigild.alerting.policy import no_silences
 from vigild.alerting.silences import Silences
 from vigild.alerting.stages.route import Route
 from vigild.assembly import Config
-from vigild.daemon.runtime import configured_silences, engine_settings
+from vigild.daemon.engine_settings import configured_silences, engine_settings
 from vigild.model import Observation, Severity
 from vigild.storage.history_reader import HistoryReader
 from vigild.storage.history_tiers import FIVE_MINUTE, HOURLY, RAW, Bucket, Tier

@@ -89,6 +89,7 @@ class Cycles:
                     observations = await item.probe.observe(now)
                 finally:
                     self._probing.discard(name)
+                derived = item.derived
                 for observation in observations:
                     observed = observation.target
                     if observation.retired is not None:
@@ -98,6 +99,8 @@ class Cycles:
                             timer = loop.call_later(settings.alerting.group_wait, group_due)
                         continue
                     try:
+                        if derived is not None:
+                            derived(observation)
                         verdicts = evaluate(observation, item.rules)
                         moved = engine.observe(observed, verdicts, now)
                         severities = engine.severities(observed, verdicts)

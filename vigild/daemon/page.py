@@ -34,9 +34,11 @@ from vigild.daemon.sparklines import (
     SPARK_WIDTH,
     STRIP_HEIGHT,
     WEEK_SLOTS,
+    Budget,
     Line,
     Strip,
     box,
+    budget_bar,
     fraction,
     latency_line,
     up_strip,
@@ -161,6 +163,7 @@ class Row:
     strip: Strip
     week: str
     """The last seven days' uptime, ``99.93 %``; empty when not probed in them."""
+    budget: Budget | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +305,7 @@ def _row(entry: dict[str, Any], recent: Recent, levels: TargetLevels, now: float
         latency=latency_line(recent.points),
         strip=up_strip(recent.points, now),
         week=fraction(*recent.week),
+        budget=budget_bar(observation),
     )
 
 

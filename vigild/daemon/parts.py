@@ -17,6 +17,7 @@ from vigild.alerting.engine import Engine
 from vigild.assembly import Config
 from vigild.config import TargetConfig
 from vigild.daemon.heartbeat import Heartbeat
+from vigild.derived import Derived
 from vigild.events import Subscribers
 from vigild.probes.base import Probe
 from vigild.thresholds import Rule
@@ -29,6 +30,8 @@ class Watched:
     target: TargetConfig
     probe: Probe
     rules: Mapping[str, Rule]
+    derived: Derived | None = None
+    """Burn rates and forecasts from the target's recent values; None: it has neither."""
 
 
 @dataclass(frozen=True, slots=True)

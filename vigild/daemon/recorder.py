@@ -22,7 +22,7 @@ from typing import Any
 
 import structlog
 
-from vigild.config import HistoryConfig
+from vigild.config_sections import HistoryConfig
 from vigild.events import CycleCompleted, ProbeResult
 from vigild.fields import parse_duration
 from vigild.storage.history_file import HistoryFile

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple, Self
+from typing import TYPE_CHECKING, NamedTuple, Self
 
 import aiohttp
 import structlog
@@ -20,12 +20,13 @@ from vigild.alerting.actions.runner import ActionRunner
 from vigild.alerting.delivery import Delivery
 from vigild.alerting.engine import Engine
 from vigild.alerting.notifiers.base import Notifier, NotifierContext, backend
-from vigild.alerting.silences import Silence, Silences
-from vigild.alerting.stages.route import Route
+from vigild.alerting.silences import Silences
 from vigild.assembly import Config
 from vigild.daemon.cycle import Cycles
+from vigild.daemon.engine_settings import configured_silences, engine_settings
 from vigild.daemon.heartbeat import Heartbeat
 from vigild.daemon.parts import Parts, Watched
+from vigild.derived import Derived
 from vigild.events import (
     ActionOutcome,
     CycleCompleted,
@@ -37,7 +38,6 @@ from vigild.events import (
     Subscribers,
 )
 from vigild.fields import split_listen
-from vigild.model import Identity
 from vigild.probes.base import ProbeContext, build_probe
 from vigild.status import Board
 from vigild.storage.database import Database
@@ -51,8 +51,6 @@ __all__ = [
     "Runtime",
     "Watchers",
     "build_notifiers",
-    "configured_silences",
-    "engine_settings",
     "make_session",
 ]
 
@@ -89,20 +87,10 @@ def build_notifiers(config: Config, session: aiohttp.ClientSession) -> dict[str,
     return {n.name: backend(n.type)(n, context) for n in config.notifiers}
 
 
-def address_of(target: object) -> str | None:
-    """A target's URL, ``host:port`` or container, as configured (not yet redacted)."""
-    url = getattr(target, "url", None)
-    if isinstance(url, str) and url:
-        return url
-    host = getattr(target, "host", None)
-    if isinstance(host, str) and host:
-        port = getattr(target, "port", None)
-        shown = f"[{host}]" if ":" in host else host
-        return f"{shown}:{port}" if port else host
-    container = getattr(target, "container", None)
-    if isinstance(container, str) and container:
-        return f"container {container}"
-    return None
+WARM_AT_START = 30.0
+WARM_AT_RELOAD = 0.5
+"""Seconds SLO windows and forecasts may spend warming from the history: past them the
+other targets' windows start empty (logged)."""
 
 
 class Runtime:
@@ -116,6 +104,8 @@ class Runtime:
         self._config = config
         self._watchers: Watchers | None = None
         self._opened = False
+        self._cold: list[Derived] = []
+        """Derived metrics built with the parts, not yet warmed from the history."""
 
     async def open(
         self, lock_wait: float = 0.0, watchers: Callable[[Database], Watchers] | None = None
@@ -137,6 +127,8 @@ class Runtime:
         self.cycles = Cycles(self.db, clock=self.clock, wake=self._wake)
         self._watchers = watchers(self.db) if watchers is not None else None
         self.parts = self._build(self._config, None)
+        # In a thread: a large history takes a while, and the loop serves meanwhile.
+        await asyncio.to_thread(self._warm, self._config, WARM_AT_START)
         states = self.db.probe_states.load()
         for item in self.parts.watched:
             state = states.get(item.target.name)
@@ -286,21 +278,39 @@ class Runtime:
         daemon = config.daemon
         kept = {item.target.name: item for item in previous}
         watched = []
+        cold = []
         for target in config.targets:
             timeout = target.effective_timeout(daemon)
             old = kept.get(target.name)
+            rules = config.rules[target.name]
             if old is not None and old.target == target and old.probe.timeout == timeout:
                 probe = old.probe
             else:
                 probe = build_probe(target, self.probe_context, timeout)
-            watched.append(Watched(target, probe, config.rules[target.name]))
+            if old is not None and old.target == target and old.rules == rules:
+                derived = old.derived
+            elif (derived := Derived.of(target, rules)) is not None:
+                cold.append(derived)
+            watched.append(Watched(target, probe, rules, derived))
+        self._cold = cold
         return watched
+
+    def _warm(self, config: Config, budget: float) -> None:
+        """Fill the windows of the targets just built from the history file."""
+        cold, self._cold = self._cold, []
+        if cold:
+            from vigild.daemon.warmup import warm
+
+            warm(cold, config.history, config.daemon.state_path, self.clock(), budget=budget)
 
     # -- reloading --------------------------------------------------------
 
     def prepare(self, config: Config) -> Parts:
         """The parts of a validated new config, built beside the running ones."""
-        return self._build(config, self.parts)
+        parts = self._build(config, self.parts)
+        # On the loop, while cycles run: only the targets the reload changed, briefly.
+        self._warm(config, WARM_AT_RELOAD)
+        return parts
 
     def swap(self, parts: Parts, notes: Mapping[str, str] | None = None) -> Parts:
         """Put ``parts`` in place of the running ones, in one assignment; alert state
@@ -342,68 +352,3 @@ class Watchers(NamedTuple):
 
     metrics: Metrics
     cycle_completed: Callable[[CycleCompleted], None]
-
-
-def configured_silences(config: Config, now: float) -> tuple[Silence, ...]:
-    """The config's ``[[silences]]``; a ``duration`` without ``starts`` counts from ``now``."""
-    return tuple(
-        Silence.from_config(s, f"config-{i}", now, "config") for i, s in enumerate(config.silences)
-    )
-
-
-def engine_settings(
-    config: Config, silences: Silences, previous: Parts | None = None
-) -> dict[str, Any]:
-    """The engine's arguments for ``config``, the same for a first engine and a successor."""
-    # A target the swap drops resolves with the labels and address it fired with.
-    dropped = (*previous.config.targets, *previous.config.held) if previous else ()
-    described = (*dropped, *config.held, *config.targets)
-    labels = {t.name: tuple(sorted(t.labels.items())) for t in described}
-
-    def labels_of(observed: str) -> tuple[tuple[str, str], ...]:
-        """The alert labels of a target, or of the target a container came from."""
-        found = labels.get(observed)
-        if found is None:
-            owner = config.owner_of(observed)
-            found = labels.get(owner, ()) if owner is not None else ()
-        return found
-
-    known = {t.name: address_of(t) for t in described}
-
-    def address(observed: str) -> str | None:
-        """Where a target is, redacted, for the messages that name it."""
-        owner = config.owner_of(observed) or (observed if observed in known else None)
-        if owner is None:
-            return None
-        if owner != observed:  # a container a target selected by its labels
-            return f"container {observed.rpartition('/')[2]}"
-        found = known.get(owner)
-        return config.redact(found) if found else None
-
-    return {
-        "routes": _routes(config),
-        "flap_limit": config.alerting.flap_limit,
-        "labels": labels_of,
-        "redact": config.redact,
-        "silences": silences,
-        "dependencies": {t.name: tuple(t.depends_on) for t in config.targets if t.depends_on},
-        "connectivity": config.daemon.connectivity_check,
-        "max_per_message": config.alerting.max_alerts_per_message,
-        "identity": Identity.of(config.daemon.instance, config.daemon.external_labels),
-        "addresses": address,
-    }
-
-
-def _routes(config: Config) -> list[Route]:
-    return [
-        Route(
-            name=n.name,
-            min_rank=n.min_rank,
-            send_resolved=n.send_resolved,
-            repeat_interval=config.daemon.interval
-            if backend(n.type).keepalive
-            else n.repeat_interval or config.alerting.repeat_interval,
-            keepalive=backend(n.type).keepalive,
-        )
-        for n in config.notifiers
-    ]

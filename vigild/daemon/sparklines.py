@@ -1,5 +1,6 @@
 """The sparklines of the status page and the 7-day view: latency as an SVG path, up and
-down as coloured runs, and the uptime under them, from five-minute ``Points``."""
+down as coloured runs, and the uptime under them, from five-minute ``Points``; and the
+error budget bar of a target with an SLO."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from markupsafe import Markup
 
 from vigild.daemon.history import BUCKET, SLOTS, WEEK, Points
-from vigild.wording import clock_time, seconds
+from vigild.slo import BUDGET
+from vigild.wording import clock_time, measure, seconds
 
 __all__ = [
     "HOURS",
@@ -19,9 +22,11 @@ __all__ = [
     "SPARK_WIDTH",
     "STRIP_HEIGHT",
     "WEEK_SLOTS",
+    "Budget",
     "Line",
     "Strip",
     "box",
+    "budget_bar",
     "fraction",
     "latency_line",
     "up_strip",
@@ -145,3 +150,24 @@ def percent(fraction: float) -> str:
     if fraction >= 1.0:
         return "100 %"
     return f"{math.floor(fraction * 10000) / 100:.2f} %"
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """The error budget bar: what is left of the SLO's period budget."""
+
+    width: float
+    """Of 100 user units: the part left, 0 when overspent."""
+    state: str
+    text: str
+
+
+def budget_bar(observation: dict[str, Any] | None) -> Budget | None:
+    """A target with an SLO: a bar of its error budget left, greener the more is left."""
+    left = None if observation is None else observation["metrics"].get(BUDGET)
+    if left is None:
+        return None
+    if left <= 0:
+        return Budget(0.0, "critical", f"error budget spent ({measure(BUDGET, left)} left)")
+    state = "ok" if left >= 50 else "warning" if left >= 25 else "critical"
+    return Budget(min(left, 100.0), state, f"error budget {measure(BUDGET, left)} left")

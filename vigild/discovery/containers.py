@@ -19,7 +19,8 @@ from dataclasses import replace
 import structlog
 
 from vigild.assembly import Config, dependency_cycles
-from vigild.config import ContainerDiscoveryConfig, TargetConfig
+from vigild.config import TargetConfig
+from vigild.config_sections import ContainerDiscoveryConfig
 from vigild.discovery.labels import Container, LabelError, Target, targets_of
 from vigild.engine_api import EngineClient, EngineError
 from vigild.tasks import spawn

@@ -17,7 +17,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from vigild import thresholds
-from vigild.config import ContainerDiscoveryConfig, TargetConfig, ThresholdSpec
+from vigild.config import TargetConfig, ThresholdSpec
+from vigild.config_sections import ContainerDiscoveryConfig
 from vigild.probes.base import backend
 from vigild.problems import reason
 

@@ -61,6 +61,7 @@ class HttpTarget(TargetConfig):
     REPORTED = frozenset(
         {"up", "latency_seconds", "status_code", "health_status", "cert_expiry_days"}
     )
+    SLO_EVENTS = "probes"
 
     type: Literal["http"] = "http"
     url: HttpUrlText

@@ -32,6 +32,7 @@ import yarl
 from pydantic import field_validator, model_validator
 
 from vigild.config import TargetConfig
+from vigild.config_slo import LatencySloSpec, SloSpec
 from vigild.fields import HttpUrlText
 from vigild.model import Observation
 from vigild.probes._net import describe_client_error, read_body
@@ -40,6 +41,7 @@ from vigild.probes.exposition import ExpositionError, Page, PageReader
 from vigild.probes.prometheus_reading import STATE_VERSION, Reading, counters_of, names_of
 from vigild.probes.selectors import Selector, SelectorError, latency_scale, parse_selector
 from vigild.redaction import one_line
+from vigild.slo import LATENCY
 
 __all__ = ["ACCEPT", "INLINE_MAX", "PrometheusProbe", "read_page"]
 
@@ -73,6 +75,7 @@ class PrometheusTarget(TargetConfig):
 
     REPORTED = frozenset({"up", "latency_seconds", "error_rate_percent"})
     """And the quantiles and gauges the target's keys name (``reported_metrics``)."""
+    SLO_EVENTS = "requests"
 
     type: Literal["prometheus"] = "prometheus"
     url: HttpUrlText
@@ -87,6 +90,7 @@ class PrometheusTarget(TargetConfig):
     quantiles: list[float] = [0.95, 0.99]
     gauges: dict[str, str] = {}
     """Metric name → series selector: any gauge of the target, thresholded like the rest."""
+    latency_slo: LatencySloSpec | None = None
 
     @field_validator("quantiles")
     @classmethod
@@ -130,7 +134,15 @@ class PrometheusTarget(TargetConfig):
     def _errors_need_requests(self) -> Self:
         if (self.errors is None) != (self.requests is None):
             raise ValueError("requests and errors go together: the error rate is errors / requests")
+        if self.slo is not None and self.requests is None:
+            raise ValueError("an slo needs requests and errors: its bad events are the errors")
+        if self.latency_slo is not None and self.latency_histogram is None:
+            raise ValueError("a latency_slo needs latency_histogram: it counts its buckets")
         return self
+
+    def objectives(self) -> tuple[tuple[str, SloSpec], ...]:
+        latency = () if self.latency_slo is None else ((LATENCY, self.latency_slo),)
+        return super().objectives() + latency
 
     def reported_metrics(self) -> frozenset[str]:
         metrics = {"up", "latency_seconds"}
@@ -171,6 +183,8 @@ class PrometheusProbe(Probe):
         self._quantiles = {q: quantile_metric(q) for q in target.quantiles}
         self._scale = 1.0 if self._histogram is None else latency_scale(self._histogram.metric)[0]
         self._gauges = {name: parse_selector(text) for name, text in target.gauges.items()}
+        self._slo_le = None if target.latency_slo is None else target.latency_slo.le / self._scale
+        """The latency SLO's bucket bound in the histogram's own unit."""
         self._reader = self._page_reader()
         self._previous: dict[str, dict[str, float]] = {}
         """Selector → series key → value, as the last good scrape saw them. A failed scrape
@@ -248,9 +262,9 @@ class PrometheusProbe(Probe):
             return one_line(f"invalid exposition: {exc}", MAX_ERROR, self.secrets)
         reading = Reading(page, self._previous, metrics, self._scale)
         if self._requests is not None and self._errors is not None:
-            reading.error_rate(self._requests, self._errors)
+            reading.error_rate(self._requests, self._errors, increases=self.target.slo is not None)
         if self._histogram is not None:
-            reading.quantiles(self._histogram, self._quantiles)
+            reading.quantiles(self._histogram, self._quantiles, self._slo_le)
         reading.gauges(self._gauges)
         reading.changed = reading.counters != self._previous
         return reading

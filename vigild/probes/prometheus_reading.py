@@ -20,8 +20,19 @@ from vigild.probes.promql import (
 )
 from vigild.probes.selectors import Selector, Series
 from vigild.redaction import one_line
+from vigild.slo import (
+    ERRORS_INCREASE,
+    LATENCY_GOOD_INCREASE,
+    LATENCY_TOTAL_INCREASE,
+    REQUESTS_INCREASE,
+)
 
-__all__ = ["STATE_VERSION", "Reading", "counters_of", "names_of"]
+__all__ = [
+    "STATE_VERSION",
+    "Reading",
+    "counters_of",
+    "names_of",
+]
 
 STATE_VERSION = 1
 """Of ``saved_state``: a state of another version is ignored."""
@@ -60,7 +71,10 @@ class Reading:
         self.changed = False
         """``counters`` differ from the previous scrape's."""
 
-    def error_rate(self, requests: Selector, errors: Selector) -> None:
+    def error_rate(self, requests: Selector, errors: Selector, *, increases: bool = False) -> None:
+        """``error_rate_percent``; with ``increases`` (for an SLO) also the counters'
+        increases since the last scrape, ``requests_increase`` and ``errors_increase``,
+        which sum over any window to PromQL's ``increase`` without its extrapolation."""
         handled_series = requests.select(self.page)
         handled_now, handled_before = self._counter(requests.text, handled_series)
         # No errors series at all is 0 errors: apps create the 5xx label set at the first 5xx.
@@ -72,16 +86,24 @@ class Reading:
             self._absent([_ERROR_RATE], "warming up: a rate needs two scrapes")
             return
         handled = increase(handled_before, handled_now)
+        failed = increase(failed_before, failed_now)
+        if increases:
+            self.metrics[REQUESTS_INCREASE] = handled
+            self.metrics[ERRORS_INCREASE] = failed
         if handled <= 0:
             self._absent([_ERROR_RATE], "no requests since the last scrape")
             return
-        self.metrics[_ERROR_RATE] = 100.0 * increase(failed_before, failed_now) / handled
+        self.metrics[_ERROR_RATE] = 100.0 * failed / handled
 
-    def quantiles(self, selector: Selector, quantiles: Mapping[float, str]) -> None:
+    def quantiles(
+        self, selector: Selector, quantiles: Mapping[float, str], slo_le: float | None = None
+    ) -> None:
+        """The quantiles; with ``slo_le`` (a latency SLO's bound) also the increases of
+        the +Inf bucket and of that one: all requests, and those fast enough."""
         family = selector.metric
         buckets = selector.select(self.page, family + "_bucket")
         if buckets:
-            self._histogram_quantiles(selector, buckets, quantiles)
+            self._histogram_quantiles(selector, buckets, quantiles, slo_le)
             return
         summary = summary_quantiles(selector.select(self.page))
         if summary:
@@ -106,7 +128,11 @@ class Reading:
         self._not_found(quantiles.values(), selector, "histogram or summary", histogram=True)
 
     def _histogram_quantiles(
-        self, selector: Selector, series: list[Series], quantiles: Mapping[float, str]
+        self,
+        selector: Selector,
+        series: list[Series],
+        quantiles: Mapping[float, str],
+        slo_le: float | None,
     ) -> None:
         buckets = histogram_buckets(series, selector.metric)
         if buckets.problem is not None:
@@ -115,10 +141,19 @@ class Reading:
         key = _histogram_key(selector)
         previous = self.previous.get(key)
         self.counters[key] = _carried(buckets.counts, buckets.skipped, previous)
+        if slo_le is not None and not any(math.isclose(b, slo_le) for b in buckets.bounds.values()):
+            self.warnings.append(f"latency_slo: {selector.text} has no bucket le={slo_le:g}")
+            slo_le = None
         if previous is None:
             self._absent(quantiles.values(), "warming up: quantiles need two scrapes")
             return
         increases = bucket_increases(previous, buckets)
+        if slo_le is not None:
+            by_bound = dict(increases)
+            self.metrics[LATENCY_TOTAL_INCREASE] = by_bound.get(math.inf, 0.0)
+            self.metrics[LATENCY_GOOD_INCREASE] = sum(
+                n for b, n in increases if math.isclose(b, slo_le)
+            )
         for q, metric in quantiles.items():
             value = histogram_quantile(q, increases)
             if value is None:

@@ -39,6 +39,7 @@ class TcpTarget(TargetConfig):
     """A TCP port: connect, optionally send a line and expect a banner."""
 
     REPORTED = frozenset({"up", "latency_seconds"})
+    SLO_EVENTS = "probes"
 
     type: Literal["tcp"] = "tcp"
     host: str = Field(min_length=1)

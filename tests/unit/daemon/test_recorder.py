@@ -6,7 +6,7 @@ import threading
 import time
 from pathlib import Path
 
-from vigild.config import HistoryConfig
+from vigild.config_sections import HistoryConfig
 from vigild.daemon.recorder import QUEUE_BATCHES, HistoryWriter
 from vigild.events import CycleCompleted, ProbeResult
 from vigild.model import Observation

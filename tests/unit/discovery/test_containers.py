@@ -11,7 +11,7 @@ from docker_api import EngineFactory, FakeEngine
 from structlog.testing import capture_logs
 
 from vigild.assembly import Config, load
-from vigild.config import ContainerDiscoveryConfig
+from vigild.config_sections import ContainerDiscoveryConfig
 from vigild.discovery import ContainerDiscovery
 from vigild.engine_api import connect
 

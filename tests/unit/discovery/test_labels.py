@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from vigild.config import BUILTIN_THRESHOLDS, ContainerDiscoveryConfig
+from vigild.config import BUILTIN_THRESHOLDS
+from vigild.config_sections import ContainerDiscoveryConfig
 from vigild.discovery import Container, LabelError, targets_of
 
 SETTINGS = ContainerDiscoveryConfig(engine="unix:///run/test.sock")
