@@ -115,7 +115,13 @@ def loaded_after(statement: str) -> list[str]:
 
 def test_importing_the_config_loads_no_probe_alerting_or_threshold_module() -> None:
     loaded = loaded_after("import vigild.config")
-    assert loaded == ["vigild", "vigild.config", "vigild.fields", "vigild.model"]
+    assert loaded == [
+        "vigild",
+        "vigild.config",
+        "vigild.config_slo",
+        "vigild.fields",
+        "vigild.model",
+    ]
 
 
 def test_importing_a_probe_loads_no_threshold_or_alerting_module() -> None:
