@@ -13,7 +13,7 @@ import aiohttp
 
 from vigild.config import DaemonConfig
 from vigild.cookie import cookie_path, read_cookie
-from vigild.fields import split_listen, unix_listen
+from vigild.fields import host_port, split_listen, unix_listen
 
 __all__ = ["ApiError", "Unreachable", "call", "local_url"]
 
@@ -40,8 +40,7 @@ def local_url(listen: str) -> str:
     host, port = split_listen(listen)
     if host in ("0.0.0.0", "::"):
         host = "127.0.0.1" if host == "0.0.0.0" else "::1"
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}"
+    return f"http://{host_port(host, port)}"
 
 
 async def call(

@@ -316,6 +316,10 @@ class TargetConfig(_Strict):
         """The URL the status document shows for the target, if it has one."""
         return None
 
+    def address(self) -> str | None:
+        """Where the target is, for the messages that name it (not yet redacted)."""
+        return self.shown_url()
+
     def notes(self) -> tuple[tuple[str, str], ...]:
         """``(label, text)`` lines ``check-config`` adds about this target."""
         return ()

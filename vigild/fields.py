@@ -31,6 +31,7 @@ __all__ = [
     "duration_between",
     "format_duration",
     "format_size",
+    "host_port",
     "http_url",
     "is_loopback",
     "parse_duration",
@@ -234,6 +235,12 @@ def split_listen(listen: str) -> tuple[str, int]:
         raise ValueError(f"listen must be HOST:PORT or unix:/path, got {listen!r}")
     host = host.strip("[]") or "0.0.0.0"
     return host, int(port)
+
+
+def host_port(host: str, port: int) -> str:
+    """``host:port``, an IPv6 address in brackets: ``[::1]:9469``."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"{shown}:{port}"
 
 
 def is_loopback(host: str) -> bool:

@@ -15,7 +15,7 @@ from vigild.model import Identity
 if TYPE_CHECKING:
     from vigild.daemon.parts import Parts
 
-__all__ = ["address_of", "configured_silences", "engine_settings"]
+__all__ = ["configured_silences", "engine_settings"]
 
 
 def configured_silences(config: Config, now: float) -> tuple[Silence, ...]:
@@ -42,7 +42,7 @@ def engine_settings(
             found = labels.get(owner, ()) if owner is not None else ()
         return found
 
-    known = {t.name: address_of(t) for t in described}
+    known = {t.name: t.address() for t in described}
 
     def address(observed: str) -> str | None:
         """Where a target is, redacted, for the messages that name it."""
@@ -81,19 +81,3 @@ def _routes(config: Config) -> list[Route]:
         )
         for n in config.notifiers
     ]
-
-
-def address_of(target: object) -> str | None:
-    """A target's URL, ``host:port`` or container, as configured (not yet redacted)."""
-    url = getattr(target, "url", None)
-    if isinstance(url, str) and url:
-        return url
-    host = getattr(target, "host", None)
-    if isinstance(host, str) and host:
-        port = getattr(target, "port", None)
-        shown = f"[{host}]" if ":" in host else host
-        return f"{shown}:{port}" if port else host
-    container = getattr(target, "container", None)
-    if isinstance(container, str) and container:
-        return f"container {container}"
-    return None

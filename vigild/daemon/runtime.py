@@ -37,7 +37,7 @@ from vigild.events import (
     ProbeResult,
     Subscribers,
 )
-from vigild.fields import split_listen
+from vigild.fields import host_port, split_listen
 from vigild.probes.base import ProbeContext, build_probe
 from vigild.status import Board
 from vigild.storage.database import Database
@@ -69,12 +69,10 @@ def make_session(concurrency: int) -> aiohttp.ClientSession:
 
 
 def build_notifiers(config: Config, session: aiohttp.ClientSession) -> dict[str, Notifier]:
-    host, port = split_listen(config.daemon.listen)
-    shown = f"[{host}]" if ":" in host else host
     page_url = config.daemon.external_url
     context = NotifierContext(
         session=session,
-        external_url=page_url or f"http://{shown}:{port}",
+        external_url=page_url or f"http://{host_port(*split_listen(config.daemon.listen))}",
         page_url=page_url,
         redact=config.redact,
         # The longest: an alert is repeated only when its target is probed again.

@@ -132,6 +132,9 @@ class ContainerTarget(TargetConfig):
         """Selected by labels: one observation per matching container, ``name/container``."""
         return bool(self.container_labels)
 
+    def address(self) -> str | None:
+        return f"container {self.container}" if self.container else None
+
 
 class ContainerProbe(Probe):
     """Probes one ``type = "container"`` target through its engine's client."""

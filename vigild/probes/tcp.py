@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import Field
 
 from vigild.config import TargetConfig
+from vigild.fields import host_port
 from vigild.model import Observation
 from vigild.probes._net import close, describe_connect_error
 from vigild.probes.base import MAX_ERROR, Probe, ProbeContext
@@ -47,6 +48,9 @@ class TcpTarget(TargetConfig):
     send: str | None = None
     expect: str | None = None
     """Text the first bytes the server sends must contain."""
+
+    def address(self) -> str:
+        return host_port(self.host, self.port)
 
 
 class TcpProbe(Probe):

@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import Field
 
 from vigild.config import TargetConfig
+from vigild.fields import host_port
 from vigild.model import Observation
 from vigild.probes._net import client_context, describe_connect_error, handshake, ssl_text
 from vigild.probes.base import MAX_ERROR, Probe, ProbeContext
@@ -39,6 +40,9 @@ class TlsTarget(TargetConfig):
     server_name: str | None = None
     """SNI and the name the certificate must carry; default ``host``."""
     tls_verify: bool = True
+
+    def address(self) -> str:
+        return host_port(self.host, self.port)
 
 
 class TlsProbe(Probe):
