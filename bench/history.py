@@ -32,6 +32,7 @@ from pathlib import Path
 
 from vigild.config_sections import HistoryConfig
 from vigild.daemon.recorder import HistoryWriter
+from vigild.events import CycleCompleted, ProbeResult
 from vigild.model import Observation
 from vigild.storage.chunks import decode
 from vigild.storage.history_tiers import TIERS
@@ -81,12 +82,12 @@ def run(targets: int, hours: float, directory: Path, with_history: bool) -> tupl
         count += len(batch)
         if writer is not None:
             for observation in batch:
-                writer.observed(None, observation, None)
+                writer.probe_result(ProbeResult(observation.target, "http", observation, [], []))
             # Accelerated time must not outrun the writer: a real cycle is 30 s apart, and
             # the writer is done with one long before the next.
             while writer.backlog > 0:
                 time.sleep(0.001)
-            writer.cycle_completed(clock())
+            writer.cycle_completed(CycleCompleted(INTERVAL, clock(), 0.0, 0.0, True))
         clock.advance(INTERVAL)
         peak = max(peak, rss())
     if writer is not None:
