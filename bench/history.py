@@ -5,9 +5,10 @@ full-precision noise as a real probe measures it, ``status_code``), one every
 30 s each, at accelerated time, through the real writer (``HistoryWriter``: the
 loop-side append, the per-cycle hand-over, the writer thread, staging, hourly
 compaction, retention). A run covers ``--hours`` (default 50: every tier gets
-complete blocks); the 35 d and 400 d tiers are extrapolated from the measured
-bytes per bucket, with the file's own overhead (measured file size over the
-sum of its blocks' bytes) applied to all of it.
+blocks; 250 fills a ten-day hourly block); the 14 d and 400 d tiers are
+extrapolated from the measured bytes per bucket of full blocks, with the
+file's own overhead (SQLite pages and index over the blocks' bytes) applied,
+and the staged hour added as it is.
 
 CPU per observation is the process's CPU over the run (all threads) less the
 same loop without history (making the observations), divided by the
@@ -15,6 +16,7 @@ observations. It also compares the block encoding with Gorilla's bit counts
 (Prometheus's chunk encoding) on the same raw values.
 
     .venv/bin/python bench/history.py --targets 100
+    .venv/bin/python bench/history.py --targets 100 --hours 250
     .venv/bin/python bench/history.py --targets 10000 --hours 3
 """
 
@@ -48,6 +50,8 @@ def rss() -> int:
 
 
 def observations(targets: list[str], now: float, rng: random.Random) -> list[Observation]:
+    # Every observation of a cycle carries the cycle's tick, which is late by a few ms.
+    now += rng.expovariate(1 / 0.003)
     found = []
     for name in targets:
         up = rng.random() > 0.001
@@ -56,7 +60,7 @@ def observations(targets: list[str], now: float, rng: random.Random) -> list[Obs
         found.append(
             Observation(
                 name,
-                now + rng.uniform(0, 0.5),
+                now,
                 up,
                 metrics={"latency_seconds": latency, "status_code": 200.0 if up else 503.0},
             )
@@ -94,27 +98,6 @@ def run(targets: int, hours: float, directory: Path, with_history: bool) -> tupl
         writer.close(timeout=600)
         assert not any(writer.dropped.values()), writer.dropped
     return time.process_time() - started, count, peak - before
-
-
-def keep_bits(bits: int) -> None:
-    """What-if: blocks keep ``bits`` bits of each float's mantissa (a lossy encoder),
-    by rounding every value before the real encoder sees it."""
-    from vigild.storage import history_file
-
-    shift = 52 - bits
-    real = history_file.encode
-
-    def rounded(value: float) -> float:
-        if not math.isfinite(value):
-            return value
-        word = struct.unpack(">Q", struct.pack(">d", value))[0]
-        word = (word + (1 << (shift - 1))) >> shift << shift
-        return float(struct.unpack(">d", struct.pack(">Q", word))[0])
-
-    def encode(times: list[int], columns: list[list[float]]) -> bytes:
-        return real(times, [[rounded(v) for v in column] for column in columns])
-
-    history_file.encode = encode  # type: ignore[assignment]
 
 
 def gorilla_bits(times: list[int], values: list[float]) -> int:
@@ -156,38 +139,50 @@ def gorilla_bits(times: list[int], values: list[float]) -> int:
 
 
 def report(directory: Path, targets: int, hours: float) -> None:
+    """Bytes per value of each tier from its full blocks (a block still filling pays its
+    header over fewer values), times the default retention; the staged hour apart, as
+    it does not grow with retention; SQLite's own overhead measured on the rest."""
     path = directory / "history.db"
     db = sqlite3.connect(path)
     file_bytes = path.stat().st_size
+    staged_bytes = db.execute(
+        "SELECT coalesce(sum(length(series) + length(times) + length(vals)), 0) FROM staged"
+    ).fetchone()[0]
     blobs = 0
-    tiers = {}
+    per_value = {}
     for tier in TIERS:
-        rows = db.execute(
-            "SELECT data FROM blocks WHERE tier = ? ORDER BY start", (tier.number,)
-        ).fetchall()
-        size = sum(len(r[0]) for r in rows)
-        samples = sum(len(decode(r[0])[0]) for r in rows)
-        blobs += size
-        tiers[tier.name] = (len(rows), size, samples)
-    staged = db.execute("SELECT count(*) FROM staged").fetchone()[0]
-    overhead = file_bytes / blobs if blobs else math.nan
+        full = tier.span // (tier.step or int(INTERVAL * 1000))
+        sizes = []
+        for (data,) in db.execute("SELECT data FROM blocks WHERE tier = ?", (tier.number,)):
+            blobs += len(data)
+            sizes.append((len(data), len(decode(data)[0])))
+        whole = [(size, count) for size, count in sizes if count == full] or sizes
+        per_value[tier.name] = (
+            len(sizes),
+            len(whole),
+            sum(size for size, _ in whole) / max(1, sum(count for _, count in whole)),
+        )
+    overhead = (file_bytes - staged_bytes) / blobs if blobs else math.nan
     print(f"targets {targets}, {hours:g} h of 30 s cycles, 3 metrics a target")
-    print(f"file {file_bytes / 2**20:.1f} MiB; blocks {blobs / 2**20:.1f} MiB; staged {staged}")
-    print(f"file / blocks (SQLite overhead, staging, index) = {overhead:.2f}")
-    retention = {"raw": 48 * 3600, "five_minute": 35 * 86400, "hourly": 400 * 86400}
+    print(
+        f"file {file_bytes / 2**20:.1f} MiB: blocks {blobs / 2**20:.1f} MiB, "
+        f"staged hour {staged_bytes / 2**20:.1f} MiB; "
+        f"(file - staged) / blocks (SQLite pages, index) = {overhead:.2f}"
+    )
+    retention = {"raw": 48 * 3600, "five_minute": 14 * 86400, "hourly": 400 * 86400}
     total = 0.0
     for tier in TIERS:
-        blocks, size, samples = tiers[tier.name]
-        per_sample = size / samples if samples else math.nan
-        per_series = retention[tier.name] * 1000 / (tier.step or 30_000)
-        extrapolated = per_sample * per_series * 3 * targets
+        blocks, whole, cost = per_value[tier.name]
+        per_series = retention[tier.name] * 1000 / (tier.step or INTERVAL * 1000)
+        extrapolated = cost * per_series * 3 * targets
         total += extrapolated
         print(
-            f"  {tier.name:12} {blocks:7} blocks {size / 2**20:8.2f} MiB "
-            f"{per_sample:6.2f} B/{'sample' if tier.step == 0 else 'bucket'} "
+            f"  {tier.name:12} {blocks:7} blocks ({whole} full) {cost:6.2f} "
+            f"B/{'sample' if tier.step == 0 else 'bucket'} "
             f"-> at full retention {extrapolated / 2**20:9.1f} MiB"
         )
-    print(f"default retention, extrapolated, blocks x overhead: {total * overhead / 2**20:.1f} MiB")
+    at_full = total * overhead + staged_bytes
+    print(f"default retention, extrapolated: {at_full / 2**20:.1f} MiB")
     # Gorilla on the same raw values, for the encoding's size.
     ours = gorilla = 0
     for (data,) in db.execute("SELECT data FROM blocks WHERE tier = 0 LIMIT 3000"):
@@ -202,14 +197,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--targets", type=int, default=100)
     parser.add_argument("--hours", type=float, default=50.0)
-    parser.add_argument(
-        "--keep-bits",
-        type=int,
-        help="what-if: store only this many mantissa bits (lossy); default all 52",
-    )
     args = parser.parse_args()
-    if args.keep_bits is not None:
-        keep_bits(args.keep_bits)
     with tempfile.TemporaryDirectory() as tmp:
         base_cpu, count, _ = run(args.targets, args.hours, Path(tmp), with_history=False)
         cpu, count, grown = run(args.targets, args.hours, Path(tmp), with_history=True)

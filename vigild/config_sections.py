@@ -17,7 +17,7 @@ class HistoryConfig(_Strict):
     """``[history]``: how long each tier of the metrics history is kept, and its cap."""
 
     raw: Annotated[float, duration_between(HOUR, 35 * DAY)] = 48 * HOUR
-    five_minute: Annotated[float, duration_between(HOUR, 400 * DAY)] = 35 * DAY
+    five_minute: Annotated[float, duration_between(HOUR, 400 * DAY)] = 14 * DAY
     hourly: Annotated[float, duration_between(DAY, 3650 * DAY)] = 400 * DAY
     max_size: Annotated[int, size_between(2**20, 2**40)] = 2**30
     path: Path | None = None

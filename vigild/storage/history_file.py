@@ -34,7 +34,7 @@ from pathlib import Path
 
 import structlog
 
-from vigild.storage.chunks import encode
+from vigild.storage.chunks import encode, keep_bits
 from vigild.storage.file import Transaction
 from vigild.storage.history_reader import batches, raw_blocks, staged_slice
 from vigild.storage.history_tiers import (
@@ -43,13 +43,14 @@ from vigild.storage.history_tiers import (
     HOUR_MS,
     HOURLY,
     RAW,
+    TICK,
     TIERS,
     Retention,
     Tier,
-    aggregate,
-    combine,
     decode_buckets,
     encode_buckets,
+    hourly_buckets,
+    tier_buckets,
 )
 from vigild.storage.migrations import Migration, _statements, migrate
 
@@ -200,7 +201,7 @@ class HistoryFile:
         known = self._series
         with Transaction(self.db):
             for target, seconds, metrics in observations:
-                t = int(seconds * 1000)
+                t = int(seconds * 1000) // TICK * TICK
                 if floor is not None and t < floor:
                     self.late += len(metrics)
                     continue
@@ -223,7 +224,7 @@ class HistoryFile:
         order = sorted(range(len(ids)), key=ids.__getitem__)
         ids = array("q", map(ids.__getitem__, order))
         times = array("q", map(times.__getitem__, order))
-        values = array("d", map(values.__getitem__, order))
+        values = array("d", keep_bits(array("d", map(values.__getitem__, order)), RAW.bits))
         self.db.execute(
             "INSERT INTO staged (first, last, series, times, vals) VALUES (?, ?, ?, ?, ?)",
             (min(times), max(times), ids.tobytes(), times.tobytes(), values.tobytes()),
@@ -320,7 +321,7 @@ class HistoryFile:
                     (RAW.number, day, end),
                 ).fetchall():
                     times, values = raw_blocks(self.db, series, day, end)
-                    five = aggregate(times, values, FIVE_MINUTE.step)
+                    five = tier_buckets(times, values, FIVE_MINUTE)
                     self._put(series, FIVE_MINUTE, day, encode_buckets(five))
                     start = day - day % HOURLY.span
                     found = self.db.execute(
@@ -328,7 +329,7 @@ class HistoryFile:
                         (series, HOURLY.number, start),
                     ).fetchone()
                     hourly = decode_buckets(found[0]) if found else []
-                    hourly += combine(five, HOURLY.step)
+                    hourly += hourly_buckets(five)
                     self._put(series, HOURLY, start, encode_buckets(hourly))
                 self._set_meta("rolled", end)
 

@@ -14,7 +14,6 @@ from typing import Any, Literal, overload
 
 from vigild.storage.chunks import decode
 from vigild.storage.history_tiers import (
-    FIVE_MINUTE,
     HOURLY,
     RAW,
     TIERS,
@@ -25,6 +24,7 @@ from vigild.storage.history_tiers import (
     aggregate,
     combine,
     decode_buckets,
+    tier_buckets,
 )
 
 __all__ = ["HistoryReader", "batches", "raw_blocks", "staged_slice"]
@@ -203,8 +203,7 @@ class HistoryReader:
         found = self._blocks(series, tier, start, min(end, rolled))
         recent = list(self._raw(series, rolled, end))
         if recent:
-            five = aggregate([t for t, _ in recent], [v for _, v in recent], FIVE_MINUTE.step)
-            found.extend(five if tier is FIVE_MINUTE else combine(five, HOURLY.step))
+            found.extend(tier_buckets([t for t, _ in recent], [v for _, v in recent], tier))
         return found
 
     def _blocks(self, series: int, tier: Tier, start: int, end: int) -> list[Bucket]:
@@ -263,7 +262,7 @@ class HistoryReader:
                     times, (values,) = decode(data)
                     lo, hi = bisect_left(times, rolled), bisect_left(times, last)
                     if lo < hi:
-                        yield *names[series], aggregate(times[lo:hi], values[lo:hi], tier.step)
+                        yield *names[series], tier_buckets(times[lo:hi], values[lo:hi], tier)
             staged: dict[int, tuple[array[int], array[float]]] = {}
             for _, ids, stamps, readings in batches(
                 self.db, "last >= ? AND first < ?", (rolled, last)
@@ -284,7 +283,7 @@ class HistoryReader:
             order = sorted(range(len(stamps)), key=stamps.__getitem__)
             yield (
                 *names[series],
-                aggregate([stamps[i] for i in order], [readings[i] for i in order], tier.step),
+                tier_buckets([stamps[i] for i in order], [readings[i] for i in order], tier),
             )
 
     def values(self, target: str, metric: str, start: float, end: float, *, now: float) -> Values:

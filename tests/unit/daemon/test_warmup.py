@@ -78,8 +78,9 @@ def test_warmed_windows_match_windows_fed_live(tmp_path: Path) -> None:
     assert live_left == pytest.approx(100 * (1 - (4 / 465) / 0.01))
     warmed_left = again.metrics["slo_error_budget_remaining_percent"]
     assert abs((100 - warmed_left) / (100 - live_left) - 1) < 10 / 465
+    # The history keeps buckets to 1 part in 256 (raw values to 1 in 8,192).
     assert again.metrics["forecast_hours:latency_seconds"] == pytest.approx(
-        probe.metrics["forecast_hours:latency_seconds"], rel=1e-6
+        probe.metrics["forecast_hours:latency_seconds"], rel=1e-3
     )
 
 

@@ -8,16 +8,26 @@ from pathlib import Path
 
 import pytest
 
+from vigild.storage.chunks import keep_bits
 from vigild.storage.history_file import COMPACT_SERIES, HistoryFile
 from vigild.storage.history_reader import HistoryReader
-from vigild.storage.history_tiers import Bucket, Retention, aggregate
+from vigild.storage.history_tiers import RAW, TICK, Bucket, Retention, aggregate
 from vigild.testing import FakeClock
 
 START = 1_800_000_000.0  # a whole hour
 
 
+def kept(value: float) -> float:
+    """A raw value as the history keeps it."""
+    return keep_bits([value], RAW.bits)[0]
+
+
+def kept_time(seconds: float) -> float:
+    return int(seconds * 1000) // TICK * TICK / 1000
+
+
 def _feed(history: HistoryFile, clock: FakeClock, seconds: float, every: float = 30.0) -> list:
-    """One target's latency and up every ``every`` seconds; the values written."""
+    """One target's latency and up every ``every`` seconds; the values as kept."""
     written = []
     rng = random.Random(7)
     end = clock() + seconds
@@ -26,7 +36,7 @@ def _feed(history: HistoryFile, clock: FakeClock, seconds: float, every: float =
         latency = rng.uniform(0.001, 0.2)
         up = 1.0 if rng.random() > 0.1 else 0.0
         history.append([("api", now, {"latency_seconds": latency, "up": up})])
-        written.append((now, latency, up))
+        written.append((now, kept(latency), up))
         clock.advance(every)
     return written
 
@@ -83,6 +93,40 @@ def test_a_restart_keeps_everything_staged_and_compacted(tmp_path: Path) -> None
     assert found.points == [(t, latency) for t, latency, _ in first + second]
 
 
+def test_whole_numbers_stay_exact_in_every_tier_and_noise_is_rounded(tmp_path: Path) -> None:
+    """Counter increases (what SLO burn rates are made of) come back exactly from raw,
+    five-minute and hourly data alike; a noisy latency is kept to RAW.bits, which is
+    what keeps an hour of it small."""
+    clock = FakeClock(EVENING)
+    history = HistoryFile(tmp_path / "h.db", Retention(), clock=clock)
+    rng = random.Random(11)
+    increases = []
+    for _ in range(26 * 120):
+        increase = float(rng.randrange(10**9))
+        increases.append(increase)
+        latency = rng.lognormvariate(math.log(0.004), 0.3)
+        history.append([("api", clock(), {"requests": increase, "latency_seconds": latency})])
+        clock.advance(30)
+    history.close()
+    now = clock()
+    with HistoryReader(tmp_path / "h.db", Retention()) as reader:
+        raw = reader.values("api", "requests", EVENING, now, now=now)
+        assert [v for _, v in raw.points] == increases
+        for step in (300.0, 3600.0):
+            _, _, buckets = reader.aggregates("api", "requests", EVENING, now, step, now=now)
+            assert sum(b.sum for b in buckets) == sum(increases)
+    hourly = Retention(raw=3600, five_minute=3600)  # older hours from the hourly tier
+    with HistoryReader(tmp_path / "h.db", hourly) as reader:
+        found = reader.values("api", "requests", EVENING, now - 3 * 3600, now=now)
+        assert found.tier.name == "hourly"
+        assert sum(b.sum for b in found.buckets) == sum(increases[: 23 * 120])
+        block = reader.db.execute(
+            "SELECT max(length(data)) FROM blocks JOIN series ON series.id = blocks.series "
+            "WHERE tier = 0 AND metric = 'latency_seconds'"
+        ).fetchone()[0]
+    assert block < 3 * 120  # stored whole, an hour of it would take over 900 bytes
+
+
 def test_nan_and_infinities_are_kept(tmp_path: Path) -> None:
     clock = FakeClock(START)
     history = HistoryFile(tmp_path / "h.db", Retention(), clock=clock)
@@ -133,9 +177,11 @@ def test_over_max_size_the_oldest_raw_data_goes_first(
         clock.advance(30)
     history.maintain()
     full = history._used()
-    history.retention = Retention(max_size=full * 2 // 3)
+    raw = history.db.execute("SELECT sum(length(data)) FROM blocks WHERE tier = 0").fetchone()[0]
+    cap = full - raw // 2  # reached by evicting raw alone
+    history.retention = Retention(max_size=cap)
     history.maintain()
-    assert history._used() <= full * 2 // 3
+    assert history._used() <= cap
     assert history.evicted["raw"] > 0
     assert history.evicted["five_minute"] == history.evicted["hourly"] == 0
     assert "history is over max_size" in capsys.readouterr().out
@@ -193,7 +239,7 @@ def test_compaction_by_ranges_of_series_keeps_every_value_of_every_series(tmp_pa
             at = clock() + rng.uniform(0, 40)
             value = rng.random()
             batch.append((target, at, {"a": value, "b": 1.0, "c": -value}))
-            written[target].append((int(at * 1000) / 1000, value))
+            written[target].append((kept_time(at), kept(value)))
         history.append(batch)
         clock.advance(60)
     history.close()
