@@ -25,8 +25,9 @@ import math
 import struct
 import zlib
 from collections.abc import Sequence
+from functools import reduce
 from itertools import accumulate, pairwise
-from operator import xor
+from operator import or_, sub, xor
 
 __all__ = ["MAX_TIME", "decode", "encode", "keep_bits"]
 
@@ -72,21 +73,19 @@ def _ungroup(grouped: bytes | memoryview, count: int) -> bytes:
     return bytes(words)
 
 
-def _trailing_zeros(numbers: Sequence[int]) -> int:
-    union = 0
-    for number in numbers:
-        union |= number
-    return (union & -union).bit_length() - 1 if union else 0
-
-
 def _encode_column(column: Sequence[float]) -> bytes:
     count = len(column)
-    words = struct.unpack(f">{count}Q", struct.pack(f">{count}d", *column))
-    # Differences modulo 2**64, read as signed: they always fit, and adding them back
-    # modulo 2**64 gives the words exactly.
-    differences = [(b - a + _SIGN) % _WORD - _SIGN for a, b in pairwise((0, *words))]
-    shift = _trailing_zeros(differences)
-    zigzag = [(((d >> shift) << 1) ^ (d >> 63)) & (_WORD - 1) for d in differences]
+    words = struct.unpack(f">{count}q", struct.pack(f">{count}d", *column))
+    differences = list(map(sub, words, (0, *words[:-1])))
+    if max(differences) >= _SIGN or min(differences) < -_SIGN:
+        # Across signs a difference can overflow 64 bits: taken modulo 2**64 (read as
+        # signed) it fits, and adding the differences back modulo 2**64 still gives
+        # the words exactly.
+        differences = [(d + _SIGN) % _WORD - _SIGN for d in differences]
+    union = reduce(or_, differences)
+    shift = (union & -union).bit_length() - 1 if union else 0
+    # Zigzag: small negatives become small positives, and every value fits 64 bits.
+    zigzag = [((d >> shift) << 1) ^ (d >> 63) for d in differences]
     return bytes([shift]) + _regroup(struct.pack(f">{count}Q", *zigzag))
 
 
