@@ -5,7 +5,7 @@ full-precision noise as a real probe measures it, ``status_code``), one every
 30 s each, at accelerated time, through the real writer (``HistoryWriter``: the
 loop-side append, the per-cycle hand-over, the writer thread, staging, hourly
 compaction, retention). A run covers ``--hours`` (default 50: every tier gets
-blocks; 250 fills a ten-day hourly block); the 14 d and 400 d tiers are
+blocks; 250 fills a ten-day hourly block); the 14 d and 180 d tiers are
 extrapolated from the measured bytes per bucket of full blocks, with the
 file's own overhead (SQLite pages and index over the blocks' bytes) applied,
 and the staged hour added as it is.
@@ -36,8 +36,17 @@ from vigild.config_sections import HistoryConfig
 from vigild.daemon.recorder import HistoryWriter
 from vigild.events import CycleCompleted, ProbeResult
 from vigild.model import Observation
-from vigild.storage.chunks import decode
-from vigild.storage.history_tiers import TIERS
+from vigild.storage.chunks import decode, encode, keep_bits
+from vigild.storage.history_file import HistoryFile
+from vigild.storage.history_tiers import (
+    HOURLY,
+    RAW,
+    TICK,
+    TIERS,
+    Retention,
+    encode_buckets,
+    tier_buckets,
+)
 from vigild.testing import FakeClock
 
 INTERVAL = 30.0
@@ -169,7 +178,7 @@ def report(directory: Path, targets: int, hours: float) -> None:
         f"staged hour {staged_bytes / 2**20:.1f} MiB; "
         f"(file - staged) / blocks (SQLite pages, index) = {overhead:.2f}"
     )
-    retention = {"raw": 48 * 3600, "five_minute": 14 * 86400, "hourly": 400 * 86400}
+    retention = {"raw": 48 * 3600, "five_minute": 14 * 86400, "hourly": 180 * 86400}
     total = 0.0
     for tier in TIERS:
         blocks, whole, cost = per_value[tier.name]
@@ -193,11 +202,65 @@ def report(directory: Path, targets: int, hours: float) -> None:
     db.close()
 
 
+def full_file(path: Path, targets: int) -> int:
+    """Bytes of a history file holding the default retention of ``targets`` targets, its
+    blocks made as the writer makes them (the values' tiers, rounding and encoding), but
+    written straight in: 180 days of cycles through the writer would take days."""
+    retention = Retention()
+    rng = random.Random(14)
+    history = HistoryFile(path, retention, clock=FakeClock(START))
+    now = int(START * 1000)
+    now -= now % HOURLY.span
+
+    def ticks(start: int, end: int) -> list[int]:
+        late = [int(rng.expovariate(1 / 3)) for _ in range(start, end, int(INTERVAL * 1000))]
+        return [t + d - d % TICK for t, d in zip(range(start, end, 30_000), late, strict=True)]
+
+    def latency(count: int) -> list[float]:
+        return [rng.lognormvariate(math.log(0.004), 0.3) for _ in range(count)]
+
+    spans = {tier: range(now - int(retention.of(tier) * 1000), now, tier.span) for tier in TIERS}
+    for i in range(targets):
+        for metric in ("up", "status_code", "latency_seconds"):
+            series = history._new_series(f"target-{i:05d}", metric)
+            for tier, starts in spans.items():
+                for start in starts:
+                    times = ticks(start, start + tier.span)
+                    if metric == "latency_seconds":
+                        values = latency(len(times))
+                    else:
+                        values = [1.0 if metric == "up" else 200.0] * len(times)
+                    if tier is RAW:
+                        data = encode(times, [keep_bits(values, RAW.bits)])
+                    else:
+                        data = encode_buckets(
+                            tier_buckets(times, keep_bits(values, RAW.bits), tier)
+                        )
+                    history._put(series, tier, start, data)
+    history.close()
+    return path.stat().st_size
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--targets", type=int, default=100)
     parser.add_argument("--hours", type=float, default=50.0)
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="instead: the bytes of a file holding the default retention of --targets targets",
+    )
     args = parser.parse_args()
+    if args.full:
+        with tempfile.TemporaryDirectory() as tmp:
+            size = full_file(Path(tmp) / "history.db", args.targets)
+        per_target = size / args.targets
+        print(
+            f"default retention of {args.targets} targets: {size / 2**20:.1f} MiB, "
+            f"{per_target / 1024:.1f} KiB a target: at 100 targets {per_target * 100 / 2**20:.1f} "
+            f"MiB, at 10,000 {per_target * 10_000 / 2**30:.2f} GiB, plus the staged hour"
+        )
+        return
     with tempfile.TemporaryDirectory() as tmp:
         base_cpu, count, _ = run(args.targets, args.hours, Path(tmp), with_history=False)
         cpu, count, grown = run(args.targets, args.hours, Path(tmp), with_history=True)

@@ -18,7 +18,7 @@ class HistoryConfig(_Strict):
 
     raw: Annotated[float, duration_between(HOUR, 35 * DAY)] = 48 * HOUR
     five_minute: Annotated[float, duration_between(HOUR, 400 * DAY)] = 14 * DAY
-    hourly: Annotated[float, duration_between(DAY, 3650 * DAY)] = 400 * DAY
+    hourly: Annotated[float, duration_between(DAY, 3650 * DAY)] = 180 * DAY
     max_size: Annotated[int, size_between(2**20, 2**40)] = 2**30
     path: Path | None = None
     """Default: beside the state file, ``state.db`` → ``state-history.db``."""

@@ -99,7 +99,7 @@ class Retention(NamedTuple):
 
     raw: float = 48 * 3600.0
     five_minute: float = 14 * 86400.0
-    hourly: float = 400 * 86400.0
+    hourly: float = 180 * 86400.0
     max_size: int = 2**30
 
     def of(self, tier: Tier) -> float:
