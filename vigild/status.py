@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from vigild import __version__
@@ -24,7 +25,7 @@ from vigild.redaction import printable
 from vigild.thresholds import Verdict
 from vigild.wording import counted
 
-__all__ = ["Board", "text_report"]
+__all__ = ["Board", "Moment", "text_report"]
 
 
 def _stamp(ts: float | None) -> str | None:
@@ -64,27 +65,24 @@ class Board:
         """The worst current verdict of all targets: the ``--once`` exit code."""
         return worst(v.severity for _, verdicts in self.latest.values() for v in verdicts)
 
-    def document(self, config: Config, engine: Engine, now: float | None = None) -> dict[str, Any]:
+    def moment(self, config: Config, engine: Engine, now: float | None = None) -> Moment:
+        """What the document shows, taken where cycles update it (the event loop): the
+        targets' latest results by reference, the open alerts as they stand. Cheap at
+        10,000 targets; ``Moment.document`` builds the rest, in any thread."""
         now = time.time() if now is None else now
         inhibitor, silencer = pipeline.filters(engine)
-        daemon = config.daemon
-        return {
-            "version": __version__,
-            "instance": daemon.instance,
-            "external_labels": daemon.external_labels,
-            "replica": daemon.replica,
-            "generated_at": _stamp(now),
-            "worst": self.worst().label,
-            "targets": [
-                entry for t in config.targets for entry in self._entries(t, config.sources)
-            ],
-            "alerts": [
-                _alert(a, inhibitor.reason(a), silencer.covering(a, now), now)
-                for a in sorted(engine.alerts(), key=lambda a: (a.target, a.metric))
-                if a.visible or a.pending
-            ],
-            "silences": engine.policy.silences.listing(now),
-        }
+        seen = Board()
+        seen.latest = dict(self.latest)  # a cycle replaces entries, never changes one
+        seen.expanded = {target: set(names) for target, names in self.expanded.items()}
+        alerts = [
+            _alert(a, inhibitor.reason(a), silencer.covering(a, now), now)
+            for a in sorted(engine.alerts(), key=lambda a: (a.target, a.metric))
+            if a.visible or a.pending
+        ]
+        return Moment(config, seen, alerts, engine.policy.silences.listing(now), now)
+
+    def document(self, config: Config, engine: Engine, now: float | None = None) -> dict[str, Any]:
+        return self.moment(config, engine, now).document()
 
     def _entries(
         self, target: TargetConfig, sources: Mapping[str, str]
@@ -139,6 +137,37 @@ class Board:
             ],
         )
         return entry
+
+
+@dataclass(frozen=True, slots=True)
+class Moment:
+    """The board and the engine's alerts at one moment (``Board.moment``)."""
+
+    config: Config
+    board: Board
+    """A copy: the cycles go on updating the live one."""
+    alerts: list[dict[str, Any]]
+    silences: list[dict[str, Any]]
+    now: float
+
+    def document(self) -> dict[str, Any]:
+        daemon = self.config.daemon
+        board = self.board
+        return {
+            "version": __version__,
+            "instance": daemon.instance,
+            "external_labels": daemon.external_labels,
+            "replica": daemon.replica,
+            "generated_at": _stamp(self.now),
+            "worst": board.worst().label,
+            "targets": [
+                entry
+                for t in self.config.targets
+                for entry in board._entries(t, self.config.sources)
+            ],
+            "alerts": self.alerts,
+            "silences": self.silences,
+        }
 
 
 def _alert(
