@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from vigild import __version__
 from vigild.alerting import pipeline
@@ -75,7 +75,7 @@ class Board:
         seen.latest = dict(self.latest)  # a cycle replaces entries, never changes one
         seen.expanded = {target: set(names) for target, names in self.expanded.items()}
         alerts = [
-            _alert(a, inhibitor.reason(a), silencer.covering(a, now), now)
+            _open(a, inhibitor.reason(a), silencer.covering(a, now))
             for a in sorted(engine.alerts(), key=lambda a: (a.target, a.metric))
             if a.visible or a.pending
         ]
@@ -146,7 +146,7 @@ class Moment:
     config: Config
     board: Board
     """A copy: the cycles go on updating the live one."""
-    alerts: list[dict[str, Any]]
+    alerts: list[_Open]
     silences: list[dict[str, Any]]
     now: float
 
@@ -165,14 +165,30 @@ class Moment:
                 for t in self.config.targets
                 for entry in board._entries(t, self.config.sources)
             ],
-            "alerts": self.alerts,
+            "alerts": [_alert(a, self.now) for a in self.alerts],
             "silences": self.silences,
         }
 
 
-def _alert(
-    alert: Alert, held_back: str | None, silence: Silence | None, now: float
-) -> dict[str, Any]:
+class _Open(NamedTuple):
+    """An open alert as the document shows it, its fields read on the loop: the engine
+    goes on changing the alert itself."""
+
+    fingerprint: str
+    target: str
+    metric: str
+    state: str
+    severity: str
+    since: float | None
+    value: float | None
+    threshold: float | None
+    runbook: str | None
+    note: str | None
+    held_back: str | None
+    silenced_by: str | None
+
+
+def _open(alert: Alert, held_back: str | None, silence: Silence | None) -> _Open:
     if alert.flapping:
         state = "flapping"
     elif alert.severity is None:
@@ -180,23 +196,40 @@ def _alert(
     else:
         state = "firing"
     pending_since = min(alert.breach.values()) if alert.breach else None
-    since = alert.started if alert.severity is not None else pending_since
+    return _Open(
+        alert.fingerprint,
+        alert.target,
+        alert.metric,
+        state,
+        # A pending alert is heading for the level it breaches, never "ok".
+        (alert.severity or _breached(alert) or alert.peak or Severity.OK).label,
+        alert.started if alert.severity is not None else pending_since,
+        alert.value,
+        alert.threshold,
+        alert.runbook,
+        alert.note,
+        held_back,
+        silence.id if silence is not None else None,
+    )
+
+
+def _alert(alert: _Open, now: float) -> dict[str, Any]:
+    since = alert.since
     return {
         "fingerprint": alert.fingerprint,
         "target": alert.target,
         "metric": alert.metric,
-        "state": state,
-        # A pending alert is heading for the level it breaches, never "ok".
-        "severity": (alert.severity or _breached(alert) or alert.peak or Severity.OK).label,
+        "state": alert.state,
+        "severity": alert.severity,
         "since": _stamp(since),
         "for_seconds": round(now - since, 3) if since is not None else None,
         "value": alert.value,
         "threshold": alert.threshold,
         "runbook": alert.runbook,
         "note": alert.note,
-        "inhibited": held_back is not None,
-        "inhibited_because": held_back,
-        "silenced_by": silence.id if silence is not None else None,
+        "inhibited": alert.held_back is not None,
+        "inhibited_because": alert.held_back,
+        "silenced_by": alert.silenced_by,
     }
 
 
