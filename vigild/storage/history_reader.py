@@ -216,7 +216,7 @@ class HistoryReader:
             "ORDER BY start",
             (series, tier.number, start - tier.span, end),
         ):
-            found.extend(b for b in decode_buckets(data) if start <= b.start < end)
+            found.extend(decode_buckets(data, start, end))
         return found
 
     def of_targets(
@@ -252,7 +252,7 @@ class HistoryReader:
             for series, data in self.db.execute(blocks, (tier.number, first - tier.span, rolled)):
                 yield (
                     *names[series],
-                    [b for b in decode_buckets(data) if first <= b.start < rolled],
+                    decode_buckets(data, first, rolled),
                 )
             # An hour is either one raw block or staged, never both (compaction moves it
             # whole), and no bucket spans two hours: each block aggregates on its own.
