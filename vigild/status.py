@@ -7,7 +7,7 @@ The same document is served as ``/api/status`` and printed by
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -84,60 +84,6 @@ class Board:
     def document(self, config: Config, engine: Engine, now: float | None = None) -> dict[str, Any]:
         return self.moment(config, engine, now).document()
 
-    def _entries(
-        self, target: TargetConfig, sources: Mapping[str, str]
-    ) -> Iterator[dict[str, Any]]:
-        """One entry per target, or per container a target selected by labels."""
-        expanded = self.expanded.get(target.name)
-        if not expanded:
-            entry = self._entry(target, target.name)
-            if target.name in sources:  # found by discovery, not in the file
-                entry["discovered"] = {"container": sources[target.name]}
-            yield entry
-            return
-        for name in sorted(expanded):
-            yield self._entry(target, name)
-
-    def _entry(self, target: TargetConfig, name: str) -> dict[str, Any]:
-        entry: dict[str, Any] = {
-            "name": name,
-            "type": target.type,
-            "labels": target.labels,
-        }
-        url = target.shown_url()
-        if url is not None:
-            entry["url"] = url
-        latest = self.latest.get(name)
-        if latest is None:
-            entry.update(up=None, observation=None, verdicts=[])
-            return entry
-        observation, verdicts = latest
-        entry.update(
-            up=observation.up,
-            observation={
-                "time": _stamp(observation.time),
-                "up": observation.up,
-                "error": observation.error,
-                "duration_seconds": round(observation.duration, 6),
-                "metrics": observation.metrics,
-                "no_data": {
-                    metric: observation.reasons.get(metric, "no data")
-                    for metric in sorted(observation.no_data)
-                },
-            },
-            verdicts=[
-                {
-                    "metric": v.metric,
-                    "severity": v.severity.label,
-                    "value": v.value,
-                    "threshold": v.threshold,
-                    "note": v.note,
-                }
-                for v in verdicts
-            ],
-        )
-        return entry
-
 
 @dataclass(frozen=True, slots=True)
 class Moment:
@@ -150,24 +96,94 @@ class Moment:
     silences: list[dict[str, Any]]
     now: float
 
-    def document(self) -> dict[str, Any]:
+    def document(self, entries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The status document; with ``entries`` (of ``entry``), those as its targets."""
         daemon = self.config.daemon
-        board = self.board
         return {
             "version": __version__,
             "instance": daemon.instance,
             "external_labels": daemon.external_labels,
             "replica": daemon.replica,
             "generated_at": _stamp(self.now),
-            "worst": board.worst().label,
-            "targets": [
-                entry
-                for t in self.config.targets
-                for entry in board._entries(t, self.config.sources)
-            ],
+            "worst": self.board.worst().label,
+            "targets": [self.entry(*shown) for shown in self.listed()]
+            if entries is None
+            else entries,
             "alerts": [_alert(a, self.now) for a in self.alerts],
             "silences": self.silences,
         }
+
+    def listed(self) -> list[tuple[TargetConfig, str]]:
+        """(target, name) of each of the document's entries, in its order: one per target,
+        or one per container a target selected by labels."""
+        listed: list[tuple[TargetConfig, str]] = []
+        for target in self.config.targets:
+            expanded = self.board.expanded.get(target.name)
+            if expanded:
+                listed += ((target, name) for name in sorted(expanded))
+            else:
+                listed.append((target, target.name))
+        return listed
+
+    def state(self, name: str) -> str:
+        """The colour of ``name``'s row: its worst current verdict, "critical" when down,
+        "none" before the first probe."""
+        latest = self.board.latest.get(name)
+        if latest is None:
+            return "none"
+        observation, verdicts = latest
+        if not observation.up:
+            return "critical"
+        return worst(v.severity for v in verdicts).label
+
+    def down(self, name: str) -> bool:
+        """Whether ``name``'s last probe found it down."""
+        latest = self.board.latest.get(name)
+        return latest is not None and not latest[0].up
+
+    def entry(self, target: TargetConfig, name: str) -> dict[str, Any]:
+        """The document's entry of ``name`` (of ``target``): a new dict each time."""
+        entry: dict[str, Any] = {
+            "name": name,
+            "type": target.type,
+            "labels": target.labels,
+        }
+        url = target.shown_url()
+        if url is not None:
+            entry["url"] = url
+        latest = self.board.latest.get(name)
+        if latest is None:
+            entry.update(up=None, observation=None, verdicts=[])
+        else:
+            observation, verdicts = latest
+            entry.update(
+                up=observation.up,
+                observation={
+                    "time": _stamp(observation.time),
+                    "up": observation.up,
+                    "error": observation.error,
+                    "duration_seconds": round(observation.duration, 6),
+                    "metrics": observation.metrics,
+                    "no_data": {
+                        metric: observation.reasons.get(metric, "no data")
+                        for metric in sorted(observation.no_data)
+                    },
+                },
+                verdicts=[
+                    {
+                        "metric": v.metric,
+                        "severity": v.severity.label,
+                        "value": v.value,
+                        "threshold": v.threshold,
+                        "note": v.note,
+                    }
+                    for v in verdicts
+                ],
+            )
+        if name == target.name and name in self.config.sources:
+            # Found by discovery, not in the file.
+            entry["discovered"] = {"container": self.config.sources[name]}
+        return entry
 
 
 class _Open(NamedTuple):

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from markupsafe import Markup
 
 from vigild.daemon.history import BUCKET, SLOTS, WEEK, PageHistory, Points, Recent, drawn
-from vigild.daemon.paging import ROWS, page_of, state_of
+from vigild.daemon.paging import ROWS, page_of
 from vigild.daemon.sparklines import (
     HOURS,
     SPARK_HEIGHT,
@@ -54,6 +54,7 @@ from vigild.wording import clock_time, duration, measure, seconds, zone
 if TYPE_CHECKING:
     from jinja2 import Template
 
+    from vigild.config import TargetConfig
     from vigild.storage.history_reader import HistoryReader
     from vigild.storage.history_tiers import Bucket
 
@@ -167,22 +168,26 @@ _STATE_LABELS = {"none": "not probed"}
 
 def render(snap: Snapshot, secrets: frozenset[str]) -> str:
     """The whole page. Pure: the same snapshot (and local zone) gives the same bytes."""
-    document = snap.moment.document()
-    entries, paging = page_of(document["targets"], snap.page)
+    moment, now = snap.moment, snap.now
+    # The order needs every row's colour, not every entry: at 10,000 targets, ten times
+    # as many objects alive at once would set off a full collection, which holds the
+    # event loop too.
+    listed = moment.listed()
+    states = [moment.state(name) for _, name in listed]
+    shown, paging = page_of(states, snap.page)
+    names = [listed[i][1] for i in shown]
     # Names as the history file has them: before redaction.
-    recents = snap.history.recent([t["name"] for t in entries], snap.now)
-    levels = [_target_levels(snap.moment.board, t["name"]) for t in entries]
-    counts = _counts(document)
-    document = redact_values({**document, "targets": entries}, secrets)
-    now = snap.now
+    recents = snap.history.recent(names, now)
+    counts = _counts(moment, listed)
+    document = redact_values(moment.document([moment.entry(*listed[i]) for i in shown]), secrets)
     alerts = document["alerts"]
     return _template().render(
         **_header(document, counts, snap.refresh, now),
         paging=paging,
         rows=[
-            _row(entry, recent, target_levels, now)
-            for entry, recent, target_levels in zip(
-                document["targets"], recents, levels, strict=True
+            _row(entry, states[i], recent, _target_levels(moment.board, name), now)
+            for entry, i, recent, name in zip(
+                document["targets"], shown, recents, names, strict=True
             )
         ],
         alerts=[_alert(alert, now) for alert in alerts[:ROWS]],
@@ -192,10 +197,9 @@ def render(snap: Snapshot, secrets: frozenset[str]) -> str:
     )
 
 
-def _counts(document: dict[str, Any]) -> tuple[int, int]:
+def _counts(moment: Moment, listed: list[tuple[TargetConfig, str]]) -> tuple[int, int]:
     """(targets, down) of the whole document: the header's, whichever targets are shown."""
-    targets = document["targets"]
-    return len(targets), sum(1 for t in targets if t["up"] is False)
+    return len(listed), sum(moment.down(name) for _, name in listed)
 
 
 def _target_levels(board: Board, name: str) -> TargetLevels:
@@ -210,11 +214,11 @@ def render_week(snap: WeekSnapshot, secrets: frozenset[str]) -> str | None:
     """The 7-day view of one target: five-minute buckets read as ``GET /api/history``
     reads them, drawn as the status page draws its 24 h. None when the status page does
     not list ``snap.target``."""
-    document = snap.moment.document()
-    entry = next((t for t in document["targets"] if t["name"] == snap.target), None)
-    if entry is None:
+    moment, now = snap.moment, snap.now
+    listed = moment.listed()
+    target = next((t for t, name in listed if name == snap.target), None)
+    if target is None:
         return None
-    now = snap.now
     start = (now // BUCKET + 1) * BUCKET - WEEK
     try:
         with snap.reader() as reader:
@@ -225,11 +229,10 @@ def render_week(snap: WeekSnapshot, secrets: frozenset[str]) -> str | None:
     except sqlite3.Error:  # no file yet, or one the writer is about to move aside
         up = latency = []
     points = _points(up, latency, start)
-    counts = _counts(document)
-    document = redact_values({**document, "targets": [entry]}, secrets)
+    document = redact_values(moment.document([moment.entry(target, snap.target)]), secrets)
     return _template().render(
-        **_header(document, counts, snap.refresh, now),
-        week=_week(document["targets"][0], points, start, now),
+        **_header(document, _counts(moment, listed), snap.refresh, now),
+        week=_week(document["targets"][0], moment.state(snap.target), points, start, now),
         week_from=round(start),
     )
 
@@ -282,8 +285,9 @@ def _template() -> Template:
     return environment.get_template("status.html.j2")
 
 
-def _row(entry: dict[str, Any], recent: Recent, levels: TargetLevels, now: float) -> Row:
-    state = state_of(entry)
+def _row(
+    entry: dict[str, Any], state: str, recent: Recent, levels: TargetLevels, now: float
+) -> Row:
     observation = entry["observation"]
     error = None
     if observation is not None and not observation["up"]:
@@ -323,7 +327,7 @@ def _points(up: list[Bucket], latency: list[Bucket], start: float) -> Points:
     return Points(slowest, probes, ups)
 
 
-def _week(entry: dict[str, Any], points: Points, start: float, now: float) -> Week:
+def _week(entry: dict[str, Any], state: str, points: Points, start: float, now: float) -> Week:
     days: list[Day] = []
     at = 0
     for _, group in itertools.groupby(
@@ -345,7 +349,7 @@ def _week(entry: dict[str, Any], points: Points, start: float, now: float) -> We
     days.reverse()  # today first, as a person looks for it
     last_day = Points(points.latency[-SLOTS:], points.probes[-SLOTS:], points.up[-SLOTS:])
     return Week(
-        row=_row(entry, Recent(last_day, (0, 0)), {}, now),
+        row=_row(entry, state, Recent(last_day, (0, 0)), {}, now),
         latency=latency_line(points, span="7 d"),
         strip=up_strip(points, now, span="7 d"),
         days=days,

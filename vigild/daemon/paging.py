@@ -9,12 +9,10 @@ page, ``?page=2`` the next.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from vigild.model import Severity, worst
-
-__all__ = ["ROWS", "Paging", "page_of", "state_of"]
+__all__ = ["ROWS", "Paging", "page_of"]
 
 ROWS = 200
 PROBLEMS = frozenset({"critical", "warning", "unknown"})
@@ -31,26 +29,18 @@ class Paging:
     problems: int
 
 
-def state_of(entry: dict[str, Any]) -> str:
-    """The row's colour: its worst current verdict, or "none" before the first probe."""
-    if entry["observation"] is None:
-        return "none"
-    if not entry["up"]:
-        return "critical"
-    return worst(Severity.parse(v["severity"]) for v in entry["verdicts"]).label
-
-
 def page_of(
-    entries: list[dict[str, Any]], number: int, rows: int = ROWS
-) -> tuple[list[dict[str, Any]], Paging | None]:
-    """The entries of page ``number`` (any number: the nearest page there is), and where
-    it is among the pages; None when one page lists them all."""
-    if len(entries) <= rows:
-        return entries, None
-    problem = [state_of(e) in PROBLEMS for e in entries]
-    order = sorted(range(len(entries)), key=lambda i: not problem[i])  # stable: config order
-    pages = -(-len(entries) // rows)
+    states: Sequence[str], number: int, rows: int = ROWS
+) -> tuple[Sequence[int], Paging | None]:
+    """Which of the entries whose row colours are ``states`` page ``number`` lists (any
+    number: the nearest page there is), as their places in the order listed, and where
+    the page is among the pages; None when one page lists them all."""
+    if len(states) <= rows:
+        return range(len(states)), None
+    problem = [state in PROBLEMS for state in states]
+    order = sorted(range(len(states)), key=lambda i: not problem[i])  # stable: config order
+    pages = -(-len(states) // rows)
     number = min(max(number, 1), pages)
     at = (number - 1) * rows
-    shown = [entries[i] for i in order[at : at + rows]]
-    return shown, Paging(number, pages, at + 1, at + len(shown), len(entries), sum(problem))
+    shown = order[at : at + rows]
+    return shown, Paging(number, pages, at + 1, at + len(shown), len(states), sum(problem))

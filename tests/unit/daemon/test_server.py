@@ -15,14 +15,17 @@ import pytest
 from aiohttp import web
 from process import listen_address
 
+from vigild.alerting.engine import Engine
 from vigild.assembly import load
 from vigild.config import TargetConfig
 from vigild.daemon.app import Daemon as InProcessDaemon
 from vigild.daemon.paging import ROWS
-from vigild.daemon.server import open_site
+from vigild.daemon.server import _json_text, _status_text, open_site
 from vigild.model import Observation
+from vigild.status import Board
 from vigild.thresholds import evaluate
 
+START = 1_800_000_000.0
 TARGETS = 2000
 REQUESTS = 5
 
@@ -99,3 +102,36 @@ async def test_what_a_page_shows_is_built_off_the_loop_once_for_requests_that_co
         shown = f"{2 * ROWS + 1}\u2013{3 * ROWS} of {TARGETS}, the 40 with problems first"
         assert f"{shown} · page 3 of {TARGETS // ROWS}" in html
         assert '<a href="?page=2" rel="prev">' in html and '<a href="?page=4" rel="next">' in html
+
+
+def test_the_status_written_one_target_at_a_time_is_the_whole_document_as_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config_file = tmp_path / "vigild.toml"
+    config_file.write_text(
+        '[daemon]\nstate_path = "state.db"\nexternal_labels = { targets = "[]" }\n'
+        '[[targets]]\nname = "web"\ntype = "http"\nurl = "http://127.0.0.1:1/?key=${KEY}"\n'
+        '[[targets]]\nname = "box"\ntype = "container"\ncontainer_labels = { app = "x" }\n'
+        '[[targets]]\nname = "found"\ntype = "tcp"\nhost = "127.0.0.1"\nport = 1\n'
+        '[[targets]]\nname = "later"\ntype = "host"\n'
+    )
+    monkeypatch.setenv("KEY", "s3cr3t")
+    config = replace(load(config_file), sources={"found": "shop-db-1"})
+    board = Board()
+    engine = Engine((), (), flap_limit=4, redact=config.redact)
+    for target, observation in [
+        ("web", Observation("web", START, False, 'refused "\n\t\x1b', {})),
+        ("box", Observation("box/a", START, True, None, {"cpu_percent": 5.0})),
+        ("box", Observation("box/b", START, True, None, {"cpu_percent": 7.5})),
+        ("found", Observation("found", START, True, None, {"latency_seconds": 0.01})),
+    ]:
+        verdicts = evaluate(observation, config.rules[target])
+        board.record(target, observation, verdicts)
+        engine.observe(observation.target, verdicts, START)
+    moment = board.moment(config, engine, START + 5)
+    whole = _json_text(moment.document(), config.secrets)
+    assert "s3cr3t" not in whole and '"discovered"' in whole and '"box/b"' in whole
+    assert _status_text(moment, config.secrets) == whole
+    nothing = replace(config, targets=())
+    empty = Board().moment(nothing, engine, START)
+    assert _status_text(empty, nothing.secrets) == _json_text(empty.document(), nothing.secrets)
