@@ -65,7 +65,7 @@ def make_app(
     build at a time per endpoint, shared by the requests that come while it is pending
     (``SharedBuilds``)."""
     pages: SharedBuilds[str | None] = SharedBuilds()
-    statuses: SharedBuilds[str] = SharedBuilds()
+    statuses: SharedBuilds[bytes] = SharedBuilds()
     scrapes: SharedBuilds[bytes] = SharedBuilds()
 
     def json_response(document: Any, status: int = 200) -> web.Response:
@@ -104,14 +104,14 @@ def make_app(
             return web.json_response({"status": "ready"})
         return web.json_response({"status": "starting"}, status=503)
 
-    async def status_text() -> str:
+    async def status_body() -> bytes:
         # The moment is taken on the loop, where the engine lives; building, redacting
         # and writing 10,000 targets' worth of document held it for hundreds of ms.
-        return await asyncio.to_thread(_status_text, status(), secrets())
+        return await asyncio.to_thread(_status_body, status(), secrets())
 
     async def api_status(_request: web.Request) -> web.Response:
-        text = await statuses.get(None, status_text)
-        return web.Response(text=text, content_type="application/json")
+        body = await statuses.get(None, status_body)
+        return web.Response(body=body, content_type="application/json", charset="utf-8")
 
     async def api_history(request: web.Request) -> web.Response:
         from vigild.daemon.recorder import QueryError
@@ -231,20 +231,27 @@ def _json_text(document: Any, secrets: frozenset[str]) -> str:
     return json.dumps(redact_values(document, secrets), indent=2)
 
 
-def _status_text(moment: Moment, secrets: frozenset[str]) -> str:
-    """``moment``'s document as ``_json_text`` writes it, one target at a time: 10,000
-    entries alive at once would set off a full collection, which holds the event loop
-    too, for about 100 ms."""
-    text = _json_text(moment.document([]), secrets)
-    entries = ",\n".join(
-        "    " + _json_text(moment.entry(*listed), secrets).replace("\n", "\n    ")
-        for listed in moment.listed()
-    )
-    if not entries:
-        return text
-    # The only list at this depth that is empty and named so: a value is quoted, and a
-    # label's key is indented deeper.
-    return text.replace('\n  "targets": [],', f'\n  "targets": [\n{entries}\n  ],', 1)
+_NO_TARGETS = '\n  "targets": [],'
+"""The head document's empty list of targets as ``_json_text`` writes it: the only list
+at this depth so named (a value is quoted, a label's key is indented deeper)."""
+
+
+def _status_body(moment: Moment, secrets: frozenset[str]) -> bytes:
+    """``moment``'s document as ``_json_text`` writes it, in UTF-8, one target at a time:
+    10,000 entries alive at once would set off a full collection, which holds the event
+    loop too, for about 100 ms; and no copy of the whole text is made but the answer."""
+    head, tail = _json_text(moment.document([]), secrets).split(_NO_TARGETS)
+    listed = moment.listed()
+    if not listed:
+        return f"{head}{_NO_TARGETS}{tail}".encode()
+    parts = [head.encode(), b'\n  "targets": [\n']
+    for at, shown in enumerate(listed):
+        if at:
+            parts.append(b",\n")
+        entry = _json_text(moment.entry(*shown), secrets).replace("\n", "\n    ")
+        parts.append(f"    {entry}".encode())
+    parts += [b"\n  ],", tail.encode()]
+    return b"".join(parts)
 
 
 def _redacted_exposition(render: Callable[[], bytes], secrets: frozenset[str]) -> bytes:

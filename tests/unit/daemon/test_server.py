@@ -20,7 +20,7 @@ from vigild.assembly import load
 from vigild.config import TargetConfig
 from vigild.daemon.app import Daemon as InProcessDaemon
 from vigild.daemon.paging import ROWS
-from vigild.daemon.server import _json_text, _status_text, open_site
+from vigild.daemon.server import _json_text, _status_body, open_site
 from vigild.model import Observation
 from vigild.status import Board
 from vigild.thresholds import evaluate
@@ -131,7 +131,10 @@ def test_the_status_written_one_target_at_a_time_is_the_whole_document_as_json(
     moment = board.moment(config, engine, START + 5)
     whole = _json_text(moment.document(), config.secrets)
     assert "s3cr3t" not in whole and '"discovered"' in whole and '"box/b"' in whole
-    assert _status_text(moment, config.secrets) == whole
+    assert _status_body(moment, config.secrets) == whole.encode()
     nothing = replace(config, targets=())
     empty = Board().moment(nothing, engine, START)
-    assert _status_text(empty, nothing.secrets) == _json_text(empty.document(), nothing.secrets)
+    assert (
+        _status_body(empty, nothing.secrets)
+        == _json_text(empty.document(), nothing.secrets).encode()
+    )
