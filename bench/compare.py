@@ -363,7 +363,7 @@ def heavy_pages(base: str, at: float, proc: subprocess.Popen[str]) -> str:
     worst = min((b for b, c in after.items() if c == samples), default=math.nan)
     return (
         f"pages: {', '.join(timings)}; loop lag around them: worst sample at most"
-        f" {worst * 1000:g} ms of {samples:.0f}"
+        f" {worst * 1000:g} ms of {samples:.0f}; RSS after them {rss_mb(proc.pid):.0f} MB"
     )
 
 

@@ -4,10 +4,11 @@ holds the event loop.
 Builds a history file as a week of N http targets probed every 30 s leaves it
 (six days rolled up into five-minute and hourly blocks, today's finished hours
 as raw blocks, the current half hour staged), a config and a board of N
-targets, then times the page's parts as the daemon runs them: the status
-document and ``snapshot`` (on the loop: the budget is 50 ms) and ``render`` (in a
-worker thread) the first time (the cache reads the week), again within the same
-five minutes, and after the next five minutes ended.
+targets, then times the page's parts as the daemon runs them: ``Board.moment``
+(on the loop: the budget is 50 ms) and ``render`` (in a worker thread: the status
+document, the history of the targets shown, the HTML) the first time (the cache
+reads the week), again within the same five minutes, after the next five minutes
+ended, and of another page (whose targets' history is read for the first time).
 
     .venv/bin/python bench/status_page.py --targets 10000 --hour-of-day 12.5
 """
@@ -27,7 +28,7 @@ from typing import TypeVar
 from vigild.alerting.engine import Engine
 from vigild.assembly import load
 from vigild.daemon.history import PageHistory
-from vigild.daemon.page import render, snapshot
+from vigild.daemon.page import Snapshot, render
 from vigild.model import Observation
 from vigild.status import Board
 from vigild.storage.chunks import encode
@@ -146,20 +147,21 @@ def main() -> None:
         config, board, engine = build_board(directory, args.targets, now)
         page = PageHistory(path, Retention())
 
-        for label, at in (
-            ("first render (reads the week)", now),
-            ("again, same five minutes", now + 20),
-            ("after the next five minutes ended", now + 320),
+        for label, at, number in (
+            ("first render (reads the week)", now, 1),
+            ("again, same five minutes", now + 20, 1),
+            ("after the next five minutes ended", now + 320, 1),
+            ("page 2, first time", now + 330, 2),
         ):
-            status = timed(
-                f"{label}: status document (loop)",
-                partial(board.document, config, engine, at),  # type: ignore[arg-type]
+            moment = timed(
+                f"{label}: moment (loop)",
+                partial(board.moment, config, engine, at),  # type: ignore[arg-type]
             )
-            snap = timed(
-                f"{label}: snapshot (loop)",
-                partial(snapshot, status, board, page, refresh=30, now=at),
+            html = timed(
+                f"{label}: render (thread)",
+                partial(render, Snapshot(moment, page, 30, number), frozenset()),
             )
-            timed(f"{label}: render (thread)", partial(render, snap, frozenset()))
+            print(f"{label}: {len(html.encode()) / 1000:.0f} kB")
         with sqlite3.connect(path) as db:
             print("blocks:", db.execute("SELECT count(*) FROM blocks").fetchone()[0])
 

@@ -7,8 +7,9 @@ The same document is served as ``/api/status`` and printed by
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from vigild import __version__
 from vigild.alerting import pipeline
@@ -24,7 +25,7 @@ from vigild.redaction import printable
 from vigild.thresholds import Verdict
 from vigild.wording import counted
 
-__all__ = ["Board", "text_report"]
+__all__ = ["Board", "Moment", "text_report"]
 
 
 def _stamp(ts: float | None) -> str | None:
@@ -64,43 +65,84 @@ class Board:
         """The worst current verdict of all targets: the ``--once`` exit code."""
         return worst(v.severity for _, verdicts in self.latest.values() for v in verdicts)
 
-    def document(self, config: Config, engine: Engine, now: float | None = None) -> dict[str, Any]:
+    def moment(self, config: Config, engine: Engine, now: float | None = None) -> Moment:
+        """What the document shows, taken where cycles update it (the event loop): the
+        targets' latest results by reference, the open alerts as they stand. Cheap at
+        10,000 targets; ``Moment.document`` builds the rest, in any thread."""
         now = time.time() if now is None else now
         inhibitor, silencer = pipeline.filters(engine)
-        daemon = config.daemon
+        seen = Board()
+        seen.latest = dict(self.latest)  # a cycle replaces entries, never changes one
+        seen.expanded = {target: set(names) for target, names in self.expanded.items()}
+        alerts = [
+            _open(a, inhibitor.reason(a), silencer.covering(a, now))
+            for a in sorted(engine.alerts(), key=lambda a: (a.target, a.metric))
+            if a.visible or a.pending
+        ]
+        return Moment(config, seen, alerts, engine.policy.silences.listing(now), now)
+
+    def document(self, config: Config, engine: Engine, now: float | None = None) -> dict[str, Any]:
+        return self.moment(config, engine, now).document()
+
+
+@dataclass(frozen=True, slots=True)
+class Moment:
+    """The board and the engine's alerts at one moment (``Board.moment``)."""
+
+    config: Config
+    board: Board
+    """A copy: the cycles go on updating the live one."""
+    alerts: list[_Open]
+    silences: list[dict[str, Any]]
+    now: float
+
+    def document(self, entries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The status document; with ``entries`` (of ``entry``), those as its targets."""
+        daemon = self.config.daemon
         return {
             "version": __version__,
             "instance": daemon.instance,
             "external_labels": daemon.external_labels,
             "replica": daemon.replica,
-            "generated_at": _stamp(now),
-            "worst": self.worst().label,
-            "targets": [
-                entry for t in config.targets for entry in self._entries(t, config.sources)
-            ],
-            "alerts": [
-                _alert(a, inhibitor.reason(a), silencer.covering(a, now), now)
-                for a in sorted(engine.alerts(), key=lambda a: (a.target, a.metric))
-                if a.visible or a.pending
-            ],
-            "silences": engine.policy.silences.listing(now),
+            "generated_at": _stamp(self.now),
+            "worst": self.board.worst().label,
+            "targets": [self.entry(*shown) for shown in self.listed()]
+            if entries is None
+            else entries,
+            "alerts": [_alert(a, self.now) for a in self.alerts],
+            "silences": self.silences,
         }
 
-    def _entries(
-        self, target: TargetConfig, sources: Mapping[str, str]
-    ) -> Iterator[dict[str, Any]]:
-        """One entry per target, or per container a target selected by labels."""
-        expanded = self.expanded.get(target.name)
-        if not expanded:
-            entry = self._entry(target, target.name)
-            if target.name in sources:  # found by discovery, not in the file
-                entry["discovered"] = {"container": sources[target.name]}
-            yield entry
-            return
-        for name in sorted(expanded):
-            yield self._entry(target, name)
+    def listed(self) -> list[tuple[TargetConfig, str]]:
+        """(target, name) of each of the document's entries, in its order: one per target,
+        or one per container a target selected by labels."""
+        listed: list[tuple[TargetConfig, str]] = []
+        for target in self.config.targets:
+            expanded = self.board.expanded.get(target.name)
+            if expanded:
+                listed += ((target, name) for name in sorted(expanded))
+            else:
+                listed.append((target, target.name))
+        return listed
 
-    def _entry(self, target: TargetConfig, name: str) -> dict[str, Any]:
+    def state(self, name: str) -> str:
+        """The colour of ``name``'s row: its worst current verdict, "critical" when down,
+        "none" before the first probe."""
+        latest = self.board.latest.get(name)
+        if latest is None:
+            return "none"
+        observation, verdicts = latest
+        if not observation.up:
+            return "critical"
+        return worst(v.severity for v in verdicts).label
+
+    def down(self, name: str) -> bool:
+        """Whether ``name``'s last probe found it down."""
+        latest = self.board.latest.get(name)
+        return latest is not None and not latest[0].up
+
+    def entry(self, target: TargetConfig, name: str) -> dict[str, Any]:
+        """The document's entry of ``name`` (of ``target``): a new dict each time."""
         entry: dict[str, Any] = {
             "name": name,
             "type": target.type,
@@ -109,41 +151,60 @@ class Board:
         url = target.shown_url()
         if url is not None:
             entry["url"] = url
-        latest = self.latest.get(name)
+        latest = self.board.latest.get(name)
         if latest is None:
             entry.update(up=None, observation=None, verdicts=[])
-            return entry
-        observation, verdicts = latest
-        entry.update(
-            up=observation.up,
-            observation={
-                "time": _stamp(observation.time),
-                "up": observation.up,
-                "error": observation.error,
-                "duration_seconds": round(observation.duration, 6),
-                "metrics": observation.metrics,
-                "no_data": {
-                    metric: observation.reasons.get(metric, "no data")
-                    for metric in sorted(observation.no_data)
+        else:
+            observation, verdicts = latest
+            entry.update(
+                up=observation.up,
+                observation={
+                    "time": _stamp(observation.time),
+                    "up": observation.up,
+                    "error": observation.error,
+                    "duration_seconds": round(observation.duration, 6),
+                    "metrics": observation.metrics,
+                    "no_data": {
+                        metric: observation.reasons.get(metric, "no data")
+                        for metric in sorted(observation.no_data)
+                    },
                 },
-            },
-            verdicts=[
-                {
-                    "metric": v.metric,
-                    "severity": v.severity.label,
-                    "value": v.value,
-                    "threshold": v.threshold,
-                    "note": v.note,
-                }
-                for v in verdicts
-            ],
-        )
+                verdicts=[
+                    {
+                        "metric": v.metric,
+                        "severity": v.severity.label,
+                        "value": v.value,
+                        "threshold": v.threshold,
+                        "note": v.note,
+                    }
+                    for v in verdicts
+                ],
+            )
+        if name == target.name and name in self.config.sources:
+            # Found by discovery, not in the file.
+            entry["discovered"] = {"container": self.config.sources[name]}
         return entry
 
 
-def _alert(
-    alert: Alert, held_back: str | None, silence: Silence | None, now: float
-) -> dict[str, Any]:
+class _Open(NamedTuple):
+    """An open alert as the document shows it, its fields read on the loop: the engine
+    goes on changing the alert itself."""
+
+    fingerprint: str
+    target: str
+    metric: str
+    state: str
+    severity: str
+    since: float | None
+    value: float | None
+    threshold: float | None
+    runbook: str | None
+    note: str | None
+    held_back: str | None
+    silenced_by: str | None
+
+
+def _open(alert: Alert, held_back: str | None, silence: Silence | None) -> _Open:
     if alert.flapping:
         state = "flapping"
     elif alert.severity is None:
@@ -151,23 +212,40 @@ def _alert(
     else:
         state = "firing"
     pending_since = min(alert.breach.values()) if alert.breach else None
-    since = alert.started if alert.severity is not None else pending_since
+    return _Open(
+        alert.fingerprint,
+        alert.target,
+        alert.metric,
+        state,
+        # A pending alert is heading for the level it breaches, never "ok".
+        (alert.severity or _breached(alert) or alert.peak or Severity.OK).label,
+        alert.started if alert.severity is not None else pending_since,
+        alert.value,
+        alert.threshold,
+        alert.runbook,
+        alert.note,
+        held_back,
+        silence.id if silence is not None else None,
+    )
+
+
+def _alert(alert: _Open, now: float) -> dict[str, Any]:
+    since = alert.since
     return {
         "fingerprint": alert.fingerprint,
         "target": alert.target,
         "metric": alert.metric,
-        "state": state,
-        # A pending alert is heading for the level it breaches, never "ok".
-        "severity": (alert.severity or _breached(alert) or alert.peak or Severity.OK).label,
+        "state": alert.state,
+        "severity": alert.severity,
         "since": _stamp(since),
         "for_seconds": round(now - since, 3) if since is not None else None,
         "value": alert.value,
         "threshold": alert.threshold,
         "runbook": alert.runbook,
         "note": alert.note,
-        "inhibited": held_back is not None,
-        "inhibited_because": held_back,
-        "silenced_by": silence.id if silence is not None else None,
+        "inhibited": alert.held_back is not None,
+        "inhibited_because": alert.held_back,
+        "silenced_by": alert.silenced_by,
     }
 
 

@@ -137,7 +137,7 @@ class Daemon:
         views = Views(self.runtime, lambda: self.config, self.clock)
         app = make_app(
             exposition=self.metrics.exposition,
-            status=lambda: self.runtime.board.document(self.config, self.runtime.parts.engine),
+            status=views.moment,
             ready=lambda: self.ready,
             secrets=lambda: self.config.secrets,  # a reload changes them
             silences=lambda: self.runtime.parts.engine.policy.silences,

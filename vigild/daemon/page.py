@@ -4,11 +4,14 @@ No script, no stylesheet or font from elsewhere, no build step: an operator
 opens it on a host without internet access, on a laptop or a phone, and sees
 what is broken. It refreshes itself about once per probe interval.
 
-Built in two steps so the event loop is held only briefly: ``snapshot``
-copies what the page shows (on the loop, where the engine lives), ``render``
-reads the sparklines from the metrics history and turns it all into HTML (in
-a thread: at 10,000 targets that takes a while). ``week`` and ``render_week``
-do the same for one target's last seven days (``GET /history?target=``).
+Built in two steps so the event loop is held only briefly: a ``Snapshot``
+holds what the page shows as the loop has it (``Board.moment``: references
+and the open alerts, where the engine lives), ``render`` builds the status
+document from it, reads the sparklines from the metrics history and turns it
+all into HTML (in a thread: at 10,000 targets that takes a while). A
+``WeekSnapshot`` and ``render_week`` do the same for one target's last seven
+days (``GET /history?target=``). With thousands of targets, a page lists
+``paging.ROWS`` of them, problems first.
 Every string from the config or a probe goes through the same redaction as
 ``/api/status``; the template (``templates/status.html.j2``) escapes every
 value it prints, and control characters are shown as their escapes.
@@ -28,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from markupsafe import Markup
 
 from vigild.daemon.history import BUCKET, SLOTS, WEEK, PageHistory, Points, Recent, drawn
+from vigild.daemon.paging import ROWS, page_of
 from vigild.daemon.sparklines import (
     HOURS,
     SPARK_HEIGHT,
@@ -43,14 +47,14 @@ from vigild.daemon.sparklines import (
     latency_line,
     up_strip,
 )
-from vigild.model import Severity, worst
 from vigild.redaction import printable, redact_values
-from vigild.status import Board
+from vigild.status import Board, Moment
 from vigild.wording import clock_time, duration, measure, seconds, zone
 
 if TYPE_CHECKING:
     from jinja2 import Template
 
+    from vigild.config import TargetConfig
     from vigild.storage.history_reader import HistoryReader
     from vigild.storage.history_tiers import Bucket
 
@@ -62,8 +66,6 @@ __all__ = [
     "refresh_seconds",
     "render",
     "render_week",
-    "snapshot",
-    "week",
 ]
 
 MIN_REFRESH = 5.0
@@ -78,62 +80,36 @@ TargetLevels = dict[str, Levels]
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """What one rendering of the page shows, copied off the live state."""
+    """What one rendering of the page shows, taken off the live state."""
 
-    document: dict[str, Any]
-    """The ``/api/status`` document, not yet redacted."""
+    moment: Moment
     history: PageHistory
     """Read in ``render``, off the loop."""
-    levels: list[TargetLevels]
-    """Per entry of ``document["targets"]``: the thresholds of its current verdicts."""
     refresh: float
-    now: float
+    page: int = 1
+    """Which ``ROWS`` targets, when there are more."""
+
+    @property
+    def now(self) -> float:
+        return self.moment.now
 
 
 def refresh_seconds(interval: float) -> float:
     return min(max(interval, MIN_REFRESH), MAX_REFRESH)
 
 
-def snapshot(
-    document: dict[str, Any], board: Board, history: PageHistory, *, refresh: float, now: float
-) -> Snapshot:
-    levels: list[TargetLevels] = []
-    for entry in document["targets"]:
-        latest = board.latest.get(entry["name"])
-        target_levels: TargetLevels = {}
-        if latest is not None:
-            for v in latest[1]:
-                target_levels[v.metric] = (v.rule.warning, v.rule.critical, v.rule.direction)
-        levels.append(target_levels)
-    return Snapshot(document, history, levels, refresh, now)
-
-
 @dataclass(frozen=True, slots=True)
 class WeekSnapshot:
-    """What the 7-day view of one target shows, copied off the live state."""
+    """What the 7-day view of one target shows, taken off the live state."""
 
-    document: dict[str, Any]
-    """The ``/api/status`` document, not yet redacted."""
-    index: int
-    """The target's entry in ``document["targets"]``."""
+    moment: Moment
+    target: str
     reader: Callable[[], HistoryReader]
     refresh: float
-    now: float
 
-
-def week(
-    document: dict[str, Any],
-    target: str,
-    reader: Callable[[], HistoryReader],
-    *,
-    refresh: float,
-    now: float,
-) -> WeekSnapshot | None:
-    """None when ``target`` is not one the status page lists."""
-    for index, entry in enumerate(document["targets"]):
-        if entry["name"] == target:
-            return WeekSnapshot(document, index, reader, refresh, now)
-    return None
+    @property
+    def now(self) -> float:
+        return self.moment.now
 
 
 # -- what the template draws ----------------------------------------------
@@ -192,48 +168,80 @@ _STATE_LABELS = {"none": "not probed"}
 
 def render(snap: Snapshot, secrets: frozenset[str]) -> str:
     """The whole page. Pure: the same snapshot (and local zone) gives the same bytes."""
+    moment, now = snap.moment, snap.now
+    # The order needs every row's colour, not every entry: at 10,000 targets, ten times
+    # as many objects alive at once would set off a full collection, which holds the
+    # event loop too.
+    listed = moment.listed()
+    states = [moment.state(name) for _, name in listed]
+    shown, paging = page_of(states, snap.page)
+    names = [listed[i][1] for i in shown]
     # Names as the history file has them: before redaction.
-    recents = snap.history.recent([t["name"] for t in snap.document["targets"]], snap.now)
-    document = redact_values(snap.document, secrets)
-    now = snap.now
+    recents = snap.history.recent(names, now)
+    counts = _counts(moment, listed)
+    document = redact_values(moment.document([moment.entry(*listed[i]) for i in shown]), secrets)
+    alerts = document["alerts"]
     return _template().render(
-        **_header(document, snap.refresh, now),
+        **_header(document, counts, snap.refresh, now),
+        paging=paging,
         rows=[
-            _row(entry, recent, target_levels, now)
-            for entry, recent, target_levels in zip(
-                document["targets"], recents, snap.levels, strict=True
+            _row(entry, states[i], recent, _target_levels(moment.board, name), now)
+            for entry, i, recent, name in zip(
+                document["targets"], shown, recents, names, strict=True
             )
         ],
-        alerts=[_alert(alert, now) for alert in document["alerts"]],
+        alerts=[_alert(alert, now) for alert in alerts[:ROWS]],
+        more_alerts=max(len(alerts) - ROWS, 0),
         silences=[_silence(s, now) for s in document["silences"] if s["active"]],
         inactive=sum(1 for s in document["silences"] if not s["active"]),
     )
 
 
-def render_week(snap: WeekSnapshot, secrets: frozenset[str]) -> str:
+def _counts(moment: Moment, listed: list[tuple[TargetConfig, str]]) -> tuple[int, int]:
+    """(targets, down) of the whole document: the header's, whichever targets are shown."""
+    return len(listed), sum(moment.down(name) for _, name in listed)
+
+
+def _target_levels(board: Board, name: str) -> TargetLevels:
+    """The thresholds of the target's current verdicts."""
+    latest = board.latest.get(name)
+    if latest is None:
+        return {}
+    return {v.metric: (v.rule.warning, v.rule.critical, v.rule.direction) for v in latest[1]}
+
+
+def render_week(snap: WeekSnapshot, secrets: frozenset[str]) -> str | None:
     """The 7-day view of one target: five-minute buckets read as ``GET /api/history``
-    reads them, drawn as the status page draws its 24 h."""
-    now = snap.now
+    reads them, drawn as the status page draws its 24 h. None when the status page does
+    not list ``snap.target``."""
+    moment, now = snap.moment, snap.now
+    listed = moment.listed()
+    target = next((t for t, name in listed if name == snap.target), None)
+    if target is None:
+        return None
     start = (now // BUCKET + 1) * BUCKET - WEEK
-    name = snap.document["targets"][snap.index]["name"]
     try:
         with snap.reader() as reader:
-            _, _, up = reader.aggregates(name, "up", start, now, BUCKET, now=now)
-            _, _, latency = reader.aggregates(name, "latency_seconds", start, now, BUCKET, now=now)
+            _, _, up = reader.aggregates(snap.target, "up", start, now, BUCKET, now=now)
+            _, _, latency = reader.aggregates(
+                snap.target, "latency_seconds", start, now, BUCKET, now=now
+            )
     except sqlite3.Error:  # no file yet, or one the writer is about to move aside
         up = latency = []
     points = _points(up, latency, start)
-    document = redact_values(snap.document, secrets)
+    document = redact_values(moment.document([moment.entry(target, snap.target)]), secrets)
     return _template().render(
-        **_header(document, snap.refresh, now),
-        week=_week(document["targets"][snap.index], points, start, now),
+        **_header(document, _counts(moment, listed), snap.refresh, now),
+        week=_week(document["targets"][0], moment.state(snap.target), points, start, now),
         week_from=round(start),
     )
 
 
-def _header(document: dict[str, Any], refresh: float, now: float) -> dict[str, Any]:
-    """What every page says at its top, from the redacted status document."""
-    targets = document["targets"]
+def _header(
+    document: dict[str, Any], counts: tuple[int, int], refresh: float, now: float
+) -> dict[str, Any]:
+    """What every page says at its top, from the redacted status document and the
+    (targets, down) ``counts`` of the whole of it."""
     identity = [f"{k}={v}" for k, v in document["external_labels"].items()]
     if document["replica"]:
         identity.append(f"replica {document['replica']}")
@@ -245,7 +253,8 @@ def _header(document: dict[str, Any], refresh: float, now: float) -> dict[str, A
         "updated": clock_time(now, now),
         "zone": zone(now),
         "hours": HOURS,
-        "down": sum(1 for t in targets if t["up"] is False),
+        "total": counts[0],
+        "down": counts[1],
         "spark_width": SPARK_WIDTH,
         "latency_box": box(SPARK_HEIGHT, SLOTS),
         "strip_box": box(STRIP_HEIGHT, SLOTS),
@@ -276,17 +285,9 @@ def _template() -> Template:
     return environment.get_template("status.html.j2")
 
 
-def state_of(entry: dict[str, Any]) -> str:
-    """The row's colour: its worst current verdict, or "none" before the first probe."""
-    if entry["observation"] is None:
-        return "none"
-    if not entry["up"]:
-        return "critical"
-    return worst(Severity.parse(v["severity"]) for v in entry["verdicts"]).label
-
-
-def _row(entry: dict[str, Any], recent: Recent, levels: TargetLevels, now: float) -> Row:
-    state = state_of(entry)
+def _row(
+    entry: dict[str, Any], state: str, recent: Recent, levels: TargetLevels, now: float
+) -> Row:
     observation = entry["observation"]
     error = None
     if observation is not None and not observation["up"]:
@@ -326,7 +327,7 @@ def _points(up: list[Bucket], latency: list[Bucket], start: float) -> Points:
     return Points(slowest, probes, ups)
 
 
-def _week(entry: dict[str, Any], points: Points, start: float, now: float) -> Week:
+def _week(entry: dict[str, Any], state: str, points: Points, start: float, now: float) -> Week:
     days: list[Day] = []
     at = 0
     for _, group in itertools.groupby(
@@ -348,7 +349,7 @@ def _week(entry: dict[str, Any], points: Points, start: float, now: float) -> We
     days.reverse()  # today first, as a person looks for it
     last_day = Points(points.latency[-SLOTS:], points.probes[-SLOTS:], points.up[-SLOTS:])
     return Week(
-        row=_row(entry, Recent(last_day, (0, 0)), {}, now),
+        row=_row(entry, state, Recent(last_day, (0, 0)), {}, now),
         latency=latency_line(points, span="7 d"),
         strip=up_strip(points, now, span="7 d"),
         days=days,

@@ -30,9 +30,11 @@ from vigild.alerting.silences import Silences
 from vigild.config import DaemonConfig, SilenceConfig
 from vigild.daemon.page import Snapshot, WeekSnapshot, render, render_week
 from vigild.daemon.push import PushReceiver, UnknownKey
+from vigild.daemon.shared import SharedBuilds
 from vigild.fields import is_loopback, split_listen, unix_listen
 from vigild.probes.push import Tail
 from vigild.redaction import redact_exposition, redact_values
+from vigild.status import Moment
 from vigild.storage.errors import StateFileError
 
 __all__ = ["make_app", "open_site"]
@@ -45,7 +47,7 @@ MAX_REQUEST_BODY = 64 * 1024
 def make_app(
     *,
     exposition: Callable[[], Callable[[], bytes]],
-    status: Callable[[], dict[str, Any]],
+    status: Callable[[], Moment],
     ready: Callable[[], bool],
     secrets: Callable[[], frozenset[str]],
     silences: Callable[[], Silences],
@@ -53,11 +55,19 @@ def make_app(
     cookie: str,
     unix_socket: bool = False,
     clock: Callable[[], float] = time.time,
-    page: Callable[[], Snapshot] | None = None,
+    page: Callable[[int], Snapshot] | None = None,
     history: Callable[[Mapping[str, str], float], dict[str, Any]] | None = None,
     pushes: PushReceiver | None = None,
-    week: Callable[[str], WeekSnapshot | None] | None = None,
+    week: Callable[[str], WeekSnapshot] | None = None,
 ) -> web.Application:
+    """``status``, ``page``, ``week`` and ``exposition`` take what their endpoint shows
+    on the event loop, cheaply; the rest of the work is done in a worker thread, one
+    build at a time per endpoint, shared by the requests that come while it is pending
+    (``SharedBuilds``)."""
+    pages: SharedBuilds[str | None] = SharedBuilds()
+    statuses: SharedBuilds[bytes] = SharedBuilds()
+    scrapes: SharedBuilds[bytes] = SharedBuilds()
+
     def json_response(document: Any, status: int = 200) -> web.Response:
         text = _json_text(document, secrets())
         return web.Response(text=text, status=status, content_type="application/json")
@@ -77,10 +87,13 @@ def make_app(
             )
         return None
 
-    async def metrics(_request: web.Request) -> web.Response:
+    async def scrape() -> bytes:
         # Taken on the loop, where probes update the series; rendering 10,000 targets'
         # series takes long enough to be worth a thread.
-        body = await asyncio.to_thread(_redacted_exposition, exposition(), secrets())
+        return await asyncio.to_thread(_redacted_exposition, exposition(), secrets())
+
+    async def metrics(_request: web.Request) -> web.Response:
+        body = await scrapes.get(None, scrape)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(_request: web.Request) -> web.Response:
@@ -91,11 +104,14 @@ def make_app(
             return web.json_response({"status": "ready"})
         return web.json_response({"status": "starting"}, status=503)
 
+    async def status_body() -> bytes:
+        # The moment is taken on the loop, where the engine lives; building, redacting
+        # and writing 10,000 targets' worth of document held it for hundreds of ms.
+        return await asyncio.to_thread(_status_body, status(), secrets())
+
     async def api_status(_request: web.Request) -> web.Response:
-        # The document is taken on the loop, where the engine lives; redacting and
-        # writing 10,000 targets' worth of it held the loop for hundreds of ms.
-        text = await asyncio.to_thread(_json_text, status(), secrets())
-        return web.Response(text=text, content_type="application/json")
+        body = await statuses.get(None, status_body)
+        return web.Response(body=body, content_type="application/json", charset="utf-8")
 
     async def api_history(request: web.Request) -> web.Response:
         from vigild.daemon.recorder import QueryError
@@ -108,11 +124,20 @@ def make_app(
             return json_response({"error": str(exc)}, exc.status)
         return json_response(document)
 
-    async def status_page(_request: web.Request) -> web.Response:
+    async def status_page(request: web.Request) -> web.Response:
         assert page is not None
-        # The snapshot is taken on the loop, where the engine lives; rendering 10,000
-        # rows is worth a thread.
-        html = await asyncio.to_thread(render, page(), secrets())
+        try:
+            number = int(request.query.get("page", "1"))
+        except ValueError:
+            number = 1
+
+        async def build() -> str | None:
+            # The snapshot is taken on the loop, where the engine lives; the document,
+            # the history and the HTML are built in a thread.
+            return await asyncio.to_thread(render, page(number), secrets())
+
+        html = await pages.get(("page", number), build)
+        assert html is not None
         return web.Response(
             text=html,
             content_type="text/html",
@@ -122,11 +147,14 @@ def make_app(
     async def week_page(request: web.Request) -> web.Response:
         assert week is not None
         target = request.query.get("target", "")
-        snap = week(target)
-        if snap is None:
+
+        async def build() -> str | None:
+            # Reading a week of five-minute buckets is worth a thread, as the page is.
+            return await asyncio.to_thread(render_week, week(target), secrets())
+
+        html = await pages.get(("week", target), build)
+        if html is None:
             return web.Response(text=f"no target {target!r}\n", status=404)
-        # Reading a week of five-minute buckets is worth a thread, as the page is.
-        html = await asyncio.to_thread(render_week, snap, secrets())
         return web.Response(
             text=html, content_type="text/html", headers={"Cache-Control": "no-store"}
         )
@@ -201,6 +229,29 @@ def make_app(
 
 def _json_text(document: Any, secrets: frozenset[str]) -> str:
     return json.dumps(redact_values(document, secrets), indent=2)
+
+
+_NO_TARGETS = '\n  "targets": [],'
+"""The head document's empty list of targets as ``_json_text`` writes it: the only list
+at this depth so named (a value is quoted, a label's key is indented deeper)."""
+
+
+def _status_body(moment: Moment, secrets: frozenset[str]) -> bytes:
+    """``moment``'s document as ``_json_text`` writes it, in UTF-8, one target at a time:
+    10,000 entries alive at once would set off a full collection, which holds the event
+    loop too, for about 100 ms; and no copy of the whole text is made but the answer."""
+    head, tail = _json_text(moment.document([]), secrets).split(_NO_TARGETS)
+    listed = moment.listed()
+    if not listed:
+        return f"{head}{_NO_TARGETS}{tail}".encode()
+    parts = [head.encode(), b'\n  "targets": [\n']
+    for at, shown in enumerate(listed):
+        if at:
+            parts.append(b",\n")
+        entry = _json_text(moment.entry(*shown), secrets).replace("\n", "\n    ")
+        parts.append(f"    {entry}".encode())
+    parts += [b"\n  ],", tail.encode()]
+    return b"".join(parts)
 
 
 def _redacted_exposition(render: Callable[[], bytes], secrets: frozenset[str]) -> bytes:

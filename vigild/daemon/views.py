@@ -1,5 +1,6 @@
-"""What the status page, a target's 7-day view and ``/api/history`` show, read from
-the running parts: a snapshot on the loop, for the server to render in a thread."""
+"""What the status page, a target's 7-day view, ``/api/status`` and ``/api/history``
+show, read from the running parts: a snapshot on the loop, for the server to build and
+render in a thread."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from typing import Any
 
 from vigild.assembly import Config
 from vigild.daemon.history import PageHistory
-from vigild.daemon.page import Snapshot, WeekSnapshot, refresh_seconds, snapshot, week
+from vigild.daemon.page import Snapshot, WeekSnapshot, refresh_seconds
 from vigild.daemon.recorder import history_document
 from vigild.daemon.runtime import Runtime
+from vigild.status import Moment
 from vigild.storage.history_reader import HistoryReader
 
 __all__ = ["Views"]
@@ -28,28 +30,24 @@ class Views:
         # The status page's sparklines: a cache of the history file the writer fills.
         self._page_history = PageHistory(writer.path, writer.retention)
 
-    def _document(self, now: float) -> dict[str, Any]:
-        return self._runtime.board.document(self._config(), self._runtime.parts.engine, now)
+    def moment(self) -> Moment:
+        """The board and the open alerts as they stand: cheap, on the loop."""
+        runtime = self._runtime
+        return runtime.board.moment(self._config(), runtime.parts.engine, self._clock())
 
     def _refresh(self) -> float:
         return refresh_seconds(self._config().daemon.interval)
 
-    def page(self) -> Snapshot:
-        now = self._clock()
-        board = self._runtime.board
-        return snapshot(
-            self._document(now), board, self._page_history, refresh=self._refresh(), now=now
-        )
+    def page(self, number: int) -> Snapshot:
+        return Snapshot(self.moment(), self._page_history, self._refresh(), number)
 
-    def week(self, target: str) -> WeekSnapshot | None:
-        now = self._clock()
+    def week(self, target: str) -> WeekSnapshot:
         writer = self._runtime.history_writer
-        return week(
-            self._document(now),
+        return WeekSnapshot(
+            self.moment(),
             target,
             lambda: HistoryReader(writer.path, writer.retention),
-            refresh=self._refresh(),
-            now=now,
+            self._refresh(),
         )
 
     def history(self, query: Mapping[str, str], now: float) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 import sys
 from array import array
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterator
 from operator import itemgetter
 from pathlib import Path
@@ -215,66 +215,52 @@ class HistoryReader:
             "ORDER BY start",
             (series, tier.number, start - tier.span, end),
         ):
-            found.extend(b for b in decode_buckets(data) if start <= b.start < end)
+            found.extend(decode_buckets(data, start, end))
         return found
 
-    def every_target(
-        self, tier: Tier, metrics: Collection[str], start: float, end: float
+    def of_targets(
+        self,
+        targets: Collection[str],
+        tier: Tier,
+        metrics: Collection[str],
+        start: float,
+        end: float,
     ) -> Iterator[tuple[str, str, list[Bucket]]]:
-        """Every target's ``metrics`` from ``start`` to ``end`` (seconds) in buckets of
+        """``targets``' ``metrics`` from ``start`` to ``end`` (seconds) in buckets of
         ``tier`` (five-minute or hourly), as (target, metric, buckets): one pass over the
         file for all of them, where ``aggregates`` per target would read every staged
         batch once per target. A series may come in several parts, in no set order;
-        a bucket is never split between two parts."""
-        if self.empty or not metrics:
+        a bucket is never split between two parts. For a few hundred targets at most
+        (a status page's): they are named in the query."""
+        if self.empty or not metrics or not targets:
             return
         first, last = int(start * 1000), int(end * 1000)
         # One read transaction: the writer compacting staged rows into blocks between two
         # SELECTs would otherwise hide values from both.
         self.db.execute("BEGIN")
         try:
-            names = {
-                int(id_): (str(target), str(metric))
-                for id_, target, metric in self.db.execute(
-                    "SELECT id, target, metric FROM series WHERE metric IN "
-                    f"({', '.join('?' * len(metrics))})",
-                    tuple(metrics),
-                )
-            }
+            names = self._names(metrics, targets)
+            # Their blocks only, through the (series, tier, start) index: of 10,000 targets'
+            # blocks, a page's few hundred.
+            blocks = (
+                "SELECT series, data FROM blocks WHERE tier = ? AND start > ? AND start < ? "
+                f"AND series IN ({', '.join(map(str, sorted(names)))})"
+            )
             row = self.db.execute("SELECT value FROM meta WHERE key = 'rolled'").fetchone()
             rolled = min(last, max(first, int(row[0]) if row else first))
-            for series, data in self.db.execute(
-                "SELECT series, data FROM blocks WHERE tier = ? AND start > ? AND start < ?",
-                (tier.number, first - tier.span, rolled),
-            ):
-                if series in names:
-                    yield (
-                        *names[series],
-                        [b for b in decode_buckets(data) if first <= b.start < rolled],
-                    )
+            for series, data in self.db.execute(blocks, (tier.number, first - tier.span, rolled)):
+                yield (
+                    *names[series],
+                    decode_buckets(data, first, rolled),
+                )
             # An hour is either one raw block or staged, never both (compaction moves it
             # whole), and no bucket spans two hours: each block aggregates on its own.
-            for series, data in self.db.execute(
-                "SELECT series, data FROM blocks WHERE tier = ? AND start > ? AND start < ?",
-                (RAW.number, rolled - RAW.span, last),
-            ):
-                if series in names:
-                    times, (values,) = decode(data)
-                    lo, hi = bisect_left(times, rolled), bisect_left(times, last)
-                    if lo < hi:
-                        yield *names[series], tier_buckets(times[lo:hi], values[lo:hi], tier)
-            staged: dict[int, tuple[array[int], array[float]]] = {}
-            for _, ids, stamps, readings in batches(
-                self.db, "last >= ? AND first < ?", (rolled, last)
-            ):
-                # Per value, so inline: at 10,000 targets a batch holds tens of thousands.
-                for series, t, value in zip(ids, stamps, readings, strict=True):
-                    if series in names and rolled <= t < last:
-                        held = staged.get(series)
-                        if held is None:
-                            held = staged[series] = array("q"), array("d")
-                        held[0].append(t)
-                        held[1].append(value)
+            for series, data in self.db.execute(blocks, (RAW.number, rolled - RAW.span, last)):
+                times, (values,) = decode(data)
+                lo, hi = bisect_left(times, rolled), bisect_left(times, last)
+                if lo < hi:
+                    yield *names[series], tier_buckets(times[lo:hi], values[lo:hi], tier)
+            staged = self._staged_of(names, rolled, last)
         finally:
             self.db.execute("COMMIT")
         for series, (stamps, readings) in staged.items():
@@ -285,6 +271,35 @@ class HistoryReader:
                 *names[series],
                 tier_buckets([stamps[i] for i in order], [readings[i] for i in order], tier),
             )
+
+    def _names(
+        self, metrics: Collection[str], targets: Collection[str]
+    ) -> dict[int, tuple[str, str]]:
+        """Series id → (target, metric), of ``metrics`` of ``targets``."""
+        rows = self.db.execute(
+            "SELECT id, target, metric FROM series "
+            f"WHERE metric IN ({_marks(metrics)}) AND target IN ({_marks(targets)})",
+            (*metrics, *targets),
+        )
+        return {int(id_): (str(target), str(metric)) for id_, target, metric in rows}
+
+    def _staged_of(
+        self, names: Collection[int], rolled: int, last: int
+    ) -> dict[int, tuple[array[int], array[float]]]:
+        """The staged values of series ``names`` with ``rolled <= t < last``, each found
+        in a batch by bisection (a batch is sorted by series)."""
+        staged: dict[int, tuple[array[int], array[float]]] = {}
+        wanted = sorted(names)
+        for _, ids, stamps, readings in batches(self.db, "last >= ? AND first < ?", (rolled, last)):
+            for series in wanted:
+                for at in range(bisect_left(ids, series), bisect_right(ids, series)):
+                    if rolled <= stamps[at] < last:
+                        held = staged.get(series)
+                        if held is None:
+                            held = staged[series] = array("q"), array("d")
+                        held[0].append(stamps[at])
+                        held[1].append(readings[at])
+        return staged
 
     def values(self, target: str, metric: str, start: float, end: float, *, now: float) -> Values:
         """``metric`` of ``target`` from ``start`` to ``end`` (seconds, end excluded) at
@@ -319,3 +334,8 @@ class HistoryReader:
             step_ms,
             combine(self._stored_buckets(series, tier, first, last), step_ms),
         )
+
+
+def _marks(values: Collection[object]) -> str:
+    """SQL placeholders for ``values``: ``?, ?, ?``."""
+    return ", ".join("?" * len(values))

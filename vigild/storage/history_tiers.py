@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from itertools import groupby
 from typing import Literal, NamedTuple
 
-from vigild.storage.chunks import decode, encode, keep_bits
+from vigild.storage.chunks import MAX_TIME, decode, encode, keep_bits
 
 __all__ = [
     "FIVE_MINUTE",
@@ -157,9 +157,12 @@ def combine(buckets: Iterable[Bucket], step: int) -> list[Bucket]:
     return merged
 
 
-def decode_buckets(block: bytes) -> list[Bucket]:
+def decode_buckets(block: bytes, start: int = -MAX_TIME, end: int = MAX_TIME) -> list[Bucket]:
+    """The block's buckets that start from ``start`` to ``end`` (ms, excluded): only
+    those become objects."""
     times, columns = decode(block)
-    return [Bucket(*row) for row in zip(times, *columns, strict=True)]
+    lo, hi = bisect_left(times, start), bisect_left(times, end)
+    return [Bucket(*row) for row in zip(times[lo:hi], *(c[lo:hi] for c in columns), strict=True)]
 
 
 def encode_buckets(buckets: Sequence[Bucket]) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import sqlite3
 from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
@@ -18,7 +19,7 @@ from vigild.alerting.silences import Silences
 from vigild.assembly import load
 from vigild.config import SilenceConfig
 from vigild.daemon.history import BUCKET, SLOTS, WEEK, PageHistory, Points, Series
-from vigild.daemon.page import refresh_seconds, render, render_week, snapshot, week
+from vigild.daemon.page import Snapshot, WeekSnapshot, refresh_seconds, render, render_week
 from vigild.daemon.sparklines import latency_line, up_strip, uptime
 from vigild.events import ProbeResult
 from vigild.model import Observation
@@ -189,14 +190,26 @@ def test_a_missing_file_shows_no_history() -> None:
     assert recent.points == NONE and recent.week == (0, 0)
 
 
-def test_targets_no_longer_shown_are_forgotten(tmp_path: Path) -> None:
-    recorded = Recorded(tmp_path / "h.db", FakeClock(START))
-    recorded.record([reading("kept", START), reading("gone", START)])
-    page = recorded.page()
-    page.recent(["kept", "gone"], START + 3 * BUCKET)
-    assert sorted(page.series) == ["gone", "kept"]
-    page.recent(["kept"], START + 4 * BUCKET)
-    assert list(page.series) == ["kept"]
+def test_only_the_targets_shown_last_are_kept_and_one_shown_again_is_read_again(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock(START)
+    recorded = Recorded(tmp_path / "h.db", clock)
+    for _ in range(3):
+        recorded.record([reading(name, clock(), up=name != "b") for name in "abc"])
+        clock.advance(BUCKET)
+    page = PageHistory(tmp_path / "h.db", Retention(), capacity=2)
+    first = page.recent(["a", "b"], clock())
+    assert list(page.series) == ["a", "b"]
+    page.recent(["c"], clock())
+    assert list(page.series) == ["b", "c"]  # the least recently shown is dropped
+    recorded.record([reading(name, clock()) for name in "abc"])
+    clock.advance(BUCKET)
+    again = page.recent(["a", "b"], clock())
+    assert list(page.series) == ["a", "b"]
+    assert again == recorded.page().recent(["a", "b"], clock())
+    assert [r.week for r in first] == [(3, 3), (0, 3)]
+    assert [r.week for r in again] == [(4, 4), (1, 4)]
 
 
 # -- page -----------------------------------------------------------------
@@ -285,17 +298,16 @@ type = "host"
         engine.observe(name, verdicts, clock())
     flush(engine, db, clock())
     clock.advance(125)
-    document = board.document(config, engine, clock())
+    moment = board.moment(config, engine, clock())
     if target is None:
-        snap = snapshot(document, board, recorded.page(), refresh=refresh_seconds(30), now=clock())
-        html = render(snap, config.secrets)
+        html = render(Snapshot(moment, recorded.page(), refresh_seconds(30)), config.secrets)
     else:
-        found = week(document, target, recorded.reader, refresh=30, now=clock())
+        found = render_week(WeekSnapshot(moment, target, recorded.reader, 30), config.secrets)
         assert found is not None
-        html = render_week(found, config.secrets)
+        html = found
     recorded.close()
     db.close()
-    return html, document
+    return html, moment.document()
 
 
 def _row(html: str, name: str) -> str:
@@ -388,14 +400,20 @@ def test_the_7_day_view_escapes_everything_and_redacts_secrets(
     assert "100 %</span> up in the last 7 days" in web
 
 
-def test_the_7_day_view_is_only_of_a_listed_target() -> None:
-    document: dict[str, Any] = {"targets": [{"name": "api"}]}
-    assert week(document, "other", _no_reader, refresh=30, now=START) is None
-    assert week(document, "api", _no_reader, refresh=30, now=START) is not None
+def test_the_7_day_view_is_only_of_a_listed_target(tmp_path: Path) -> None:
+    config_file = tmp_path / "t.toml"
+    config_file.write_text(
+        '[daemon]\nstate_path = "state.db"\n[[targets]]\nname = "api"\ntype = "host"\n'
+    )
+    config = load(config_file)
+    engine = Engine((), (), flap_limit=4, redact=config.redact)
+    moment = Board().moment(config, engine, START)
+    assert render_week(WeekSnapshot(moment, "other", _no_reader, 30), frozenset()) is None
+    assert render_week(WeekSnapshot(moment, "api", _no_reader, 30), frozenset()) is not None
 
 
 def _no_reader() -> HistoryReader:
-    raise AssertionError("not read")
+    raise sqlite3.OperationalError("no file yet")
 
 
 def test_sparklines_draw_gaps_and_merge_runs() -> None:
@@ -453,15 +471,13 @@ def test_control_characters_in_names_are_escaped_in_report_page_and_metrics(
     board.record("box", observation, verdicts)
     engine.observe(name, verdicts, START)
     flush(engine, db, START)
-    document = board.document(config, engine, START)
-
-    report = text_report(document)
+    moment = board.moment(config, engine, START)
+    report = text_report(moment.document())
     assert "  box/evil\\x1b[2J\\rname  DOWN  gone\\x07 away" in report
     assert not any(c in report for c in "\x1b\r\x07")
 
     page = PageHistory(tmp_path / "h.db", Retention())
-    snap = snapshot(document, board, page, refresh=30, now=START)
-    html = render(snap, config.secrets)
+    html = render(Snapshot(moment, page, 30), config.secrets)
     assert 'data-target="box/evil\\x1b[2J\\rname"' in html
     assert not any(c in html for c in "\x1b\r\x07")
 
@@ -488,12 +504,10 @@ def test_a_discovered_target_names_its_container_in_the_status_and_on_the_page(
     config = replace(load(config_file), sources={"web/http": "shop-web-1"})
     clock = FakeClock(START)
     engine = Engine((), (), flap_limit=4, redact=config.redact)
-    document = Board().document(config, engine, clock())
-    web, db = document["targets"]
+    moment = Board().moment(config, engine, clock())
+    web, db = moment.document()["targets"]
     assert web["discovered"] == {"container": "shop-web-1"}
     assert "discovered" not in db
-    snap = snapshot(
-        document, Board(), PageHistory(tmp_path / "h.db", Retention()), refresh=30, now=clock()
-    )
+    snap = Snapshot(moment, PageHistory(tmp_path / "h.db", Retention()), 30)
     row = _row(render(snap, config.secrets), "web/http")
     assert "http · http://127.0.0.1:1/ · from container shop-web-1</small>" in row

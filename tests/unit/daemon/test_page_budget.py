@@ -10,14 +10,13 @@ import pytest
 from vigild.alerting.engine import Engine
 from vigild.assembly import load
 from vigild.daemon.history import PageHistory
-from vigild.daemon.page import render, snapshot
+from vigild.daemon.page import Snapshot, render
 from vigild.daemon.sparklines import Budget, budget_bar
 from vigild.derived import Derived
 from vigild.model import Observation
 from vigild.status import Board
 from vigild.storage import Database
 from vigild.storage.history_tiers import Retention
-from vigild.testing import FakeClock
 from vigild.thresholds import evaluate
 
 START = 1_800_000_000.0
@@ -52,7 +51,6 @@ def test_page_draws_the_bar_of_a_target_with_an_slo(tmp_path: Path) -> None:
         '[[targets]]\nname = "plain"\ntype = "http"\nurl = "http://127.0.0.1:2/"\n'
     )
     config = load(config_file)
-    clock = FakeClock(START)
     board = Board()
     derived = Derived.of(config.targets[0], config.rules["web"])
     assert derived is not None
@@ -64,9 +62,8 @@ def test_page_draws_the_bar_of_a_target_with_an_slo(tmp_path: Path) -> None:
     board.record("plain", plain, evaluate(plain, config.rules["plain"]))
     db = Database(tmp_path / "state.db")
     engine = Engine(db.alerts.load(), (), flap_limit=4, redact=config.redact)
-    document = board.document(config, engine, clock())
     history = PageHistory(tmp_path / "h.db", Retention())
-    html = render(snapshot(document, board, history, refresh=30, now=START), config.secrets)
+    html = render(Snapshot(board.moment(config, engine, START), history, 30), config.secrets)
     db.close()
     web = re.search(r'<tr class="target [^"]*" data-target="web".*?</tr>', html, re.S)
     assert web is not None

@@ -17,7 +17,7 @@ from vigild.alerting.silences import Silences
 from vigild.assembly import load
 from vigild.config import SilenceConfig
 from vigild.daemon.history import BUCKET, SLOTS, WEEK, Points
-from vigild.daemon.page import refresh_seconds, render, render_week, snapshot, week
+from vigild.daemon.page import Snapshot, WeekSnapshot, refresh_seconds, render, render_week
 from vigild.daemon.sparklines import up_strip, uptime
 from vigild.model import Observation
 from vigild.status import Board
@@ -95,14 +95,15 @@ port = 5432
     engine.policy.silences.add(
         SilenceConfig.model_validate({"matchers": {"target": "db"}, "duration": "1h"}), NOW
     )
-    document = board.document(config, engine, NOW)
+    moment = board.moment(config, engine, NOW)
     if target is None:
-        snap = snapshot(document, board, recorded.page(), refresh=refresh_seconds(30), now=NOW)
-        html = render(snap, config.secrets)
+        html = render(Snapshot(moment, recorded.page(), refresh_seconds(30)), config.secrets)
     else:
-        found = week(document, target, recorded.reader, refresh=refresh_seconds(30), now=NOW)
+        found = render_week(
+            WeekSnapshot(moment, target, recorded.reader, refresh_seconds(30)), config.secrets
+        )
         assert found is not None
-        html = render_week(found, config.secrets)
+        html = found
     recorded.close()
     db.close()
     return html
@@ -224,9 +225,8 @@ def test_every_value_is_escaped_by_the_template_even_in_attributes(tmp_path: Pat
     db = Database(tmp_path / "state.db")
     engine = Engine(db.alerts.load(), (), flap_limit=4, redact=config.redact)
     board = Board()
-    document = board.document(config, engine, NOW)
     history = Recorded(tmp_path / "h.db", FakeClock(NOW)).page()
-    html = render(snapshot(document, board, history, refresh=30, now=NOW), config.secrets)
+    html = render(Snapshot(board.moment(config, engine, NOW), history, 30), config.secrets)
     db.close()
     assert 'data-target="x&#34; onmouseover=&#34;alert(1)"' in html
     assert 'onmouseover="' not in html and '<span id="instance">a&#34;b</span>' in html
