@@ -88,6 +88,8 @@ class Snapshot:
     refresh: float
     page: int = 1
     """Which ``ROWS`` targets, when there are more."""
+    target: str | None = None
+    """A target whose page is shown instead: a message's link to its row."""
 
     @property
     def now(self) -> float:
@@ -174,8 +176,10 @@ def render(snap: Snapshot, secrets: frozenset[str]) -> str:
     # event loop too.
     listed = moment.listed()
     states = [moment.state(name) for _, name in listed]
-    shown, paging = page_of(states, snap.page)
-    names = [listed[i][1] for i in shown]
+    names = [name for _, name in listed]
+    holding = names.index(snap.target) if snap.target in names else None
+    shown, paging = page_of(states, snap.page, holding=holding)
+    names = [names[i] for i in shown]
     # Names as the history file has them: before redaction.
     recents = snap.history.recent(names, now)
     counts = _counts(moment, listed)

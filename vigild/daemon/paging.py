@@ -30,16 +30,19 @@ class Paging:
 
 
 def page_of(
-    states: Sequence[str], number: int, rows: int = ROWS
+    states: Sequence[str], number: int, rows: int = ROWS, *, holding: int | None = None
 ) -> tuple[Sequence[int], Paging | None]:
     """Which of the entries whose row colours are ``states`` page ``number`` lists (any
-    number: the nearest page there is), as their places in the order listed, and where
-    the page is among the pages; None when one page lists them all."""
+    number: the nearest page there is), or the page that lists entry ``holding``, as
+    their places in the order listed, and where the page is among the pages; None when
+    one page lists them all."""
     if len(states) <= rows:
         return range(len(states)), None
     problem = [state in PROBLEMS for state in states]
     order = sorted(range(len(states)), key=lambda i: not problem[i])  # stable: config order
     pages = -(-len(states) // rows)
+    if holding is not None:
+        number = order.index(holding) // rows + 1
     number = min(max(number, 1), pages)
     at = (number - 1) * rows
     shown = order[at : at + rows]

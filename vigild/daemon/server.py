@@ -55,7 +55,7 @@ def make_app(
     cookie: str,
     unix_socket: bool = False,
     clock: Callable[[], float] = time.time,
-    page: Callable[[int], Snapshot] | None = None,
+    page: Callable[[int, str | None], Snapshot] | None = None,
     history: Callable[[Mapping[str, str], float], dict[str, Any]] | None = None,
     pushes: PushReceiver | None = None,
     week: Callable[[str], WeekSnapshot] | None = None,
@@ -130,13 +130,14 @@ def make_app(
             number = int(request.query.get("page", "1"))
         except ValueError:
             number = 1
+        target = request.query.get("target")
 
         async def build() -> str | None:
             # The snapshot is taken on the loop, where the engine lives; the document,
             # the history and the HTML are built in a thread.
-            return await asyncio.to_thread(render, page(number), secrets())
+            return await asyncio.to_thread(render, page(number, target), secrets())
 
-        html = await pages.get(("page", number), build)
+        html = await pages.get(("page", number, target), build)
         assert html is not None
         return web.Response(
             text=html,

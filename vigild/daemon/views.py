@@ -38,8 +38,8 @@ class Views:
     def _refresh(self) -> float:
         return refresh_seconds(self._config().daemon.interval)
 
-    def page(self, number: int) -> Snapshot:
-        return Snapshot(self.moment(), self._page_history, self._refresh(), number)
+    def page(self, number: int, target: str | None = None) -> Snapshot:
+        return Snapshot(self.moment(), self._page_history, self._refresh(), number, target)
 
     def week(self, target: str) -> WeekSnapshot:
         writer = self._runtime.history_writer

@@ -388,7 +388,7 @@ def test_the_7_day_view_escapes_everything_and_redacts_secrets(
     html, _ = _page(tmp_path / "db", monkeypatch, FakeClock(START), "<b>db</b>")
     assert "<b>db</b>" not in html
     assert '<span class="name">&lt;b&gt;db&lt;/b&gt;</span>: last 7 days' in html
-    assert '<a href="./#target-%3Cb%3Edb%3C/b%3E">' in html
+    assert '<a href="./?target=%3Cb%3Edb%3C/b%3E#target-%3Cb%3Edb%3C/b%3E">' in html
     assert "down: connection refused" in html
     parser = Balanced()
     parser.feed(html)

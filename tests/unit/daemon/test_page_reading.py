@@ -173,7 +173,7 @@ def test_the_7_day_view_of_a_target(tmp_path: Path, local_zone: str) -> None:
     assert 'viewBox="0 0 2016 10"' in html
     start = round(NOW - NOW % BUCKET + BUCKET - WEEK)
     assert f"api/history?target=api&amp;metric=up&amp;from={start}&amp;step=5m" in html
-    assert '<a href="./#target-api">all targets</a>' in html
+    assert '<a href="./?target=api#target-api">all targets</a>' in html
 
 
 def test_times_are_local_with_the_zone_named(tmp_path: Path, local_zone: str) -> None:

@@ -75,3 +75,14 @@ def test_a_big_setups_page_lists_a_page_of_targets_and_of_alerts(tmp_path: Path)
     rows = re.findall(r'<tr class="target state-(\w+)" data-target="t(\d+)"', second)
     last_down = [i for i in range(count) if i not in up][ROWS:]
     assert rows == [("critical", str(i)) for i in last_down] + [("ok", str(i)) for i in up]
+    # A message links to its target's row with ?target=: the page that lists it.
+    linked = render(Snapshot(moment, history, 30, 1, f"t{up[-1]}"), frozenset())
+    assert f'data-target="t{up[-1]}"' in linked and "page 2 of 2" in linked
+    unknown = render(Snapshot(moment, history, 30, 1, "no such target"), frozenset())
+    assert "page 1 of 2" in unknown
+
+
+def test_the_page_holding_an_entry() -> None:
+    assert page_of(STATES, 1, rows=3, holding=7) == page_of(STATES, 2, rows=3)
+    assert page_of(STATES, 3, rows=3, holding=1) == page_of(STATES, 1, rows=3)
+    assert page_of(STATES, 2, rows=8, holding=4) == (range(8), None)

@@ -278,8 +278,10 @@ def _tag(event: AlertEvent) -> str:
 
 
 def row_link(page_url: str, target: str) -> str:
-    """The target's row on the status page at ``page_url`` (``[daemon] external_url``)."""
-    return f"{page_url.rstrip('/')}/#target-{quote(target, safe='')}"
+    """The target's row on the status page at ``page_url`` (``[daemon] external_url``):
+    ``?target=`` opens the page that lists it when there are more targets than a page."""
+    name = quote(target, safe="")
+    return f"{page_url.rstrip('/')}/?target={name}#target-{name}"
 
 
 def details(

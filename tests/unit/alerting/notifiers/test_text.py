@@ -263,11 +263,14 @@ def test_a_value_below_its_line_is_shown_below_it() -> None:
 
 def test_the_status_page_link_is_there_only_when_external_url_is_set() -> None:
     shown = message("down")
-    assert "status page: https://vigil.example.net/#target-db" in text.body(
+    assert "status page: https://vigil.example.net/?target=db#target-db" in text.body(
         shown, page_url=PAGE, markdown=False
     )
     assert "status page" not in text.body(shown, markdown=False)
-    assert text.row_link("http://h:9469", "web/app 1") == "http://h:9469/#target-web%2Fapp%201"
+    assert (
+        text.row_link("http://h:9469", "web/app 1")
+        == "http://h:9469/?target=web%2Fapp%201#target-web%2Fapp%201"
+    )
 
 
 def test_a_group_title_counts_by_kind_and_names_targets_once() -> None:
@@ -295,16 +298,17 @@ def test_webhook_and_pagerduty_speak_as_the_title_does() -> None:
         "target api · https://api.example.net/health on unraid\n"
         "since 2024-05-01 12:03:04 UTC\n"
         "runbook: https://wiki.example/api-latency\n"
-        "status page: https://vigil.example.net/#target-api"
+        "status page: https://vigil.example.net/?target=api#target-api"
     )
     # The numbers stay plain numbers, as Alertmanager's receivers parse them.
     assert (alert["annotations"]["value"], alert["annotations"]["threshold"]) == ("12.34", "10")
     options = PagerDutyOptions(routing_key="k" * 32)
     [trigger] = pagerduty_events(shown, options, "http://127.0.0.1:9469", "unraid", PAGE)
     assert trigger["payload"]["summary"] == text.title(shown)
-    assert {"href": "https://vigil.example.net/#target-api", "text": "Status page"} in trigger[
-        "links"
-    ]
+    assert {
+        "href": "https://vigil.example.net/?target=api#target-api",
+        "text": "Status page",
+    } in trigger["links"]
 
 
 # ---------------------------------------------------------------------------
@@ -360,7 +364,7 @@ async def test_apprise_converts_markdown_for_a_service_that_takes_html(
     await apprise_notifier(session, url).send(message("down"))
     [request] = await receiver.wait_for(1)
     assert "<code>db</code>" in request.json["message"]
-    assert '<a href="https://vigil.example.net/#target-db">' in request.json["message"]
+    assert '<a href="https://vigil.example.net/?target=db#target-db">' in request.json["message"]
 
 
 def test_discord_is_sent_as_markdown_so_it_gets_a_coloured_embed(
