@@ -605,6 +605,26 @@ async def test_once_notifies_firing_once_and_resolved_once(
     assert len(await receiver.wait_quiet(0.2)) == 4
 
 
+async def test_an_alert_of_a_target_removed_while_stopped_resolves_at_the_next_run(
+    tmp_path: Path, target_server: TargetServer, receiver: Receiver
+) -> None:
+    target_server.status = 503
+    hook = webhook_notifier("hook", receiver.url("/hook"))
+    config = write_config(tmp_path, http_target("web", target_server.url()) + hook)
+    assert (await once(config)).returncode == 2
+    [firing] = await receiver.wait_for(1)
+    # The target leaves the config between two runs: its page must not stay open for
+    # ever (a reload resolves it the same way).
+    config = write_config(tmp_path, http_target("api", target_server.url()) + hook)
+    target_server.status = 200
+    done = await once(config)
+    assert done.returncode == 0, done.stderr
+    [_, resolved] = await receiver.wait_for(2)
+    assert resolved.json["status"] == "resolved"
+    assert resolved.json["alerts"][0]["fingerprint"] == firing.json["alerts"][0]["fingerprint"]
+    assert "open alerts" not in done.stdout
+
+
 async def test_once_exit_code_ignores_for_but_notifications_follow_it(
     tmp_path: Path, target_server: TargetServer, receiver: Receiver
 ) -> None:

@@ -4,6 +4,7 @@ Engine-API-shaped server of tests/docker_api.py, alerts at a real webhook receiv
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 from pathlib import Path
@@ -179,6 +180,40 @@ async def test_check_config_discover_says_what_each_container_would_become(
     assert "  shop-web-1 → web (container), web/http (http http://172.17.0.2:7080/health)" in lines
     assert any(line.startswith("  cache: skipped, label vigild.interval: ") for line in lines)
     assert "  db: skipped, target 'db' is taken" in lines
+
+
+async def test_once_probes_the_containers_discovery_finds_now(
+    docker_engine: FakeEngine, tmp_path: Path
+) -> None:
+    docker_engine.run("shop-web-1", labels={**ALERTING, SERVICE: "web"}, **hungry())
+
+    async def once(engine_url: str) -> tuple[int, dict[str, Any], str]:
+        path = write_config(
+            tmp_path,
+            listen_address(),
+            f"[discovery.containers]\nengine = {toml_str(engine_url)}\n"
+            '[[targets]]\nname = "self"\ntype = "host"\n',
+        )
+        done = await run("--once", "--format", "json", "--config", str(path))
+        return done.returncode, json.loads(done.stdout), done.stderr
+
+    code, report, log = await once(docker_engine.url)
+    assert code == 2, log  # critical: web uses 90 % of its memory
+    [web] = [t for t in report["targets"] if t["name"] == "web"]
+    assert web["discovered"] == {"container": "shop-web-1"}
+    # (The host itself may have an alert of its own on a busy machine.)
+    assert ("web", "critical") in [(a["target"], a["severity"]) for a in report["alerts"]]
+    # The engine down: the file's targets are probed, and web's alert is not resolved
+    # on a guess.
+    code, report, log = await once("unix://" + str(tmp_path / "none.sock"))
+    assert "container discovery cannot list containers" in log
+    assert [t["name"] for t in report["targets"]] == ["self"]
+    assert "web" in [a["target"] for a in report["alerts"]]
+    # The engine says the container is gone: its alert resolves.
+    docker_engine.remove("shop-web-1")
+    code, report, log = await once(docker_engine.url)
+    assert [t["name"] for t in report["targets"]] == ["self"]
+    assert "web" not in [a["target"] for a in report["alerts"]], log
 
 
 async def test_a_reload_keeps_the_discovered_targets(

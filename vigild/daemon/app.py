@@ -128,7 +128,9 @@ class Daemon:
 
     async def setup(self) -> None:
         self._expect("new", "set up")
-        self.runtime = await Runtime(self._config, clock=self.clock).open(watchers=self._watchers)
+        self.runtime = await Runtime(self._config, clock=self.clock).open(
+            watchers=self._watchers, undiscovered=self._config.discovery.containers is not None
+        )
         # Only once the state lock is ours: a second daemon refused by the lock must not
         # replace the running one's cookie.
         self._cookie_path = cookie_path(self.config.daemon.state_path)

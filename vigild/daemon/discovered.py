@@ -11,7 +11,28 @@ from vigild.discovery import ContainerDiscovery
 from vigild.engine_api import connect
 from vigild.probes.container import RETIRED
 
-__all__ = ["fresh", "removed", "start_discovery"]
+__all__ = ["discovered_once", "fresh", "removed", "start_discovery"]
+
+
+async def _nothing() -> None:
+    """``vigild --once`` looks once and follows nothing: no change to apply."""
+
+
+async def discovered_once(config: Config) -> tuple[Config, bool]:
+    """``config`` with the targets its labelled containers give now (``vigild --once``),
+    and whether the engine answered (when not, ``config`` as it is)."""
+    settings = config.discovery.containers
+    if settings is None:
+        return config, True
+    discovery = ContainerDiscovery(
+        settings, connect(settings.engine, secrets=lambda: config.secrets), _nothing
+    )
+    try:
+        if await discovery.look():
+            return discovery.merged(config), True
+        return config, False
+    finally:
+        await discovery.client.close()
 
 
 def start_discovery(

@@ -30,7 +30,12 @@ class OnceResult:
 
 
 async def run_once(config: Config, output: str = "text") -> OnceResult:
-    runtime = await Runtime(config).open(lock_wait=lock_wait())
+    answered = True
+    if config.discovery.containers is not None:
+        from vigild.daemon.discovered import discovered_once
+
+        config, answered = await discovered_once(config)
+    runtime = await Runtime(config).open(lock_wait=lock_wait(), undiscovered=not answered)
     try:
         await runtime.run_cycle()
         parts = runtime.parts

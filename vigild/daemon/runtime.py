@@ -106,11 +106,16 @@ class Runtime:
         """Derived metrics built with the parts, not yet warmed from the history."""
 
     async def open(
-        self, lock_wait: float = 0.0, watchers: Callable[[Database], Watchers] | None = None
+        self,
+        lock_wait: float = 0.0,
+        watchers: Callable[[Database], Watchers] | None = None,
+        *,
+        undiscovered: bool = False,
     ) -> Self:
         """Lock and open the state file, build the parts of the config.
 
         ``watchers``: what ``vigild run`` adds to the subscribers, made on the state file.
+        ``undiscovered``: the targets container discovery adds are not in the config yet.
         """
         self.db = await Database.open(self._config.daemon.state_path, lock_wait=lock_wait)
         self.session = make_session(self._config.daemon.concurrency)
@@ -125,6 +130,15 @@ class Runtime:
         self.cycles = Cycles(self.db, clock=self.clock, wake=self._wake)
         self._watchers = watchers(self.db) if watchers is not None else None
         self.parts = self._build(self._config, None)
+        # What a config changed while vigild was stopped no longer watches resolves now,
+        # as at a reload; a discovered target's alerts wait for discovery to say.
+        watching = self._watching(self._config)
+        self.parts.engine.retain(
+            lambda target, metric: (
+                watching(target, metric) or (undiscovered and self._config.owner_of(target) is None)
+            ),
+            self.clock(),
+        )
         # In a thread: a large history takes a while, and the loop serves meanwhile.
         await asyncio.to_thread(self._warm, self._config, WARM_AT_START)
         states = self.db.probe_states.load()
@@ -321,17 +335,22 @@ class Runtime:
                 log.warning("change takes effect after a restart", key=f"daemon.{key}")
         if old.config.history != config.history:
             log.warning("change takes effect after a restart", key="history")
+        parts.engine.retain(self._watching(config), self.clock(), notes)
+        self.board.retain(config.owner_of)
+        return old
+
+    @staticmethod
+    def _watching(config: Config) -> Callable[[str, str], bool]:
+        """Whether ``config`` watches a target's (or a container's) metric."""
         rules = config.rules
 
-        def still_watched(observed: str, metric: str) -> bool:
+        def watched(observed: str, metric: str) -> bool:
             owner = config.owner_of(observed)
             return owner is not None and (
                 metric in rules[owner] or base_metric(metric) in rules[owner]
             )
 
-        parts.engine.retain(still_watched, self.clock(), notes)
-        self.board.retain(config.owner_of)
-        return old
+        return watched
 
     async def retire(self, old: Parts) -> None:
         """Stop what the swapped-out parts run, and let the new delivery begin."""

@@ -156,6 +156,18 @@ class ContainerDiscovery:
         listed = await self.client.list_containers({self.settings.enable_label: "true"})
         return [Container.from_listing(item) for item in listed]
 
+    async def look(self, *, quiet: bool = False) -> bool:
+        """List the engine's containers once (``vigild --once`` does only this); whether
+        the engine answered. A failure is logged unless ``quiet``."""
+        try:
+            listed = await self.list()
+        except EngineError as exc:
+            if not quiet:
+                log.warning("container discovery cannot list containers", error=str(exc))
+            return False
+        self._update({c.name: c for c in listed}, self._clock())
+        return True
+
     def start(self) -> None:
         self._task = spawn(self.run(), name="container-discovery")
 
@@ -188,17 +200,10 @@ class ContainerDiscovery:
         before = (dict(self.containers), set(self.leaving))
         if self._stale or now >= self._next_resync:
             self._stale = False
-            try:
-                listed = await self.list()
-            except EngineError as exc:
-                if not self._failing:  # once an outage: the reconnect tries again
-                    log.warning("container discovery cannot list containers", error=str(exc))
-                self._failing = True
-                self._next_resync = now + min(self._resync, self._backoff[1])
-            else:
-                self._failing = False
-                self._next_resync = now + self._resync
-                self._update({c.name: c for c in listed}, now)
+            # Logged once an outage: the reconnect tries again.
+            self._failing = not await self.look(quiet=self._failing)
+            wait = min(self._resync, self._backoff[1]) if self._failing else self._resync
+            self._next_resync = now + wait
         for name, when in list(self.leaving.items()):
             if when <= now:
                 del self.leaving[name], self.containers[name]
