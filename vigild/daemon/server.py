@@ -19,7 +19,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import StreamReader, web
@@ -28,7 +28,6 @@ from pydantic import ValidationError
 
 from vigild.alerting.silences import Silences
 from vigild.config import DaemonConfig, SilenceConfig
-from vigild.daemon.page import Snapshot, WeekSnapshot, render, render_week
 from vigild.daemon.push import PushReceiver, UnknownKey
 from vigild.daemon.shared import SharedBuilds
 from vigild.fields import is_loopback, split_listen, unix_listen
@@ -36,6 +35,9 @@ from vigild.probes.push import Tail
 from vigild.redaction import redact_exposition, redact_values
 from vigild.status import Moment
 from vigild.storage.errors import StateFileError
+
+if TYPE_CHECKING:
+    from vigild.daemon.page import Snapshot, WeekSnapshot
 
 __all__ = ["make_app", "open_site"]
 
@@ -125,6 +127,9 @@ def make_app(
         return json_response(document)
 
     async def status_page(request: web.Request) -> web.Response:
+        # The pages' code (sparklines, markupsafe) loads with the first page asked for.
+        from vigild.daemon.page import render
+
         assert page is not None
         try:
             number = int(request.query.get("page", "1"))
@@ -146,6 +151,9 @@ def make_app(
         )
 
     async def week_page(request: web.Request) -> web.Response:
+        # The pages' code (sparklines, markupsafe) loads with the first page asked for.
+        from vigild.daemon.page import render_week
+
         assert week is not None
         target = request.query.get("target", "")
 

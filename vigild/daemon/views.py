@@ -5,15 +5,17 @@ render in a thread."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vigild.assembly import Config
 from vigild.daemon.history import PageHistory
-from vigild.daemon.page import Snapshot, WeekSnapshot, refresh_seconds
 from vigild.daemon.recorder import history_document
 from vigild.daemon.runtime import Runtime
 from vigild.status import Moment
 from vigild.storage.history_reader import HistoryReader
+
+if TYPE_CHECKING:
+    from vigild.daemon.page import Snapshot, WeekSnapshot
 
 __all__ = ["Views"]
 
@@ -36,12 +38,20 @@ class Views:
         return runtime.board.moment(self._config(), runtime.parts.engine, self._clock())
 
     def _refresh(self) -> float:
+        # The pages' code (sparklines, markupsafe) loads with the first page asked for.
+        from vigild.daemon.page import refresh_seconds
+
         return refresh_seconds(self._config().daemon.interval)
 
     def page(self, number: int, target: str | None = None) -> Snapshot:
+        # The pages' code (sparklines, markupsafe) loads with the first page asked for.
+        from vigild.daemon.page import Snapshot
+
         return Snapshot(self.moment(), self._page_history, self._refresh(), number, target)
 
     def week(self, target: str) -> WeekSnapshot:
+        from vigild.daemon.page import WeekSnapshot
+
         writer = self._runtime.history_writer
         return WeekSnapshot(
             self.moment(),
