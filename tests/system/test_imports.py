@@ -116,7 +116,7 @@ async def test_once_imports_apprise_when_it_sends_through_it(
     code, loaded = await once_modules(tmp_path, config)
     assert code == 2
     assert [r.path for r in receiver.requests].count("/chat") == 1
-    assert heavy(loaded) == ["apprise"]
+    assert "apprise" in loaded
 
 
 async def test_a_daemon_loads_the_status_page_with_the_first_page_asked_for(
@@ -133,12 +133,6 @@ async def test_a_daemon_loads_the_status_page_with_the_first_page_asked_for(
     assert code == 0, stderr
     found: dict[str, Any] = json.loads(stdout.splitlines()[-1])
     assert found["ready"]
-    assert heavy(found["started"]) == ["aiohttp.web", "prometheus_client", "apscheduler"]
-    assert heavy(found["paged"]) == [
-        "jinja2",
-        "markupsafe",
-        "vigild.daemon.page",
-        "aiohttp.web",
-        "prometheus_client",
-        "apscheduler",
-    ]
+    page = ["jinja2", "markupsafe", "vigild.daemon.page"]
+    assert [m for m in [*page, "apprise", "psutil"] if m in found["started"]] == []
+    assert [m for m in page if m in found["paged"]] == page
