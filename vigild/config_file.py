@@ -9,12 +9,14 @@ cookie stands in for) is unset. ``vigild.assembly.load`` reads the whole file.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from vigild.config import NOT_SUPPORTED_YET_DAEMON_KEYS, ConfigError, DaemonConfig
 from vigild.problems import Problems, known_keys, reason
@@ -68,6 +70,13 @@ def daemon_config(problems: Problems, raw: dict[str, Any]) -> DaemonConfig | Non
     known = {k: v for k, v in raw.items() if k not in NOT_SUPPORTED_YET_DAEMON_KEYS}
     try:
         return DaemonConfig(**known)
+    except SettingsError as exc:
+        # A VIGILD_ variable of a table key is JSON; pydantic-settings names the key in
+        # its message only.
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = f"VIGILD_{field[1].upper()}" if field else "a VIGILD_ variable"
+        problems.problem((f"{name} (environment)",), f"not valid JSON: {exc.__cause__ or exc}")
+        return None
     except ValidationError as exc:
         for err in exc.errors():
             key = str(err["loc"][0]) if err["loc"] else ""

@@ -247,6 +247,19 @@ def test_daemon_keys_from_the_environment(tmp_path: Path, monkeypatch: pytest.Mo
     assert any("VIGILD_INTERVAL (environment): invalid duration 'often'" in p for p in found)
 
 
+def test_external_labels_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = '[daemon]\nexternal_labels = { site = "attic", env = "test" }\n' + MINIMAL
+    monkeypatch.setenv("VIGILD_EXTERNAL_LABELS", '{"env": "prod"}')  # JSON, over the file's
+    assert load(write(tmp_path, text)).daemon.external_labels == {"site": "attic", "env": "prod"}
+    monkeypatch.setenv("VIGILD_EXTERNAL_LABELS", "env=prod")  # a problem, not a traceback
+    assert problems(tmp_path, text) == [
+        f"{tmp_path / 'thresholds.toml'}: VIGILD_EXTERNAL_LABELS (environment): "
+        "not valid JSON: Expecting value: line 1 column 1 (char 0)"
+    ]
+
+
 def test_fleet_identity_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     daemon = load(write(tmp_path, MINIMAL)).daemon
     assert (daemon.instance, daemon.external_labels, daemon.replica) == (
