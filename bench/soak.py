@@ -5,7 +5,7 @@ of them are served by this script's own server (``--serve``, a child
 process): they answer 200, then 503 for ``--flap-period`` seconds, then 200
 again, and so on, all in step, and stop flapping (200 for good) early enough
 for the last recovery to be told. vigild's ``webhook`` notifier posts to the
-same server, which counts the alerts it receives by status.
+same server, which counts the alerts it receives by status and target.
 
 Every flip is one alert event: the up→down flips fire, the down→up flips
 resolve. ``flap_limit`` is set out of reach and ``repeat_interval`` beyond
@@ -47,7 +47,9 @@ SETTLE_INTERVALS = 5
 def serve(port: int, epoch: float, period: float, until: float) -> None:
     from aiohttp import web
 
-    counts: dict[str, int] = {"messages": 0, "firing": 0, "resolved": 0}
+    counts: dict[str, Any] = {"messages": 0, "firing": 0, "resolved": 0}
+    by_target: dict[str, dict[str, int]] = {}
+    why: dict[str, int] = {}
 
     def down() -> bool:
         now = time.time()
@@ -62,11 +64,17 @@ def serve(port: int, epoch: float, period: float, until: float) -> None:
         payload = await request.json()
         counts["messages"] += 1
         for alert in payload["alerts"]:
-            counts[alert["status"]] = counts.get(alert["status"], 0) + 1
+            status = alert["status"]
+            counts[status] = counts.get(status, 0) + 1
+            of_target = by_target.setdefault(alert["labels"]["target"], {})
+            of_target[status] = of_target.get(status, 0) + 1
+            if status == "firing":
+                reason = alert["annotations"].get("description", "")[:80]
+                why[reason] = why.get(reason, 0) + 1
         return web.Response(text="ok")
 
     async def counted(_request: web.Request) -> web.Response:
-        return web.json_response(counts)
+        return web.json_response({**counts, "by_target": by_target, "why": why})
 
     async def main() -> None:
         app = web.Application()
@@ -178,7 +186,7 @@ def soak(args: Any, workdir: Path) -> dict[str, Any]:
             time.sleep(min(args.sample_every, max(0.0, end - time.time())))
         after = scrape(metrics)
         with urllib.request.urlopen(f"{flap_base}/counts", timeout=10) as resp:
-            counts: dict[str, int] = json.load(resp)
+            counts: dict[str, Any] = json.load(resp)
         code = stop(proc)
         errors = sum('"level": "error"' in line for line in log.read_text().splitlines())
     finally:
@@ -186,6 +194,22 @@ def soak(args: Any, workdir: Path) -> dict[str, Any]:
             stop(p)
 
     per_target = flips(epoch, args.flap_period, until)
+    # Alerts of the targets made to flap, against what they must be; any other target's
+    # alert is a probe that really failed (a timeout when the machine cannot keep up).
+    flapping = {f"t{n:05d}" for n in range(args.flapping)}
+    by_target = counts.pop("by_target")
+    of_flapping = {
+        status: sum(c.get(status, 0) for t, c in by_target.items() if t in flapping)
+        for status in ("firing", "resolved")
+    }
+    others = {
+        "targets": sum(1 for t in by_target if t not in flapping),
+        **{
+            status: sum(c.get(status, 0) for t, c in by_target.items() if t not in flapping)
+            for status in ("firing", "resolved")
+        },
+        "why": sorted(counts.pop("why").items(), key=lambda kv: -kv[1])[:3],
+    }
     lateness, lag = (
         delta(histogram_buckets(after, metric), histogram_buckets(before, metric))
         for metric in ("vigild_cycle_lateness_seconds", "vigild_event_loop_lag_seconds")
@@ -207,6 +231,8 @@ def soak(args: Any, workdir: Path) -> dict[str, Any]:
         "expected_firing": args.flapping * (per_target // 2),
         "expected_resolved": args.flapping * (per_target // 2),
         "received": counts,
+        "received_flapping": of_flapping,
+        "received_others": others,
         "vigild_notifications_sent": sent(after),
         "exit_code": code,
         "error_lines": errors,
@@ -239,9 +265,10 @@ def main() -> None:
     growth = result["rss_end_mb"] - result["rss_after_warmup_mb"]
     received = result["received"]
     mismatch = {
-        status: received.get(status, 0) - result[f"expected_{status}"]
+        status: result["received_flapping"][status] - result[f"expected_{status}"]
         for status in ("firing", "resolved")
     }
+    others = result["received_others"]
     print(
         f"{result['targets']:,} targets every {result['interval_s']:g} s for "
         f"{result['minutes']:g} min, {result['flapping']} flapping "
@@ -260,9 +287,17 @@ def main() -> None:
     print(
         f"alerts received: {received.get('firing', 0)} firing, {received.get('resolved', 0)}"
         f" resolved in {received.get('messages', 0)} messages (vigild counted"
-        f" {result['vigild_notifications_sent']:.0f} sent); expected"
+        f" {result['vigild_notifications_sent']:.0f} sent)"
+    )
+    print(
+        f"  of the flapping targets: {result['received_flapping']['firing']} firing,"
+        f" {result['received_flapping']['resolved']} resolved; expected"
         f" {result['expected_firing']} and {result['expected_resolved']}:"
         f" {'ok' if not any(mismatch.values()) else f'MISMATCH {mismatch}'}"
+    )
+    print(
+        f"  of {others['targets']} other targets, whose probes failed: {others['firing']} firing,"
+        f" {others['resolved']} resolved; most said {others['why']}"
     )
     print(
         f"vigild exit code {result['exit_code']}, error lines in its log: {result['error_lines']}"
