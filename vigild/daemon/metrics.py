@@ -57,6 +57,8 @@ ACTION_OUTCOMES = ("succeeded", "failed", "timeout", "finished", "skipped", "dry
 RELOAD_OUTCOMES = ("applied", "rejected")
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _BUCKET_LABELS = (*(go_float(b) for b in DURATION_BUCKETS), "+Inf")
+SHARED_SEVERITIES = 1024
+"""Distinct severity tables kept for sharing; past that the table starts over."""
 
 _FAMILIES = {
     "vigild_probe_success": ("gauge", "1 if the last probe of the target succeeded, else 0."),
@@ -143,15 +145,17 @@ class HistoryCollector(Collector):
 class _Series:
     """Everything /metrics says about one target, updated in place after each probe."""
 
-    labels: str
-    """``target="api",type="http"``, escaped and redacted."""
     target_label: str
+    """``target="api"``, escaped and redacted."""
+    type_label: str
+    """``type="http"``: one string for all the targets of a type."""
     success: str = "0"
     buckets: list[int] = field(default_factory=lambda: [0] * len(_BUCKET_LABELS))
     duration_sum: float = 0.0
     duration_count: int = 0
     values: dict[str, float] = field(default_factory=dict)
     severities: dict[str, Severity] = field(default_factory=dict)
+    """Replaced, never changed: targets whose verdicts stand alike share one."""
 
 
 class Metrics:
@@ -166,6 +170,8 @@ class Metrics:
         self._secrets = secrets
         self._targets: dict[str, _Series] = {}
         self._metric_labels: dict[str, str] = {}
+        self._type_labels: dict[str, str] = {}
+        self._severities: dict[tuple[tuple[str, Severity], ...], dict[str, Severity]] = {}
         # `_created` series double the exposition and no dashboard of ours reads them.
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry()
@@ -265,8 +271,23 @@ class Metrics:
         series.duration_count += 1
         series.values = observation.metrics  # never changed after the probe made it
         severities = series.severities
-        for verdict, severity in zip(event.verdicts, event.severities, strict=True):
-            severities[verdict.metric] = severity
+        changed = [
+            (verdict.metric, severity)
+            for verdict, severity in zip(event.verdicts, event.severities, strict=True)
+            if severities.get(verdict.metric) is not severity
+        ]
+        if changed:
+            series.severities = self._shared({**severities, **dict(changed)})
+
+    def _shared(self, severities: dict[str, Severity]) -> dict[str, Severity]:
+        """One table per distinct content: 10,000 targets, all ok, hold one, not 10,000."""
+        key = tuple(severities.items())
+        found = self._severities.get(key)
+        if found is None:
+            if len(self._severities) >= SHARED_SEVERITIES:
+                self._severities.clear()  # kept by the targets that use them, shared no more
+            found = self._severities[key] = severities
+        return found
 
     def delivery_outcome(self, event: DeliveryOutcome) -> None:
         self.notifications.labels(event.notifier, event.outcome).inc()
@@ -310,13 +331,16 @@ class Metrics:
             owner = config.owner_of(name)
             if owner is not None:
                 fresh = self._series(name, kinds[owner])
-                series.labels, series.target_label = fresh.labels, fresh.target_label
+                series.target_label, series.type_label = fresh.target_label, fresh.type_label
                 kept[name] = series
         self._targets = kept
 
     def _series(self, name: str, kind: str) -> _Series:
         target = f'target="{label_value(printable(redact(name, self._secrets())))}"'
-        return _Series(labels=f'{target},type="{label_value(kind)}"', target_label=target)
+        type_label = self._type_labels.get(kind)
+        if type_label is None:
+            type_label = self._type_labels[kind] = f'type="{label_value(kind)}"'
+        return _Series(target, type_label)
 
     # -- exposition -------------------------------------------------------
 
@@ -329,14 +353,14 @@ class Metrics:
         """
         targets = [
             _Series(
-                s.labels,
                 s.target_label,
+                s.type_label,
                 s.success,
                 s.buckets.copy(),
                 s.duration_sum,
                 s.duration_count,
                 s.values,  # replaced by each probe, never changed
-                s.severities.copy(),
+                s.severities,  # likewise
             )
             for s in self._targets.values()
         ]
@@ -359,15 +383,16 @@ class Metrics:
 
         family("vigild_probe_success")
         for s in targets:
-            add(f"vigild_probe_success{{{s.labels}}} {s.success}\n")
+            add(f"vigild_probe_success{{{s.target_label},{s.type_label}}} {s.success}\n")
         family("vigild_probe_duration_seconds")
         for s in targets:
+            labels = f"{s.target_label},{s.type_label}"
             cumulative = 0
             for le, count in zip(_BUCKET_LABELS, s.buckets, strict=True):
                 cumulative += count
-                add(f'vigild_probe_duration_seconds_bucket{{{s.labels},le="{le}"}} {cumulative}\n')
-            add(f"vigild_probe_duration_seconds_sum{{{s.labels}}} {go_float(s.duration_sum)}\n")
-            add(f"vigild_probe_duration_seconds_count{{{s.labels}}} {s.duration_count}\n")
+                add(f'vigild_probe_duration_seconds_bucket{{{labels},le="{le}"}} {cumulative}\n')
+            add(f"vigild_probe_duration_seconds_sum{{{labels}}} {go_float(s.duration_sum)}\n")
+            add(f"vigild_probe_duration_seconds_count{{{labels}}} {s.duration_count}\n")
         family("vigild_probe_value")
         for s in targets:
             for metric, value in s.values.items():

@@ -25,6 +25,7 @@ import structlog
 from vigild.config_sections import HistoryConfig
 from vigild.events import CycleCompleted, ProbeResult
 from vigild.fields import parse_duration
+from vigild.model import Observation
 from vigild.storage.history_file import HistoryFile
 from vigild.storage.history_reader import HistoryReader
 from vigild.storage.history_tiers import RAW, Retention
@@ -38,7 +39,8 @@ QUEUE_BATCHES = 16
 REOPEN_EVERY = 60.0
 """Seconds between attempts to open a history file that could not be opened."""
 
-Batch = list[tuple[str, float, dict[str, float]]]
+Batch = list[Observation]
+"""A cycle's observations: the board holds them anyway, so a batch adds one list slot each."""
 
 
 def retention(config: HistoryConfig) -> Retention:
@@ -74,8 +76,7 @@ class HistoryWriter:
 
     def probe_result(self, event: ProbeResult) -> None:
         """Runs for every probe, so an append and nothing more."""
-        observation = event.observation
-        self._pending.append((observation.target, observation.time, observation.metrics))
+        self._pending.append(event.observation)
 
     def cycle_completed(self, _event: CycleCompleted) -> None:
         self._hand_over()
@@ -104,11 +105,21 @@ class HistoryWriter:
 
     def _run(self) -> None:
         try:
-            while (batch := self._queue.get()) is not None:
-                self._write(batch)
+            while self._write_next():
+                pass
         finally:
             if self._file is not None:
                 self._file.close()
+
+    def _write_next(self) -> bool:
+        """Write the next batch; False at the end. A batch goes with this frame: held
+        while the writer waits, it would keep a whole cycle's observations alive
+        through the next cycle, as much memory again as the board's."""
+        batch = self._queue.get()
+        if batch is None:
+            return False
+        self._write(batch)
+        return True
 
     def _open(self) -> HistoryFile | None:
         if self._file is None and time.monotonic() >= self._retry_at:
@@ -126,7 +137,7 @@ class HistoryWriter:
             return
         late = history.late
         try:
-            history.append(batch)
+            history.append((o.target, o.time, o.metrics) for o in batch)
         except sqlite3.DatabaseError as exc:
             self.dropped["write_failed"] += len(batch)
             if isinstance(exc, sqlite3.OperationalError):

@@ -48,6 +48,10 @@ class Probe(ABC):
 
     keeps_state = False
 
+    # Built once per target: a probe of a type that has thousands of targets declares
+    # slots of its own as well (a subclass without them still gets a __dict__).
+    __slots__ = ("_context", "target", "timeout")
+
     def __init__(
         self, target: TargetConfig, timeout: float, context: ProbeContext | None = None
     ) -> None:

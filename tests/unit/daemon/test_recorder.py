@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from pathlib import Path
 
 from vigild.config_sections import HistoryConfig
@@ -53,3 +54,28 @@ def test_a_path_that_cannot_be_opened_is_counted_and_left_alone(tmp_path: Path) 
     # The first batch tried to open it; the next two waited for the retry a minute later.
     assert writer.dropped == {"queue_full": 0, "write_failed": 3, "late": 0}
     assert path.is_dir() and [p.name for p in tmp_path.iterdir()] == ["h.db"]
+
+
+class _Metrics(dict[str, float]):
+    """A metrics dict that a weak reference can watch."""
+
+
+def test_a_written_batch_is_let_go_before_the_next_cycle(tmp_path: Path) -> None:
+    # Held until the next batch arrives, a cycle's observations would live through
+    # the next cycle: twice the memory of the board at 10,000 targets.
+    writer = HistoryWriter(tmp_path / "h.db", HistoryConfig(), clock=lambda: START)
+    metrics = _Metrics(latency_seconds=0.1)
+    watched = weakref.ref(metrics)
+    writer.probe_result(
+        ProbeResult("api", "http", Observation("api", START, True, metrics=metrics), [], [])
+    )
+    del metrics
+    writer.cycle_completed(CycleCompleted(30.0, START, 0.0, 0.1, recorded=True))
+    deadline = time.monotonic() + 10
+    while watched() is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        assert watched() is None
+        assert writer.dropped == {"queue_full": 0, "write_failed": 0, "late": 0}
+    finally:
+        writer.close()

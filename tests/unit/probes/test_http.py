@@ -638,3 +638,12 @@ async def test_concurrent_probes_share_the_session(
     assert all(obs.up for (obs,) in results)
     assert time.perf_counter() - started < 2.0  # concurrent, not 20 times 0.2 s
     assert target_server.hits == 20
+
+
+async def test_a_probe_keeps_no_dict_of_its_own(session: aiohttp.ClientSession) -> None:
+    # One probe per target: at 10,000 targets a __dict__ each is megabytes.
+    https = make_probe(session, "https://127.0.0.1:9/", 0.3, expect_status=[200, 204])
+    plain = make_probe(session, "http://127.0.0.1:9/")
+    for probe in (https, plain):
+        assert not hasattr(probe, "__dict__")
+    assert https._timeout is make_probe(session, "http://127.0.0.1:9/x", 0.3)._timeout
