@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -48,8 +49,7 @@ def serve(port: int, epoch: float, period: float, until: float) -> None:
     from aiohttp import web
 
     counts: dict[str, Any] = {"messages": 0, "firing": 0, "resolved": 0}
-    by_target: dict[str, dict[str, int]] = {}
-    why: dict[str, int] = {}
+    by_target: dict[str, dict[str, Any]] = {}
 
     def down() -> bool:
         now = time.time()
@@ -68,13 +68,12 @@ def serve(port: int, epoch: float, period: float, until: float) -> None:
             counts[status] = counts.get(status, 0) + 1
             of_target = by_target.setdefault(alert["labels"]["target"], {})
             of_target[status] = of_target.get(status, 0) + 1
-            if status == "firing":
-                reason = alert["annotations"].get("description", "")[:80]
-                why[reason] = why.get(reason, 0) + 1
+            if status == "firing":  # its first line: what the probe found
+                of_target["why"] = alert["annotations"].get("description", "").split("\n")[0]
         return web.Response(text="ok")
 
     async def counted(_request: web.Request) -> web.Response:
-        return web.json_response({**counts, "by_target": by_target, "why": why})
+        return web.json_response({**counts, "by_target": by_target})
 
     async def main() -> None:
         app = web.Application()
@@ -208,7 +207,9 @@ def soak(args: Any, workdir: Path) -> dict[str, Any]:
             status: sum(c.get(status, 0) for t, c in by_target.items() if t not in flapping)
             for status in ("firing", "resolved")
         },
-        "why": sorted(counts.pop("why").items(), key=lambda kv: -kv[1])[:3],
+        "why": Counter(
+            c["why"] for t, c in by_target.items() if t not in flapping and "why" in c
+        ).most_common(3),
     }
     lateness, lag = (
         delta(histogram_buckets(after, metric), histogram_buckets(before, metric))
