@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from vigild.assembly import Config
+from vigild.config_sections import ContainerDiscoveryConfig
 from vigild.daemon.parts import Watched
 from vigild.discovery import ContainerDiscovery
 from vigild.engine_api import connect
@@ -18,12 +19,11 @@ async def _nothing() -> None:
     """``vigild --once`` looks once and follows nothing: no change to apply."""
 
 
-async def discovered_once(config: Config) -> tuple[Config, bool]:
-    """``config`` with the targets its labelled containers give now (``vigild --once``),
-    and whether the engine answered (when not, ``config`` as it is)."""
-    settings = config.discovery.containers
-    if settings is None:
-        return config, True
+async def discovered_once(
+    config: Config, settings: ContainerDiscoveryConfig
+) -> tuple[Config, bool]:
+    """``config`` with the targets the containers ``settings`` label give now (``vigild
+    --once``), and whether the engine answered (when not, ``config`` as it is)."""
     discovery = ContainerDiscovery(
         settings, connect(settings.engine, secrets=lambda: config.secrets), _nothing
     )

@@ -31,10 +31,10 @@ class OnceResult:
 
 async def run_once(config: Config, output: str = "text") -> OnceResult:
     answered = True
-    if config.discovery.containers is not None:
+    if (discovery := config.discovery.containers) is not None:
         from vigild.daemon.discovered import discovered_once
 
-        config, answered = await discovered_once(config)
+        config, answered = await discovered_once(config, discovery)
     runtime = await Runtime(config).open(lock_wait=lock_wait(), undiscovered=not answered)
     try:
         await runtime.run_cycle()

@@ -132,13 +132,7 @@ class Runtime:
         self.parts = self._build(self._config, None)
         # What a config changed while vigild was stopped no longer watches resolves now,
         # as at a reload; a discovered target's alerts wait for discovery to say.
-        watching = self._watching(self._config)
-        self.parts.engine.retain(
-            lambda target, metric: (
-                watching(target, metric) or (undiscovered and self._config.owner_of(target) is None)
-            ),
-            self.clock(),
-        )
+        self.parts.engine.retain(self._watching(self._config, unknown=undiscovered), self.clock())
         # In a thread: a large history takes a while, and the loop serves meanwhile.
         await asyncio.to_thread(self._warm, self._config, WARM_AT_START)
         states = self.db.probe_states.load()
@@ -340,15 +334,16 @@ class Runtime:
         return old
 
     @staticmethod
-    def _watching(config: Config) -> Callable[[str, str], bool]:
-        """Whether ``config`` watches a target's (or a container's) metric."""
+    def _watching(config: Config, *, unknown: bool = False) -> Callable[[str, str], bool]:
+        """Whether ``config`` watches a target's (or a container's) metric; ``unknown``:
+        the answer for a target ``config`` does not have (one discovery may add yet)."""
         rules = config.rules
 
         def watched(observed: str, metric: str) -> bool:
             owner = config.owner_of(observed)
-            return owner is not None and (
-                metric in rules[owner] or base_metric(metric) in rules[owner]
-            )
+            if owner is None:
+                return unknown
+            return metric in rules[owner] or base_metric(metric) in rules[owner]
 
         return watched
 

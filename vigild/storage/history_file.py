@@ -224,7 +224,7 @@ class HistoryFile:
         order = sorted(range(len(ids)), key=ids.__getitem__)
         ids = array("q", map(ids.__getitem__, order))
         times = array("q", map(times.__getitem__, order))
-        values = array("d", keep_bits(array("d", map(values.__getitem__, order)), RAW.bits))
+        values = array("d", keep_bits([values[i] for i in order], RAW.bits))
         self.db.execute(
             "INSERT INTO staged (first, last, series, times, vals) VALUES (?, ?, ?, ?, ?)",
             (min(times), max(times), ids.tobytes(), times.tobytes(), values.tobytes()),

@@ -171,8 +171,6 @@ def encode_buckets(buckets: Sequence[Bucket]) -> bytes:
 
 
 def _kept(buckets: Sequence[Bucket], bits: int) -> list[Bucket]:
-    if not buckets:
-        return []
     columns = zip(*(b.columns() for b in buckets), strict=True)
     kept = [keep_bits(column, bits) for column in columns]
     return [Bucket(b.start, *row) for b, row in zip(buckets, zip(*kept, strict=True), strict=True)]
