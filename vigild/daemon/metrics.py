@@ -57,6 +57,8 @@ ACTION_OUTCOMES = ("succeeded", "failed", "timeout", "finished", "skipped", "dry
 RELOAD_OUTCOMES = ("applied", "rejected")
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _BUCKET_LABELS = (*(go_float(b) for b in DURATION_BUCKETS), "+Inf")
+TARGETS_A_PIECE = 512
+"""Targets per piece of /metrics: about 6 ms of the loop, 860 KB of text."""
 SHARED_SEVERITIES = 1024
 """Distinct severity tables kept for sharing; past that the table starts over."""
 
@@ -344,68 +346,64 @@ class Metrics:
 
     # -- exposition -------------------------------------------------------
 
-    def exposition(self) -> Callable[[], bytes]:
-        """What /metrics shows now, to render: call it on the event loop, where probe
-        results update the targets' series, then render in a worker thread.
-
-        The copy costs about a microsecond a target; rendering costs tens, which at
-        10,000 targets the loop must not spend.
+    def exposition(self) -> Iterator[bytes]:
+        """/metrics, a piece at a time: the registry's metrics, then each per-target
+        family in pieces of ``TARGETS_A_PIECE`` targets, each redacted and encoded on its
+        own. Rendered on the event loop, where probe results update the series (so a
+        target's lines are never torn), by a writer that lets the loop run between
+        pieces: a piece costs about 6 ms. Built whole, the page at 10,000 targets (17 MB:
+        its lines, their join, a redacted copy, the encoded copy) took 60 MB that the
+        process kept after, and a copy of the series made for a thread another 3 MB.
         """
-        targets = [
-            _Series(
-                s.target_label,
-                s.type_label,
-                s.success,
-                s.buckets.copy(),
-                s.duration_sum,
-                s.duration_count,
-                s.values,  # replaced by each probe, never changed
-                s.severities,  # likewise
-            )
-            for s in self._targets.values()
-        ]
+        targets = list(self._targets.values())
         secrets = self._secrets()
-
-        def render() -> bytes:
-            # prometheus-client's own metrics take a lock per update: safe from a thread.
-            registry = redact_exposition(render_registry(self.registry).decode(), secrets)
-            return (registry + self._render_targets(targets)).encode()
-
-        return render
-
-    def _render_targets(self, targets: list[_Series]) -> str:
-        out: list[str] = []
-        add = out.append
-
-        def family(name: str) -> None:
+        yield redact_exposition(render_registry(self.registry).decode(), secrets).encode()
+        for name, lines in self._families:
             kind, help_text = _FAMILIES[name]
-            add(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
+            piece = f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n"
+            for start in range(0, max(len(targets), 1), TARGETS_A_PIECE):
+                piece += "".join(lines(targets[start : start + TARGETS_A_PIECE]))
+                yield redact_exposition(piece, secrets).encode()
+                piece = ""
 
-        family("vigild_probe_success")
+    @property
+    def _families(self) -> tuple[tuple[str, Callable[[list[_Series]], Iterator[str]]], ...]:
+        return (
+            ("vigild_probe_success", self._success_lines),
+            ("vigild_probe_duration_seconds", self._duration_lines),
+            ("vigild_probe_value", self._value_lines),
+            ("vigild_alert_severity", self._severity_lines),
+        )
+
+    @staticmethod
+    def _success_lines(targets: list[_Series]) -> Iterator[str]:
         for s in targets:
-            add(f"vigild_probe_success{{{s.target_label},{s.type_label}}} {s.success}\n")
-        family("vigild_probe_duration_seconds")
+            yield f"vigild_probe_success{{{s.target_label},{s.type_label}}} {s.success}\n"
+
+    @staticmethod
+    def _duration_lines(targets: list[_Series]) -> Iterator[str]:
         for s in targets:
             labels = f"{s.target_label},{s.type_label}"
             cumulative = 0
             for le, count in zip(_BUCKET_LABELS, s.buckets, strict=True):
                 cumulative += count
-                add(f'vigild_probe_duration_seconds_bucket{{{labels},le="{le}"}} {cumulative}\n')
-            add(f"vigild_probe_duration_seconds_sum{{{labels}}} {go_float(s.duration_sum)}\n")
-            add(f"vigild_probe_duration_seconds_count{{{labels}}} {s.duration_count}\n")
-        family("vigild_probe_value")
+                yield f'vigild_probe_duration_seconds_bucket{{{labels},le="{le}"}} {cumulative}\n'
+            yield f"vigild_probe_duration_seconds_sum{{{labels}}} {go_float(s.duration_sum)}\n"
+            yield f"vigild_probe_duration_seconds_count{{{labels}}} {s.duration_count}\n"
+
+    def _value_lines(self, targets: list[_Series]) -> Iterator[str]:
         for s in targets:
             for metric, value in s.values.items():
-                add(
+                yield (
                     f"vigild_probe_value{{{self._metric_label(metric)},{s.target_label}}} "
                     f"{go_float(value)}\n"
                 )
-        family("vigild_alert_severity")
+
+    def _severity_lines(self, targets: list[_Series]) -> Iterator[str]:
         for s in targets:
             for metric, severity in s.severities.items():
                 labels = f"{self._metric_label(metric)},{s.target_label}"
-                add(f"vigild_alert_severity{{{labels}}} {severity:d}\n")
-        return "".join(out)
+                yield f"vigild_alert_severity{{{labels}}} {severity:d}\n"
 
     def _metric_label(self, metric: str) -> str:
         """``metric="disk_percent",series="/var"``; few distinct ones, so cached."""

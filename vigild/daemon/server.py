@@ -18,7 +18,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -32,7 +32,7 @@ from vigild.daemon.push import PushReceiver, UnknownKey
 from vigild.daemon.shared import SharedBuilds
 from vigild.fields import is_loopback, split_listen, unix_listen
 from vigild.probes.push import Tail
-from vigild.redaction import redact_exposition, redact_values
+from vigild.redaction import redact_values
 from vigild.status import Moment
 from vigild.storage.errors import StateFileError
 
@@ -44,11 +44,12 @@ __all__ = ["make_app", "open_site"]
 log = structlog.get_logger("vigild")
 
 MAX_REQUEST_BODY = 64 * 1024
+JSON_UTF8 = "application/json; charset=utf-8"
 
 
 def make_app(
     *,
-    exposition: Callable[[], Callable[[], bytes]],
+    exposition: Callable[[], Iterator[bytes]],
     status: Callable[[], Moment],
     ready: Callable[[], bool],
     secrets: Callable[[], frozenset[str]],
@@ -62,13 +63,13 @@ def make_app(
     pushes: PushReceiver | None = None,
     week: Callable[[str], WeekSnapshot] | None = None,
 ) -> web.Application:
-    """``status``, ``page``, ``week`` and ``exposition`` take what their endpoint shows
-    on the event loop, cheaply; the rest of the work is done in a worker thread, one
-    build at a time per endpoint, shared by the requests that come while it is pending
-    (``SharedBuilds``)."""
+    """``status``, ``page`` and ``week`` take what their endpoint shows on the event
+    loop, cheaply; the rest of the work is done in a worker thread, one build at a time
+    per endpoint, shared by the requests that come while it is pending
+    (``SharedBuilds``). ``exposition`` renders /metrics on the loop a piece at a time,
+    written as it comes."""
     pages: SharedBuilds[str | None] = SharedBuilds()
-    statuses: SharedBuilds[bytes] = SharedBuilds()
-    scrapes: SharedBuilds[bytes] = SharedBuilds()
+    statuses: SharedBuilds[list[bytes]] = SharedBuilds()
 
     def json_response(document: Any, status: int = 200) -> web.Response:
         text = _json_text(document, secrets())
@@ -89,14 +90,8 @@ def make_app(
             )
         return None
 
-    async def scrape() -> bytes:
-        # Taken on the loop, where probes update the series; rendering 10,000 targets'
-        # series takes long enough to be worth a thread.
-        return await asyncio.to_thread(_redacted_exposition, exposition(), secrets())
-
-    async def metrics(_request: web.Request) -> web.Response:
-        body = await scrapes.get(None, scrape)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    async def metrics(request: web.Request) -> web.StreamResponse:
+        return await send_pieces(request, exposition(), {"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -106,14 +101,15 @@ def make_app(
             return web.json_response({"status": "ready"})
         return web.json_response({"status": "starting"}, status=503)
 
-    async def status_body() -> bytes:
+    async def status_body() -> list[bytes]:
         # The moment is taken on the loop, where the engine lives; building, redacting
         # and writing 10,000 targets' worth of document held it for hundreds of ms.
         return await asyncio.to_thread(_status_body, status(), secrets())
 
-    async def api_status(_request: web.Request) -> web.Response:
-        body = await statuses.get(None, status_body)
-        return web.Response(body=body, content_type="application/json", charset="utf-8")
+    async def api_status(request: web.Request) -> web.StreamResponse:
+        pieces = await statuses.get(None, status_body)
+        length = sum(len(piece) for piece in pieces)
+        return await send_pieces(request, pieces, {"Content-Type": JSON_UTF8}, length=length)
 
     async def api_history(request: web.Request) -> web.Response:
         from vigild.daemon.recorder import QueryError
@@ -245,26 +241,51 @@ _NO_TARGETS = '\n  "targets": [],'
 at this depth so named (a value is quoted, a label's key is indented deeper)."""
 
 
-def _status_body(moment: Moment, secrets: frozenset[str]) -> bytes:
+def _status_body(moment: Moment, secrets: frozenset[str]) -> list[bytes]:
     """``moment``'s document as ``_json_text`` writes it, in UTF-8, one target at a time:
     10,000 entries alive at once would set off a full collection, which holds the event
-    loop too, for about 100 ms; and no copy of the whole text is made but the answer."""
+    loop too, for about 100 ms. It comes in pieces of ``ENTRIES_A_PIECE`` targets, sent
+    one after the other: the whole text is never copied into one answer."""
     head, tail = _json_text(moment.document([]), secrets).split(_NO_TARGETS)
     listed = moment.listed()
     if not listed:
-        return f"{head}{_NO_TARGETS}{tail}".encode()
-    parts = [head.encode(), b'\n  "targets": [\n']
-    for at, shown in enumerate(listed):
-        if at:
-            parts.append(b",\n")
-        entry = _json_text(moment.entry(*shown), secrets).replace("\n", "\n    ")
-        parts.append(f"    {entry}".encode())
-    parts += [b"\n  ],", tail.encode()]
-    return b"".join(parts)
+        return [f"{head}{_NO_TARGETS}{tail}".encode()]
+    pieces = [f'{head}\n  "targets": [\n'.encode()]
+    for start in range(0, len(listed), ENTRIES_A_PIECE):
+        entries = (
+            "    " + _json_text(moment.entry(*shown), secrets).replace("\n", "\n    ")
+            for shown in listed[start : start + ENTRIES_A_PIECE]
+        )
+        pieces.append(((",\n" if start else "") + ",\n".join(entries)).encode())
+    pieces.append(f"\n  ],{tail}".encode())
+    return pieces
 
 
-def _redacted_exposition(render: Callable[[], bytes], secrets: frozenset[str]) -> bytes:
-    return redact_exposition(render().decode(), secrets).encode()
+ENTRIES_A_PIECE = 256
+
+
+async def send_pieces(
+    request: web.Request,
+    pieces: Iterable[bytes],
+    headers: Mapping[str, str],
+    *,
+    length: int | None = None,
+) -> web.StreamResponse:
+    """``pieces`` as one answer, written one at a time with the loop let run between
+    them: the writer waits for the client to take each, so a page is never copied whole
+    into a buffer. Without ``length`` the answer is chunked. A client that leaves before
+    the end (a scrape timing out) is no error of ours."""
+    response = web.StreamResponse(headers=headers)
+    response.content_length = length
+    await response.prepare(request)
+    try:
+        for piece in pieces:
+            await response.write(piece)
+            await asyncio.sleep(0)
+        await response.write_eof()
+    except ConnectionResetError:
+        log.debug("client left before the answer was written", path=request.path)
+    return response
 
 
 async def tail(content: StreamReader) -> bytes:

@@ -53,7 +53,7 @@ async def test_a_blocking_call_on_the_loop_is_recorded_as_lag(metrics: Metrics) 
 
     assert quiet > 0
     assert seen[quiet] >= 0.15
-    exposition = metrics.exposition()()
+    exposition = b"".join(metrics.exposition())
     assert sample(exposition, "vigild_event_loop_lag_seconds_count") == len(seen)
     assert sample(exposition, 'vigild_event_loop_lag_seconds_bucket{le="0.1"}') < len(seen)
     assert sample(exposition, "vigild_event_loop_lag_seconds_sum") >= 0.15

@@ -484,7 +484,7 @@ def test_control_characters_in_names_are_escaped_in_report_page_and_metrics(
     metrics = Metrics(lambda: config.secrets, state_file=db.file)
     severities = engine.severities(name, verdicts)
     metrics.probe_result(ProbeResult("box", "container", observation, verdicts, severities))
-    exposition = metrics.exposition()().decode()
+    exposition = b"".join(metrics.exposition()).decode()
     assert 'vigild_probe_success{target="box/evil\\\\x1b[2J\\\\rname",type="container"} 0' in (
         exposition
     )

@@ -4,6 +4,7 @@ show is built off the event loop, once for the requests that come together."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -18,9 +19,12 @@ from process import listen_address
 from vigild.alerting.engine import Engine
 from vigild.assembly import load
 from vigild.config import TargetConfig
+from vigild.daemon import metrics as metrics_module
+from vigild.daemon import server
 from vigild.daemon.app import Daemon as InProcessDaemon
 from vigild.daemon.paging import ROWS
 from vigild.daemon.server import _json_text, _status_body, open_site
+from vigild.events import ProbeResult
 from vigild.model import Observation
 from vigild.status import Board
 from vigild.thresholds import evaluate
@@ -131,10 +135,57 @@ def test_the_status_written_one_target_at_a_time_is_the_whole_document_as_json(
     moment = board.moment(config, engine, START + 5)
     whole = _json_text(moment.document(), config.secrets)
     assert "s3cr3t" not in whole and '"discovered"' in whole and '"box/b"' in whole
-    assert _status_body(moment, config.secrets) == whole.encode()
+    for per_piece in (256, 2, 1):
+        monkeypatch.setattr(server, "ENTRIES_A_PIECE", per_piece)
+        pieces = _status_body(moment, config.secrets)
+        assert b"".join(pieces) == whole.encode()
+        assert len(pieces) == 2 + -(-len(moment.listed()) // per_piece)  # head, entries, tail
     nothing = replace(config, targets=())
     empty = Board().moment(nothing, engine, START)
-    assert (
-        _status_body(empty, nothing.secrets)
-        == _json_text(empty.document(), nothing.secrets).encode()
+    assert b"".join(_status_body(empty, nothing.secrets)) == (
+        _json_text(empty.document(), nothing.secrets).encode()
     )
+
+
+async def test_a_scraper_that_leaves_mid_page_is_no_error_and_the_next_scrape_is_whole(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/metrics is written a piece at a time; a Prometheus whose scrape times out
+    closes the connection while pieces remain, which is not an error of vigild's."""
+    monkeypatch.setattr(metrics_module, "TARGETS_A_PIECE", 1)  # thousands of pieces
+    listen = listen_address()
+    config_file = tmp_path / "vigild.toml"
+    config_file.write_text(
+        f'[daemon]\nlisten = "{listen}"\nstate_path = "{tmp_path / "state.db"}"\n\n'
+        + "".join(
+            f'[[targets]]\nname = "t{i}"\ntype = "tcp"\nhost = "127.0.0.1"\nport = 1\n\n'
+            for i in range(TARGETS)
+        )
+    )
+    daemon = InProcessDaemon(load(config_file))
+    await daemon.setup()
+    await open_site(daemon.runner, daemon.config.daemon)
+    try:
+        for i in range(TARGETS):
+            observation = Observation(f"t{i}", START, True, None, {"latency_seconds": 0.01})
+            verdicts = evaluate(observation, daemon.config.rules[f"t{i}"])
+            severities = [v.severity for v in verdicts]
+            daemon.metrics.probe_result(
+                ProbeResult(f"t{i}", "tcp", observation, verdicts, severities)
+            )
+        host, port = listen.rsplit(":", 1)
+        for _ in range(3):
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(b"GET /metrics HTTP/1.1\r\nHost: vigild\r\n\r\n")
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200")
+            writer.transport.abort()  # unread pieces: the kernel answers the next with a reset
+        async with (
+            aiohttp.ClientSession(f"http://{listen}") as session,
+            session.get("/metrics") as response,
+        ):
+            page = await response.text()
+    finally:
+        await daemon.shutdown()
+    assert page.count("\nvigild_probe_success{") == TARGETS
+    assert page.endswith("\n")
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
