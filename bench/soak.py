@@ -10,10 +10,11 @@ same server, which counts the alerts it receives by status and target.
 Every flip is one alert event: the up→down flips fire, the down→up flips
 resolve. ``flap_limit`` is set out of reach and ``repeat_interval`` beyond
 the run, so the receiver must see exactly ``flapping * flips / 2`` firing and
-as many resolved alerts. Reported: RSS after the warm-up and at the end (and
-the slope of the samples in between), cycle lateness and event-loop lag p99
-from vigild's own histograms after the warm-up, and the alert counts against
-the expected ones.
+as many resolved alerts. ``/metrics`` is scraped every ``--scrape-every``
+seconds all along, as a Prometheus would. Reported: RSS after the warm-up and
+at the end (and the slope of the samples in between), cycle lateness and
+event-loop lag p99 from vigild's own histograms after the warm-up, and the
+alert counts against the expected ones.
 
     .venv/bin/python bench/soak.py                                   # 10,000 targets, 60 min
     .venv/bin/python bench/soak.py --targets 500 --flapping 20 --minutes 3 --warmup 60
@@ -174,15 +175,24 @@ def soak(args: Any, workdir: Path) -> dict[str, Any]:
         warm = launched + args.warmup
         samples: list[tuple[float, float]] = []
         before = ""
+        next_sample = next_scrape = time.time()
+        scrapes = 0
         while (now := time.time()) < end:
             for p in procs:
                 if p.poll() is not None:
                     raise RuntimeError(f"{p.args!r} exited with {p.returncode} mid-soak")
-            if now >= warm:
-                if not before:
-                    before = scrape(metrics)
-                samples.append((now, rss_mb(proc.pid)))
-            time.sleep(min(args.sample_every, max(0.0, end - time.time())))
+            if args.scrape_every and now >= next_scrape:
+                scrape(metrics)  # as Prometheus would, all along
+                scrapes += 1
+                next_scrape += args.scrape_every
+            if now >= next_sample:
+                if now >= warm:
+                    if not before:
+                        before = scrape(metrics)
+                    samples.append((now, rss_mb(proc.pid)))
+                next_sample += args.sample_every
+            upcoming = min(next_sample, next_scrape if args.scrape_every else end, end)
+            time.sleep(max(0.0, upcoming - time.time()))
         after = scrape(metrics)
         with urllib.request.urlopen(f"{flap_base}/counts", timeout=10) as resp:
             counts: dict[str, Any] = json.load(resp)
@@ -221,6 +231,7 @@ def soak(args: Any, workdir: Path) -> dict[str, Any]:
         "interval_s": args.interval,
         "minutes": args.minutes,
         "warmup_s": args.warmup,
+        "metrics_scrapes": scrapes,
         "flips_per_flapping_target": per_target,
         "rss_after_warmup_mb": samples[0][1] if samples else math.nan,
         "rss_end_mb": samples[-1][1] if samples else math.nan,
@@ -249,6 +260,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=300.0, help="seconds before RSS counts")
     parser.add_argument("--sample-every", type=float, default=10.0, help="RSS sample, seconds")
+    parser.add_argument(
+        "--scrape-every", type=float, default=15.0, help="/metrics as Prometheus would; 0: never"
+    )
     parser.add_argument("--vigild-python", default=sys.executable)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
@@ -273,7 +287,8 @@ def main() -> None:
     print(
         f"{result['targets']:,} targets every {result['interval_s']:g} s for "
         f"{result['minutes']:g} min, {result['flapping']} flapping "
-        f"({result['flips_per_flapping_target']} flips each)"
+        f"({result['flips_per_flapping_target']} flips each), /metrics scraped"
+        f" {result['metrics_scrapes']} times"
     )
     print(
         f"RSS: {result['rss_after_warmup_mb']:.1f} MB after the {result['warmup_s']:g} s warm-up,"
