@@ -22,7 +22,9 @@ from vigild.thresholds import evaluate
 
 @pytest.fixture
 def program(tmp_path: Path) -> Iterator[Callable[[str], subprocess.Popen[bytes]]]:
-    """Starts copies of ``sleep`` under a name of the test's choosing; all end at teardown."""
+    """Starts copies of ``sleep`` under a name of the test's choosing; all end at teardown.
+    Each test picks a name of its own: the tests run side by side, and the host probe
+    counts every process of the machine."""
     started: list[subprocess.Popen[bytes]] = []
 
     def start(name: str) -> subprocess.Popen[bytes]:
@@ -47,21 +49,21 @@ async def count(probe: HostProbe, name: str) -> float:
 async def test_processes_are_counted_by_name(
     tmp_path: Path, program: Callable[[str], subprocess.Popen[bytes]]
 ) -> None:
-    config = load_config(tmp_path, 'processes = [{ name = "vigildtestproc", min = 1 }]')
+    config = load_config(tmp_path, 'processes = [{ name = "vigildcounted", min = 1 }]')
     probe, rules = make_probe_from(config), config.rules["host"]
 
-    first = program("vigildtestproc")
-    assert await count(probe, "vigildtestproc") == 1.0
-    second = program("vigildtestproc")
-    assert await count(probe, "vigildtestproc") == 2.0
+    first = program("vigildcounted")
+    assert await count(probe, "vigildcounted") == 1.0
+    second = program("vigildcounted")
+    assert await count(probe, "vigildcounted") == 2.0
     for process in (first, second):
         process.kill()
         process.wait()
     (obs,) = await probe.probe(now=1.0)
-    assert obs.metrics["processes:vigildtestproc"] == 0.0
+    assert obs.metrics["processes:vigildcounted"] == 0.0
 
     # config.process_rules: fewer than `min` running is critical.
-    verdict = next(v for v in evaluate(obs, rules) if v.metric == "processes:vigildtestproc")
+    verdict = next(v for v in evaluate(obs, rules) if v.metric == "processes:vigildcounted")
     assert verdict.severity is Severity.CRITICAL
     assert verdict.threshold == 1
 
@@ -69,30 +71,30 @@ async def test_processes_are_counted_by_name(
 async def test_enough_processes_are_ok(
     tmp_path: Path, program: Callable[[str], subprocess.Popen[bytes]]
 ) -> None:
-    config = load_config(tmp_path, 'processes = [{ name = "vigildtestproc", min = 2 }]')
+    config = load_config(tmp_path, 'processes = [{ name = "vigildenough", min = 2 }]')
     probe = make_probe_from(config)
-    program("vigildtestproc")
+    program("vigildenough")
     (obs,) = await probe.probe(now=1.0)
     severity = {v.metric: v.severity for v in evaluate(obs, config.rules["host"])}
-    assert severity["processes:vigildtestproc"] is Severity.CRITICAL
-    program("vigildtestproc")
+    assert severity["processes:vigildenough"] is Severity.CRITICAL
+    program("vigildenough")
     (obs,) = await probe.probe(now=1.0)
     severity = {v.metric: v.severity for v in evaluate(obs, config.rules["host"])}
-    assert severity["processes:vigildtestproc"] is Severity.OK
+    assert severity["processes:vigildenough"] is Severity.OK
 
 
 async def test_a_zombie_does_not_count(
     tmp_path: Path, program: Callable[[str], subprocess.Popen[bytes]]
 ) -> None:
-    probe = make_probe(processes=[{"name": "vigildtestproc"}])
-    process = program("vigildtestproc")
-    assert await count(probe, "vigildtestproc") == 1.0
+    probe = make_probe(processes=[{"name": "vigildzombie"}])
+    process = program("vigildzombie")
+    assert await count(probe, "vigildzombie") == 1.0
     process.kill()  # not reaped: a zombie until the fixture waits for it
     deadline = time.monotonic() + 5.0
     while psutil.Process(process.pid).status() != psutil.STATUS_ZOMBIE:
         assert time.monotonic() < deadline, "the killed process never became a zombie"
         await asyncio.sleep(0.005)
-    assert await count(probe, "vigildtestproc") == 0.0
+    assert await count(probe, "vigildzombie") == 0.0
 
 
 async def test_a_name_longer_than_the_kernel_keeps_is_matched_whole(
