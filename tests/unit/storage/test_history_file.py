@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import math
 import random
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
+from vigild.storage import history_file
 from vigild.storage.chunks import keep_bits
-from vigild.storage.history_file import COMPACT_SERIES, HistoryFile
+from vigild.storage.history_file import HistoryFile
 from vigild.storage.history_reader import HistoryReader
-from vigild.storage.history_tiers import RAW, TICK, Bucket, Retention, aggregate
+from vigild.storage.history_tiers import GRACE, RAW, TICK, Bucket, Retention, aggregate
 from vigild.testing import FakeClock
 
 START = 1_800_000_000.0  # a whole hour
@@ -226,10 +228,14 @@ def test_the_hourly_tier_holds_each_day_rolled_up_and_the_current_day_too(tmp_pa
     assert found.buckets == _reference(written, 3600.0, 2)
 
 
-def test_compaction_by_ranges_of_series_keeps_every_value_of_every_series(tmp_path: Path) -> None:
+def test_compaction_by_ranges_of_series_keeps_every_value_of_every_series(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 61 batches an hour: 32 series a pass, so the 450 series take 15 passes.
+    monkeypatch.setattr(history_file, "COMPACT_VALUES", 2000)
     clock = FakeClock(START)
     history = HistoryFile(tmp_path / "h.db", Retention(), clock=clock)
-    targets = [f"t{i}" for i in range(COMPACT_SERIES // 3 + 50)]  # more series than one range
+    targets = [f"t{i}" for i in range(150)]
     rng = random.Random(3)
     written: dict[str, list[tuple[float, float]]] = {t: [] for t in targets}
     for _ in range(3 * 60):
@@ -293,3 +299,30 @@ def test_one_read_of_several_targets_gives_what_aggregates_gives_per_target(
                 step = tier.step / 1000
                 _, _, expected = reader.aggregates(target, "up", START, now, step, now=now)
                 assert sorted(buckets, key=lambda b: b.start) == expected
+
+
+def test_compaction_holds_a_bounded_number_of_values_however_short_the_interval(
+    tmp_path: Path,
+) -> None:
+    """An hour of 300 series every 3 s is 360,000 values (5.8 MB as arrays). Compacting
+    it held them all at once, which the process kept: at 10,000 targets, 140 MB."""
+    clock = FakeClock(START - START % 3600)
+    history = HistoryFile(tmp_path / "h.db", Retention(), clock=clock)
+    for _ in range(1200):
+        history.append(
+            (f"t{i}", clock(), {"up": 1.0, "status_code": 200.0, "latency_seconds": i / 1e3})
+            for i in range(100)
+        )
+        clock.advance(3)
+    clock.advance(GRACE / 1000 + 1)
+    tracemalloc.start()
+    try:
+        history.append([("t0", clock(), {"up": 1.0})])  # the hour is over: compacted
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    history.close()
+    with HistoryReader(tmp_path / "h.db", Retention()) as reader:
+        blocks = reader.db.execute("SELECT count(*) FROM blocks WHERE tier = 0").fetchone()[0]
+    assert blocks == 300
+    assert peak < 2**20 * (history_file.COMPACT_VALUES * 16 / 2**20 + 1.5)
