@@ -164,6 +164,14 @@ async def browser(profile: Path) -> AsyncIterator[Page]:
 def png_colours(data: bytes) -> tuple[int, int, collections.Counter[bytes]]:
     """Width, height and how many pixels of each RGB colour a non-interlaced 8-bit PNG
     (as Chromium writes them) holds."""
+    width, height, rows = png_rows(data)
+    colours = collections.Counter(pixel for row in rows for pixel in row)
+    return width, height, colours
+
+
+def png_rows(data: bytes) -> tuple[int, int, list[list[bytes]]]:
+    """Width, height and each row's RGB pixels, left to right, of a non-interlaced
+    8-bit PNG as Chromium writes them."""
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
     offset, chunks, header = 8, [], b""
     while offset < len(data):
@@ -180,7 +188,7 @@ def png_colours(data: bytes) -> tuple[int, int, collections.Counter[bytes]]:
     channels = 3 if colour == 2 else 4
     raw = zlib.decompress(b"".join(chunks))
     stride = width * channels
-    colours: collections.Counter[bytes] = collections.Counter()
+    rows: list[list[bytes]] = []
     previous = bytearray(stride)
     for y in range(height):
         start = y * (stride + 1)
@@ -200,6 +208,6 @@ def png_colours(data: bytes) -> tuple[int, int, collections.Counter[bytes]]:
                 pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
                 guess = left if pa <= pb and pa <= pc else up if pb <= pc else corner
                 line[i] = (line[i] + guess) & 0xFF
-        colours.update(bytes(line[x : x + 3]) for x in range(0, stride, channels))
+        rows.append([bytes(line[x : x + 3]) for x in range(0, stride, channels)])
         previous = line
-    return width, height, colours
+    return width, height, rows
