@@ -9,6 +9,12 @@ from pathlib import Path
 from targets import closed_port
 
 
+def numbered_targets(count: int, fields: str) -> str:
+    """``count`` ``[[targets]]`` named t0, t1, …, each with ``fields`` (TOML lines, in which
+    ``{i}`` is the target's number)."""
+    return "".join(f'[[targets]]\nname = "t{i}"\n{fields.format(i=i)}\n' for i in range(count))
+
+
 def toml_str(value: object) -> str:
     """A TOML basic string (JSON's escaping is valid TOML for these values)."""
     return json.dumps(str(value))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from cli_config import numbered_targets
+
 from vigild.alerting.engine import Engine
 from vigild.assembly import load
 from vigild.daemon.history import PageHistory
@@ -47,10 +49,7 @@ def test_a_big_setups_page_lists_a_page_of_targets_and_of_alerts(tmp_path: Path)
     config_file = tmp_path / "t.toml"
     config_file.write_text(
         '[daemon]\nstate_path = "state.db"\n'
-        + "".join(
-            f'[[targets]]\nname = "t{i}"\ntype = "tcp"\nhost = "127.0.0.1"\nport = 1\n'
-            for i in range(count)
-        )
+        + numbered_targets(count, 'type = "tcp"\nhost = "127.0.0.1"\nport = 1')
     )
     config = load(config_file)
     board = Board()

@@ -14,6 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
+from cli_config import numbered_targets
 from process import listen_address
 
 from vigild.alerting.engine import Engine
@@ -64,10 +65,7 @@ async def test_what_a_page_shows_is_built_off_the_loop_once_for_requests_that_co
     listen = listen_address()
     config_file.write_text(
         f'[daemon]\nlisten = "{listen}"\nstate_path = "{tmp_path / "state.db"}"\n\n'
-        + "".join(
-            f'[[targets]]\nname = "t{i}"\ntype = "http"\nurl = "http://127.0.0.1:1/{i}"\n\n'
-            for i in range(TARGETS)
-        )
+        + numbered_targets(TARGETS, 'type = "http"\nurl = "http://127.0.0.1:1/{i}"\n')
     )
     config = load(config_file)
     targets = Watched(config.targets)
@@ -157,10 +155,7 @@ async def test_a_scraper_that_leaves_mid_page_is_no_error_and_the_next_scrape_is
     config_file = tmp_path / "vigild.toml"
     config_file.write_text(
         f'[daemon]\nlisten = "{listen}"\nstate_path = "{tmp_path / "state.db"}"\n\n'
-        + "".join(
-            f'[[targets]]\nname = "t{i}"\ntype = "tcp"\nhost = "127.0.0.1"\nport = 1\n\n'
-            for i in range(TARGETS)
-        )
+        + numbered_targets(TARGETS, 'type = "tcp"\nhost = "127.0.0.1"\nport = 1\n')
     )
     daemon = InProcessDaemon(load(config_file))
     await daemon.setup()
