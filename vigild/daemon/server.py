@@ -45,6 +45,8 @@ log = structlog.get_logger("vigild")
 
 MAX_REQUEST_BODY = 64 * 1024
 JSON_UTF8 = "application/json; charset=utf-8"
+ENTRIES_A_PIECE = 256
+"""Targets per piece of ``/api/status``: about 250 KB of JSON."""
 
 
 def make_app(
@@ -259,9 +261,6 @@ def _status_body(moment: Moment, secrets: frozenset[str]) -> list[bytes]:
         pieces.append(((",\n" if start else "") + ",\n".join(entries)).encode())
     pieces.append(f"\n  ],{tail}".encode())
     return pieces
-
-
-ENTRIES_A_PIECE = 256
 
 
 async def send_pieces(
